@@ -1,0 +1,202 @@
+//! Tandem's use cases. This is the only write path.
+//!
+//! Every function here that reads or changes data takes an [`Actor`], asks
+//! [`tandem_domain::authz::authorize`] for a grant, applies the domain's rules, and for a
+//! change writes it together with its audit entry in one store transaction. HTTP handlers
+//! and the command line call these functions and nothing below them.
+
+mod audit_log;
+mod credentials;
+pub mod demo;
+mod directory;
+mod error;
+mod identity;
+mod tokens;
+
+pub use audit_log::AuditQuery;
+pub use credentials::{hash_password, new_secret, sha256_hex};
+pub use directory::{NewClient, NewSite, NewUser, UserPatch};
+pub use error::{Error, Result};
+pub use identity::{principal_of, totp_code_now, MfaEnrollment, SessionInfo, SignIn, SignInNext};
+pub use tokens::{NewToken, TOKEN_PREFIX};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tandem_domain::audit::AuditEntry;
+use tandem_domain::authz::{self, Action, Grant, Principal};
+use tandem_domain::{ClientId, Side, Timestamp};
+use tandem_store::{Store, Write};
+
+/// Settings the use cases need.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// How long a browser session lasts, in seconds.
+    pub session_ttl_secs: i64,
+    /// Issuer name shown in authenticator apps.
+    pub totp_issuer: String,
+    /// Longest lifetime of an API token, in days.
+    pub max_token_days: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            session_ttl_secs: 12 * 3600,
+            totp_issuer: "Tandem".into(),
+            max_token_days: 366,
+        }
+    }
+}
+
+/// The application: the store and the policy, shared by every request.
+#[derive(Clone)]
+pub struct App {
+    store: Store,
+    policy: Arc<Policy>,
+}
+
+/// Who is acting, for one request: the principal, or Tandem itself.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    /// The signed-in person or token; `None` for Tandem itself (console, seeder).
+    pub principal: Option<Principal>,
+    /// The request this action belongs to.
+    pub request_id: Option<String>,
+    /// The ticket or change the actor says this belongs to.
+    pub reference: Option<String>,
+    decided: Arc<AtomicBool>,
+}
+
+impl Actor {
+    /// A person or token acting through a request.
+    pub fn person(principal: Principal, request_id: Option<String>) -> Self {
+        Actor {
+            principal: Some(principal),
+            request_id,
+            reference: None,
+            decided: Arc::default(),
+        }
+    }
+
+    /// Tandem itself, acting from the server console (`tandem admin`, `tandem demo`).
+    pub fn system() -> Self {
+        Actor {
+            principal: None,
+            request_id: None,
+            reference: None,
+            decided: Arc::default(),
+        }
+    }
+
+    /// Whether any authorization decision was asked for while serving this actor.
+    ///
+    /// The server refuses to send a successful answer for a request that never asked: a
+    /// handler that forgets authorization fails closed.
+    pub fn decision_made(&self) -> bool {
+        self.decided.load(Ordering::SeqCst)
+    }
+
+    /// A shared flag that is set once a decision is made.
+    pub fn decision_flag(&self) -> Arc<AtomicBool> {
+        self.decided.clone()
+    }
+
+    /// Marks a request as one that needs no grant (it only concerns the caller's own session).
+    pub fn note_self_service(&self) {
+        self.decided.store(true, Ordering::SeqCst);
+    }
+
+    fn side(&self) -> Side {
+        self.principal.as_ref().map_or(Side::System, |p| p.side())
+    }
+
+    fn label(&self) -> String {
+        self.principal
+            .as_ref()
+            .map_or_else(|| "Tandem (server console)".to_string(), |p| p.label.clone())
+    }
+}
+
+/// An audit entry being built for the transaction it belongs to.
+pub(crate) struct Audit {
+    entry: AuditEntry,
+}
+
+impl Audit {
+    pub(crate) fn new(actor: &Actor, action: &str, target_kind: &str, target_id: impl ToString) -> Self {
+        Audit {
+            entry: AuditEntry {
+                client_id: None,
+                actor_id: actor.principal.as_ref().map(|p| p.user_id),
+                actor_label: actor.label(),
+                actor_side: actor.side(),
+                action: action.to_string(),
+                target_kind: target_kind.to_string(),
+                target_id: target_id.to_string(),
+                before: None,
+                after: None,
+                request_id: actor.request_id.clone(),
+                reference: actor.reference.clone(),
+            },
+        }
+    }
+    pub(crate) fn client(mut self, c: Option<ClientId>) -> Self {
+        self.entry.client_id = c;
+        self
+    }
+    pub(crate) fn before(mut self, v: serde_json::Value) -> Self {
+        self.entry.before = Some(v);
+        self
+    }
+    pub(crate) fn after(mut self, v: serde_json::Value) -> Self {
+        self.entry.after = Some(v);
+        self
+    }
+    pub(crate) async fn write(self, w: &mut Write) -> Result<()> {
+        tandem_store::audit::append(w, self.entry, Timestamp::now()).await?;
+        Ok(())
+    }
+}
+
+impl App {
+    /// The application over a store.
+    pub fn new(store: Store, policy: Policy) -> Self {
+        App {
+            store,
+            policy: Arc::new(policy),
+        }
+    }
+
+    /// The store, for health checks, backups and metrics.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Asks the one authorization function, and notes that the question was asked.
+    pub fn grant(&self, actor: &Actor, action: Action) -> Result<Grant> {
+        actor.decided.store(true, Ordering::SeqCst);
+        match &actor.principal {
+            Some(p) => authz::authorize(p, action, Timestamp::now()).map_err(Error::Forbidden),
+            None => Ok(system_grant(action)),
+        }
+    }
+}
+
+/// Tandem itself may do anything: it acts only from the server's own console.
+fn system_grant(action: Action) -> Grant {
+    let root = Principal {
+        user_id: tandem_domain::UserId::new(),
+        label: "Tandem".into(),
+        role: tandem_domain::Role::ProviderAdmin,
+        tenant: tandem_domain::Tenant::Provider,
+        technician: Default::default(),
+        access_expires_at: None,
+        token: None,
+    };
+    authz::authorize(&root, action, Timestamp::now()).expect("provider admin may do everything")
+}

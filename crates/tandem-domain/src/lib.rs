@@ -1,0 +1,17 @@
+//! Tandem's domain: the types and rules of co-managed IT, free of I/O.
+//!
+//! Nothing in this crate touches a database, a socket or a file. Storage, HTTP and
+//! the command line build on it; the rules here are what they all agree on.
+
+pub mod audit;
+pub mod authz;
+pub mod directory;
+pub mod ids;
+pub mod signin;
+pub mod tenancy;
+pub mod time;
+pub mod validate;
+
+pub use ids::{ClientId, SiteId, TokenId, UserId};
+pub use tenancy::{Role, Side, Tenant};
+pub use time::Timestamp;

@@ -1,0 +1,318 @@
+//! Clients, sites and users, every read scoped by the caller's grant.
+
+use crate::query::{flag, opt_parsed, opt_ts, parsed, text, ts, Paged, Sql};
+use crate::{Page, Result};
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+use tandem_domain::authz::{Grant, TechnicianAccess};
+use tandem_domain::directory::{Client, Site, User};
+use tandem_domain::{ClientId, Role, Tenant, Timestamp, UserId};
+
+// ---- clients --------------------------------------------------------------------------
+
+/// Adds a client.
+pub async fn insert_client(c: &mut AnyConnection, client: &Client) -> Result<()> {
+    Sql::new("INSERT INTO clients (id, name, slug, is_demo, created_at) VALUES (")
+        .text(client.id.to_string())
+        .push(", ")
+        .text(client.name.clone())
+        .push(", ")
+        .text(client.slug.clone())
+        .push(", ")
+        .int(client.is_demo as i64)
+        .push(", ")
+        .int(client.created_at.0)
+        .push(")")
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// Lists the clients the grant reaches, by name.
+pub async fn list_clients(c: &mut AnyConnection, grant: &Grant, page: Page) -> Result<Paged<Client>> {
+    let mut q = Sql::new("SELECT * FROM clients WHERE ");
+    q.scope("id", grant).push(" ORDER BY name, id").page(&page.probe());
+    let rows = q.fetch_all(c).await?;
+    let items = rows.iter().map(client).collect::<Result<Vec<_>>>()?;
+    Ok(Paged::from_probe(items, &page))
+}
+
+/// One client, if the grant reaches it.
+pub async fn get_client(c: &mut AnyConnection, grant: &Grant, id: ClientId) -> Result<Option<Client>> {
+    let mut q = Sql::new("SELECT * FROM clients WHERE id = ");
+    q.text(id.to_string()).push(" AND ").scope("id", grant);
+    q.fetch_optional(c).await?.as_ref().map(client).transpose()
+}
+
+/// Renames a client.
+pub async fn rename_client(c: &mut AnyConnection, id: ClientId, name: &str, slug: &str) -> Result<u64> {
+    Sql::new("UPDATE clients SET name = ")
+        .text(name)
+        .push(", slug = ")
+        .text(slug)
+        .push(" WHERE id = ")
+        .text(id.to_string())
+        .execute(c)
+        .await
+}
+
+/// A client by its slug, unscoped: only for the demo seeder and the command line.
+pub async fn client_by_slug_unscoped(c: &mut AnyConnection, slug: &str) -> Result<Option<Client>> {
+    Sql::new("SELECT * FROM clients WHERE slug = ")
+        .text(slug)
+        .fetch_optional(c)
+        .await?
+        .as_ref()
+        .map(client)
+        .transpose()
+}
+
+fn client(r: &AnyRow) -> Result<Client> {
+    Ok(Client {
+        id: parsed(r, "id")?,
+        name: text(r, "name")?,
+        slug: text(r, "slug")?,
+        is_demo: flag(r, "is_demo")?,
+        created_at: ts(r, "created_at")?,
+    })
+}
+
+// ---- sites ----------------------------------------------------------------------------
+
+/// Adds a site.
+pub async fn insert_site(c: &mut AnyConnection, s: &Site) -> Result<()> {
+    Sql::new("INSERT INTO sites (id, client_id, name, time_zone, address, created_at) VALUES (")
+        .text(s.id.to_string())
+        .push(", ")
+        .text(s.client_id.to_string())
+        .push(", ")
+        .text(s.name.clone())
+        .push(", ")
+        .text(s.time_zone.clone())
+        .push(", ")
+        .text(s.address.clone())
+        .push(", ")
+        .int(s.created_at.0)
+        .push(")")
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// Lists sites the grant reaches, optionally of one client, by client then name.
+pub async fn list_sites(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    client_id: Option<ClientId>,
+    page: Page,
+) -> Result<Paged<Site>> {
+    let mut q = Sql::new("SELECT * FROM sites WHERE ");
+    q.scope("client_id", grant);
+    if let Some(cid) = client_id {
+        q.push(" AND client_id = ").text(cid.to_string());
+    }
+    q.push(" ORDER BY client_id, name, id").page(&page.probe());
+    let rows = q.fetch_all(c).await?;
+    let items = rows.iter().map(site).collect::<Result<Vec<_>>>()?;
+    Ok(Paged::from_probe(items, &page))
+}
+
+fn site(r: &AnyRow) -> Result<Site> {
+    Ok(Site {
+        id: parsed(r, "id")?,
+        client_id: parsed(r, "client_id")?,
+        name: text(r, "name")?,
+        time_zone: text(r, "time_zone")?,
+        address: text(r, "address")?,
+        created_at: ts(r, "created_at")?,
+    })
+}
+
+// ---- users ----------------------------------------------------------------------------
+
+/// Adds a user with a password hash (never the password).
+pub async fn insert_user(c: &mut AnyConnection, u: &User, password_hash: &str) -> Result<()> {
+    Sql::new("INSERT INTO users (id, client_id, username, email, display_name, role, password_hash, time_zone, disabled, mfa_required, tech_all_clients, access_expires_at, created_at, updated_at) VALUES (")
+        .text(u.id.to_string()).push(", ")
+        .opt_text(u.client_id.map(|c| c.to_string())).push(", ")
+        .text(u.username.clone()).push(", ")
+        .text(u.email.clone()).push(", ")
+        .text(u.display_name.clone()).push(", ")
+        .text(u.role.as_str()).push(", ")
+        .text(password_hash).push(", ")
+        .text(u.time_zone.clone()).push(", ")
+        .int(u.disabled as i64).push(", ")
+        .int(u.mfa_required as i64).push(", ")
+        .int(u.technician.all_clients as i64).push(", ")
+        .opt_int(u.access_expires_at.map(|t| t.0)).push(", ")
+        .int(u.created_at.0).push(", ")
+        .int(u.created_at.0).push(")")
+        .execute(c)
+        .await?;
+    write_technician_lists(c, u.id, &u.technician).await
+}
+
+/// Saves the editable fields of a user (not the password, not MFA secrets).
+pub async fn update_user(c: &mut AnyConnection, u: &User) -> Result<u64> {
+    let n = Sql::new("UPDATE users SET email = ")
+        .text(u.email.clone())
+        .push(", display_name = ").text(u.display_name.clone())
+        .push(", role = ").text(u.role.as_str())
+        .push(", time_zone = ").text(u.time_zone.clone())
+        .push(", disabled = ").int(u.disabled as i64)
+        .push(", mfa_required = ").int(u.mfa_required as i64)
+        .push(", tech_all_clients = ").int(u.technician.all_clients as i64)
+        .push(", access_expires_at = ").opt_int(u.access_expires_at.map(|t| t.0))
+        .push(", updated_at = ").int(Timestamp::now().0)
+        .push(" WHERE id = ").text(u.id.to_string())
+        .execute(c)
+        .await?;
+    Sql::new("DELETE FROM technician_access WHERE user_id = ")
+        .text(u.id.to_string())
+        .execute(c)
+        .await?;
+    write_technician_lists(c, u.id, &u.technician).await?;
+    Ok(n)
+}
+
+async fn write_technician_lists(c: &mut AnyConnection, id: UserId, t: &TechnicianAccess) -> Result<()> {
+    let rows = t
+        .allow
+        .iter()
+        .map(|c| (c, "allow"))
+        .chain(t.deny.iter().map(|c| (c, "deny")));
+    for (client_id, mode) in rows {
+        Sql::new("INSERT INTO technician_access (user_id, client_id, mode) VALUES (")
+            .text(id.to_string())
+            .push(", ")
+            .text(client_id.to_string())
+            .push(", ")
+            .text(mode)
+            .push(") ON CONFLICT (user_id, client_id) DO UPDATE SET mode = 'deny'")
+            .execute(c)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Which users to list.
+#[derive(Clone, Debug, Default)]
+pub struct UserFilter {
+    /// Only this tenant's users.
+    pub tenant: Option<Tenant>,
+    /// Only users with this role.
+    pub role: Option<Role>,
+    /// Only users whose username, name or e-mail contains this (case-insensitive).
+    pub text: Option<String>,
+}
+
+/// Lists users the grant reaches, by display name.
+pub async fn list_users(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    f: &UserFilter,
+    page: Page,
+) -> Result<Paged<User>> {
+    let mut q = Sql::new("SELECT * FROM users WHERE ");
+    q.scope("client_id", grant);
+    match f.tenant {
+        Some(Tenant::Provider) => {
+            q.push(" AND client_id IS NULL");
+        }
+        Some(Tenant::Client(cid)) => {
+            q.push(" AND client_id = ").text(cid.to_string());
+        }
+        None => {}
+    }
+    if let Some(r) = f.role {
+        q.push(" AND role = ").text(r.as_str());
+    }
+    if let Some(t) = f.text.as_ref().filter(|t| !t.trim().is_empty()) {
+        q.push(" AND (")
+            .contains("username", t)
+            .push(" OR ")
+            .contains("display_name", t)
+            .push(" OR ")
+            .contains("email", t)
+            .push(")");
+    }
+    q.push(" ORDER BY display_name, id").page(&page.probe());
+    let rows = q.fetch_all(c).await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for r in &rows {
+        items.push(user(c, r).await?);
+    }
+    Ok(Paged::from_probe(items, &page))
+}
+
+/// One user, if the grant reaches them.
+pub async fn get_user(c: &mut AnyConnection, grant: &Grant, id: UserId) -> Result<Option<User>> {
+    let mut q = Sql::new("SELECT * FROM users WHERE id = ");
+    q.text(id.to_string()).push(" AND ").scope("client_id", grant);
+    match q.fetch_optional(c).await? {
+        Some(r) => Ok(Some(user(c, &r).await?)),
+        None => Ok(None),
+    }
+}
+
+/// One user by id, unscoped: only for building the signed-in principal and the CLI.
+pub async fn get_user_unscoped(c: &mut AnyConnection, id: UserId) -> Result<Option<User>> {
+    match Sql::new("SELECT * FROM users WHERE id = ")
+        .text(id.to_string())
+        .fetch_optional(c)
+        .await?
+    {
+        Some(r) => Ok(Some(user(c, &r).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Every user, unscoped: only for `tandem admin list-users` on the server's own console.
+pub async fn all_users_unscoped(c: &mut AnyConnection) -> Result<Vec<User>> {
+    let rows = Sql::new("SELECT * FROM users ORDER BY client_id, username")
+        .fetch_all(c)
+        .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        out.push(user(c, r).await?);
+    }
+    Ok(out)
+}
+
+pub(crate) async fn user(c: &mut AnyConnection, r: &AnyRow) -> Result<User> {
+    let id: UserId = parsed(r, "id")?;
+    let role: Role = parsed(r, "role")?;
+    let mut technician = TechnicianAccess {
+        all_clients: flag(r, "tech_all_clients")?,
+        ..Default::default()
+    };
+    if role == Role::ProviderTechnician {
+        let rows = Sql::new("SELECT client_id, mode FROM technician_access WHERE user_id = ")
+            .text(id.to_string())
+            .fetch_all(c)
+            .await?;
+        for row in &rows {
+            let cid: ClientId = parsed(row, "client_id")?;
+            if text(row, "mode")? == "deny" {
+                technician.deny.insert(cid);
+            } else {
+                technician.allow.insert(cid);
+            }
+        }
+    }
+    Ok(User {
+        id,
+        client_id: opt_parsed(r, "client_id")?,
+        username: text(r, "username")?,
+        email: text(r, "email")?,
+        display_name: text(r, "display_name")?,
+        role,
+        time_zone: text(r, "time_zone")?,
+        disabled: flag(r, "disabled")?,
+        mfa_required: flag(r, "mfa_required")?,
+        mfa_enrolled: crate::query::opt_text(r, "totp_secret")?.is_some(),
+        technician,
+        access_expires_at: opt_ts(r, "access_expires_at")?,
+        created_at: ts(r, "created_at")?,
+    })
+}

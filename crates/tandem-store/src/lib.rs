@@ -1,0 +1,287 @@
+//! Tandem's storage seam.
+//!
+//! One API over SQLite (the embedded default) and PostgreSQL (the scale path). The SQL is
+//! written once, in the portable subset both speak (`$n` placeholders, `TEXT`/`BIGINT`
+//! columns, `RETURNING`), and run through sqlx's `Any` driver; the few places where the two
+//! differ ask [`Backend`]. This crate is the only one that knows SQL.
+//!
+//! Reads of tenant data take an [`authz::Grant`](tandem_domain::authz::Grant) and are
+//! scoped by it in the query itself. Every write goes through a [`Write`] transaction, and
+//! the audit entry for it is appended in that same transaction with [`audit::append`].
+
+pub mod audit;
+pub mod auth;
+pub mod directory;
+mod query;
+pub mod settings;
+
+pub use query::{Page, Paged};
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which database is behind the seam.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite in a local file: the embedded default, one server process.
+    Sqlite,
+    /// PostgreSQL: the system of record at scale, shared by several servers.
+    Postgres,
+}
+
+impl Backend {
+    /// A name for logs and health output.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+/// What can go wrong in storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL could not be understood.
+    #[error("unsupported database URL: {0}")]
+    BadUrl(String),
+    /// A uniqueness rule was broken, such as a taken username.
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// Stored data could not be read back (an edited database, or a bug).
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+    /// The database said no, or could not be reached.
+    #[error("database error: {0}")]
+    Db(#[source] sqlx::Error),
+    /// A file operation (backup, restore) failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(d) = &e {
+            if d.is_unique_violation() {
+                return StoreError::Conflict(d.message().to_string());
+            }
+        }
+        StoreError::Db(e)
+    }
+}
+
+/// Short for results of this crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A handle on the database: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite allows one writer at a time; taking this before `BEGIN` keeps write
+    /// transactions from failing with "database is locked" mid-way. PostgreSQL needs none.
+    writer: Option<Arc<tokio::sync::Mutex<()>>>,
+    sqlite_path: Option<PathBuf>,
+}
+
+/// Options for opening a store.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    /// Most connections kept in the pool.
+    pub max_connections: u32,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions { max_connections: 8 }
+    }
+}
+
+/// Works out the backend and a normalised URL from what a person typed:
+/// a `postgres://` URL, a `sqlite:` URL, or a plain file path for SQLite.
+pub fn parse_database_url(url: &str) -> Result<(Backend, String, Option<PathBuf>)> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, url.to_string(), None));
+    }
+    let path = if let Some(rest) = url.strip_prefix("sqlite://") {
+        rest
+    } else if let Some(rest) = url.strip_prefix("sqlite:") {
+        rest
+    } else if url.contains("://") {
+        return Err(StoreError::BadUrl(format!(
+            "{url} (use a file path, sqlite://PATH or postgres://…)"
+        )));
+    } else {
+        url
+    };
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path == ":memory:" {
+        return Err(StoreError::BadUrl(
+            "an in-memory SQLite database would lose everything; give a file path".into(),
+        ));
+    }
+    Ok((
+        Backend::Sqlite,
+        format!("sqlite://{path}?mode=rwc"),
+        Some(PathBuf::from(path)),
+    ))
+}
+
+impl Store {
+    /// Connects, choosing the backend from the URL.
+    pub async fn open(url: &str, opts: OpenOptions) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (backend, url, sqlite_path) = parse_database_url(url)?;
+        if let Some(parent) = sqlite_path.as_deref().and_then(Path::parent) {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+        let connect = AnyConnectOptions::from_str(&url).map_err(StoreError::Db)?;
+        let mut pool = AnyPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            pool = pool.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the writer; synchronous=FULL makes every
+                    // acknowledged commit survive a power cut, not only a process crash.
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = FULL",
+                        "PRAGMA foreign_keys = ON",
+                        "PRAGMA busy_timeout = 10000",
+                    ] {
+                        conn.execute(pragma).await?;
+                    }
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool.connect_with(connect).await?;
+        Ok(Store {
+            pool,
+            backend,
+            writer: (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
+            sqlite_path,
+        })
+    }
+
+    /// The database behind the seam.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs a trivial query: is the database reachable?
+    pub async fn ping(&self) -> Result<()> {
+        let mut c = self.pool.acquire().await?;
+        c.ping().await?;
+        Ok(())
+    }
+
+    /// Connections in the pool, and how many of them are idle.
+    pub fn pool_stats(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
+    /// A connection for reads.
+    pub async fn read(&self) -> Result<Read> {
+        Ok(Read(self.pool.acquire().await?))
+    }
+
+    /// A write transaction. Commit it with [`Write::commit`]; dropping it rolls back.
+    pub async fn write(&self) -> Result<Write> {
+        let guard = match &self.writer {
+            Some(m) => Some(m.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = self.pool.begin().await?;
+        Ok(Write { tx, _guard: guard })
+    }
+
+    /// Brings the schema up to date. Safe to run from several servers at once.
+    pub async fn migrate(&self) -> Result<Vec<&'static str>> {
+        query::migrate(self).await
+    }
+
+    /// Writes a consistent copy of a SQLite database to `dest` while the server runs.
+    pub async fn backup_sqlite(&self, dest: &Path) -> Result<()> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::BadUrl(
+                "online backup here is for SQLite; for PostgreSQL use pg_dump (see README)".into(),
+            ));
+        }
+        if dest.exists() {
+            return Err(StoreError::Io(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} already exists; choose a new file", dest.display()),
+            )));
+        }
+        let dest = dest
+            .to_str()
+            .ok_or_else(|| StoreError::BadUrl("backup path is not valid UTF-8".into()))?;
+        let mut c = self.pool.acquire().await?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(dest.to_string())
+            .execute(&mut *c)
+            .await?;
+        Ok(())
+    }
+
+    /// The SQLite file, when the backend is SQLite.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        self.sqlite_path.as_deref()
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A pooled connection for reads.
+pub struct Read(PoolConnection<Any>);
+
+impl Deref for Read {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.0
+    }
+}
+impl DerefMut for Read {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.0
+    }
+}
+
+/// A write transaction; everything in it commits together, audit entry included.
+pub struct Write {
+    tx: Transaction<'static, Any>,
+    _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Write {
+    /// Makes every change in the transaction durable.
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Deref for Write {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+impl DerefMut for Write {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+}

@@ -1,0 +1,336 @@
+//! The small amount of machinery the repositories share: a builder for SQL with numbered
+//! placeholders, tenant-scope clauses, row decoding, paging and migrations.
+
+use crate::{Backend, Result, Store, StoreError};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, Executor, Row};
+use std::str::FromStr;
+use tandem_domain::authz::{ClientScope, Grant};
+use tandem_domain::Timestamp;
+
+/// One bound value.
+#[derive(Clone, Debug)]
+pub(crate) enum Arg {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+/// SQL text and its arguments, with `$n` placeholders numbered as they are pushed.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Sql {
+    text: String,
+    args: Vec<Arg>,
+}
+
+impl Sql {
+    pub(crate) fn new(text: &str) -> Self {
+        Sql {
+            text: text.to_string(),
+            args: Vec::new(),
+        }
+    }
+    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+    fn placeholder(&mut self, a: Arg) -> &mut Self {
+        self.args.push(a);
+        let n = self.args.len();
+        self.text.push_str(&format!("${n}"));
+        self
+    }
+    pub(crate) fn text(&mut self, v: impl Into<String>) -> &mut Self {
+        self.placeholder(Arg::Text(Some(v.into())))
+    }
+    pub(crate) fn opt_text(&mut self, v: Option<String>) -> &mut Self {
+        self.placeholder(Arg::Text(v))
+    }
+    pub(crate) fn int(&mut self, v: i64) -> &mut Self {
+        self.placeholder(Arg::Int(Some(v)))
+    }
+    pub(crate) fn opt_int(&mut self, v: Option<i64>) -> &mut Self {
+        self.placeholder(Arg::Int(v))
+    }
+    /// Appends a condition on `column` (a client id column) that is true only for rows the
+    /// grant reaches. Rows with a NULL client id are provider-level.
+    pub(crate) fn scope(&mut self, column: &str, grant: &Grant) -> &mut Self {
+        self.push("(");
+        let mut any = false;
+        if grant.covers_provider() {
+            self.push(&format!("{column} IS NULL"));
+            any = true;
+        }
+        let ids = |s: &std::collections::BTreeSet<tandem_domain::ClientId>| {
+            s.iter().map(|c| c.to_string()).collect::<Vec<_>>()
+        };
+        match grant.clients() {
+            ClientScope::All => {
+                if any {
+                    self.push(" OR ");
+                }
+                self.push(&format!("{column} IS NOT NULL"));
+                any = true;
+            }
+            ClientScope::AllExcept(deny) => {
+                if any {
+                    self.push(" OR ");
+                }
+                self.push(&format!("({column} IS NOT NULL"));
+                if !deny.is_empty() {
+                    self.push(&format!(" AND {column} NOT IN ("));
+                    self.list(ids(deny));
+                    self.push(")");
+                }
+                self.push(")");
+                any = true;
+            }
+            ClientScope::Only(allow) if !allow.is_empty() => {
+                if any {
+                    self.push(" OR ");
+                }
+                self.push(&format!("{column} IN ("));
+                self.list(ids(allow));
+                self.push(")");
+                any = true;
+            }
+            ClientScope::Only(_) => {}
+        }
+        if !any {
+            self.push("1 = 0");
+        }
+        self.push(")")
+    }
+    /// Appends a case-insensitive "column contains needle" test, with LIKE wildcards in the
+    /// needle taken literally.
+    pub(crate) fn contains(&mut self, column: &str, needle: &str) -> &mut Self {
+        let mut pattern = String::from("%");
+        for ch in needle.trim().to_lowercase().chars() {
+            if matches!(ch, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(ch);
+        }
+        pattern.push('%');
+        self.push(&format!("LOWER({column}) LIKE "))
+            .text(pattern)
+            .push(" ESCAPE '\\'")
+    }
+    fn list(&mut self, values: Vec<String>) {
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.text(v);
+        }
+    }
+    pub(crate) fn page(&mut self, page: &Page) -> &mut Self {
+        self.push(" LIMIT ")
+            .int(page.limit as i64)
+            .push(" OFFSET ")
+            .int(page.offset as i64)
+    }
+    pub(crate) fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
+        let mut q = sqlx::query(&self.text);
+        for a in &self.args {
+            q = match a {
+                Arg::Text(v) => q.bind(v.clone()),
+                Arg::Int(v) => q.bind(*v),
+            };
+        }
+        q
+    }
+    pub(crate) async fn fetch_all(&self, c: &mut AnyConnection) -> Result<Vec<AnyRow>> {
+        Ok(self.query().fetch_all(c).await?)
+    }
+    pub(crate) async fn fetch_optional(&self, c: &mut AnyConnection) -> Result<Option<AnyRow>> {
+        Ok(self.query().fetch_optional(c).await?)
+    }
+    pub(crate) async fn execute(&self, c: &mut AnyConnection) -> Result<u64> {
+        Ok(self.query().execute(c).await?.rows_affected())
+    }
+}
+
+/// Which slice of a list to return: at most `limit` items after skipping `offset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// Items to skip.
+    pub offset: u32,
+    /// Items to return, 1 to 500.
+    pub limit: u32,
+}
+
+impl Page {
+    /// The largest page anyone can ask for.
+    pub const MAX_LIMIT: u32 = 500;
+
+    /// A page, with the limit clamped to 1..=500.
+    pub fn new(offset: u32, limit: u32) -> Self {
+        Page {
+            offset,
+            limit: limit.clamp(1, Self::MAX_LIMIT),
+        }
+    }
+    /// Asks for one item more than the page holds, to know whether there is a next page.
+    pub(crate) fn probe(&self) -> Page {
+        Page {
+            offset: self.offset,
+            limit: self.limit + 1,
+        }
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page::new(0, 50)
+    }
+}
+
+/// A page of results and whether more follow.
+#[derive(Clone, Debug)]
+pub struct Paged<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Whether there is another page after this one.
+    pub has_more: bool,
+}
+
+impl<T> Paged<T> {
+    pub(crate) fn from_probe(mut items: Vec<T>, page: &Page) -> Self {
+        let has_more = items.len() > page.limit as usize;
+        items.truncate(page.limit as usize);
+        Paged { items, has_more }
+    }
+}
+
+// ---- decoding -------------------------------------------------------------------------
+
+pub(crate) fn text(row: &AnyRow, col: &str) -> Result<String> {
+    Ok(row.try_get::<String, _>(col)?)
+}
+pub(crate) fn opt_text(row: &AnyRow, col: &str) -> Result<Option<String>> {
+    Ok(row.try_get::<Option<String>, _>(col)?)
+}
+pub(crate) fn int(row: &AnyRow, col: &str) -> Result<i64> {
+    Ok(row.try_get::<i64, _>(col)?)
+}
+pub(crate) fn opt_int(row: &AnyRow, col: &str) -> Result<Option<i64>> {
+    Ok(row.try_get::<Option<i64>, _>(col)?)
+}
+pub(crate) fn flag(row: &AnyRow, col: &str) -> Result<bool> {
+    Ok(int(row, col)? != 0)
+}
+pub(crate) fn ts(row: &AnyRow, col: &str) -> Result<Timestamp> {
+    Ok(Timestamp(int(row, col)?))
+}
+pub(crate) fn opt_ts(row: &AnyRow, col: &str) -> Result<Option<Timestamp>> {
+    Ok(opt_int(row, col)?.map(Timestamp))
+}
+pub(crate) fn parsed<T: FromStr>(row: &AnyRow, col: &str) -> Result<T> {
+    let s = text(row, col)?;
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("column {col} holds {s:?}")))
+}
+pub(crate) fn opt_parsed<T: FromStr>(row: &AnyRow, col: &str) -> Result<Option<T>> {
+    match opt_text(row, col)? {
+        None => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt(format!("column {col} holds {s:?}"))),
+    }
+}
+
+// ---- migrations -----------------------------------------------------------------------
+
+/// Every migration, in order. Each is portable SQL; statements end with `;` at line end.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "foundation",
+    include_str!("../migrations/0001_foundation.sql"),
+)];
+
+/// Statements of a migration file, without comments.
+fn statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in sql.lines() {
+        let l = line.trim();
+        if l.starts_with("--") || l.is_empty() {
+            continue;
+        }
+        cur.push_str(line);
+        cur.push('\n');
+        if l.ends_with(';') {
+            out.push(cur.trim().trim_end_matches(';').to_string());
+            cur.clear();
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+pub(crate) async fn migrate(store: &Store) -> Result<Vec<&'static str>> {
+    let mut conn = store.pool.acquire().await?;
+    // Several servers may start at once against one PostgreSQL; one migrates, the others wait.
+    if store.backend == Backend::Postgres {
+        conn.execute("SELECT pg_advisory_lock(727473)").await?;
+    }
+    let result = migrate_locked(store, &mut conn).await;
+    if store.backend == Backend::Postgres {
+        conn.execute("SELECT pg_advisory_unlock(727473)").await?;
+    }
+    result
+}
+
+async fn migrate_locked(store: &Store, conn: &mut AnyConnection) -> Result<Vec<&'static str>> {
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .await?;
+    let done: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<i64, _>("version"))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut applied = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        if done.contains(version) {
+            continue;
+        }
+        let _guard = match &store.writer {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        };
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        for stmt in statements(sql) {
+            tx.execute(stmt.as_str()).await?;
+        }
+        Sql::new("INSERT INTO schema_migrations (version, name, applied_at) VALUES (")
+            .int(*version)
+            .push(", ")
+            .text(*name)
+            .push(", ")
+            .int(Timestamp::now().0)
+            .push(")")
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await?;
+        applied.push(*name);
+    }
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_statements_and_drops_comments() {
+        let s = statements("-- a\nCREATE TABLE a (x TEXT);\nINSERT INTO a\nVALUES ('1');\n");
+        assert_eq!(s, vec!["CREATE TABLE a (x TEXT)", "INSERT INTO a\nVALUES ('1')"]);
+    }
+}
