@@ -384,6 +384,38 @@ impl App {
         Ok(User { mfa_enrolled: false, ..u })
     }
 
+    /// Every user, for the server console (`tandem admin`): Tandem itself only.
+    pub async fn all_users_console(&self) -> Result<Vec<User>> {
+        let mut r = self.store.read().await?;
+        Ok(dir::all_users_unscoped(&mut r).await?)
+    }
+
+    /// The caller's own record.
+    pub async fn whoami(&self, actor: &Actor) -> Result<User> {
+        actor.note_self_service();
+        let p = actor.principal.as_ref().ok_or(Error::Unauthenticated)?;
+        let mut r = self.store.read().await?;
+        dir::get_user_unscoped(&mut r, p.user_id).await?.ok_or(Error::Unauthenticated)
+    }
+
+    /// Changes the caller's own password, given the current one.
+    pub async fn change_own_password(&self, actor: &Actor, current: &str, new: &str) -> Result<()> {
+        actor.note_self_service();
+        let p = actor.principal.as_ref().filter(|p| p.token.is_none()).ok_or(Error::Unauthenticated)?;
+        let hash = {
+            let mut r = self.store.read().await?;
+            store_auth::credentials_by_id(&mut r, p.user_id)
+                .await?
+                .ok_or(Error::Unauthenticated)?
+                .password_hash
+        };
+        let cur = current.to_string();
+        if !blocking(move || crate::credentials::verify_password(&cur, &hash)).await? {
+            return Err(Invalid::new("current_password", "is not your current password").into());
+        }
+        self.set_password(actor, p.user_id, new).await
+    }
+
     /// Sets a user's password. From the console (`tandem admin`), or a user for themself.
     pub async fn set_password(&self, actor: &Actor, id: UserId, password: &str) -> Result<()> {
         let is_self = actor.principal.as_ref().is_some_and(|p| p.user_id == id && p.token.is_none());

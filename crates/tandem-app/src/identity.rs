@@ -382,6 +382,14 @@ impl App {
         Ok(codes)
     }
 
+    /// How many unused recovery codes the caller has.
+    pub async fn recovery_codes_left(&self, actor: &Actor) -> Result<i64> {
+        actor.note_self_service();
+        let p = actor.principal.as_ref().ok_or(Error::Unauthenticated)?;
+        let mut r = self.store.read().await?;
+        Ok(store_auth::unused_recovery_codes(&mut r, p.user_id).await?)
+    }
+
     /// The person and limits behind an API token, if it is live.
     pub async fn token_principal(&self, secret: &str) -> Result<Principal> {
         let now = Timestamp::now();

@@ -64,6 +64,7 @@ pub struct Actor {
     pub request_id: Option<String>,
     /// The ticket or change the actor says this belongs to.
     pub reference: Option<String>,
+    anonymous: bool,
     decided: Arc<AtomicBool>,
 }
 
@@ -74,6 +75,18 @@ impl Actor {
             principal: Some(principal),
             request_id,
             reference: None,
+            anonymous: false,
+            decided: Arc::default(),
+        }
+    }
+
+    /// Nobody yet: a request before sign-in. May do nothing that needs a grant.
+    pub fn anonymous(request_id: Option<String>) -> Self {
+        Actor {
+            principal: None,
+            request_id,
+            reference: None,
+            anonymous: true,
             decided: Arc::default(),
         }
     }
@@ -84,6 +97,7 @@ impl Actor {
             principal: None,
             request_id: None,
             reference: None,
+            anonymous: false,
             decided: Arc::default(),
         }
     }
@@ -107,13 +121,19 @@ impl Actor {
     }
 
     fn side(&self) -> Side {
-        self.principal.as_ref().map_or(Side::System, |p| p.side())
+        match &self.principal {
+            Some(p) => p.side(),
+            None if self.anonymous => Side::Outside,
+            None => Side::System,
+        }
     }
 
     fn label(&self) -> String {
-        self.principal
-            .as_ref()
-            .map_or_else(|| "Tandem (server console)".to_string(), |p| p.label.clone())
+        match &self.principal {
+            Some(p) => p.label.clone(),
+            None if self.anonymous => "anonymous".to_string(),
+            None => "Tandem (server console)".to_string(),
+        }
     }
 }
 
@@ -182,6 +202,7 @@ impl App {
         actor.decided.store(true, Ordering::SeqCst);
         match &actor.principal {
             Some(p) => authz::authorize(p, action, Timestamp::now()).map_err(Error::Forbidden),
+            None if actor.anonymous => Err(Error::Unauthenticated),
             None => Ok(system_grant(action)),
         }
     }

@@ -82,9 +82,10 @@ pub async fn list(
     }
     if let Some(p) = &f.action_prefix {
         // Prefix match without LIKE wildcards from the user: compare the leading characters.
-        q.push(" AND SUBSTR(action, 1, ")
+        // PostgreSQL has no SUBSTR taking a BIGINT length, which is how integers are bound.
+        q.push(" AND SUBSTR(action, 1, CAST(")
             .int(p.chars().count() as i64)
-            .push(") = ")
+            .push(" AS INTEGER)) = ")
             .text(p.clone());
     }
     if let Some(t) = f.from {
@@ -154,9 +155,11 @@ pub async fn verify(
                     v.push(&r);
                 }
                 Err(_) => {
+                    // An entry that no longer decodes was altered. Check it in its place with
+                    // its stored links, so the entries after it are judged on their own.
                     let seq = int(row, "seq")?;
                     after = seq;
-                    v.breaks.push(ChainBreak::Altered { seq });
+                    v.push(&unreadable(seq, row)?);
                 }
             }
         }
@@ -166,6 +169,30 @@ pub async fn verify(
     Ok(Verification {
         checked,
         breaks: v.finish(head_seq, &head_hash),
+    })
+}
+
+/// Stands in for a stored entry that cannot be decoded: it has the entry's position and
+/// stored hashes, and contents that cannot match the stored hash.
+fn unreadable(seq: i64, row: &AnyRow) -> Result<AuditRecord> {
+    Ok(AuditRecord {
+        seq,
+        at: Timestamp(0),
+        entry: AuditEntry {
+            client_id: None,
+            actor_id: None,
+            actor_label: String::new(),
+            actor_side: tandem_domain::Side::System,
+            action: "\u{0}unreadable".to_string(),
+            target_kind: String::new(),
+            target_id: String::new(),
+            before: None,
+            after: None,
+            request_id: None,
+            reference: None,
+        },
+        prev_hash: text(row, "prev_hash")?,
+        hash: text(row, "hash")?,
     })
 }
 

@@ -14,6 +14,8 @@ pub mod auth;
 pub mod directory;
 mod query;
 pub mod settings;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use query::{Page, Paged};
 

@@ -1,0 +1,339 @@
+//! The `tandem` command line.
+
+use crate::config::{reference, Settings};
+use crate::serve;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tandem_app::{Actor, NewUser};
+use tandem_domain::Role;
+
+#[derive(Parser)]
+#[command(name = "tandem", version, about = "Co-managed IT: your IT person and your provider, from one system.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create (once) and serve a populated demo: a provider and two clients.
+    Demo {
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Serve Tandem.
+    Serve {
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Bring the database schema up to date and exit.
+    Migrate {
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Manage people from the server's console.
+    Admin {
+        #[command(subcommand)]
+        action: AdminCommand,
+    },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
+    /// Write a consistent copy of the SQLite database while the server runs.
+    Backup {
+        /// The file to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Replace the SQLite database with a backup (stop the server first).
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// Replace an existing database.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Configuration help.
+    Config {
+        #[command(subcommand)]
+        action: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create the first provider admin (or another one).
+    CreateAdmin {
+        /// Sign-in name.
+        #[arg(long)]
+        username: String,
+        /// E-mail address.
+        #[arg(long)]
+        email: String,
+        /// Full name.
+        #[arg(long)]
+        name: String,
+        /// Read the password from this environment variable instead of asking.
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Remove a user's authenticator so they enrol again.
+    ResetMfa {
+        /// Sign-in name.
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// List every user.
+    ListUsers {
+        #[command(flatten)]
+        settings: Settings,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the whole hash chain; exits non-zero if anything was edited, removed or reordered.
+    Verify {
+        #[command(flatten)]
+        settings: Settings,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the configuration reference (Markdown).
+    Reference,
+}
+
+/// Runs the command line; the exit code says whether it worked.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs(settings: &crate::config::Resolved) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if settings.log_json { b.json().try_init() } else { b.try_init() };
+}
+
+async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Config { action: ConfigCommand::Reference } => {
+            print!("{}", reference());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { settings } => {
+            let cfg = settings.resolve()?;
+            init_logs(&cfg);
+            let app = serve::open(&cfg).await?;
+            let report = app.seed_demo().await?;
+            let cfg2 = cfg.clone();
+            serve::run(app, &cfg, move |addr| {
+                let url = if cfg2.public_url.starts_with("http://127.0.0.1:") || cfg2.public_url.starts_with("http://0.0.0.0:") {
+                    format!("http://{addr}")
+                } else {
+                    cfg2.public_url.clone()
+                };
+                println!();
+                println!("  Tandem demo {} — {}", if report.created { "created" } else { "ready" }, cfg2.data.display());
+                println!("  Open {url}/ and sign in as one of these (password for all: {}):", report.password);
+                println!();
+                for l in &report.logins {
+                    println!("    {:<16} {}{}", l.username, l.who, if l.mfa { "  [sets up two-step sign-in at first sign-in]" } else { "" });
+                }
+                println!();
+                println!("  Stop with Ctrl-C. Run again to serve the same demo.");
+                println!();
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { settings } => {
+            let cfg = settings.resolve()?;
+            init_logs(&cfg);
+            let app = serve::open(&cfg).await?;
+            let public = cfg.public_url.clone();
+            serve::run(app, &cfg, move |addr| println!("Tandem is serving on {addr} — open {public}/")).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { settings } => {
+            let cfg = settings.resolve()?;
+            init_logs(&cfg);
+            serve::open(&cfg).await?;
+            println!("schema is up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin { action } => admin(action).await,
+        Command::Audit { action: AuditCommand::Verify { settings } } => {
+            let cfg = settings.resolve()?;
+            init_logs(&cfg);
+            let app = serve::open(&cfg).await?;
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_message("verifying the audit chain");
+            let v = app.verify_audit(&Actor::system(), |n| bar.set_message(format!("verified {n} entries"))).await?;
+            bar.finish_and_clear();
+            if v.breaks.is_empty() {
+                println!("audit chain intact: {} entries verified", v.checked);
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("AUDIT CHAIN BROKEN: {} problem(s) in {} entries", v.breaks.len(), v.checked);
+                for b in &v.breaks {
+                    println!("  - {b}");
+                }
+                Ok(ExitCode::from(2))
+            }
+        }
+        Command::Backup { to, settings } => {
+            let cfg = settings.resolve()?;
+            init_logs(&cfg);
+            let app = serve::open(&cfg).await?;
+            app.store().backup_sqlite(&to).await?;
+            println!("backup written to {}", to.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { from, force, settings } => {
+            let cfg = settings.resolve()?;
+            init_logs(&cfg);
+            restore(&cfg, &from, force).await
+        }
+    }
+}
+
+async fn restore(cfg: &crate::config::Resolved, from: &std::path::Path, force: bool) -> anyhow::Result<ExitCode> {
+    let (backend, _, path) = tandem_store::parse_database_url(&cfg.database_url)?;
+    let Some(dest) = path.filter(|_| backend == tandem_store::Backend::Sqlite) else {
+        anyhow::bail!("restore here is for SQLite; for PostgreSQL use pg_restore (see README)");
+    };
+    if !from.is_file() {
+        anyhow::bail!("{} is not a file", from.display());
+    }
+    // Check the backup before touching anything: it must open, migrate and verify.
+    let check = tandem_store::Store::open(&from.display().to_string(), Default::default()).await?;
+    check.migrate().await?;
+    let app = tandem_app::App::new(check.clone(), Default::default());
+    let v = app.verify_audit(&Actor::system(), |_| {}).await?;
+    check.close().await;
+    if !v.breaks.is_empty() {
+        anyhow::bail!("the backup's audit chain is broken ({} problems); not restoring it", v.breaks.len());
+    }
+    if dest.exists() && !force {
+        anyhow::bail!("{} exists; stop the server and pass --force to replace it", dest.display());
+    }
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", dest.display()));
+    }
+    let tmp = dest.with_extension("restoring");
+    std::fs::copy(from, &tmp)?;
+    std::fs::rename(&tmp, &dest)?;
+    println!("restored {} ({} audit entries verified) to {}", from.display(), v.checked, dest.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn admin(action: AdminCommand) -> anyhow::Result<ExitCode> {
+    match action {
+        AdminCommand::CreateAdmin { username, email, name, password_env, settings } => {
+            let cfg = settings.resolve()?;
+            init_logs(&cfg);
+            let password = match password_env {
+                Some(var) => std::env::var(&var).map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?,
+                None => {
+                    use std::io::BufRead;
+                    eprint!("Password for {username} (at least 12 characters, input is shown): ");
+                    let mut line = String::new();
+                    std::io::stdin().lock().read_line(&mut line)?;
+                    line.trim_end_matches(['\n', '\r']).to_string()
+                }
+            };
+            let app = serve::open(&cfg).await?;
+            let u = app
+                .create_user(
+                    &Actor::system(),
+                    NewUser {
+                        client_id: None,
+                        username,
+                        email,
+                        display_name: name,
+                        role: Role::ProviderAdmin,
+                        password,
+                        time_zone: None,
+                        technician: None,
+                        access_expires_at: None,
+                    },
+                )
+                .await
+                .map_err(describe)?;
+            println!("created provider admin {} ({}); they set up two-step sign-in at first sign-in", u.username, u.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        AdminCommand::ResetMfa { username, settings } => {
+            let cfg = settings.resolve()?;
+            init_logs(&cfg);
+            let app = serve::open(&cfg).await?;
+            let users = app.all_users_console().await?;
+            let u = users
+                .iter()
+                .find(|u| u.username == username.trim().to_lowercase())
+                .ok_or_else(|| anyhow::anyhow!("no user named {username}"))?;
+            app.reset_mfa(&Actor::system(), u.id).await.map_err(describe)?;
+            println!("two-step sign-in reset for {}; their sessions were ended", u.username);
+            Ok(ExitCode::SUCCESS)
+        }
+        AdminCommand::ListUsers { settings } => {
+            let cfg = settings.resolve()?;
+            init_logs(&cfg);
+            let app = serve::open(&cfg).await?;
+            println!("{:<20} {:<22} {:<38} {:<6} {}", "USERNAME", "ROLE", "CLIENT", "MFA", "NAME");
+            for u in app.all_users_console().await? {
+                println!(
+                    "{:<20} {:<22} {:<38} {:<6} {}{}",
+                    u.username,
+                    u.role.as_str(),
+                    u.client_id.map(|c| c.to_string()).unwrap_or_else(|| "(provider)".into()),
+                    if u.mfa_enrolled { "on" } else { "off" },
+                    u.display_name,
+                    if u.disabled { " [disabled]" } else { "" }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn describe(e: tandem_app::Error) -> anyhow::Error {
+    match e {
+        tandem_app::Error::Invalid(fields) => anyhow::anyhow!(
+            "{}",
+            fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ")
+        ),
+        other => anyhow::anyhow!("{other}"),
+    }
+}

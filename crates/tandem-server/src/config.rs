@@ -1,0 +1,155 @@
+//! Configuration: a TOML file, then environment variables, then flags, each overriding the
+//! one before. The reference in `docs/CONFIG.md` is generated from these definitions
+//! (`tandem config reference`), and a test keeps it current.
+
+use clap::{Args, CommandFactory, Parser};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Settings shared by every subcommand that opens the database.
+#[derive(Args, Clone, Debug, Default)]
+pub struct Settings {
+    /// TOML file with any of these settings (keys as in the first column).
+    #[arg(long, env = "TANDEM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Folder for the SQLite database and other local state. Default: ./tandem-data
+    #[arg(long, env = "TANDEM_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// A SQLite file path or sqlite:// URL, or a postgres:// URL. Default: <data>/tandem.db
+    #[arg(long, env = "TANDEM_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Address and port to serve on. Default: 127.0.0.1:8080
+    #[arg(long, env = "TANDEM_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// The URL people reach Tandem at; https:// marks cookies Secure. Default: http://<listen>
+    #[arg(long, env = "TANDEM_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Log format: text or json. Default: text
+    #[arg(long, env = "TANDEM_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log filter, such as info or tandem=debug. Default: info
+    #[arg(long, env = "TANDEM_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+    /// Hours a browser session lasts. Default: 12
+    #[arg(long, env = "TANDEM_SESSION_HOURS", value_name = "HOURS")]
+    pub session_hours: Option<i64>,
+    /// Most database connections per server. Default: 8 (SQLite), 16 (PostgreSQL)
+    #[arg(long, env = "TANDEM_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u32>,
+    /// If set, /metrics needs `Authorization: Bearer <this>`. Default: unset (open)
+    #[arg(long, env = "TANDEM_METRICS_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+}
+
+/// The same settings as read from the TOML file.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    data: Option<PathBuf>,
+    database_url: Option<String>,
+    listen: Option<SocketAddr>,
+    public_url: Option<String>,
+    log_format: Option<String>,
+    log: Option<String>,
+    session_hours: Option<i64>,
+    max_connections: Option<u32>,
+    metrics_token: Option<String>,
+}
+
+/// Settings with every default applied.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// The data folder.
+    pub data: PathBuf,
+    /// The database URL.
+    pub database_url: String,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The public URL.
+    pub public_url: String,
+    /// Log as JSON lines.
+    pub log_json: bool,
+    /// Log filter.
+    pub log: String,
+    /// Session lifetime in seconds.
+    pub session_secs: i64,
+    /// Pool size, if set.
+    pub max_connections: Option<u32>,
+    /// Metrics token, if set.
+    pub metrics_token: Option<String>,
+}
+
+impl Settings {
+    /// Applies the file under environment and flags, then the defaults.
+    pub fn resolve(&self) -> anyhow::Result<Resolved> {
+        let file: FileSettings = match &self.config {
+            None => FileSettings::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", p.display()))?;
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", p.display()))?
+            }
+        };
+        let data = self.data.clone().or(file.data).unwrap_or_else(|| PathBuf::from("./tandem-data"));
+        let database_url = self
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| data.join("tandem.db").display().to_string());
+        let listen = self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default"));
+        let public_url = self.public_url.clone().or(file.public_url).unwrap_or_else(|| format!("http://{listen}"));
+        let log_format = self.log_format.clone().or(file.log_format).unwrap_or_else(|| "text".into());
+        let log_json = match log_format.as_str() {
+            "text" => false,
+            "json" => true,
+            other => anyhow::bail!("log_format must be text or json, not {other:?}"),
+        };
+        let session_hours = self.session_hours.or(file.session_hours).unwrap_or(12);
+        if !(1..=24 * 30).contains(&session_hours) {
+            anyhow::bail!("session_hours must be between 1 and 720");
+        }
+        Ok(Resolved {
+            data,
+            database_url,
+            listen,
+            public_url,
+            log_json,
+            log: self.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
+            session_secs: session_hours * 3600,
+            max_connections: self.max_connections.or(file.max_connections),
+            metrics_token: self.metrics_token.clone().or(file.metrics_token),
+        })
+    }
+}
+
+#[derive(Parser)]
+struct Only {
+    #[command(flatten)]
+    s: Settings,
+}
+
+/// The configuration reference, in Markdown, generated from the definitions above.
+pub fn reference() -> String {
+    let cmd = Only::command();
+    let mut out = String::from(
+        "# Configuration reference\n\n\
+         Generated by `tandem config reference`; a test fails when this file is stale.\n\n\
+         Each setting can come from a TOML file (`--config FILE`), an environment variable, or a\n\
+         flag. A flag beats the environment, which beats the file.\n\n\
+         | file key | environment | flag | meaning |\n|---|---|---|---|\n",
+    );
+    for a in cmd.get_arguments() {
+        let id = a.get_id().as_str();
+        if id == "help" {
+            continue;
+        }
+        let key = if id == "config" { "—".to_string() } else { format!("`{id}`") };
+        let env = a.get_env().map(|e| format!("`{}`", e.to_string_lossy())).unwrap_or_default();
+        let flag = a.get_long().map(|l| format!("`--{l}`")).unwrap_or_default();
+        let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+        out.push_str(&format!("| {key} | {env} | {flag} | {help} |\n"));
+    }
+    out.push_str("\nExample `tandem.toml`:\n\n```toml\nlisten = \"0.0.0.0:8080\"\npublic_url = \"https://tandem.example.test\"\ndatabase_url = \"postgres://tandem@db.example.test/tandem\"\nlog_format = \"json\"\n```\n");
+    out
+}

@@ -1,0 +1,245 @@
+//! HTTP: the route table, the router built from it, and the layers around it.
+
+pub mod api;
+pub mod context;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod pages;
+pub mod problem;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
+use context::Access;
+use problem::{problem_response, Problem};
+use std::sync::Arc;
+use std::time::Duration;
+use tandem_app::App;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+/// What the server needs besides the use cases.
+#[derive(Clone, Debug, Default)]
+pub struct HttpConfig {
+    /// Mark cookies Secure (the public URL is https).
+    pub secure_cookies: bool,
+    /// If set, `/metrics` needs `Authorization: Bearer <this>`.
+    pub metrics_token: Option<String>,
+}
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    /// The use cases.
+    pub app: App,
+    /// Server settings.
+    pub cfg: Arc<HttpConfig>,
+    /// Prometheus metrics.
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+/// One route: method, path, who may come through, and the handler.
+pub struct RouteSpec {
+    /// The HTTP method.
+    pub method: Method,
+    /// The path template, as axum writes it.
+    pub path: &'static str,
+    /// Who may come through the gate.
+    pub access: Access,
+    handler: MethodRouter<AppState>,
+}
+
+macro_rules! route {
+    ($method:ident, $path:expr, $access:ident, $handler:expr) => {
+        RouteSpec {
+            method: Method::$method,
+            path: $path,
+            access: Access::$access,
+            handler: on(MethodFilter::$method, $handler),
+        }
+    };
+}
+
+/// Every route Tandem serves. The router is built from this table, and the authorization
+/// and OpenAPI tests walk it, so a route cannot exist without being tested.
+pub fn routes() -> Vec<RouteSpec> {
+    use api as a;
+    use pages as p;
+    vec![
+        // Public
+        route!(GET, "/healthz", Public, healthz),
+        route!(GET, "/readyz", Public, readyz),
+        route!(GET, "/metrics", Public, metrics::scrape),
+        route!(GET, "/static/app.css", Public, stylesheet),
+        route!(GET, "/api/v1/openapi.json", Public, openapi::document),
+        route!(GET, "/login", Public, p::login_form),
+        route!(POST, "/login", SignIn, p::login_submit),
+        // Second factor and sign-out: a half-signed-in session may use these, and only these.
+        route!(GET, "/mfa", HalfSession, p::mfa_form),
+        route!(POST, "/mfa", HalfSession, p::mfa_submit),
+        route!(GET, "/mfa/setup", HalfSession, p::mfa_setup_form),
+        route!(POST, "/mfa/setup", HalfSession, p::mfa_setup_submit),
+        route!(POST, "/logout", HalfSession, p::logout),
+        // Pages
+        route!(GET, "/", Page, p::home),
+        route!(GET, "/go", Page, p::go),
+        route!(GET, "/clients", Page, p::clients),
+        route!(POST, "/clients", Page, p::create_client),
+        route!(GET, "/clients.csv", Page, p::clients_csv),
+        route!(GET, "/clients/{client_id}", Page, p::client),
+        route!(POST, "/clients/{client_id}/sites", Page, p::create_site),
+        route!(GET, "/users", Page, p::users),
+        route!(GET, "/users.csv", Page, p::users_csv),
+        route!(GET, "/users/new", Page, p::new_user_form),
+        route!(POST, "/users/new", Page, p::create_user),
+        route!(GET, "/users/{user_id}", Page, p::user),
+        route!(POST, "/users/{user_id}", Page, p::update_user),
+        route!(POST, "/users/{user_id}/reset-mfa", Page, p::reset_mfa),
+        route!(GET, "/tokens", Page, p::tokens),
+        route!(POST, "/tokens", Page, p::create_token),
+        route!(POST, "/tokens/{token_id}/revoke", Page, p::revoke_token),
+        route!(GET, "/audit", Page, p::audit),
+        route!(GET, "/account", Page, p::account),
+        route!(POST, "/account/password", Page, p::change_password),
+        // JSON API
+        route!(GET, "/api/v1/me", Api, a::me),
+        route!(GET, "/api/v1/clients", Api, a::list_clients),
+        route!(POST, "/api/v1/clients", Api, a::create_client),
+        route!(GET, "/api/v1/clients/{client_id}", Api, a::get_client),
+        route!(GET, "/api/v1/clients/{client_id}/sites", Api, a::list_sites),
+        route!(POST, "/api/v1/clients/{client_id}/sites", Api, a::create_site),
+        route!(GET, "/api/v1/users", Api, a::list_users),
+        route!(POST, "/api/v1/users", Api, a::create_user),
+        route!(GET, "/api/v1/users/{user_id}", Api, a::get_user),
+        route!(PATCH, "/api/v1/users/{user_id}", Api, a::update_user),
+        route!(POST, "/api/v1/users/{user_id}/reset-mfa", Api, a::reset_mfa),
+        route!(GET, "/api/v1/tokens", Api, a::list_tokens),
+        route!(POST, "/api/v1/tokens", Api, a::create_token),
+        route!(DELETE, "/api/v1/tokens/{token_id}", Api, a::revoke_token),
+        route!(GET, "/api/v1/audit", Api, a::list_audit),
+        route!(GET, "/api/v1/audit/export", Api, a::export_audit),
+        route!(GET, "/api/v1/audit/verify", Api, a::verify_audit),
+    ]
+}
+
+/// Largest request body any route accepts.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// The whole HTTP application for a state, built from a route table.
+pub fn app_with(state: AppState, table: Vec<RouteSpec>) -> Router {
+    let mut router: Router<AppState> = Router::new();
+    for r in table {
+        let guarded = r
+            .handler
+            .layer(middleware::from_fn_with_state((state.clone(), r.access), context::gate));
+        router = router.route(r.path, guarded);
+    }
+    router
+        .fallback(not_found)
+        .layer(middleware::from_fn(finish))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            problem_response(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side. It has been logged."))
+        }))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(60)))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %rid)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    app_with(state, routes())
+}
+
+/// Puts the request id into problem bodies, turns axum's bare 405s into problems, and sets
+/// headers every answer carries.
+async fn finish(req: Request, next: Next) -> Response {
+    let rid = req.headers().get("x-request-id").cloned();
+    let mut resp = next.run(req).await;
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED && resp.extensions().get::<Problem>().is_none() {
+        let allow = resp.headers().get(header::ALLOW).cloned();
+        resp = problem_response(Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "This address does not accept that method."));
+        if let Some(a) = allow {
+            resp.headers_mut().insert(header::ALLOW, a);
+        }
+    }
+    if let Some(mut p) = resp.extensions().get::<Problem>().cloned() {
+        if p.request_id.is_none() {
+            p.request_id = rid.as_ref().and_then(|v| v.to_str().ok()).map(str::to_string);
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            resp = problem_response(p);
+            *resp.status_mut() = status;
+            for (k, v) in headers.iter() {
+                if k != header::CONTENT_LENGTH {
+                    resp.headers_mut().insert(k, v.clone());
+                }
+            }
+        }
+    }
+    let h = resp.headers_mut();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; frame-ancestors 'none'; form-action 'self'"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+async fn not_found(req: Request) -> Response {
+    if req.uri().path().starts_with("/api/") {
+        problem_response(Problem::new(StatusCode::NOT_FOUND, "not_found", "There is no API endpoint at this address. See /api/v1/openapi.json."))
+    } else {
+        pages::error_page(StatusCode::NOT_FOUND, "There is no page at this address.")
+    }
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: the database answers.
+async fn readyz(State(st): State<AppState>) -> Response {
+    match st.app.store().ping().await {
+        Ok(()) => format!("ready ({})\n", st.app.store().backend().name()).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            problem_response(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "The database is not reachable."))
+        }
+    }
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+        ],
+        include_str!("../../static/app.css"),
+    )
+        .into_response()
+}
+
+/// The route template of a request, for metrics.
+pub fn matched(req: &Request) -> String {
+    req.extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into())
+}

@@ -1,0 +1,9 @@
+//! Tandem's server: HTTP (JSON API and web UI), configuration and the command line.
+//!
+//! This crate is the only one that knows HTTP. It calls the use cases in `tandem-app` and
+//! nothing below them.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod serve;

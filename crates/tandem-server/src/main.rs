@@ -1,0 +1,5 @@
+//! The `tandem` binary.
+
+fn main() -> std::process::ExitCode {
+    tandem_server::cli::main()
+}
