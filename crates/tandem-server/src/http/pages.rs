@@ -422,8 +422,10 @@ fn audit_rows(items: &[AuditRecord], tz: &str, names: &[(String, String, bool)])
                 .and_then(|v| v.as_object())
                 .map(|o| {
                     o.iter()
-                        .filter(|(_, v)| !v.is_null() && !v.is_object() && !v.is_array())
-                        .take(4)
+                        .filter(|(k, v)| {
+                            !k.ends_with("_id") && !v.is_null() && !v.is_object() && !v.is_array() && v.as_bool() != Some(false)
+                        })
+                        .take(3)
                         .map(|(k, v)| format!("{k}: {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
                         .collect::<Vec<_>>()
                         .join(" · ")
