@@ -229,4 +229,3 @@ fn record(row: &AnyRow) -> Result<AuditRecord> {
         hash: text(row, "hash")?,
     })
 }
-

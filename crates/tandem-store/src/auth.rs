@@ -24,7 +24,10 @@ pub struct Credentials {
 }
 
 /// Looks a user up by sign-in name.
-pub async fn credentials_by_username(c: &mut AnyConnection, username: &str) -> Result<Option<Credentials>> {
+pub async fn credentials_by_username(
+    c: &mut AnyConnection,
+    username: &str,
+) -> Result<Option<Credentials>> {
     let row = Sql::new("SELECT * FROM users WHERE username = ")
         .text(username)
         .fetch_optional(c)
@@ -64,7 +67,11 @@ pub async fn set_password_hash(c: &mut AnyConnection, id: UserId, hash: &str) ->
 
 /// Sets (or with `None`, clears) a user's TOTP secret, and forgets their recovery codes
 /// when clearing.
-pub async fn set_totp_secret(c: &mut AnyConnection, id: UserId, secret: Option<&str>) -> Result<()> {
+pub async fn set_totp_secret(
+    c: &mut AnyConnection,
+    id: UserId,
+    secret: Option<&str>,
+) -> Result<()> {
     Sql::new("UPDATE users SET totp_secret = ")
         .opt_text(secret.map(str::to_string))
         .push(", totp_last_step = NULL WHERE id = ")
@@ -81,7 +88,11 @@ pub async fn set_totp_secret(c: &mut AnyConnection, id: UserId, secret: Option<&
 }
 
 /// Keeps a TOTP secret offered for enrolment until the user confirms it with a code.
-pub async fn set_totp_pending(c: &mut AnyConnection, id: UserId, secret: Option<&str>) -> Result<()> {
+pub async fn set_totp_pending(
+    c: &mut AnyConnection,
+    id: UserId,
+    secret: Option<&str>,
+) -> Result<()> {
     Sql::new("UPDATE users SET totp_pending = ")
         .opt_text(secret.map(str::to_string))
         .push(" WHERE id = ")
@@ -97,7 +108,9 @@ pub async fn totp_pending(c: &mut AnyConnection, id: UserId) -> Result<Option<St
         .text(id.to_string())
         .fetch_optional(c)
         .await?;
-    Ok(r.map(|r| opt_text(&r, "totp_pending")).transpose()?.flatten())
+    Ok(r.map(|r| opt_text(&r, "totp_pending"))
+        .transpose()?
+        .flatten())
 }
 
 /// Records that TOTP time step `step` was used, refusing a step already used or older
@@ -116,7 +129,11 @@ pub async fn claim_totp_step(c: &mut AnyConnection, id: UserId, step: i64) -> Re
 }
 
 /// Replaces a user's recovery codes with these hashes.
-pub async fn replace_recovery_codes(c: &mut AnyConnection, id: UserId, hashes: &[String]) -> Result<()> {
+pub async fn replace_recovery_codes(
+    c: &mut AnyConnection,
+    id: UserId,
+    hashes: &[String],
+) -> Result<()> {
     Sql::new("DELETE FROM recovery_codes WHERE user_id = ")
         .text(id.to_string())
         .execute(c)
@@ -134,7 +151,12 @@ pub async fn replace_recovery_codes(c: &mut AnyConnection, id: UserId, hashes: &
 }
 
 /// Uses up a recovery code. Returns whether it was valid and unused.
-pub async fn use_recovery_code(c: &mut AnyConnection, id: UserId, hash: &str, now: Timestamp) -> Result<bool> {
+pub async fn use_recovery_code(
+    c: &mut AnyConnection,
+    id: UserId,
+    hash: &str,
+    now: Timestamp,
+) -> Result<bool> {
     let n = Sql::new("UPDATE recovery_codes SET used_at = ")
         .int(now.0)
         .push(" WHERE user_id = ")
@@ -149,10 +171,11 @@ pub async fn use_recovery_code(c: &mut AnyConnection, id: UserId, hash: &str, no
 
 /// Recovery codes not yet used.
 pub async fn unused_recovery_codes(c: &mut AnyConnection, id: UserId) -> Result<i64> {
-    let r = Sql::new("SELECT COUNT(*) AS n FROM recovery_codes WHERE used_at IS NULL AND user_id = ")
-        .text(id.to_string())
-        .fetch_optional(c)
-        .await?;
+    let r =
+        Sql::new("SELECT COUNT(*) AS n FROM recovery_codes WHERE used_at IS NULL AND user_id = ")
+            .text(id.to_string())
+            .fetch_optional(c)
+            .await?;
     r.map(|r| int(&r, "n")).transpose().map(|n| n.unwrap_or(0))
 }
 
@@ -236,7 +259,11 @@ pub async fn insert_session(c: &mut AnyConnection, s: &Session) -> Result<()> {
 }
 
 /// A live session by the hash of its secret.
-pub async fn session(c: &mut AnyConnection, token_hash: &str, now: Timestamp) -> Result<Option<Session>> {
+pub async fn session(
+    c: &mut AnyConnection,
+    token_hash: &str,
+    now: Timestamp,
+) -> Result<Option<Session>> {
     let r = Sql::new("SELECT * FROM sessions WHERE token_hash = ")
         .text(token_hash)
         .push(" AND expires_at > ")
@@ -308,7 +335,12 @@ pub async fn purge_expired_sessions(c: &mut AnyConnection, now: Timestamp) -> Re
 
 /// Stores a new token by the hash of its secret.
 pub async fn insert_token(c: &mut AnyConnection, t: &ApiToken, token_hash: &str) -> Result<()> {
-    let caps = t.capabilities.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" ");
+    let caps = t
+        .capabilities
+        .iter()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
     Sql::new("INSERT INTO api_tokens (id, user_id, name, token_hash, prefix, client_id, capabilities, created_at, expires_at) VALUES (")
         .text(t.id.to_string()).push(", ")
         .text(t.user_id.to_string()).push(", ")
@@ -348,7 +380,12 @@ pub async fn token_by_hash(c: &mut AnyConnection, token_hash: &str) -> Result<Op
 }
 
 /// Revokes one of a user's tokens. Returns whether a live token was revoked.
-pub async fn revoke_token(c: &mut AnyConnection, user_id: UserId, id: TokenId, now: Timestamp) -> Result<bool> {
+pub async fn revoke_token(
+    c: &mut AnyConnection,
+    user_id: UserId,
+    id: TokenId,
+    now: Timestamp,
+) -> Result<bool> {
     let n = Sql::new("UPDATE api_tokens SET revoked_at = ")
         .int(now.0)
         .push(" WHERE id = ")

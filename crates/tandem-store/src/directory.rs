@@ -29,23 +29,38 @@ pub async fn insert_client(c: &mut AnyConnection, client: &Client) -> Result<()>
 }
 
 /// Lists the clients the grant reaches, by name.
-pub async fn list_clients(c: &mut AnyConnection, grant: &Grant, page: Page) -> Result<Paged<Client>> {
+pub async fn list_clients(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    page: Page,
+) -> Result<Paged<Client>> {
     let mut q = Sql::new("SELECT * FROM clients WHERE ");
-    q.scope("id", grant).push(" ORDER BY name, id").page(&page.probe());
+    q.scope("id", grant)
+        .push(" ORDER BY name, id")
+        .page(&page.probe());
     let rows = q.fetch_all(c).await?;
     let items = rows.iter().map(client).collect::<Result<Vec<_>>>()?;
     Ok(Paged::from_probe(items, &page))
 }
 
 /// One client, if the grant reaches it.
-pub async fn get_client(c: &mut AnyConnection, grant: &Grant, id: ClientId) -> Result<Option<Client>> {
+pub async fn get_client(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    id: ClientId,
+) -> Result<Option<Client>> {
     let mut q = Sql::new("SELECT * FROM clients WHERE id = ");
     q.text(id.to_string()).push(" AND ").scope("id", grant);
     q.fetch_optional(c).await?.as_ref().map(client).transpose()
 }
 
 /// Renames a client.
-pub async fn rename_client(c: &mut AnyConnection, id: ClientId, name: &str, slug: &str) -> Result<u64> {
+pub async fn rename_client(
+    c: &mut AnyConnection,
+    id: ClientId,
+    name: &str,
+    slug: &str,
+) -> Result<u64> {
     Sql::new("UPDATE clients SET name = ")
         .text(name)
         .push(", slug = ")
@@ -156,15 +171,24 @@ pub async fn insert_user(c: &mut AnyConnection, u: &User, password_hash: &str) -
 pub async fn update_user(c: &mut AnyConnection, u: &User) -> Result<u64> {
     let n = Sql::new("UPDATE users SET email = ")
         .text(u.email.clone())
-        .push(", display_name = ").text(u.display_name.clone())
-        .push(", role = ").text(u.role.as_str())
-        .push(", time_zone = ").text(u.time_zone.clone())
-        .push(", disabled = ").int(u.disabled as i64)
-        .push(", mfa_required = ").int(u.mfa_required as i64)
-        .push(", tech_all_clients = ").int(u.technician.all_clients as i64)
-        .push(", access_expires_at = ").opt_int(u.access_expires_at.map(|t| t.0))
-        .push(", updated_at = ").int(Timestamp::now().0)
-        .push(" WHERE id = ").text(u.id.to_string())
+        .push(", display_name = ")
+        .text(u.display_name.clone())
+        .push(", role = ")
+        .text(u.role.as_str())
+        .push(", time_zone = ")
+        .text(u.time_zone.clone())
+        .push(", disabled = ")
+        .int(u.disabled as i64)
+        .push(", mfa_required = ")
+        .int(u.mfa_required as i64)
+        .push(", tech_all_clients = ")
+        .int(u.technician.all_clients as i64)
+        .push(", access_expires_at = ")
+        .opt_int(u.access_expires_at.map(|t| t.0))
+        .push(", updated_at = ")
+        .int(Timestamp::now().0)
+        .push(" WHERE id = ")
+        .text(u.id.to_string())
         .execute(c)
         .await?;
     Sql::new("DELETE FROM technician_access WHERE user_id = ")
@@ -175,7 +199,11 @@ pub async fn update_user(c: &mut AnyConnection, u: &User) -> Result<u64> {
     Ok(n)
 }
 
-async fn write_technician_lists(c: &mut AnyConnection, id: UserId, t: &TechnicianAccess) -> Result<()> {
+async fn write_technician_lists(
+    c: &mut AnyConnection,
+    id: UserId,
+    t: &TechnicianAccess,
+) -> Result<()> {
     let rows = t
         .allow
         .iter()
@@ -248,7 +276,9 @@ pub async fn list_users(
 /// One user, if the grant reaches them.
 pub async fn get_user(c: &mut AnyConnection, grant: &Grant, id: UserId) -> Result<Option<User>> {
     let mut q = Sql::new("SELECT * FROM users WHERE id = ");
-    q.text(id.to_string()).push(" AND ").scope("client_id", grant);
+    q.text(id.to_string())
+        .push(" AND ")
+        .scope("client_id", grant);
     match q.fetch_optional(c).await? {
         Some(r) => Ok(Some(user(c, &r).await?)),
         None => Ok(None),

@@ -306,10 +306,10 @@ async fn migrate_locked(store: &Store, conn: &mut AnyConnection) -> Result<Vec<&
             None => None,
         };
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        for stmt in statements(sql) {
-            tx.execute(stmt.as_str()).await?;
-        }
-        Sql::new("INSERT INTO schema_migrations (version, name, applied_at) VALUES (")
+        // Claim the version before applying it. Another process on the same SQLite file
+        // (which the advisory lock above does not cover) may have applied it since `done`
+        // was read: then the claim conflicts, and dropping `tx` rolls it back.
+        let claim = Sql::new("INSERT INTO schema_migrations (version, name, applied_at) VALUES (")
             .int(*version)
             .push(", ")
             .text(*name)
@@ -317,7 +317,15 @@ async fn migrate_locked(store: &Store, conn: &mut AnyConnection) -> Result<Vec<&
             .int(Timestamp::now().0)
             .push(")")
             .execute(&mut tx)
-            .await?;
+            .await;
+        match claim {
+            Ok(_) => {}
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e),
+        }
+        for stmt in statements(sql) {
+            tx.execute(stmt.as_str()).await?;
+        }
         tx.commit().await?;
         applied.push(*name);
     }
@@ -331,6 +339,9 @@ mod tests {
     #[test]
     fn splits_statements_and_drops_comments() {
         let s = statements("-- a\nCREATE TABLE a (x TEXT);\nINSERT INTO a\nVALUES ('1');\n");
-        assert_eq!(s, vec!["CREATE TABLE a (x TEXT)", "INSERT INTO a\nVALUES ('1')"]);
+        assert_eq!(
+            s,
+            vec!["CREATE TABLE a (x TEXT)", "INSERT INTO a\nVALUES ('1')"]
+        );
     }
 }

@@ -28,13 +28,8 @@ pub struct TestDb {
 }
 
 enum Kind {
-    Sqlite {
-        dir: tempfile::TempDir,
-    },
-    Postgres {
-        admin_url: String,
-        database: String,
-    },
+    Sqlite { dir: tempfile::TempDir },
+    Postgres { admin_url: String, database: String },
 }
 
 impl TestDb {
@@ -54,7 +49,9 @@ impl TestDb {
             } => {
                 let mut admin = admin_connection(&admin_url).await;
                 admin
-                    .execute(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)").as_str())
+                    .execute(
+                        format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)").as_str(),
+                    )
                     .await
                     .unwrap_or_else(|e| panic!("could not drop test database {database}: {e}"));
                 let _ = admin.close().await;
@@ -63,10 +60,9 @@ impl TestDb {
     }
 
     async fn migrated(self) -> TestDb {
-        self.store
-            .migrate()
-            .await
-            .unwrap_or_else(|e| panic!("migrating the {} test database: {e}", self.backend().name()));
+        self.store.migrate().await.unwrap_or_else(|e| {
+            panic!("migrating the {} test database: {e}", self.backend().name())
+        });
         self
     }
 }
@@ -152,9 +148,9 @@ fn postgres_server_url() -> Option<String> {
 
 async fn admin_connection(url: &str) -> AnyConnection {
     sqlx::any::install_default_drivers();
-    AnyConnection::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to the PostgreSQL server at {POSTGRES_URL_VAR}: {e}"))
+    AnyConnection::connect(url).await.unwrap_or_else(|e| {
+        panic!("connecting to the PostgreSQL server at {POSTGRES_URL_VAR}: {e}")
+    })
 }
 
 /// `tandem_test_<pid>_<counter>_<random>`: unique across tests, test binaries and runs.
@@ -213,7 +209,10 @@ mod tests {
             with_database("postgres://u:p@db/postgres?sslmode=disable", "t1"),
             "postgres://u:p@db/t1?sslmode=disable"
         );
-        assert_eq!(with_database("postgresql://db:5432", "t1"), "postgresql://db:5432/t1");
+        assert_eq!(
+            with_database("postgresql://db:5432", "t1"),
+            "postgresql://db:5432/t1"
+        );
     }
 
     #[test]
