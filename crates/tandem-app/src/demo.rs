@@ -3,7 +3,9 @@
 //! Seeding is idempotent: a data folder is seeded once, and later runs only report the
 //! logins. Every record it makes is marked as demo data.
 
-use crate::{Actor, App, Error, NewClient, NewSite, NewUser, Result};
+use crate::{principal_of, Actor, App, Error, NewClient, NewSite, NewUser, Result};
+use tandem_domain::scope::{Agreement, Assignment, Calendar, Party, Raci};
+use tandem_domain::ClientId;
 use tandem_domain::authz::TechnicianAccess;
 use tandem_domain::{Role, Timestamp};
 use tandem_store::{directory as dir, settings};
@@ -152,11 +154,125 @@ impl App {
             )
             .await?;
         }
+        self.seed_demo_agreements(&slugs).await?;
         let mut w = self.store.write().await?;
         settings::set(&mut w, "provider.name", PROVIDER_NAME).await?;
         settings::set(&mut w, "demo.password", &password).await?;
         settings::set(&mut w, "demo.seeded", &Timestamp::now().to_rfc3339()).await?;
         w.commit().await?;
         Ok(DemoReport { created: true, password, logins: logins() })
+    }
+}
+
+fn parties(p: &[Party]) -> std::collections::BTreeSet<Party> {
+    p.iter().copied().collect()
+}
+
+/// One row of a demo agreement: (domain, responsible, accountable, business owner, after-hours
+/// owner, provider contact, notes).
+type Row = (&'static str, &'static [Party], Party, Party, Party, &'static str, &'static str);
+
+fn agreement(internal_contact: &str, internal_escalation: &[&str], internal_cal: Calendar, rows: &[Row]) -> Agreement {
+    Agreement {
+        provider_calendar: Calendar::weekdays("America/New_York", 8 * 60, 18 * 60),
+        internal_calendar: internal_cal,
+        assignments: rows
+            .iter()
+            .map(|(domain, r, a, business, after, provider_contact, notes)| Assignment {
+                domain: domain.to_string(),
+                raci: Raci {
+                    responsible: parties(r),
+                    accountable: parties(&[*a]),
+                    consulted: parties(&[a.other()]),
+                    informed: parties(&[Party::Internal, Party::Provider]),
+                },
+                business_hours_owner: *business,
+                after_hours_owner: *after,
+                internal_contact: Some(internal_contact.to_string()),
+                provider_contact: Some(provider_contact.to_string()),
+                internal_escalation: internal_escalation.iter().map(|s| s.to_string()).collect(),
+                provider_escalation: vec!["Crestline on-call technician".into(), "Morgan Reyes (account lead)".into()],
+                notes: notes.to_string(),
+            })
+            .collect(),
+    }
+}
+
+use Party::{Internal as I, Provider as P};
+
+fn harbor_point_agreement() -> Agreement {
+    let rows: &[Row] = &[
+        ("helpdesk", &[I], I, I, P, "Crestline service desk", "Dana knows every user and the CAD software; after 17:00 Crestline takes urgent tickets."),
+        ("onsite_hardware", &[I], I, I, P, "Jordan Lee", "Dana is on site daily."),
+        ("vendors", &[I], I, I, P, "Morgan Reyes", "Dana owns the CAD vendor and the ISP relationships."),
+        ("cloud_m365", &[I, P], P, I, P, "Jordan Lee", "Shared: Dana makes user changes, Crestline administers the tenant and answers for it."),
+        ("security_monitoring", &[P], P, P, P, "Sam Okafor", "Dana is stretched on security: Crestline runs EDR and triage."),
+        ("patching", &[P], P, P, P, "Jordan Lee", "Patching lapsed before Crestline took it over."),
+        ("backup", &[P], P, P, P, "Jordan Lee", "Includes the NAS and the two Linux servers."),
+        ("after_hours_monitoring", &[P], P, P, P, "Crestline on-call technician", ""),
+        ("compliance", &[P, I], P, P, P, "Morgan Reyes", "NIST SP 800-171 / CMMC Level 2 for the DoD subcontracts."),
+        ("network", &[P], P, P, P, "Jordan Lee", ""),
+        ("vcio", &[P], P, P, P, "Morgan Reyes", ""),
+        ("incident_response", &[P, I], P, P, P, "Sam Okafor", "Dana has never run a ransomware response; Crestline leads, Dana handles people and site."),
+    ];
+    agreement("Dana Whitfield", &["Dana Whitfield", "Robert Harlan (owner)"], Calendar::weekdays("America/New_York", 7 * 60 + 30, 17 * 60), rows)
+}
+
+fn bayside_agreement(m365_owner: Party) -> Agreement {
+    let m365_note = if m365_owner == P {
+        "Moved to Crestline in version 2, at Luis's request: licences, conditional access and mailboxes."
+    } else {
+        "Luis administers Microsoft 365 today and wants help with it."
+    };
+    let rows: Vec<Row> = vec![
+        ("helpdesk", &[I, P], I, I, P, "Crestline service desk", "After hours Crestline covers clinical systems only (EHR, e-prescribing, phones)."),
+        ("onsite_hardware", &[I], I, I, I, "Jordan Lee", "Luis in Virginia Beach, Tara in Phoenix."),
+        ("vendors", &[I], I, I, P, "Morgan Reyes", "Luis owns the practice-management system vendor."),
+        ("cloud_m365", if m365_owner == P { &[P] } else { &[I] }, m365_owner, m365_owner, P, "Jordan Lee", m365_note),
+        ("security_monitoring", &[P], P, P, P, "Sam Okafor", ""),
+        ("patching", &[P], P, P, P, "Jordan Lee", ""),
+        ("backup", &[P], P, P, P, "Jordan Lee", ""),
+        ("after_hours_monitoring", &[P], P, P, P, "Crestline on-call technician", ""),
+        ("compliance", &[P, I], P, P, P, "Morgan Reyes", "HIPAA Security Rule; CSF 2.0 for the board."),
+        ("network", &[P], P, P, P, "Jordan Lee", "Two sites joined by VPN."),
+        ("vcio", &[P], P, P, P, "Morgan Reyes", ""),
+        ("incident_response", &[P, I], P, P, P, "Sam Okafor", ""),
+    ];
+    agreement("Luis Ortega", &["Luis Ortega", "Tara Nguyen", "Dr. Maya Brooks"], Calendar::weekdays("America/New_York", 7 * 60, 18 * 60), &rows)
+}
+
+impl App {
+    async fn demo_actor(&self, username: &str) -> Result<Actor> {
+        let users = self.all_users_console().await?;
+        let u = users.iter().find(|u| u.username == username).ok_or(Error::NotFound("demo user"))?;
+        Ok(Actor::person(principal_of(u), None))
+    }
+
+    /// Each client's agreement, signed by both sides through the ordinary workflow.
+    async fn seed_demo_agreements(&self, slugs: &[(String, ClientId)]) -> Result<()> {
+        let id = |s: &str| slugs.iter().find(|(slug, _)| slug == s).map(|(_, id)| *id).ok_or(Error::NotFound("demo client"));
+        let morgan = self.demo_actor("morgan.reyes").await?;
+        let dana = self.demo_actor("dana.whitfield").await?;
+        let luis = self.demo_actor("luis.ortega").await?;
+        let all_warnings = |f: Vec<tandem_domain::scope::Finding>| f.into_iter().map(|f| f.key()).collect::<Vec<_>>();
+
+        // Harbor Point: Crestline proposes, Dana accepts.
+        let hp = id("harbor-point-engineering")?;
+        let v = self.start_draft(&morgan, hp).await?;
+        let (_, findings) = self.save_draft(&morgan, hp, v.number, harbor_point_agreement()).await?;
+        self.propose(&morgan, hp, v.number, None, &all_warnings(findings)).await?;
+        self.decide(&dana, hp, v.number, true, Some("Matches what we agreed at onboarding.".into())).await?;
+
+        // Bayside: version 1, then Luis proposes moving Microsoft 365 to Crestline.
+        let bay = id("bayside-family-medicine")?;
+        let v1 = self.start_draft(&morgan, bay).await?;
+        let (_, findings) = self.save_draft(&morgan, bay, v1.number, bayside_agreement(I)).await?;
+        self.propose(&morgan, bay, v1.number, None, &all_warnings(findings)).await?;
+        self.decide(&luis, bay, v1.number, true, None).await?;
+        let v2 = self.start_draft(&luis, bay).await?;
+        let (_, findings) = self.save_draft(&luis, bay, v2.number, bayside_agreement(P)).await?;
+        self.propose(&luis, bay, v2.number, None, &all_warnings(findings)).await?;
+        self.decide(&morgan, bay, v2.number, true, Some("Agreed: Crestline takes Microsoft 365 from today.".into())).await?;
+        Ok(())
     }
 }

@@ -11,6 +11,7 @@ pub mod demo;
 mod directory;
 mod error;
 mod identity;
+mod scope;
 mod tokens;
 
 pub use audit_log::AuditQuery;
@@ -18,6 +19,7 @@ pub use credentials::{hash_password, new_secret, sha256_hex};
 pub use directory::{NewClient, NewSite, NewUser, UserPatch};
 pub use error::{Error, Result};
 pub use identity::{principal_of, totp_code_now, MfaEnrollment, SessionInfo, SignIn, SignInNext};
+pub use scope::{DomainPatch, NewDomain, RouteAnswer};
 pub use tokens::{NewToken, TOKEN_PREFIX};
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -31,6 +31,12 @@ pub enum Action {
     AuditVerify,
     /// Create and revoke one's own API tokens. Never through a token.
     TokensManage,
+    /// See a client's scope agreement, its versions and routing.
+    ScopeRead,
+    /// Draft, propose, accept or reject a client's scope agreement (for one's own side).
+    ScopeWrite,
+    /// Add, rename and retire domains of the provider-wide catalog.
+    DomainsManage,
 }
 
 impl Action {
@@ -42,6 +48,8 @@ impl Action {
             Action::UsersRead => Some(Capability::UsersRead),
             Action::UsersWrite => Some(Capability::UsersWrite),
             Action::AuditRead | Action::AuditVerify => Some(Capability::AuditRead),
+            Action::ScopeRead => Some(Capability::ScopeRead),
+            Action::ScopeWrite | Action::DomainsManage => Some(Capability::ScopeWrite),
             // A token that can mint tokens would outlive its own revocation.
             Action::TokensManage => None,
         }
@@ -67,16 +75,24 @@ pub enum Capability {
     /// `audit:read`
     #[serde(rename = "audit:read")]
     AuditRead,
+    /// `scope:read`
+    #[serde(rename = "scope:read")]
+    ScopeRead,
+    /// `scope:write`
+    #[serde(rename = "scope:write")]
+    ScopeWrite,
 }
 
 impl Capability {
     /// Every capability.
-    pub const ALL: [Capability; 5] = [
+    pub const ALL: [Capability; 7] = [
         Capability::ClientsRead,
         Capability::ClientsWrite,
         Capability::UsersRead,
         Capability::UsersWrite,
         Capability::AuditRead,
+        Capability::ScopeRead,
+        Capability::ScopeWrite,
     ];
 
     /// Stable name, as written in token scopes.
@@ -87,6 +103,8 @@ impl Capability {
             Capability::UsersRead => "users:read",
             Capability::UsersWrite => "users:write",
             Capability::AuditRead => "audit:read",
+            Capability::ScopeRead => "scope:read",
+            Capability::ScopeWrite => "scope:write",
         }
     }
 
@@ -98,6 +116,8 @@ impl Capability {
             Capability::UsersRead => &[Action::UsersRead],
             Capability::UsersWrite => &[Action::UsersWrite],
             Capability::AuditRead => &[Action::AuditRead, Action::AuditVerify],
+            Capability::ScopeRead => &[Action::ScopeRead],
+            Capability::ScopeWrite => &[Action::ScopeWrite, Action::DomainsManage],
         }
     }
 }
@@ -310,13 +330,14 @@ pub fn authorize(who: &Principal, action: Action, now: Timestamp) -> Result<Gran
     // (clients reached, provider-level records reached) per role and action.
     let reach: Option<(ClientScope, bool)> = match (who.role, action) {
         (Role::ProviderAdmin, _) => Some((ClientScope::All, true)),
-        (Role::ProviderTechnician, ClientsRead | AuditRead) => Some((who.technician.scope(), false)),
+        (Role::ProviderTechnician, ClientsRead | AuditRead | ScopeRead) => Some((who.technician.scope(), false)),
         (Role::ProviderTechnician, UsersRead) => Some((who.technician.scope(), true)),
         (Role::ProviderTechnician, TokensManage) => Some((ClientScope::none(), true)),
-        (Role::ClientItAdmin, ClientsRead | SitesWrite | UsersRead | UsersWrite | AuditRead) => {
-            Some((own(), false))
-        }
-        (Role::ClientViewer | Role::Auditor, ClientsRead | UsersRead | AuditRead) => {
+        (
+            Role::ClientItAdmin,
+            ClientsRead | SitesWrite | UsersRead | UsersWrite | AuditRead | ScopeRead | ScopeWrite,
+        ) => Some((own(), false)),
+        (Role::ClientViewer | Role::Auditor, ClientsRead | UsersRead | AuditRead | ScopeRead) => {
             Some((own(), false))
         }
         (Role::ClientItAdmin | Role::ClientViewer | Role::Auditor, TokensManage) => {
@@ -382,7 +403,10 @@ mod tests {
         }
     }
 
-    const ALL_ACTIONS: [Action; 8] = [
+    const ALL_ACTIONS: [Action; 11] = [
+        Action::ScopeRead,
+        Action::ScopeWrite,
+        Action::DomainsManage,
         Action::ClientsRead,
         Action::ClientsWrite,
         Action::SitesWrite,

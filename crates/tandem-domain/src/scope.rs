@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 
+pub mod exchange;
+
 /// One of the two sides of a co-managed arrangement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -799,6 +801,58 @@ pub fn week_label(week: &[Vec<Span>]) -> String {
     } else {
         parts.join("; ")
     }
+}
+
+/// A warning someone acknowledged before proposing, and who.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Acknowledgement {
+    /// The finding's key (`code:domain`).
+    pub key: String,
+    /// Who acknowledged it.
+    pub by: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// One version of a client's scope agreement, with its history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgreementVersion {
+    /// The client.
+    pub client_id: crate::ClientId,
+    /// Version number, from 1.
+    pub number: i64,
+    /// Where it is in its life.
+    pub status: VersionStatus,
+    /// The agreement itself.
+    pub content: Agreement,
+    /// The version this one was started from.
+    pub based_on: Option<i64>,
+    /// The side that wrote it.
+    pub author_side: Party,
+    /// Who wrote it.
+    pub author: String,
+    /// When it was started.
+    pub created_at: Timestamp,
+    /// When it was last changed.
+    pub updated_at: Timestamp,
+    /// Who proposed it, and when.
+    pub proposed_by: Option<String>,
+    /// When it was proposed.
+    pub proposed_at: Option<Timestamp>,
+    /// Who accepted or rejected it.
+    pub decided_by: Option<String>,
+    /// The side that decided.
+    pub decided_side: Option<Party>,
+    /// When it was decided.
+    pub decided_at: Option<Timestamp>,
+    /// The decider's comment (required for a rejection).
+    pub decision_comment: Option<String>,
+    /// From when it is in force (once accepted).
+    pub effective_from: Option<Timestamp>,
+    /// Warnings acknowledged before proposing.
+    pub acknowledgements: Vec<Acknowledgement>,
 }
 
 #[cfg(test)]

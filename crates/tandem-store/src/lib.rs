@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod auth;
 pub mod directory;
+pub mod scope;
 mod query;
 pub mod settings;
 #[cfg(feature = "test-support")]

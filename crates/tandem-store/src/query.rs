@@ -244,11 +244,10 @@ pub(crate) fn opt_parsed<T: FromStr>(row: &AnyRow, col: &str) -> Result<Option<T
 // ---- migrations -----------------------------------------------------------------------
 
 /// Every migration, in order. Each is portable SQL; statements end with `;` at line end.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../migrations/0001_foundation.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "foundation", include_str!("../migrations/0001_foundation.sql")),
+    (2, "scope", include_str!("../migrations/0002_scope.sql")),
+];
 
 /// Statements of a migration file, without comments.
 fn statements(sql: &str) -> Vec<String> {
