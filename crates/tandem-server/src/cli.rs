@@ -61,6 +61,20 @@ enum Command {
         #[command(flatten)]
         settings: Settings,
     },
+    /// Who owns a domain at a client at an instant, and why (JSON).
+    Route {
+        /// The client's id, short name or name.
+        #[arg(long)]
+        client: String,
+        /// The domain's key, such as patching.
+        #[arg(long)]
+        domain: String,
+        /// The instant, RFC 3339 (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        #[command(flatten)]
+        settings: Settings,
+    },
     /// Configuration help.
     Config {
         #[command(subcommand)]
@@ -136,6 +150,14 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Console commands log warnings only, unless a log filter was given.
+fn quiet(mut cfg: crate::config::Resolved) -> crate::config::Resolved {
+    if cfg.log == "info" {
+        cfg.log = "warn".into();
+    }
+    cfg
+}
+
 fn init_logs(settings: &crate::config::Resolved) {
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
@@ -190,8 +212,28 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Admin { action } => admin(action).await,
+        Command::Route { client, domain, at, settings } => {
+            let cfg = quiet(settings.resolve()?);
+            init_logs(&cfg);
+            let app = serve::open(&cfg).await?;
+            let sys = Actor::system();
+            let at = match at.as_deref() {
+                None => tandem_domain::Timestamp::now(),
+                Some(s) => tandem_domain::Timestamp::parse_rfc3339(s)
+                    .ok_or_else(|| anyhow::anyhow!("--at must be an RFC 3339 instant such as 2026-03-01T02:00:00-05:00"))?,
+            };
+            let clients = app.list_clients(&sys, tandem_store::Page::new(0, 500)).await.map_err(describe)?.items;
+            let wanted = client.trim().to_lowercase();
+            let c = clients
+                .iter()
+                .find(|c| c.id.to_string() == wanted || c.slug == wanted || c.name.to_lowercase() == wanted)
+                .ok_or_else(|| anyhow::anyhow!("no client {client:?} (use its id, short name or name)"))?;
+            let answer = app.route(&sys, c.id, &domain, at).await.map_err(describe)?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit { action: AuditCommand::Verify { settings } } => {
-            let cfg = settings.resolve()?;
+            let cfg = quiet(settings.resolve()?);
             init_logs(&cfg);
             let app = serve::open(&cfg).await?;
             let bar = indicatif::ProgressBar::new_spinner();
@@ -210,7 +252,7 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Backup { to, settings } => {
-            let cfg = settings.resolve()?;
+            let cfg = quiet(settings.resolve()?);
             init_logs(&cfg);
             let app = serve::open(&cfg).await?;
             app.store().backup_sqlite(&to).await?;
@@ -218,7 +260,7 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Restore { from, force, settings } => {
-            let cfg = settings.resolve()?;
+            let cfg = quiet(settings.resolve()?);
             init_logs(&cfg);
             restore(&cfg, &from, force).await
         }
@@ -261,7 +303,7 @@ async fn restore(cfg: &crate::config::Resolved, from: &std::path::Path, force: b
 async fn admin(action: AdminCommand) -> anyhow::Result<ExitCode> {
     match action {
         AdminCommand::CreateAdmin { username, email, name, password_env, settings } => {
-            let cfg = settings.resolve()?;
+            let cfg = quiet(settings.resolve()?);
             init_logs(&cfg);
             let password = match password_env {
                 Some(var) => std::env::var(&var).map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?,
@@ -295,7 +337,7 @@ async fn admin(action: AdminCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AdminCommand::ResetMfa { username, settings } => {
-            let cfg = settings.resolve()?;
+            let cfg = quiet(settings.resolve()?);
             init_logs(&cfg);
             let app = serve::open(&cfg).await?;
             let users = app.all_users_console().await?;
@@ -308,7 +350,7 @@ async fn admin(action: AdminCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AdminCommand::ListUsers { settings } => {
-            let cfg = settings.resolve()?;
+            let cfg = quiet(settings.resolve()?);
             init_logs(&cfg);
             let app = serve::open(&cfg).await?;
             println!("{:<20} {:<22} {:<38} {:<6} {}", "USERNAME", "ROLE", "CLIENT", "MFA", "NAME");

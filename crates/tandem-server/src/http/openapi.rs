@@ -15,6 +15,13 @@ use utoipa::{Modify, OpenApi};
         super::api::list_users, super::api::create_user, super::api::get_user, super::api::update_user, super::api::reset_mfa,
         super::api::list_tokens, super::api::create_token, super::api::revoke_token,
         super::api::list_audit, super::api::export_audit, super::api::verify_audit,
+        super::api_scope::notifications, super::api_scope::mark_read,
+        super::api_scope::list_domains, super::api_scope::create_domain, super::api_scope::update_domain,
+        super::api_scope::list_versions, super::api_scope::start_draft, super::api_scope::get_version,
+        super::api_scope::save_draft, super::api_scope::lint_version, super::api_scope::propose,
+        super::api_scope::accept, super::api_scope::reject, super::api_scope::withdraw,
+        super::api_scope::export, super::api_scope::import, super::api_scope::holidays_ics,
+        super::api_scope::diff, super::api_scope::in_force, super::api_scope::route,
     ),
     modifiers(&Security),
     security(("bearer" = []))
