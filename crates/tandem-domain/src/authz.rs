@@ -49,7 +49,8 @@ impl Action {
             Action::UsersWrite => Some(Capability::UsersWrite),
             Action::AuditRead | Action::AuditVerify => Some(Capability::AuditRead),
             Action::ScopeRead => Some(Capability::ScopeRead),
-            Action::ScopeWrite | Action::DomainsManage => Some(Capability::ScopeWrite),
+            Action::ScopeWrite => Some(Capability::ScopeWrite),
+            Action::DomainsManage => Some(Capability::DomainsWrite),
             // A token that can mint tokens would outlive its own revocation.
             Action::TokensManage => None,
         }
@@ -81,11 +82,14 @@ pub enum Capability {
     /// `scope:write`
     #[serde(rename = "scope:write")]
     ScopeWrite,
+    /// `domains:write`
+    #[serde(rename = "domains:write")]
+    DomainsWrite,
 }
 
 impl Capability {
     /// Every capability.
-    pub const ALL: [Capability; 7] = [
+    pub const ALL: [Capability; 8] = [
         Capability::ClientsRead,
         Capability::ClientsWrite,
         Capability::UsersRead,
@@ -93,6 +97,7 @@ impl Capability {
         Capability::AuditRead,
         Capability::ScopeRead,
         Capability::ScopeWrite,
+        Capability::DomainsWrite,
     ];
 
     /// Stable name, as written in token scopes.
@@ -105,6 +110,7 @@ impl Capability {
             Capability::AuditRead => "audit:read",
             Capability::ScopeRead => "scope:read",
             Capability::ScopeWrite => "scope:write",
+            Capability::DomainsWrite => "domains:write",
         }
     }
 
@@ -117,7 +123,8 @@ impl Capability {
             Capability::UsersWrite => &[Action::UsersWrite],
             Capability::AuditRead => &[Action::AuditRead, Action::AuditVerify],
             Capability::ScopeRead => &[Action::ScopeRead],
-            Capability::ScopeWrite => &[Action::ScopeWrite, Action::DomainsManage],
+            Capability::ScopeWrite => &[Action::ScopeWrite],
+            Capability::DomainsWrite => &[Action::DomainsManage],
         }
     }
 }

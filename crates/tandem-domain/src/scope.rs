@@ -100,6 +100,7 @@ pub const SEED_DOMAINS: &[(&str, &str, &str)] = &[
 /// A RACI assignment of the two parties for one domain.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Raci {
     /// Who does the work (one or both).
     pub responsible: BTreeSet<Party>,
@@ -116,6 +117,7 @@ pub struct Raci {
 /// How one domain is shared between the sides.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Assignment {
     /// The domain's key.
     pub domain: String,
@@ -164,6 +166,7 @@ impl Assignment {
 /// A span of minutes within a day, `[start, end)`, from local midnight (0..=1440).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Span {
     /// First minute.
     pub start: u16,
@@ -174,6 +177,7 @@ pub struct Span {
 /// A named day off.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Holiday {
     /// The local date, `YYYY-MM-DD`.
     pub date: String,
@@ -184,6 +188,7 @@ pub struct Holiday {
 /// When a side works: a time zone, weekly hours (split shifts allowed) and holidays.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Calendar {
     /// IANA time zone.
     pub time_zone: String,
@@ -209,6 +214,7 @@ impl Calendar {
 /// The content of one version of a client's agreement.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Agreement {
     /// The client's business hours (the internal side's working week).
     pub internal_calendar: Calendar,
