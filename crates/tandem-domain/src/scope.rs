@@ -558,20 +558,58 @@ pub enum Cover {
     Nobody(Party, Window),
 }
 
+/// Whether each side is on shift in each 15-minute slot of the week from `week_start`.
+/// Computed once per agreement; every domain's coverage is read off it.
+#[derive(Clone, Debug)]
+pub struct WeekStates {
+    internal: Vec<bool>,
+    provider: Vec<bool>,
+}
+
+impl WeekStates {
+    /// Samples both calendars at the start of every slot.
+    pub fn new(a: &CompiledAgreement, week_start: Timestamp) -> Self {
+        let slots = 7 * 24 * 60 / SLOT_MINUTES;
+        let at = |i: i64| week_start.plus_seconds(i * SLOT_MINUTES * 60);
+        WeekStates {
+            internal: (0..slots).map(|i| a.internal.is_open(at(i))).collect(),
+            provider: (0..slots).map(|i| a.provider.is_open(at(i))).collect(),
+        }
+    }
+
+    /// The coverage of one assignment, slot by slot.
+    pub fn coverage(&self, asg: &Assignment) -> Vec<Cover> {
+        self.internal
+            .iter()
+            .zip(&self.provider)
+            .map(|(&client_open, &provider_open)| {
+                let (owner, window) = if client_open {
+                    (asg.business_hours_owner, Window::BusinessHours)
+                } else {
+                    (asg.after_hours_owner, Window::AfterHours)
+                };
+                let on_shift = match owner {
+                    Party::Internal => client_open,
+                    Party::Provider => provider_open,
+                };
+                if on_shift {
+                    Cover::OnShift(owner, window)
+                } else if !asg.escalation(owner).is_empty() {
+                    Cover::OnCall(owner, window)
+                } else {
+                    Cover::Nobody(owner, window)
+                }
+            })
+            .collect()
+    }
+}
+
 /// The coverage of one domain over the week from `week_start`, in 15-minute slots.
 pub fn coverage(a: &CompiledAgreement, domain: &str, week_start: Timestamp) -> Vec<Cover> {
-    let slots = 7 * 24 * 60 / SLOT_MINUTES;
-    (0..slots)
-        .map(|i| {
-            let t = week_start.plus_seconds(i * SLOT_MINUTES * 60);
-            match route(a, domain, t) {
-                Ok(d) if d.owner_on_shift => Cover::OnShift(d.owner, d.window),
-                Ok(d) if !d.escalation.is_empty() => Cover::OnCall(d.owner, d.window),
-                Ok(d) => Cover::Nobody(d.owner, d.window),
-                Err(_) => Cover::Nobody(Party::Internal, Window::AfterHours),
-            }
-        })
-        .collect()
+    match a.assignment(domain) {
+        Some(asg) => WeekStates::new(a, week_start).coverage(asg),
+        None => vec![Cover::Nobody(Party::Internal, Window::AfterHours); (7 * 24 * 60 / SLOT_MINUTES) as usize],
+    }
 }
 
 /// Checks an agreement. Errors block a proposal; warnings can be acknowledged.
@@ -587,6 +625,7 @@ pub fn lint(a: &Agreement, ctx: &LintContext) -> Vec<Finding> {
             None
         }
     };
+    let states = compiled.as_ref().map(|c| WeekStates::new(c, ctx.week_start));
     for (p, cal) in [(Party::Internal, &a.internal_calendar), (Party::Provider, &a.provider_calendar)] {
         if cal.week.iter().all(|d| d.is_empty()) {
             push(Severity::Warning, "no_hours", None, format!("{} has no working hours in its calendar: every hour is after hours", p.label()));
@@ -627,8 +666,8 @@ pub fn lint(a: &Agreement, ctx: &LintContext) -> Vec<Finding> {
         if asg.raci.responsible.len() == 2 && asg.internal_contact.is_none() && asg.provider_contact.is_none() {
             push(Severity::Warning, "overlap", Some(d), format!("{d}: both sides are responsible and nobody is named on either; say who leads"));
         }
-        if let Some(c) = &compiled {
-            let cover = coverage(c, d, ctx.week_start);
+        if let Some(states) = &states {
+            let cover = states.coverage(asg);
             if let Some(first) = cover.iter().position(|x| matches!(x, Cover::Nobody(..))) {
                 let count = cover.iter().filter(|x| matches!(x, Cover::Nobody(..))).count();
                 let hours = count as f64 * SLOT_MINUTES as f64 / 60.0;

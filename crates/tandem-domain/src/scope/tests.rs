@@ -277,3 +277,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn coverage_from_week_states_agrees_with_routing_slot_by_slot() {
+    let mut ag = harbor_point();
+    ag.assignments[0].internal_escalation.clear();
+    ag.assignments[0].after_hours_owner = Party::Internal; // nights: internal, nobody to call
+    let c = CompiledAgreement::new(&ag).unwrap();
+    let start = week_start(at("2026-03-04T12:00:00Z"), "America/New_York");
+    for asg in &ag.assignments {
+        let cover = coverage(&c, &asg.domain, start);
+        for (i, slot) in cover.iter().enumerate() {
+            let d = route(&c, &asg.domain, start.plus_seconds(i as i64 * SLOT_MINUTES * 60)).unwrap();
+            let want = if d.owner_on_shift {
+                Cover::OnShift(d.owner, d.window)
+            } else if d.escalation.is_empty() {
+                Cover::Nobody(d.owner, d.window)
+            } else {
+                Cover::OnCall(d.owner, d.window)
+            };
+            assert_eq!(*slot, want, "{} slot {i}", asg.domain);
+        }
+    }
+    assert!(coverage(&c, "helpdesk", start).iter().any(|s| matches!(s, Cover::Nobody(Party::Internal, Window::AfterHours))));
+}
