@@ -10,7 +10,12 @@ pub type AuditQuery = AuditFilter;
 
 impl App {
     /// Entries the actor may see, newest first.
-    pub async fn list_audit(&self, actor: &Actor, q: &AuditQuery, limit: u32) -> Result<Vec<AuditRecord>> {
+    pub async fn list_audit(
+        &self,
+        actor: &Actor,
+        q: &AuditQuery,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>> {
         let g = self.grant(actor, Action::AuditRead)?;
         if let Some(c) = q.client_id {
             g.check_client(c).map_err(|_| Error::NotFound("client"))?;
@@ -20,7 +25,11 @@ impl App {
     }
 
     /// Verifies the whole chain. `progress` is called with the number of entries checked.
-    pub async fn verify_audit(&self, actor: &Actor, progress: impl FnMut(u64)) -> Result<Verification> {
+    pub async fn verify_audit(
+        &self,
+        actor: &Actor,
+        progress: impl FnMut(u64),
+    ) -> Result<Verification> {
         let g = self.grant(actor, Action::AuditVerify)?;
         if !g.covers_provider() || g.clients() != &tandem_domain::authz::ClientScope::All {
             return Err(Error::Forbidden(tandem_domain::authz::Denied(

@@ -4,9 +4,9 @@
 //! logins. Every record it makes is marked as demo data.
 
 use crate::{principal_of, Actor, App, Error, NewClient, NewSite, NewUser, Result};
+use tandem_domain::authz::TechnicianAccess;
 use tandem_domain::scope::{Agreement, Assignment, Calendar, Party, Raci};
 use tandem_domain::ClientId;
-use tandem_domain::authz::TechnicianAccess;
 use tandem_domain::{Role, Timestamp};
 use tandem_store::{directory as dir, settings};
 
@@ -44,29 +44,121 @@ struct Person {
 }
 
 const PEOPLE: &[Person] = &[
-    Person { username: "morgan.reyes", name: "Morgan Reyes", role: Role::ProviderAdmin, client: None, who: "Crestline admin, account lead and vCIO", tz: "America/New_York" },
-    Person { username: "sam.okafor", name: "Sam Okafor", role: Role::ProviderTechnician, client: None, who: "Crestline technician (security)", tz: "America/New_York" },
-    Person { username: "jordan.lee", name: "Jordan Lee", role: Role::ProviderTechnician, client: None, who: "Crestline technician (infrastructure)", tz: "America/New_York" },
-    Person { username: "dana.whitfield", name: "Dana Whitfield", role: Role::ClientItAdmin, client: Some("harbor-point-engineering"), who: "Harbor Point's internal IT person", tz: "America/New_York" },
-    Person { username: "robert.harlan", name: "Robert Harlan", role: Role::ClientViewer, client: Some("harbor-point-engineering"), who: "Harbor Point's owner (read-only)", tz: "America/New_York" },
-    Person { username: "emily.park", name: "Emily Park", role: Role::EndUser, client: Some("harbor-point-engineering"), who: "Harbor Point engineer (end user)", tz: "America/New_York" },
-    Person { username: "casey.ledger", name: "Casey Ledger", role: Role::Auditor, client: Some("harbor-point-engineering"), who: "CMMC assessor for Harbor Point (read-only, 30 days)", tz: "America/New_York" },
-    Person { username: "luis.ortega", name: "Luis Ortega", role: Role::ClientItAdmin, client: Some("bayside-family-medicine"), who: "Bayside's IT admin", tz: "America/New_York" },
-    Person { username: "tara.nguyen", name: "Tara Nguyen", role: Role::ClientItAdmin, client: Some("bayside-family-medicine"), who: "Bayside's part-time IT assistant (Phoenix)", tz: "America/Phoenix" },
-    Person { username: "maya.brooks", name: "Dr. Maya Brooks", role: Role::ClientViewer, client: Some("bayside-family-medicine"), who: "Bayside's managing physician (read-only)", tz: "America/New_York" },
-    Person { username: "kevin.shah", name: "Kevin Shah", role: Role::EndUser, client: Some("bayside-family-medicine"), who: "Bayside front-desk coordinator (end user)", tz: "America/Phoenix" },
+    Person {
+        username: "morgan.reyes",
+        name: "Morgan Reyes",
+        role: Role::ProviderAdmin,
+        client: None,
+        who: "Crestline admin, account lead and vCIO",
+        tz: "America/New_York",
+    },
+    Person {
+        username: "sam.okafor",
+        name: "Sam Okafor",
+        role: Role::ProviderTechnician,
+        client: None,
+        who: "Crestline technician (security)",
+        tz: "America/New_York",
+    },
+    Person {
+        username: "jordan.lee",
+        name: "Jordan Lee",
+        role: Role::ProviderTechnician,
+        client: None,
+        who: "Crestline technician (infrastructure)",
+        tz: "America/New_York",
+    },
+    Person {
+        username: "dana.whitfield",
+        name: "Dana Whitfield",
+        role: Role::ClientItAdmin,
+        client: Some("harbor-point-engineering"),
+        who: "Harbor Point's internal IT person",
+        tz: "America/New_York",
+    },
+    Person {
+        username: "robert.harlan",
+        name: "Robert Harlan",
+        role: Role::ClientViewer,
+        client: Some("harbor-point-engineering"),
+        who: "Harbor Point's owner (read-only)",
+        tz: "America/New_York",
+    },
+    Person {
+        username: "emily.park",
+        name: "Emily Park",
+        role: Role::EndUser,
+        client: Some("harbor-point-engineering"),
+        who: "Harbor Point engineer (end user)",
+        tz: "America/New_York",
+    },
+    Person {
+        username: "casey.ledger",
+        name: "Casey Ledger",
+        role: Role::Auditor,
+        client: Some("harbor-point-engineering"),
+        who: "CMMC assessor for Harbor Point (read-only, 30 days)",
+        tz: "America/New_York",
+    },
+    Person {
+        username: "luis.ortega",
+        name: "Luis Ortega",
+        role: Role::ClientItAdmin,
+        client: Some("bayside-family-medicine"),
+        who: "Bayside's IT admin",
+        tz: "America/New_York",
+    },
+    Person {
+        username: "tara.nguyen",
+        name: "Tara Nguyen",
+        role: Role::ClientItAdmin,
+        client: Some("bayside-family-medicine"),
+        who: "Bayside's part-time IT assistant (Phoenix)",
+        tz: "America/Phoenix",
+    },
+    Person {
+        username: "maya.brooks",
+        name: "Dr. Maya Brooks",
+        role: Role::ClientViewer,
+        client: Some("bayside-family-medicine"),
+        who: "Bayside's managing physician (read-only)",
+        tz: "America/New_York",
+    },
+    Person {
+        username: "kevin.shah",
+        name: "Kevin Shah",
+        role: Role::EndUser,
+        client: Some("bayside-family-medicine"),
+        who: "Bayside front-desk coordinator (end user)",
+        tz: "America/Phoenix",
+    },
 ];
 
-const CLIENTS: &[(&str, &[(&str, &str, &str)])] = &[
+/// (site name, time zone, address)
+type DemoSite = (&'static str, &'static str, &'static str);
+
+const CLIENTS: &[(&str, &[DemoSite])] = &[
     (
         "Harbor Point Engineering",
-        &[("Norfolk office", "America/New_York", "210 Harbor Point Way, Norfolk, VA (fictional)")],
+        &[(
+            "Norfolk office",
+            "America/New_York",
+            "210 Harbor Point Way, Norfolk, VA (fictional)",
+        )],
     ),
     (
         "Bayside Family Medicine",
         &[
-            ("Virginia Beach clinic", "America/New_York", "48 Seaside Ave, Virginia Beach, VA (fictional)"),
-            ("Phoenix clinic", "America/Phoenix", "1900 Desert Bloom Rd, Phoenix, AZ (fictional)"),
+            (
+                "Virginia Beach clinic",
+                "America/New_York",
+                "48 Seaside Ave, Virginia Beach, VA (fictional)",
+            ),
+            (
+                "Phoenix clinic",
+                "America/Phoenix",
+                "1900 Desert Bloom Rd, Phoenix, AZ (fictional)",
+            ),
         ],
     ),
 ];
@@ -102,7 +194,11 @@ impl App {
         {
             let mut r = self.store.read().await?;
             if let Some(password) = settings::get(&mut r, "demo.password").await? {
-                return Ok(DemoReport { created: false, password, logins: logins() });
+                return Ok(DemoReport {
+                    created: false,
+                    password,
+                    logins: logins(),
+                });
             }
             if !dir::all_users_unscoped(&mut r).await?.is_empty() {
                 return Err(Error::Conflict(
@@ -114,12 +210,24 @@ impl App {
         let password = format!("demo-{}", &crate::new_secret(6));
         let mut slugs = Vec::new();
         for (name, sites) in CLIENTS {
-            let c = self.create_client(&sys, NewClient { name: name.to_string() }, true).await?;
+            let c = self
+                .create_client(
+                    &sys,
+                    NewClient {
+                        name: name.to_string(),
+                    },
+                    true,
+                )
+                .await?;
             for (site, tz, address) in *sites {
                 self.create_site(
                     &sys,
                     c.id,
-                    NewSite { name: site.to_string(), time_zone: tz.to_string(), address: address.to_string() },
+                    NewSite {
+                        name: site.to_string(),
+                        time_zone: tz.to_string(),
+                        address: address.to_string(),
+                    },
                 )
                 .await?;
             }
@@ -127,7 +235,11 @@ impl App {
         }
         for p in PEOPLE {
             let client_id = p.client.map(|s| {
-                slugs.iter().find(|(slug, _)| slug == s).map(|(_, id)| *id).expect("demo client exists")
+                slugs
+                    .iter()
+                    .find(|(slug, _)| slug == s)
+                    .map(|(_, id)| *id)
+                    .expect("demo client exists")
             });
             let domain = match p.client {
                 None => "crestline-msp.test",
@@ -160,7 +272,11 @@ impl App {
         settings::set(&mut w, "demo.password", &password).await?;
         settings::set(&mut w, "demo.seeded", &Timestamp::now().to_rfc3339()).await?;
         w.commit().await?;
-        Ok(DemoReport { created: true, password, logins: logins() })
+        Ok(DemoReport {
+            created: true,
+            password,
+            logins: logins(),
+        })
     }
 }
 
@@ -170,30 +286,51 @@ fn parties(p: &[Party]) -> std::collections::BTreeSet<Party> {
 
 /// One row of a demo agreement: (domain, responsible, accountable, business owner, after-hours
 /// owner, provider contact, notes).
-type Row = (&'static str, &'static [Party], Party, Party, Party, &'static str, &'static str);
+type Row = (
+    &'static str,
+    &'static [Party],
+    Party,
+    Party,
+    Party,
+    &'static str,
+    &'static str,
+);
 
-fn agreement(internal_contact: &str, internal_escalation: &[&str], internal_cal: Calendar, rows: &[Row]) -> Agreement {
+fn agreement(
+    internal_contact: &str,
+    internal_escalation: &[&str],
+    internal_cal: Calendar,
+    rows: &[Row],
+) -> Agreement {
     Agreement {
         provider_calendar: Calendar::weekdays("America/New_York", 8 * 60, 18 * 60),
         internal_calendar: internal_cal,
         assignments: rows
             .iter()
-            .map(|(domain, r, a, business, after, provider_contact, notes)| Assignment {
-                domain: domain.to_string(),
-                raci: Raci {
-                    responsible: parties(r),
-                    accountable: parties(&[*a]),
-                    consulted: parties(&[a.other()]),
-                    informed: parties(&[Party::Internal, Party::Provider]),
+            .map(
+                |(domain, r, a, business, after, provider_contact, notes)| Assignment {
+                    domain: domain.to_string(),
+                    raci: Raci {
+                        responsible: parties(r),
+                        accountable: parties(&[*a]),
+                        consulted: parties(&[a.other()]),
+                        informed: parties(&[Party::Internal, Party::Provider]),
+                    },
+                    business_hours_owner: *business,
+                    after_hours_owner: *after,
+                    internal_contact: Some(internal_contact.to_string()),
+                    provider_contact: Some(provider_contact.to_string()),
+                    internal_escalation: internal_escalation
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect(),
+                    provider_escalation: vec![
+                        "Crestline on-call technician".into(),
+                        "Morgan Reyes (account lead)".into(),
+                    ],
+                    notes: notes.to_string(),
                 },
-                business_hours_owner: *business,
-                after_hours_owner: *after,
-                internal_contact: Some(internal_contact.to_string()),
-                provider_contact: Some(provider_contact.to_string()),
-                internal_escalation: internal_escalation.iter().map(|s| s.to_string()).collect(),
-                provider_escalation: vec!["Crestline on-call technician".into(), "Morgan Reyes (account lead)".into()],
-                notes: notes.to_string(),
-            })
+            )
             .collect(),
     }
 }
@@ -215,7 +352,12 @@ fn harbor_point_agreement() -> Agreement {
         ("vcio", &[P], P, P, P, "Morgan Reyes", ""),
         ("incident_response", &[P, I], P, P, P, "Sam Okafor", "Dana has never run a ransomware response; Crestline leads, Dana handles people and site."),
     ];
-    agreement("Dana Whitfield", &["Dana Whitfield", "Robert Harlan (owner)"], Calendar::weekdays("America/New_York", 7 * 60 + 30, 17 * 60), rows)
+    agreement(
+        "Dana Whitfield",
+        &["Dana Whitfield", "Robert Harlan (owner)"],
+        Calendar::weekdays("America/New_York", 7 * 60 + 30, 17 * 60),
+        rows,
+    )
 }
 
 fn bayside_agreement(m365_owner: Party) -> Agreement {
@@ -225,54 +367,149 @@ fn bayside_agreement(m365_owner: Party) -> Agreement {
         "Luis administers Microsoft 365 today and wants help with it."
     };
     let rows: Vec<Row> = vec![
-        ("helpdesk", &[I, P], I, I, P, "Crestline service desk", "After hours Crestline covers clinical systems only (EHR, e-prescribing, phones)."),
-        ("onsite_hardware", &[I], I, I, I, "Jordan Lee", "Luis in Virginia Beach, Tara in Phoenix."),
-        ("vendors", &[I], I, I, P, "Morgan Reyes", "Luis owns the practice-management system vendor."),
-        ("cloud_m365", if m365_owner == P { &[P] } else { &[I] }, m365_owner, m365_owner, P, "Jordan Lee", m365_note),
+        (
+            "helpdesk",
+            &[I, P],
+            I,
+            I,
+            P,
+            "Crestline service desk",
+            "After hours Crestline covers clinical systems only (EHR, e-prescribing, phones).",
+        ),
+        (
+            "onsite_hardware",
+            &[I],
+            I,
+            I,
+            I,
+            "Jordan Lee",
+            "Luis in Virginia Beach, Tara in Phoenix.",
+        ),
+        (
+            "vendors",
+            &[I],
+            I,
+            I,
+            P,
+            "Morgan Reyes",
+            "Luis owns the practice-management system vendor.",
+        ),
+        (
+            "cloud_m365",
+            if m365_owner == P { &[P] } else { &[I] },
+            m365_owner,
+            m365_owner,
+            P,
+            "Jordan Lee",
+            m365_note,
+        ),
         ("security_monitoring", &[P], P, P, P, "Sam Okafor", ""),
         ("patching", &[P], P, P, P, "Jordan Lee", ""),
         ("backup", &[P], P, P, P, "Jordan Lee", ""),
-        ("after_hours_monitoring", &[P], P, P, P, "Crestline on-call technician", ""),
-        ("compliance", &[P, I], P, P, P, "Morgan Reyes", "HIPAA Security Rule; CSF 2.0 for the board."),
-        ("network", &[P], P, P, P, "Jordan Lee", "Two sites joined by VPN."),
+        (
+            "after_hours_monitoring",
+            &[P],
+            P,
+            P,
+            P,
+            "Crestline on-call technician",
+            "",
+        ),
+        (
+            "compliance",
+            &[P, I],
+            P,
+            P,
+            P,
+            "Morgan Reyes",
+            "HIPAA Security Rule; CSF 2.0 for the board.",
+        ),
+        (
+            "network",
+            &[P],
+            P,
+            P,
+            P,
+            "Jordan Lee",
+            "Two sites joined by VPN.",
+        ),
         ("vcio", &[P], P, P, P, "Morgan Reyes", ""),
         ("incident_response", &[P, I], P, P, P, "Sam Okafor", ""),
     ];
-    agreement("Luis Ortega", &["Luis Ortega", "Tara Nguyen", "Dr. Maya Brooks"], Calendar::weekdays("America/New_York", 7 * 60, 18 * 60), &rows)
+    agreement(
+        "Luis Ortega",
+        &["Luis Ortega", "Tara Nguyen", "Dr. Maya Brooks"],
+        Calendar::weekdays("America/New_York", 7 * 60, 18 * 60),
+        &rows,
+    )
 }
 
 impl App {
     async fn demo_actor(&self, username: &str) -> Result<Actor> {
         let users = self.all_users_console().await?;
-        let u = users.iter().find(|u| u.username == username).ok_or(Error::NotFound("demo user"))?;
+        let u = users
+            .iter()
+            .find(|u| u.username == username)
+            .ok_or(Error::NotFound("demo user"))?;
         Ok(Actor::person(principal_of(u), None))
     }
 
     /// Each client's agreement, signed by both sides through the ordinary workflow.
     async fn seed_demo_agreements(&self, slugs: &[(String, ClientId)]) -> Result<()> {
-        let id = |s: &str| slugs.iter().find(|(slug, _)| slug == s).map(|(_, id)| *id).ok_or(Error::NotFound("demo client"));
+        let id = |s: &str| {
+            slugs
+                .iter()
+                .find(|(slug, _)| slug == s)
+                .map(|(_, id)| *id)
+                .ok_or(Error::NotFound("demo client"))
+        };
         let morgan = self.demo_actor("morgan.reyes").await?;
         let dana = self.demo_actor("dana.whitfield").await?;
         let luis = self.demo_actor("luis.ortega").await?;
-        let all_warnings = |f: Vec<tandem_domain::scope::Finding>| f.into_iter().map(|f| f.key()).collect::<Vec<_>>();
+        let all_warnings = |f: Vec<tandem_domain::scope::Finding>| {
+            f.into_iter().map(|f| f.key()).collect::<Vec<_>>()
+        };
 
         // Harbor Point: Crestline proposes, Dana accepts.
         let hp = id("harbor-point-engineering")?;
         let v = self.start_draft(&morgan, hp).await?;
-        let (_, findings) = self.save_draft(&morgan, hp, v.number, harbor_point_agreement()).await?;
-        self.propose(&morgan, hp, v.number, None, &all_warnings(findings)).await?;
-        self.decide(&dana, hp, v.number, true, Some("Matches what we agreed at onboarding.".into())).await?;
+        let (_, findings) = self
+            .save_draft(&morgan, hp, v.number, harbor_point_agreement())
+            .await?;
+        self.propose(&morgan, hp, v.number, None, &all_warnings(findings))
+            .await?;
+        self.decide(
+            &dana,
+            hp,
+            v.number,
+            true,
+            Some("Matches what we agreed at onboarding.".into()),
+        )
+        .await?;
 
         // Bayside: version 1, then Luis proposes moving Microsoft 365 to Crestline.
         let bay = id("bayside-family-medicine")?;
         let v1 = self.start_draft(&morgan, bay).await?;
-        let (_, findings) = self.save_draft(&morgan, bay, v1.number, bayside_agreement(I)).await?;
-        self.propose(&morgan, bay, v1.number, None, &all_warnings(findings)).await?;
+        let (_, findings) = self
+            .save_draft(&morgan, bay, v1.number, bayside_agreement(I))
+            .await?;
+        self.propose(&morgan, bay, v1.number, None, &all_warnings(findings))
+            .await?;
         self.decide(&luis, bay, v1.number, true, None).await?;
         let v2 = self.start_draft(&luis, bay).await?;
-        let (_, findings) = self.save_draft(&luis, bay, v2.number, bayside_agreement(P)).await?;
-        self.propose(&luis, bay, v2.number, None, &all_warnings(findings)).await?;
-        self.decide(&morgan, bay, v2.number, true, Some("Agreed: Crestline takes Microsoft 365 from today.".into())).await?;
+        let (_, findings) = self
+            .save_draft(&luis, bay, v2.number, bayside_agreement(P))
+            .await?;
+        self.propose(&luis, bay, v2.number, None, &all_warnings(findings))
+            .await?;
+        self.decide(
+            &morgan,
+            bay,
+            v2.number,
+            true,
+            Some("Agreed: Crestline takes Microsoft 365 from today.".into()),
+        )
+        .await?;
         Ok(())
     }
 }

@@ -122,11 +122,18 @@ impl App {
     pub async fn get_client(&self, actor: &Actor, id: ClientId) -> Result<Client> {
         let g = self.grant(actor, Action::ClientsRead)?;
         let mut r = self.store.read().await?;
-        dir::get_client(&mut r, &g, id).await?.ok_or(Error::NotFound("client"))
+        dir::get_client(&mut r, &g, id)
+            .await?
+            .ok_or(Error::NotFound("client"))
     }
 
     /// Adds a client.
-    pub async fn create_client(&self, actor: &Actor, new: NewClient, is_demo: bool) -> Result<Client> {
+    pub async fn create_client(
+        &self,
+        actor: &Actor,
+        new: NewClient,
+        is_demo: bool,
+    ) -> Result<Client> {
         self.grant(actor, Action::ClientsWrite)?;
         let name = validate::display_name("name", &new.name)?;
         let slug = validate::slug(&name);
@@ -141,10 +148,15 @@ impl App {
             created_at: Timestamp::now(),
         };
         let mut w = self.store.write().await?;
-        dir::insert_client(&mut w, &client).await.map_err(|e| match Error::from(e) {
-            Error::Conflict(_) => Error::Conflict(format!("a client named like {:?} already exists", client.name)),
-            other => other,
-        })?;
+        dir::insert_client(&mut w, &client)
+            .await
+            .map_err(|e| match Error::from(e) {
+                Error::Conflict(_) => Error::Conflict(format!(
+                    "a client named like {:?} already exists",
+                    client.name
+                )),
+                other => other,
+            })?;
         Audit::new(actor, "client.created", "client", client.id)
             .client(Some(client.id))
             .after(json!({"name": client.name, "slug": client.slug, "demo": is_demo}))
@@ -155,7 +167,12 @@ impl App {
     }
 
     /// Sites the actor may see, optionally of one client.
-    pub async fn list_sites(&self, actor: &Actor, client: Option<ClientId>, page: Page) -> Result<Paged<Site>> {
+    pub async fn list_sites(
+        &self,
+        actor: &Actor,
+        client: Option<ClientId>,
+        page: Page,
+    ) -> Result<Paged<Site>> {
         let g = self.grant(actor, Action::ClientsRead)?;
         if let Some(c) = client {
             g.check_client(c).map_err(|_| Error::NotFound("client"))?;
@@ -165,20 +182,31 @@ impl App {
     }
 
     /// Adds a site to a client.
-    pub async fn create_site(&self, actor: &Actor, client_id: ClientId, new: NewSite) -> Result<Site> {
+    pub async fn create_site(
+        &self,
+        actor: &Actor,
+        client_id: ClientId,
+        new: NewSite,
+    ) -> Result<Site> {
         let g = self.grant(actor, Action::SitesWrite)?;
         if g.check_client(client_id).is_err() {
             // Whether a client the actor cannot see exists is not the actor's business.
             let visible = self.get_client(actor, client_id).await.is_ok();
             return Err(if visible {
-                Error::Forbidden(tandem_domain::authz::Denied("your role does not allow this"))
+                Error::Forbidden(tandem_domain::authz::Denied(
+                    "your role does not allow this",
+                ))
             } else {
                 Error::NotFound("client")
             });
         }
         let mut errors = Vec::new();
-        let name = validate::display_name("name", &new.name).map_err(|e| errors.push(e)).ok();
-        let tz = validate::time_zone(&new.time_zone).map_err(|e| errors.push(e)).ok();
+        let name = validate::display_name("name", &new.name)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let tz = validate::time_zone(&new.time_zone)
+            .map_err(|e| errors.push(e))
+            .ok();
         if new.address.chars().count() > 500 {
             errors.push(Invalid::new("address", "must be at most 500 characters"));
         }
@@ -194,12 +222,19 @@ impl App {
         let mut w = self.store.write().await?;
         {
             let mut r = self.store.read().await?;
-            dir::get_client(&mut r, &g, client_id).await?.ok_or(Error::NotFound("client"))?;
+            dir::get_client(&mut r, &g, client_id)
+                .await?
+                .ok_or(Error::NotFound("client"))?;
         }
-        dir::insert_site(&mut w, &site).await.map_err(|e| match Error::from(e) {
-            Error::Conflict(_) => Error::Conflict(format!("this client already has a site named {:?}", site.name)),
-            other => other,
-        })?;
+        dir::insert_site(&mut w, &site)
+            .await
+            .map_err(|e| match Error::from(e) {
+                Error::Conflict(_) => Error::Conflict(format!(
+                    "this client already has a site named {:?}",
+                    site.name
+                )),
+                other => other,
+            })?;
         Audit::new(actor, "site.created", "site", site.id)
             .client(Some(client_id))
             .after(json!({"name": site.name, "time_zone": site.time_zone, "address": site.address}))
@@ -210,7 +245,12 @@ impl App {
     }
 
     /// Users the actor may see.
-    pub async fn list_users(&self, actor: &Actor, filter: &UserFilter, page: Page) -> Result<Paged<User>> {
+    pub async fn list_users(
+        &self,
+        actor: &Actor,
+        filter: &UserFilter,
+        page: Page,
+    ) -> Result<Paged<User>> {
         let g = self.grant(actor, Action::UsersRead)?;
         let mut r = self.store.read().await?;
         Ok(dir::list_users(&mut r, &g, filter, page).await?)
@@ -220,7 +260,9 @@ impl App {
     pub async fn get_user(&self, actor: &Actor, id: UserId) -> Result<User> {
         let g = self.grant(actor, Action::UsersRead)?;
         let mut r = self.store.read().await?;
-        dir::get_user(&mut r, &g, id).await?.ok_or(Error::NotFound("user"))
+        dir::get_user(&mut r, &g, id)
+            .await?
+            .ok_or(Error::NotFound("user"))
     }
 
     /// Adds a user. Nobody can create a user with more reach than their own.
@@ -232,7 +274,9 @@ impl App {
         };
         may_assign_role(&g, new.role, tenant).map_err(Error::Forbidden)?;
         let mut errors = Vec::new();
-        let username = Username::parse(&new.username).map_err(|e| errors.push(e)).ok();
+        let username = Username::parse(&new.username)
+            .map_err(|e| errors.push(e))
+            .ok();
         let email = Email::parse(&new.email).map_err(|e| errors.push(e)).ok();
         let display = validate::display_name("display_name", &new.display_name)
             .map_err(|e| errors.push(e))
@@ -244,7 +288,10 @@ impl App {
             errors.push(e);
         }
         if new.role == Role::Auditor && new.access_expires_at.is_none() {
-            errors.push(Invalid::new("access_expires_at", "is required for auditors: their access is time-limited"));
+            errors.push(Invalid::new(
+                "access_expires_at",
+                "is required for auditors: their access is time-limited",
+            ));
         }
         if new.access_expires_at.is_some_and(|t| t <= Timestamp::now()) {
             errors.push(Invalid::new("access_expires_at", "must be in the future"));
@@ -253,7 +300,9 @@ impl App {
         if let Some(c) = new.client_id {
             let mut r = self.store.read().await?;
             let cg = self.grant(actor, Action::ClientsRead)?;
-            dir::get_client(&mut r, &cg, c).await?.ok_or(Error::NotFound("client"))?;
+            dir::get_client(&mut r, &cg, c)
+                .await?
+                .ok_or(Error::NotFound("client"))?;
         }
         let user = User {
             id: UserId::new(),
@@ -277,10 +326,14 @@ impl App {
         let password = new.password;
         let hash = blocking(move || hash_password(&password)).await??;
         let mut w = self.store.write().await?;
-        dir::insert_user(&mut w, &user, &hash).await.map_err(|e| match Error::from(e) {
-            Error::Conflict(_) => Error::Invalid(vec![Invalid::new("username", "is already taken")]),
-            other => other,
-        })?;
+        dir::insert_user(&mut w, &user, &hash)
+            .await
+            .map_err(|e| match Error::from(e) {
+                Error::Conflict(_) => {
+                    Error::Invalid(vec![Invalid::new("username", "is already taken")])
+                }
+                other => other,
+            })?;
         Audit::new(actor, "user.created", "user", user.id)
             .client(user.client_id)
             .after(user_summary(&user))
@@ -295,7 +348,9 @@ impl App {
         let g = self.grant(actor, Action::UsersWrite)?;
         let before = {
             let mut r = self.store.read().await?;
-            dir::get_user(&mut r, &g, id).await?.ok_or(Error::NotFound("user"))?
+            dir::get_user(&mut r, &g, id)
+                .await?
+                .ok_or(Error::NotFound("user"))?
         };
         let mut u = before.clone();
         let mut errors = Vec::new();
@@ -367,7 +422,9 @@ impl App {
         let g = self.grant(actor, Action::UsersWrite)?;
         let u = {
             let mut r = self.store.read().await?;
-            dir::get_user(&mut r, &g, id).await?.ok_or(Error::NotFound("user"))?
+            dir::get_user(&mut r, &g, id)
+                .await?
+                .ok_or(Error::NotFound("user"))?
         };
         may_assign_role(&g, u.role, u.tenant()).map_err(Error::Forbidden)?;
         let mut w = self.store.write().await?;
@@ -381,7 +438,10 @@ impl App {
             .write(&mut w)
             .await?;
         w.commit().await?;
-        Ok(User { mfa_enrolled: false, ..u })
+        Ok(User {
+            mfa_enrolled: false,
+            ..u
+        })
     }
 
     /// Every user, for the server console (`tandem admin`): Tandem itself only.
@@ -395,13 +455,19 @@ impl App {
         actor.note_self_service();
         let p = actor.principal.as_ref().ok_or(Error::Unauthenticated)?;
         let mut r = self.store.read().await?;
-        dir::get_user_unscoped(&mut r, p.user_id).await?.ok_or(Error::Unauthenticated)
+        dir::get_user_unscoped(&mut r, p.user_id)
+            .await?
+            .ok_or(Error::Unauthenticated)
     }
 
     /// Changes the caller's own password, given the current one.
     pub async fn change_own_password(&self, actor: &Actor, current: &str, new: &str) -> Result<()> {
         actor.note_self_service();
-        let p = actor.principal.as_ref().filter(|p| p.token.is_none()).ok_or(Error::Unauthenticated)?;
+        let p = actor
+            .principal
+            .as_ref()
+            .filter(|p| p.token.is_none())
+            .ok_or(Error::Unauthenticated)?;
         let hash = {
             let mut r = self.store.read().await?;
             store_auth::credentials_by_id(&mut r, p.user_id)
@@ -418,15 +484,22 @@ impl App {
 
     /// Sets a user's password. From the console (`tandem admin`), or a user for themself.
     pub async fn set_password(&self, actor: &Actor, id: UserId, password: &str) -> Result<()> {
-        let is_self = actor.principal.as_ref().is_some_and(|p| p.user_id == id && p.token.is_none());
+        let is_self = actor
+            .principal
+            .as_ref()
+            .is_some_and(|p| p.user_id == id && p.token.is_none());
         let u = if is_self {
             actor.note_self_service();
             let mut r = self.store.read().await?;
-            dir::get_user_unscoped(&mut r, id).await?.ok_or(Error::NotFound("user"))?
+            dir::get_user_unscoped(&mut r, id)
+                .await?
+                .ok_or(Error::NotFound("user"))?
         } else {
             let g = self.grant(actor, Action::UsersWrite)?;
             let mut r = self.store.read().await?;
-            let u = dir::get_user(&mut r, &g, id).await?.ok_or(Error::NotFound("user"))?;
+            let u = dir::get_user(&mut r, &g, id)
+                .await?
+                .ok_or(Error::NotFound("user"))?;
             may_assign_role(&g, u.role, u.tenant()).map_err(Error::Forbidden)?;
             u
         };

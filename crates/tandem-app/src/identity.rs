@@ -97,13 +97,22 @@ impl App {
     ///
     /// Failures are counted per account and per address; a lock is recorded in the audit
     /// trail. A wrong username and a wrong password look the same from outside.
-    pub async fn sign_in(&self, actor: &Actor, username: &str, password: &str, ip: &str) -> Result<SignIn> {
+    pub async fn sign_in(
+        &self,
+        actor: &Actor,
+        username: &str,
+        password: &str,
+        ip: &str,
+    ) -> Result<SignIn> {
         actor.note_self_service();
         let now = Timestamp::now();
         let (akey, ikey) = (account_key(username), address_key(ip));
         {
             let mut r = self.store.read().await?;
-            for (key, policy) in [(&akey, ThrottlePolicy::ACCOUNT), (&ikey, ThrottlePolicy::ADDRESS)] {
+            for (key, policy) in [
+                (&akey, ThrottlePolicy::ACCOUNT),
+                (&ikey, ThrottlePolicy::ADDRESS),
+            ] {
                 let a = store_auth::throttle(&mut r, key).await?;
                 if let Some(until) = policy.locked(&a, now) {
                     return Err(Error::Locked { until });
@@ -115,14 +124,23 @@ impl App {
             store_auth::credentials_by_username(&mut r, &username.trim().to_lowercase()).await?
         };
         let (hash, password_owned) = (
-            creds.as_ref().map_or_else(|| decoy_hash().to_string(), |c| c.password_hash.clone()),
+            creds
+                .as_ref()
+                .map_or_else(|| decoy_hash().to_string(), |c| c.password_hash.clone()),
             password.to_string(),
         );
         let ok = blocking(move || verify_password(&password_owned, &hash)).await?;
         let usable = creds.as_ref().filter(|c| ok && !c.user.disabled);
         let Some(creds) = usable else {
-            self.record_failure(actor, username, creds.as_ref().map(|c| &c.user), &akey, &ikey, now)
-                .await?;
+            self.record_failure(
+                actor,
+                username,
+                creds.as_ref().map(|c| &c.user),
+                &akey,
+                &ikey,
+                now,
+            )
+            .await?;
             return Err(Error::BadCredentials);
         };
         let user = &creds.user;
@@ -174,7 +192,10 @@ impl App {
     ) -> Result<()> {
         let mut w = self.store.write().await?;
         let mut locked = None;
-        for (key, policy) in [(akey, ThrottlePolicy::ACCOUNT), (ikey, ThrottlePolicy::ADDRESS)] {
+        for (key, policy) in [
+            (akey, ThrottlePolicy::ACCOUNT),
+            (ikey, ThrottlePolicy::ADDRESS),
+        ] {
             let a = store_auth::throttle(&mut w, key).await?;
             let (next, newly_locked) = policy.fail(&a, now);
             store_auth::save_throttle(&mut w, key, &next).await?;
@@ -187,7 +208,9 @@ impl App {
         let client = user.and_then(|u| u.client_id);
         Audit::new(&who, "auth.sign_in_failed", "user", &target)
             .client(client)
-            .after(json!({"username": username.trim().to_lowercase(), "known_user": user.is_some()}))
+            .after(
+                json!({"username": username.trim().to_lowercase(), "known_user": user.is_some()}),
+            )
             .write(&mut w)
             .await?;
         if let Some((key, until)) = locked {
@@ -197,8 +220,7 @@ impl App {
                 .write(&mut w)
                 .await?;
         }
-        w.commit().await
-            .map_err(Into::into)
+        w.commit().await.map_err(Into::into)
     }
 
     /// The session behind a cookie secret, if it is live and its person may still sign in.
@@ -240,10 +262,15 @@ impl App {
         actor.note_self_service();
         let mut w = self.store.write().await?;
         store_auth::delete_session(&mut w, &info.session.token_hash).await?;
-        Audit::new(&as_user(actor, &info.user), "auth.signed_out", "user", info.user.id)
-            .client(info.user.client_id)
-            .write(&mut w)
-            .await?;
+        Audit::new(
+            &as_user(actor, &info.user),
+            "auth.signed_out",
+            "user",
+            info.user.id,
+        )
+        .client(info.user.client_id)
+        .write(&mut w)
+        .await?;
         w.commit().await?;
         Ok(())
     }
@@ -279,10 +306,14 @@ impl App {
                 }
             }
             match matched {
-                Some(s) if store_auth::claim_totp_step(&mut w, info.user.id, s).await? => Some("authenticator"),
+                Some(s) if store_auth::claim_totp_step(&mut w, info.user.id, s).await? => {
+                    Some("authenticator")
+                }
                 _ => None,
             }
-        } else if store_auth::use_recovery_code(&mut w, info.user.id, &sha256_hex(&code), now).await? {
+        } else if store_auth::use_recovery_code(&mut w, info.user.id, &sha256_hex(&code), now)
+            .await?
+        {
             Some("recovery code")
         } else {
             None
@@ -324,7 +355,11 @@ impl App {
     }
 
     /// Offers a new authenticator secret to a person enrolling (kept until confirmed).
-    pub async fn begin_mfa_enrollment(&self, actor: &Actor, info: &SessionInfo) -> Result<MfaEnrollment> {
+    pub async fn begin_mfa_enrollment(
+        &self,
+        actor: &Actor,
+        info: &SessionInfo,
+    ) -> Result<MfaEnrollment> {
         actor.note_self_service();
         if info.pending == Some(SignInNext::VerifyMfa) {
             return Err(Error::MfaRequired);
@@ -349,7 +384,12 @@ impl App {
     }
 
     /// Confirms enrolment with a first code; returns the recovery codes, shown only now.
-    pub async fn confirm_mfa_enrollment(&self, actor: &Actor, info: &SessionInfo, code: &str) -> Result<Vec<String>> {
+    pub async fn confirm_mfa_enrollment(
+        &self,
+        actor: &Actor,
+        info: &SessionInfo,
+        code: &str,
+    ) -> Result<Vec<String>> {
         actor.note_self_service();
         if info.pending == Some(SignInNext::VerifyMfa) {
             return Err(Error::MfaRequired);
@@ -373,11 +413,16 @@ impl App {
         let hashes: Vec<String> = codes.iter().map(|c| sha256_hex(&clean_code(c))).collect();
         store_auth::replace_recovery_codes(&mut w, info.user.id, &hashes).await?;
         store_auth::mark_session_mfa_passed(&mut w, &info.session.token_hash).await?;
-        Audit::new(&as_user(actor, &info.user), "auth.mfa_enrolled", "user", info.user.id)
-            .client(info.user.client_id)
-            .after(json!({"method": "authenticator", "recovery_codes": codes.len()}))
-            .write(&mut w)
-            .await?;
+        Audit::new(
+            &as_user(actor, &info.user),
+            "auth.mfa_enrolled",
+            "user",
+            info.user.id,
+        )
+        .client(info.user.client_id)
+        .after(json!({"method": "authenticator", "recovery_codes": codes.len()}))
+        .write(&mut w)
+        .await?;
         w.commit().await?;
         Ok(codes)
     }
@@ -456,4 +501,3 @@ fn recovery_code() -> String {
     let s = data_encoding::BASE32_NOPAD.encode(&b).to_ascii_lowercase();
     format!("{}-{}-{}", &s[0..4], &s[4..8], &s[8..12])
 }
-

@@ -145,7 +145,12 @@ pub(crate) struct Audit {
 }
 
 impl Audit {
-    pub(crate) fn new(actor: &Actor, action: &str, target_kind: &str, target_id: impl ToString) -> Self {
+    pub(crate) fn new(
+        actor: &Actor,
+        action: &str,
+        target_kind: &str,
+        target_id: impl ToString,
+    ) -> Self {
         Audit {
             entry: AuditEntry {
                 client_id: None,

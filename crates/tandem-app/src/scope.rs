@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tandem_domain::authz::{Action, Denied};
 use tandem_domain::scope::{
-    self, Acknowledgement, Agreement, AgreementVersion, Calendar, CompiledAgreement, Finding, ItDomain, LintContext, Party,
-    RouteDecision, Severity, VersionStatus,
+    self, Acknowledgement, Agreement, AgreementVersion, Calendar, CompiledAgreement, Finding,
+    ItDomain, LintContext, Party, RouteDecision, Severity, VersionStatus,
 };
 use tandem_domain::validate::Invalid;
 use tandem_domain::{ClientId, Side, Timestamp};
@@ -64,28 +64,43 @@ fn party_of(actor: &Actor) -> Result<Party> {
     match actor.principal.as_ref().map(|p| p.side()) {
         Some(Side::Provider) => Ok(Party::Provider),
         Some(Side::Client) => Ok(Party::Internal),
-        _ => Err(Error::Forbidden(Denied("only the provider or the client's IT can do this"))),
+        _ => Err(Error::Forbidden(Denied(
+            "only the provider or the client's IT can do this",
+        ))),
     }
 }
 
 fn label(actor: &Actor) -> String {
-    actor.principal.as_ref().map_or_else(|| "Tandem".to_string(), |p| p.label.clone())
+    actor
+        .principal
+        .as_ref()
+        .map_or_else(|| "Tandem".to_string(), |p| p.label.clone())
 }
 
 fn check_key(key: &str) -> Result<()> {
     let ok = (2..=40).contains(&key.len())
-        && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && key.starts_with(|c: char| c.is_ascii_lowercase());
     if ok {
         Ok(())
     } else {
-        Err(Invalid::new("key", "2–40 lowercase letters, digits and '_', starting with a letter").into())
+        Err(Invalid::new(
+            "key",
+            "2–40 lowercase letters, digits and '_', starting with a letter",
+        )
+        .into())
     }
 }
 
 impl App {
     /// The domain catalog.
-    pub async fn list_domains(&self, actor: &Actor, include_retired: bool) -> Result<Vec<ItDomain>> {
+    pub async fn list_domains(
+        &self,
+        actor: &Actor,
+        include_retired: bool,
+    ) -> Result<Vec<ItDomain>> {
         self.grant(actor, Action::ScopeRead)?;
         let mut r = self.store.read().await?;
         Ok(store::list_domains(&mut r, include_retired).await?)
@@ -94,7 +109,8 @@ impl App {
     /// Adds a domain to the catalog.
     pub async fn create_domain(&self, actor: &Actor, new: NewDomain) -> Result<ItDomain> {
         let g = self.grant(actor, Action::DomainsManage)?;
-        g.check_tenant(tandem_domain::Tenant::Provider).map_err(Error::Forbidden)?;
+        g.check_tenant(tandem_domain::Tenant::Provider)
+            .map_err(Error::Forbidden)?;
         check_key(&new.key)?;
         let d = ItDomain {
             key: new.key,
@@ -103,10 +119,14 @@ impl App {
             retired_at: None,
         };
         let mut w = self.store.write().await?;
-        store::insert_domain(&mut w, &d, Timestamp::now()).await.map_err(|e| match Error::from(e) {
-            Error::Conflict(_) => Error::Invalid(vec![Invalid::new("key", "is already in the catalog")]),
-            o => o,
-        })?;
+        store::insert_domain(&mut w, &d, Timestamp::now())
+            .await
+            .map_err(|e| match Error::from(e) {
+                Error::Conflict(_) => {
+                    Error::Invalid(vec![Invalid::new("key", "is already in the catalog")])
+                }
+                o => o,
+            })?;
         Audit::new(actor, "domain.created", "domain", &d.key)
             .after(json!({"name": d.name, "description": d.description}))
             .write(&mut w)
@@ -117,12 +137,22 @@ impl App {
 
     /// Renames, re-describes, retires or restores a catalog domain. Retired domains keep
     /// their history in every agreement.
-    pub async fn update_domain(&self, actor: &Actor, key: &str, patch: DomainPatch) -> Result<ItDomain> {
+    pub async fn update_domain(
+        &self,
+        actor: &Actor,
+        key: &str,
+        patch: DomainPatch,
+    ) -> Result<ItDomain> {
         let g = self.grant(actor, Action::DomainsManage)?;
-        g.check_tenant(tandem_domain::Tenant::Provider).map_err(Error::Forbidden)?;
+        g.check_tenant(tandem_domain::Tenant::Provider)
+            .map_err(Error::Forbidden)?;
         let before = {
             let mut r = self.store.read().await?;
-            store::list_domains(&mut r, true).await?.into_iter().find(|d| d.key == key).ok_or(Error::NotFound("domain"))?
+            store::list_domains(&mut r, true)
+                .await?
+                .into_iter()
+                .find(|d| d.key == key)
+                .ok_or(Error::NotFound("domain"))?
         };
         let mut d = before.clone();
         if let Some(n) = &patch.name {
@@ -135,7 +165,11 @@ impl App {
         let mut w = self.store.write().await?;
         store::update_domain(&mut w, key, &d.name, &d.description).await?;
         if let Some(retired) = patch.retired {
-            d.retired_at = if retired { before.retired_at.or(Some(now)) } else { None };
+            d.retired_at = if retired {
+                before.retired_at.or(Some(now))
+            } else {
+                None
+            };
             store::set_domain_retired(&mut w, key, d.retired_at).await?;
         }
         Audit::new(actor, "domain.updated", "domain", key)
@@ -148,24 +182,42 @@ impl App {
     }
 
     /// Every version of a client's agreement, newest first.
-    pub async fn list_versions(&self, actor: &Actor, client: ClientId) -> Result<Vec<AgreementVersion>> {
+    pub async fn list_versions(
+        &self,
+        actor: &Actor,
+        client: ClientId,
+    ) -> Result<Vec<AgreementVersion>> {
         let g = self.grant(actor, Action::ScopeRead)?;
-        g.check_client(client).map_err(|_| Error::NotFound("client"))?;
+        g.check_client(client)
+            .map_err(|_| Error::NotFound("client"))?;
         let mut r = self.store.read().await?;
         Ok(store::list_versions(&mut r, &g, client).await?)
     }
 
     /// One version.
-    pub async fn get_version(&self, actor: &Actor, client: ClientId, number: i64) -> Result<AgreementVersion> {
+    pub async fn get_version(
+        &self,
+        actor: &Actor,
+        client: ClientId,
+        number: i64,
+    ) -> Result<AgreementVersion> {
         let g = self.grant(actor, Action::ScopeRead)?;
         let mut r = self.store.read().await?;
-        store::get_version(&mut r, &g, client, number).await?.ok_or(Error::NotFound("agreement version"))
+        store::get_version(&mut r, &g, client, number)
+            .await?
+            .ok_or(Error::NotFound("agreement version"))
     }
 
     /// The version in force at `at`, if any version was accepted by then.
-    pub async fn version_in_force(&self, actor: &Actor, client: ClientId, at: Timestamp) -> Result<Option<AgreementVersion>> {
+    pub async fn version_in_force(
+        &self,
+        actor: &Actor,
+        client: ClientId,
+        at: Timestamp,
+    ) -> Result<Option<AgreementVersion>> {
         let g = self.grant(actor, Action::ScopeRead)?;
-        g.check_client(client).map_err(|_| Error::NotFound("client"))?;
+        g.check_client(client)
+            .map_err(|_| Error::NotFound("client"))?;
         let mut r = self.store.read().await?;
         let versions = store::accepted_versions(&mut r, &g, client).await?;
         match scope::in_force_at(&versions, at) {
@@ -175,14 +227,23 @@ impl App {
     }
 
     /// Who owns `domain` at `client` at instant `at`, and why: the function every module calls.
-    pub async fn route(&self, actor: &Actor, client: ClientId, domain: &str, at: Timestamp) -> Result<RouteAnswer> {
+    pub async fn route(
+        &self,
+        actor: &Actor,
+        client: ClientId,
+        domain: &str,
+        at: Timestamp,
+    ) -> Result<RouteAnswer> {
         let v = self
             .version_in_force(actor, client, at)
             .await?
             .ok_or(Error::NotFound("agreement in force at that instant"))?;
-        let compiled = CompiledAgreement::new(&v.content).map_err(|e| Error::Internal(format!("stored agreement does not compile: {e}")))?;
+        let compiled = CompiledAgreement::new(&v.content)
+            .map_err(|e| Error::Internal(format!("stored agreement does not compile: {e}")))?;
         let decision = scope::route(&compiled, domain, at).map_err(|e| match e {
-            scope::RouteError::UnassignedDomain(_) => Error::NotFound("domain in the agreement in force"),
+            scope::RouteError::UnassignedDomain(_) => {
+                Error::NotFound("domain in the agreement in force")
+            }
             other => Error::Conflict(other.to_string()),
         })?;
         Ok(RouteAnswer {
@@ -196,11 +257,21 @@ impl App {
     }
 
     /// Lints an agreement for a client, with who can act on each side and the catalog.
-    pub async fn lint_agreement(&self, actor: &Actor, client: ClientId, a: &Agreement) -> Result<Vec<Finding>> {
+    pub async fn lint_agreement(
+        &self,
+        actor: &Actor,
+        client: ClientId,
+        a: &Agreement,
+    ) -> Result<Vec<Finding>> {
         let g = self.grant(actor, Action::ScopeRead)?;
-        g.check_client(client).map_err(|_| Error::NotFound("client"))?;
+        g.check_client(client)
+            .map_err(|_| Error::NotFound("client"))?;
         let mut r = self.store.read().await?;
-        let active = store::list_domains(&mut r, false).await?.into_iter().map(|d| d.key).collect();
+        let active = store::list_domains(&mut r, false)
+            .await?
+            .into_iter()
+            .map(|d| d.key)
+            .collect();
         let (internal, provider) = store::staff(&mut r, client).await?;
         Ok(scope::lint(
             a,
@@ -213,7 +284,11 @@ impl App {
         ))
     }
 
-    async fn open_version(&self, actor: &Actor, client: ClientId) -> Result<Option<AgreementVersion>> {
+    async fn open_version(
+        &self,
+        actor: &Actor,
+        client: ClientId,
+    ) -> Result<Option<AgreementVersion>> {
         Ok(self
             .list_versions(actor, client)
             .await?
@@ -225,13 +300,18 @@ impl App {
     /// zone). One draft or proposal is open per client at a time.
     pub async fn start_draft(&self, actor: &Actor, client: ClientId) -> Result<AgreementVersion> {
         let g = self.grant(actor, Action::ScopeWrite)?;
-        g.check_client(client).map_err(|_| Error::NotFound("client"))?;
+        g.check_client(client)
+            .map_err(|_| Error::NotFound("client"))?;
         let side = party_of(actor)?;
         if let Some(open) = self.open_version(actor, client).await? {
             return Err(Error::Conflict(format!(
                 "version {} is already {} by the {} side; finish it first",
                 open.number,
-                if open.status == VersionStatus::Draft { "being drafted" } else { "proposed" },
+                if open.status == VersionStatus::Draft {
+                    "being drafted"
+                } else {
+                    "proposed"
+                },
                 open.author_side
             )));
         }
@@ -276,31 +356,57 @@ impl App {
             acknowledgements: Vec::new(),
         };
         store::insert_version(&mut w, &v).await?;
-        Audit::new(actor, "scope.draft_started", "agreement_version", format!("{client}:{number}"))
-            .client(Some(client))
-            .after(json!({"number": number, "based_on": v.based_on, "side": side}))
-            .write(&mut w)
-            .await?;
+        Audit::new(
+            actor,
+            "scope.draft_started",
+            "agreement_version",
+            format!("{client}:{number}"),
+        )
+        .client(Some(client))
+        .after(json!({"number": number, "based_on": v.based_on, "side": side}))
+        .write(&mut w)
+        .await?;
         w.commit().await?;
         Ok(v)
     }
 
-    async fn own_open(&self, actor: &Actor, client: ClientId, number: i64, status: VersionStatus) -> Result<(AgreementVersion, Party)> {
+    async fn own_open(
+        &self,
+        actor: &Actor,
+        client: ClientId,
+        number: i64,
+        status: VersionStatus,
+    ) -> Result<(AgreementVersion, Party)> {
         let g = self.grant(actor, Action::ScopeWrite)?;
-        g.check_client(client).map_err(|_| Error::NotFound("client"))?;
+        g.check_client(client)
+            .map_err(|_| Error::NotFound("client"))?;
         let side = party_of(actor)?;
         let v = self.get_version(actor, client, number).await?;
         if v.status != status {
-            return Err(Error::Conflict(format!("version {number} is {}, not {}", v.status.as_str(), status.as_str())));
+            return Err(Error::Conflict(format!(
+                "version {number} is {}, not {}",
+                v.status.as_str(),
+                status.as_str()
+            )));
         }
         Ok((v, side))
     }
 
     /// Replaces a draft's content. Only its author's side may edit it. Returns the lint.
-    pub async fn save_draft(&self, actor: &Actor, client: ClientId, number: i64, content: Agreement) -> Result<(AgreementVersion, Vec<Finding>)> {
-        let (mut v, side) = self.own_open(actor, client, number, VersionStatus::Draft).await?;
+    pub async fn save_draft(
+        &self,
+        actor: &Actor,
+        client: ClientId,
+        number: i64,
+        content: Agreement,
+    ) -> Result<(AgreementVersion, Vec<Finding>)> {
+        let (mut v, side) = self
+            .own_open(actor, client, number, VersionStatus::Draft)
+            .await?;
         if side != v.author_side {
-            return Err(Error::Forbidden(Denied("only the side that started a draft edits it")));
+            return Err(Error::Forbidden(Denied(
+                "only the side that started a draft edits it",
+            )));
         }
         self.validate_agreement(actor, &content).await?;
         let changes = scope::diff(&v.content, &content);
@@ -326,22 +432,46 @@ impl App {
         let catalog = self.list_domains(actor, true).await?;
         for asg in &a.assignments {
             match catalog.iter().find(|d| d.key == asg.domain) {
-                None => errors.push(Invalid::new("assignments", format!("{:?} is not a domain of the catalog", asg.domain))),
-                Some(d) if d.retired_at.is_some() => errors.push(Invalid::new("assignments", format!("{} is retired; remove it or restore it in the catalog", d.name))),
+                None => errors.push(Invalid::new(
+                    "assignments",
+                    format!("{:?} is not a domain of the catalog", asg.domain),
+                )),
+                Some(d) if d.retired_at.is_some() => errors.push(Invalid::new(
+                    "assignments",
+                    format!(
+                        "{} is retired; remove it or restore it in the catalog",
+                        d.name
+                    ),
+                )),
                 _ => {}
             }
             let long = [&asg.notes].iter().any(|s| s.chars().count() > 2000)
-                || [&asg.internal_contact, &asg.provider_contact].iter().any(|s| s.as_ref().is_some_and(|s| s.chars().count() > 120))
-                || asg.internal_escalation.iter().chain(&asg.provider_escalation).any(|s| s.chars().count() > 120)
+                || [&asg.internal_contact, &asg.provider_contact]
+                    .iter()
+                    .any(|s| s.as_ref().is_some_and(|s| s.chars().count() > 120))
+                || asg
+                    .internal_escalation
+                    .iter()
+                    .chain(&asg.provider_escalation)
+                    .any(|s| s.chars().count() > 120)
                 || asg.internal_escalation.len() > 10
                 || asg.provider_escalation.len() > 10;
             if long {
-                errors.push(Invalid::new("assignments", format!("{}: notes up to 2,000 characters, names up to 120, chains up to 10 steps", asg.domain)));
+                errors.push(Invalid::new(
+                    "assignments",
+                    format!(
+                        "{}: notes up to 2,000 characters, names up to 120, chains up to 10 steps",
+                        asg.domain
+                    ),
+                ));
             }
         }
         for cal in [&a.internal_calendar, &a.provider_calendar] {
             if cal.holidays.len() > 400 {
-                errors.push(Invalid::new("holidays", "at most 400 holidays per calendar"));
+                errors.push(Invalid::new(
+                    "holidays",
+                    "at most 400 holidays per calendar",
+                ));
             }
         }
         if errors.is_empty() {
@@ -353,10 +483,21 @@ impl App {
 
     /// Proposes a draft to the other side. Lint errors block it; warnings named in
     /// `acknowledge` are recorded as acknowledged by the proposer.
-    pub async fn propose(&self, actor: &Actor, client: ClientId, number: i64, effective_from: Option<Timestamp>, acknowledge: &[String]) -> Result<AgreementVersion> {
-        let (mut v, side) = self.own_open(actor, client, number, VersionStatus::Draft).await?;
+    pub async fn propose(
+        &self,
+        actor: &Actor,
+        client: ClientId,
+        number: i64,
+        effective_from: Option<Timestamp>,
+        acknowledge: &[String],
+    ) -> Result<AgreementVersion> {
+        let (mut v, side) = self
+            .own_open(actor, client, number, VersionStatus::Draft)
+            .await?;
         if side != v.author_side {
-            return Err(Error::Forbidden(Denied("only the side that started a draft proposes it")));
+            return Err(Error::Forbidden(Denied(
+                "only the side that started a draft proposes it",
+            )));
         }
         let now = Timestamp::now();
         let findings = self.lint_agreement(actor, client, &v.content).await?;
@@ -370,12 +511,20 @@ impl App {
         }
         let effective = effective_from.unwrap_or(now);
         if effective < now.plus_seconds(-300) {
-            return Err(Invalid::new("effective_from", "cannot be in the past: an agreement cannot change who owned work already done").into());
+            return Err(Invalid::new(
+                "effective_from",
+                "cannot be in the past: an agreement cannot change who owned work already done",
+            )
+            .into());
         }
         v.acknowledgements = findings
             .iter()
             .filter(|f| f.severity == Severity::Warning && acknowledge.contains(&f.key()))
-            .map(|f| Acknowledgement { key: f.key(), by: label(actor), at: now })
+            .map(|f| Acknowledgement {
+                key: f.key(),
+                by: label(actor),
+                at: now,
+            })
             .collect();
         v.status = VersionStatus::Proposed;
         v.proposed_by = Some(label(actor));
@@ -385,7 +534,11 @@ impl App {
         let mut w = self.store.write().await?;
         store::update_version(&mut w, &v).await?;
         let (internal, provider) = store::staff(&mut w, client).await?;
-        let msg = format!("{} proposed version {number} of the scope agreement, effective {}", label(actor), effective.to_rfc3339());
+        let msg = format!(
+            "{} proposed version {number} of the scope agreement, effective {}",
+            label(actor),
+            effective.to_rfc3339()
+        );
         let link = format!("/clients/{client}/scope/versions/{number}");
         for u in internal.iter().chain(&provider) {
             store::notify(&mut w, *u, Some(client), &msg, &link, now).await?;
@@ -402,20 +555,41 @@ impl App {
     /// Accepts or rejects a proposal. Only the other side may decide; a rejection needs a
     /// comment. An accepted version is in force from its effective instant (never earlier
     /// than the acceptance).
-    pub async fn decide(&self, actor: &Actor, client: ClientId, number: i64, accept: bool, comment: Option<String>) -> Result<AgreementVersion> {
-        let (mut v, side) = self.own_open(actor, client, number, VersionStatus::Proposed).await?;
+    pub async fn decide(
+        &self,
+        actor: &Actor,
+        client: ClientId,
+        number: i64,
+        accept: bool,
+        comment: Option<String>,
+    ) -> Result<AgreementVersion> {
+        let (mut v, side) = self
+            .own_open(actor, client, number, VersionStatus::Proposed)
+            .await?;
         if side == v.author_side {
-            return Err(Error::Forbidden(Denied("the other side must accept or reject a proposal")));
+            return Err(Error::Forbidden(Denied(
+                "the other side must accept or reject a proposal",
+            )));
         }
-        let comment = comment.map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+        let comment = comment
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty());
         if !accept && comment.is_none() {
-            return Err(Invalid::new("comment", "say why you reject it, so the other side can revise it").into());
+            return Err(Invalid::new(
+                "comment",
+                "say why you reject it, so the other side can revise it",
+            )
+            .into());
         }
         if comment.as_ref().is_some_and(|c| c.chars().count() > 2000) {
             return Err(Invalid::new("comment", "at most 2,000 characters").into());
         }
         let now = Timestamp::now();
-        v.status = if accept { VersionStatus::Accepted } else { VersionStatus::Rejected };
+        v.status = if accept {
+            VersionStatus::Accepted
+        } else {
+            VersionStatus::Rejected
+        };
         v.decided_by = Some(label(actor));
         v.decided_side = Some(side);
         v.decided_at = Some(now);
@@ -427,7 +601,11 @@ impl App {
         let mut w = self.store.write().await?;
         store::update_version(&mut w, &v).await?;
         let (internal, provider) = store::staff(&mut w, client).await?;
-        let msg = format!("{} {} version {number} of the scope agreement", label(actor), if accept { "accepted" } else { "rejected" });
+        let msg = format!(
+            "{} {} version {number} of the scope agreement",
+            label(actor),
+            if accept { "accepted" } else { "rejected" }
+        );
         let link = format!("/clients/{client}/scope/versions/{number}");
         for u in internal.iter().chain(&provider) {
             store::notify(&mut w, *u, Some(client), &msg, &link, now).await?;
@@ -443,34 +621,54 @@ impl App {
     }
 
     /// Withdraws one's own side's draft or proposal.
-    pub async fn withdraw(&self, actor: &Actor, client: ClientId, number: i64) -> Result<AgreementVersion> {
+    pub async fn withdraw(
+        &self,
+        actor: &Actor,
+        client: ClientId,
+        number: i64,
+    ) -> Result<AgreementVersion> {
         let g = self.grant(actor, Action::ScopeWrite)?;
-        g.check_client(client).map_err(|_| Error::NotFound("client"))?;
+        g.check_client(client)
+            .map_err(|_| Error::NotFound("client"))?;
         let side = party_of(actor)?;
         let mut v = self.get_version(actor, client, number).await?;
         if !matches!(v.status, VersionStatus::Draft | VersionStatus::Proposed) {
-            return Err(Error::Conflict(format!("version {number} is {}; only drafts and proposals can be withdrawn", v.status.as_str())));
+            return Err(Error::Conflict(format!(
+                "version {number} is {}; only drafts and proposals can be withdrawn",
+                v.status.as_str()
+            )));
         }
         if side != v.author_side {
-            return Err(Error::Forbidden(Denied("only the side that wrote it withdraws it; the other side rejects it")));
+            return Err(Error::Forbidden(Denied(
+                "only the side that wrote it withdraws it; the other side rejects it",
+            )));
         }
         let before = v.status;
         v.status = VersionStatus::Withdrawn;
         v.updated_at = Timestamp::now();
         let mut w = self.store.write().await?;
         store::update_version(&mut w, &v).await?;
-        Audit::new(actor, "scope.withdrawn", "agreement_version", format!("{client}:{number}"))
-            .client(Some(client))
-            .before(json!({"status": before.as_str()}))
-            .after(json!({"status": "withdrawn"}))
-            .write(&mut w)
-            .await?;
+        Audit::new(
+            actor,
+            "scope.withdrawn",
+            "agreement_version",
+            format!("{client}:{number}"),
+        )
+        .client(Some(client))
+        .before(json!({"status": before.as_str()}))
+        .after(json!({"status": "withdrawn"}))
+        .write(&mut w)
+        .await?;
         w.commit().await?;
         Ok(v)
     }
 
     /// The caller's newest notifications.
-    pub async fn notifications(&self, actor: &Actor, limit: u32) -> Result<Vec<store::Notification>> {
+    pub async fn notifications(
+        &self,
+        actor: &Actor,
+        limit: u32,
+    ) -> Result<Vec<store::Notification>> {
         actor.note_self_service();
         let p = actor.principal.as_ref().ok_or(Error::Unauthenticated)?;
         let mut r = self.store.read().await?;

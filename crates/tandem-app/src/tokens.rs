@@ -43,9 +43,14 @@ impl App {
         let g = self.grant(actor, Action::TokensManage)?;
         let p = actor.principal.as_ref().ok_or(Error::Unauthenticated)?;
         let mut errors = Vec::new();
-        let name = validate::display_name("name", &new.name).map_err(|e| errors.push(e)).ok();
+        let name = validate::display_name("name", &new.name)
+            .map_err(|e| errors.push(e))
+            .ok();
         if new.capabilities.is_empty() {
-            errors.push(Invalid::new("capabilities", "choose at least one capability"));
+            errors.push(Invalid::new(
+                "capabilities",
+                "choose at least one capability",
+            ));
         }
         if !(1..=self.policy.max_token_days).contains(&new.expires_in_days) {
             errors.push(Invalid::new(
@@ -68,12 +73,15 @@ impl App {
                     )])
                 })?;
                 if let Some(c) = new.client_id {
-                    mine.check_client(c).map_err(|_| Error::NotFound("client"))?;
+                    mine.check_client(c)
+                        .map_err(|_| Error::NotFound("client"))?;
                 }
             }
         }
         if let Some(c) = new.client_id {
-            self.get_client(actor, c).await.map_err(|_| Error::NotFound("client"))?;
+            self.get_client(actor, c)
+                .await
+                .map_err(|_| Error::NotFound("client"))?;
         }
         let secret = format!("{TOKEN_PREFIX}{}", new_secret(24));
         let mut caps = new.capabilities.clone();

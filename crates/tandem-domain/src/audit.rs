@@ -111,7 +111,9 @@ pub enum ChainBreak {
         seq: i64,
     },
     /// An entry does not point at the one before it: something was removed or reordered.
-    #[error("entry {seq} does not follow entry {expected_prev_seq}: entries were deleted or reordered")]
+    #[error(
+        "entry {seq} does not follow entry {expected_prev_seq}: entries were deleted or reordered"
+    )]
     Unlinked {
         /// The entry.
         seq: i64,
@@ -253,11 +255,17 @@ mod tests {
 
         let mut edited = c.clone();
         edited[2].entry.actor_label = "mallory".into();
-        assert_eq!(verify_chain(&edited, 5, &head)[0], ChainBreak::Altered { seq: 3 });
+        assert_eq!(
+            verify_chain(&edited, 5, &head)[0],
+            ChainBreak::Altered { seq: 3 }
+        );
 
         let mut deleted = c.clone();
         deleted.remove(1);
-        assert!(matches!(verify_chain(&deleted, 5, &head)[0], ChainBreak::Gap { expected: 2, .. }));
+        assert!(matches!(
+            verify_chain(&deleted, 5, &head)[0],
+            ChainBreak::Gap { expected: 2, .. }
+        ));
 
         let mut reordered = c.clone();
         reordered.swap(1, 2);
@@ -266,7 +274,10 @@ mod tests {
         let truncated = &c[..4];
         assert_eq!(
             verify_chain(truncated, 5, &head),
-            vec![ChainBreak::Truncated { head_seq: 5, last_seq: 4 }]
+            vec![ChainBreak::Truncated {
+                head_seq: 5,
+                last_seq: 4
+            }]
         );
     }
 }

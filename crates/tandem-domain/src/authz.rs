@@ -314,7 +314,8 @@ impl Grant {
             Tenant::Provider => self.provider,
             Tenant::Client(c) => self.clients.contains(c),
         };
-        ok.then_some(()).ok_or(Denied("outside the clients you may access"))
+        ok.then_some(())
+            .ok_or(Denied("outside the clients you may access"))
     }
     /// Refuses unless the action reaches this client.
     pub fn check_client(&self, c: ClientId) -> Result<(), Denied> {
@@ -337,7 +338,9 @@ pub fn authorize(who: &Principal, action: Action, now: Timestamp) -> Result<Gran
     // (clients reached, provider-level records reached) per role and action.
     let reach: Option<(ClientScope, bool)> = match (who.role, action) {
         (Role::ProviderAdmin, _) => Some((ClientScope::All, true)),
-        (Role::ProviderTechnician, ClientsRead | AuditRead | ScopeRead) => Some((who.technician.scope(), false)),
+        (Role::ProviderTechnician, ClientsRead | AuditRead | ScopeRead) => {
+            Some((who.technician.scope(), false))
+        }
         (Role::ProviderTechnician, UsersRead) => Some((who.technician.scope(), true)),
         (Role::ProviderTechnician, TokensManage) => Some((ClientScope::none(), true)),
         (
@@ -428,7 +431,12 @@ mod tests {
     fn client_roles_never_reach_another_client_or_the_provider() {
         let mine = ClientId::new();
         let other = ClientId::new();
-        for role in [Role::ClientItAdmin, Role::ClientViewer, Role::Auditor, Role::EndUser] {
+        for role in [
+            Role::ClientItAdmin,
+            Role::ClientViewer,
+            Role::Auditor,
+            Role::EndUser,
+        ] {
             let p = principal(role, Tenant::Client(mine));
             for a in ALL_ACTIONS {
                 if let Ok(g) = authorize(&p, a, Timestamp(0)) {

@@ -83,18 +83,66 @@ pub struct ItDomain {
 
 /// The domains every provider starts with: (key, name, description).
 pub const SEED_DOMAINS: &[(&str, &str, &str)] = &[
-    ("helpdesk", "Helpdesk and user support", "Password resets, how-to questions, printers, new starters and leavers."),
-    ("security_monitoring", "Security monitoring and endpoint detection", "EDR, alert triage, suspicious sign-ins, threat hunting."),
-    ("patching", "Patch management", "Operating system and third-party updates, maintenance windows, reboots."),
-    ("backup", "Backup and recovery verification", "Backup jobs, test restores, recovery evidence."),
-    ("after_hours_monitoring", "After-hours monitoring", "Watching alerts outside business hours and paging who is on call."),
-    ("compliance", "Compliance documentation and audit preparation", "Policies, evidence, control ownership, auditor requests."),
-    ("cloud_m365", "Cloud and Microsoft 365 administration", "Tenants, licences, mailboxes, conditional access, SharePoint."),
-    ("onsite_hardware", "On-site hardware and physical infrastructure", "Desks, printers, cabling, racks, hands on keyboards."),
-    ("network", "Network", "Firewalls, switches, Wi-Fi, VPN, the ISP circuit."),
-    ("vendors", "Vendor relationships", "Line-of-business software vendors, ISP, hardware suppliers, renewals."),
-    ("vcio", "vCIO and strategic planning", "Roadmaps, budgets, vendor evaluations, quarterly reviews."),
-    ("incident_response", "Incident response", "Ransomware, compromised accounts, lost devices: leading the response."),
+    (
+        "helpdesk",
+        "Helpdesk and user support",
+        "Password resets, how-to questions, printers, new starters and leavers.",
+    ),
+    (
+        "security_monitoring",
+        "Security monitoring and endpoint detection",
+        "EDR, alert triage, suspicious sign-ins, threat hunting.",
+    ),
+    (
+        "patching",
+        "Patch management",
+        "Operating system and third-party updates, maintenance windows, reboots.",
+    ),
+    (
+        "backup",
+        "Backup and recovery verification",
+        "Backup jobs, test restores, recovery evidence.",
+    ),
+    (
+        "after_hours_monitoring",
+        "After-hours monitoring",
+        "Watching alerts outside business hours and paging who is on call.",
+    ),
+    (
+        "compliance",
+        "Compliance documentation and audit preparation",
+        "Policies, evidence, control ownership, auditor requests.",
+    ),
+    (
+        "cloud_m365",
+        "Cloud and Microsoft 365 administration",
+        "Tenants, licences, mailboxes, conditional access, SharePoint.",
+    ),
+    (
+        "onsite_hardware",
+        "On-site hardware and physical infrastructure",
+        "Desks, printers, cabling, racks, hands on keyboards.",
+    ),
+    (
+        "network",
+        "Network",
+        "Firewalls, switches, Wi-Fi, VPN, the ISP circuit.",
+    ),
+    (
+        "vendors",
+        "Vendor relationships",
+        "Line-of-business software vendors, ISP, hardware suppliers, renewals.",
+    ),
+    (
+        "vcio",
+        "vCIO and strategic planning",
+        "Roadmaps, budgets, vendor evaluations, quarterly reviews.",
+    ),
+    (
+        "incident_response",
+        "Incident response",
+        "Ransomware, compromised accounts, lost devices: leading the response.",
+    ),
 ];
 
 /// A RACI assignment of the two parties for one domain.
@@ -205,7 +253,15 @@ impl Calendar {
         let day = vec![Span { start, end }];
         Calendar {
             time_zone: tz.to_string(),
-            week: vec![day.clone(), day.clone(), day.clone(), day.clone(), day, vec![], vec![]],
+            week: vec![
+                day.clone(),
+                day.clone(),
+                day.clone(),
+                day.clone(),
+                day,
+                vec![],
+                vec![],
+            ],
             holidays: Vec::new(),
         }
     }
@@ -268,7 +324,11 @@ impl CompiledCalendar {
             spans.sort();
             for (j, (s, e)) in spans.iter().enumerate() {
                 if s >= e || *e > 1440 {
-                    return Err(BadAgreement(format!("{}: {} is not a valid span of hours", weekday_name(i), span_label(*s, *e))));
+                    return Err(BadAgreement(format!(
+                        "{}: {} is not a valid span of hours",
+                        weekday_name(i),
+                        span_label(*s, *e)
+                    )));
                 }
                 if j > 0 && spans[j - 1].1 > *s {
                     return Err(BadAgreement(format!("{}: hours overlap", weekday_name(i))));
@@ -278,10 +338,9 @@ impl CompiledCalendar {
         }
         let mut holidays = HashSet::new();
         for h in &c.holidays {
-            let d: Date = h
-                .date
-                .parse()
-                .map_err(|_| BadAgreement(format!("holiday {:?}: dates look like 2026-12-25", h.date)))?;
+            let d: Date = h.date.parse().map_err(|_| {
+                BadAgreement(format!("holiday {:?}: dates look like 2026-12-25", h.date))
+            })?;
             holidays.insert(d);
         }
         Ok(CompiledCalendar { tz, week, holidays })
@@ -309,7 +368,9 @@ impl CompiledCalendar {
         let start = t.to_jiff().to_zoned(self.tz.clone()).date();
         let mut best: Option<Timestamp> = None;
         for offset in 0..=horizon_days {
-            let Ok(day) = start.checked_add(jiff::Span::new().days(offset)) else { break };
+            let Ok(day) = start.checked_add(jiff::Span::new().days(offset)) else {
+                break;
+            };
             let mut edges: Vec<u16> = self.week[day.weekday().to_monday_zero_offset() as usize]
                 .iter()
                 .flat_map(|(s, e)| [*s, *e])
@@ -317,7 +378,9 @@ impl CompiledCalendar {
             edges.push(0); // midnight: a holiday starting or ending
             edges.sort_unstable();
             for m in edges {
-                let Some(at) = local_instant(day, m, &self.tz) else { continue };
+                let Some(at) = local_instant(day, m, &self.tz) else {
+                    continue;
+                };
                 if at > t && self.is_open(at) != now && best.is_none_or(|b| at < b) {
                     best = Some(at);
                 }
@@ -333,19 +396,37 @@ impl CompiledCalendar {
 /// The instant at `minute` after local midnight on `day` in `tz` (1440 is the next midnight).
 /// Wall-clock times skipped by a DST change resolve to the first instant after the gap.
 fn local_instant(day: Date, minute: u16, tz: &TimeZone) -> Option<Timestamp> {
-    let (day, minute) = if minute >= 1440 { (day.tomorrow().ok()?, 0) } else { (day, minute) };
+    let (day, minute) = if minute >= 1440 {
+        (day.tomorrow().ok()?, 0)
+    } else {
+        (day, minute)
+    };
     let dt = day.to_datetime(Time::new((minute / 60) as i8, (minute % 60) as i8, 0, 0).ok()?);
     let z = tz.to_ambiguous_zoned(dt).compatible().ok()?;
     Some(Timestamp(z.timestamp().as_microsecond()))
 }
 
 fn weekday_name(i: usize) -> &'static str {
-    ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"][i % 7]
+    [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ][i % 7]
 }
 
 /// "07:30–17:00".
 pub fn span_label(start: u16, end: u16) -> String {
-    format!("{:02}:{:02}–{:02}:{:02}", start / 60, start % 60, end / 60, end % 60)
+    format!(
+        "{:02}:{:02}–{:02}:{:02}",
+        start / 60,
+        start % 60,
+        end / 60,
+        end % 60
+    )
 }
 
 /// An agreement made ready for routing: calendars compiled, domains indexed.
@@ -361,8 +442,14 @@ impl CompiledAgreement {
     pub fn new(a: &Agreement) -> Result<Self, BadAgreement> {
         let mut assignments = BTreeMap::new();
         for asg in &a.assignments {
-            if assignments.insert(asg.domain.clone(), asg.clone()).is_some() {
-                return Err(BadAgreement(format!("domain {:?} is assigned twice", asg.domain)));
+            if assignments
+                .insert(asg.domain.clone(), asg.clone())
+                .is_some()
+            {
+                return Err(BadAgreement(format!(
+                    "domain {:?} is assigned twice",
+                    asg.domain
+                )));
             }
         }
         Ok(CompiledAgreement {
@@ -433,7 +520,11 @@ pub enum RouteError {
 }
 
 /// Decides who owns `domain` at instant `t` under agreement `a`.
-pub fn route(a: &CompiledAgreement, domain: &str, t: Timestamp) -> Result<RouteDecision, RouteError> {
+pub fn route(
+    a: &CompiledAgreement,
+    domain: &str,
+    t: Timestamp,
+) -> Result<RouteDecision, RouteError> {
     let asg = a
         .assignments
         .get(domain)
@@ -467,9 +558,16 @@ pub fn route(a: &CompiledAgreement, domain: &str, t: Timestamp) -> Result<RouteD
         if owner_on_shift {
             String::new()
         } else if escalation.is_empty() {
-            format!("; {} is off shift and has no escalation path", owner.label())
+            format!(
+                "; {} is off shift and has no escalation path",
+                owner.label()
+            )
         } else {
-            format!("; {} is off shift, so its escalation path applies (first: {})", owner.label(), escalation[0])
+            format!(
+                "; {} is off shift, so its escalation path applies (first: {})",
+                owner.label(),
+                escalation[0]
+            )
         },
     );
     Ok(RouteDecision {
@@ -608,7 +706,10 @@ impl WeekStates {
 pub fn coverage(a: &CompiledAgreement, domain: &str, week_start: Timestamp) -> Vec<Cover> {
     match a.assignment(domain) {
         Some(asg) => WeekStates::new(a, week_start).coverage(asg),
-        None => vec![Cover::Nobody(Party::Internal, Window::AfterHours); (7 * 24 * 60 / SLOT_MINUTES) as usize],
+        None => vec![
+            Cover::Nobody(Party::Internal, Window::AfterHours);
+            (7 * 24 * 60 / SLOT_MINUTES) as usize
+        ],
     }
 }
 
@@ -616,7 +717,12 @@ pub fn coverage(a: &CompiledAgreement, domain: &str, week_start: Timestamp) -> V
 pub fn lint(a: &Agreement, ctx: &LintContext) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut push = |severity, code: &str, domain: Option<&str>, message: String| {
-        out.push(Finding { severity, code: code.to_string(), domain: domain.map(str::to_string), message })
+        out.push(Finding {
+            severity,
+            code: code.to_string(),
+            domain: domain.map(str::to_string),
+            message,
+        })
     };
     let compiled = match CompiledAgreement::new(a) {
         Ok(c) => Some(c),
@@ -625,10 +731,23 @@ pub fn lint(a: &Agreement, ctx: &LintContext) -> Vec<Finding> {
             None
         }
     };
-    let states = compiled.as_ref().map(|c| WeekStates::new(c, ctx.week_start));
-    for (p, cal) in [(Party::Internal, &a.internal_calendar), (Party::Provider, &a.provider_calendar)] {
+    let states = compiled
+        .as_ref()
+        .map(|c| WeekStates::new(c, ctx.week_start));
+    for (p, cal) in [
+        (Party::Internal, &a.internal_calendar),
+        (Party::Provider, &a.provider_calendar),
+    ] {
         if cal.week.iter().all(|d| d.is_empty()) {
-            push(Severity::Warning, "no_hours", None, format!("{} has no working hours in its calendar: every hour is after hours", p.label()));
+            push(
+                Severity::Warning,
+                "no_hours",
+                None,
+                format!(
+                    "{} has no working hours in its calendar: every hour is after hours",
+                    p.label()
+                ),
+            );
         }
     }
     for key in &ctx.active_domains {
@@ -639,12 +758,27 @@ pub fn lint(a: &Agreement, ctx: &LintContext) -> Vec<Finding> {
     for asg in &a.assignments {
         let d = asg.domain.as_str();
         match asg.raci.accountable.len() {
-            0 => push(Severity::Error, "no_accountable", Some(d), format!("{d}: no side is accountable; choose exactly one")),
+            0 => push(
+                Severity::Error,
+                "no_accountable",
+                Some(d),
+                format!("{d}: no side is accountable; choose exactly one"),
+            ),
             1 => {}
-            _ => push(Severity::Error, "two_accountable", Some(d), format!("{d}: both sides are accountable; choose exactly one")),
+            _ => push(
+                Severity::Error,
+                "two_accountable",
+                Some(d),
+                format!("{d}: both sides are accountable; choose exactly one"),
+            ),
         }
         if asg.raci.responsible.is_empty() {
-            push(Severity::Error, "no_responsible", Some(d), format!("{d}: no side is responsible for doing the work"));
+            push(
+                Severity::Error,
+                "no_responsible",
+                Some(d),
+                format!("{d}: no side is responsible for doing the work"),
+            );
         }
         for p in &asg.raci.responsible {
             let staff = match p {
@@ -661,15 +795,36 @@ pub fn lint(a: &Agreement, ctx: &LintContext) -> Vec<Finding> {
             }
         }
         if asg.escalation(asg.after_hours_owner).is_empty() {
-            push(Severity::Error, "after_hours_no_escalation", Some(d), format!("{d}: {} owns it after hours but has no escalation path; add who to call", asg.after_hours_owner.label()));
+            push(
+                Severity::Error,
+                "after_hours_no_escalation",
+                Some(d),
+                format!(
+                    "{d}: {} owns it after hours but has no escalation path; add who to call",
+                    asg.after_hours_owner.label()
+                ),
+            );
         }
-        if asg.raci.responsible.len() == 2 && asg.internal_contact.is_none() && asg.provider_contact.is_none() {
-            push(Severity::Warning, "overlap", Some(d), format!("{d}: both sides are responsible and nobody is named on either; say who leads"));
+        if asg.raci.responsible.len() == 2
+            && asg.internal_contact.is_none()
+            && asg.provider_contact.is_none()
+        {
+            push(
+                Severity::Warning,
+                "overlap",
+                Some(d),
+                format!(
+                    "{d}: both sides are responsible and nobody is named on either; say who leads"
+                ),
+            );
         }
         if let Some(states) = &states {
             let cover = states.coverage(asg);
             if let Some(first) = cover.iter().position(|x| matches!(x, Cover::Nobody(..))) {
-                let count = cover.iter().filter(|x| matches!(x, Cover::Nobody(..))).count();
+                let count = cover
+                    .iter()
+                    .filter(|x| matches!(x, Cover::Nobody(..)))
+                    .count();
                 let hours = count as f64 * SLOT_MINUTES as f64 / 60.0;
                 let day = weekday_name(first / (24 * 60 / SLOT_MINUTES as usize));
                 let minute = (first % (24 * 60 / SLOT_MINUTES as usize)) as i64 * SLOT_MINUTES;
@@ -691,7 +846,9 @@ pub fn week_start(t: Timestamp, tz: &str) -> Timestamp {
     let zone = TimeZone::get(tz).unwrap_or(TimeZone::UTC);
     let date = t.to_jiff().to_zoned(zone.clone()).date();
     let back = date.weekday().to_monday_zero_offset() as i64;
-    let monday = date.checked_sub(jiff::Span::new().days(back)).unwrap_or(date);
+    let monday = date
+        .checked_sub(jiff::Span::new().days(back))
+        .unwrap_or(date);
     local_instant(monday, 0, &zone).unwrap_or(t)
 }
 
@@ -748,7 +905,10 @@ impl std::str::FromStr for VersionStatus {
 
 /// Picks the version in force at `t` from `(number, status, effective_from)` triples: the
 /// accepted version with the latest effective instant not after `t` (the higher number wins a tie).
-pub fn in_force_at(versions: &[(i64, VersionStatus, Option<Timestamp>)], t: Timestamp) -> Option<i64> {
+pub fn in_force_at(
+    versions: &[(i64, VersionStatus, Option<Timestamp>)],
+    t: Timestamp,
+) -> Option<i64> {
     versions
         .iter()
         .filter(|(_, s, eff)| *s == VersionStatus::Accepted && eff.is_some_and(|e| e <= t))
@@ -783,39 +943,120 @@ pub fn diff(old: &Agreement, new: &Agreement) -> Vec<Change> {
     let mut out = Vec::new();
     let mut push = |subject: &str, field: &str, before: String, after: String| {
         if before != after {
-            out.push(Change { subject: subject.into(), field: field.into(), before, after });
+            out.push(Change {
+                subject: subject.into(),
+                field: field.into(),
+                before,
+                after,
+            });
         }
     };
     for (p, o, n) in [
-        (Party::Internal, &old.internal_calendar, &new.internal_calendar),
-        (Party::Provider, &old.provider_calendar, &new.provider_calendar),
+        (
+            Party::Internal,
+            &old.internal_calendar,
+            &new.internal_calendar,
+        ),
+        (
+            Party::Provider,
+            &old.provider_calendar,
+            &new.provider_calendar,
+        ),
     ] {
         let subject = format!("calendar:{p}");
-        push(&subject, "time_zone", o.time_zone.clone(), n.time_zone.clone());
+        push(
+            &subject,
+            "time_zone",
+            o.time_zone.clone(),
+            n.time_zone.clone(),
+        );
         push(&subject, "hours", week_label(&o.week), week_label(&n.week));
         push(
             &subject,
             "holidays",
-            o.holidays.iter().map(|h| h.date.clone()).collect::<Vec<_>>().join(", "),
-            n.holidays.iter().map(|h| h.date.clone()).collect::<Vec<_>>().join(", "),
+            o.holidays
+                .iter()
+                .map(|h| h.date.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+            n.holidays
+                .iter()
+                .map(|h| h.date.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
         );
     }
-    let keys: BTreeSet<&str> = old.assignments.iter().chain(&new.assignments).map(|a| a.domain.as_str()).collect();
+    let keys: BTreeSet<&str> = old
+        .assignments
+        .iter()
+        .chain(&new.assignments)
+        .map(|a| a.domain.as_str())
+        .collect();
     for k in keys {
         match (old.assignment(k), new.assignment(k)) {
             (Some(_), None) => push(k, "assignment", "assigned".into(), "removed".into()),
             (None, Some(_)) => push(k, "assignment", "not assigned".into(), "assigned".into()),
             (Some(o), Some(n)) => {
-                push(k, "accountable", parties(&o.raci.accountable), parties(&n.raci.accountable));
-                push(k, "responsible", parties(&o.raci.responsible), parties(&n.raci.responsible));
-                push(k, "consulted", parties(&o.raci.consulted), parties(&n.raci.consulted));
-                push(k, "informed", parties(&o.raci.informed), parties(&n.raci.informed));
-                push(k, "business_hours_owner", o.business_hours_owner.label().into(), n.business_hours_owner.label().into());
-                push(k, "after_hours_owner", o.after_hours_owner.label().into(), n.after_hours_owner.label().into());
-                push(k, "internal_contact", o.internal_contact.clone().unwrap_or_default(), n.internal_contact.clone().unwrap_or_default());
-                push(k, "provider_contact", o.provider_contact.clone().unwrap_or_default(), n.provider_contact.clone().unwrap_or_default());
-                push(k, "internal_escalation", o.internal_escalation.join(" → "), n.internal_escalation.join(" → "));
-                push(k, "provider_escalation", o.provider_escalation.join(" → "), n.provider_escalation.join(" → "));
+                push(
+                    k,
+                    "accountable",
+                    parties(&o.raci.accountable),
+                    parties(&n.raci.accountable),
+                );
+                push(
+                    k,
+                    "responsible",
+                    parties(&o.raci.responsible),
+                    parties(&n.raci.responsible),
+                );
+                push(
+                    k,
+                    "consulted",
+                    parties(&o.raci.consulted),
+                    parties(&n.raci.consulted),
+                );
+                push(
+                    k,
+                    "informed",
+                    parties(&o.raci.informed),
+                    parties(&n.raci.informed),
+                );
+                push(
+                    k,
+                    "business_hours_owner",
+                    o.business_hours_owner.label().into(),
+                    n.business_hours_owner.label().into(),
+                );
+                push(
+                    k,
+                    "after_hours_owner",
+                    o.after_hours_owner.label().into(),
+                    n.after_hours_owner.label().into(),
+                );
+                push(
+                    k,
+                    "internal_contact",
+                    o.internal_contact.clone().unwrap_or_default(),
+                    n.internal_contact.clone().unwrap_or_default(),
+                );
+                push(
+                    k,
+                    "provider_contact",
+                    o.provider_contact.clone().unwrap_or_default(),
+                    n.provider_contact.clone().unwrap_or_default(),
+                );
+                push(
+                    k,
+                    "internal_escalation",
+                    o.internal_escalation.join(" → "),
+                    n.internal_escalation.join(" → "),
+                );
+                push(
+                    k,
+                    "provider_escalation",
+                    o.provider_escalation.join(" → "),
+                    n.provider_escalation.join(" → "),
+                );
                 push(k, "notes", o.notes.clone(), n.notes.clone());
             }
             (None, None) => {}
@@ -835,8 +1076,16 @@ pub fn week_label(week: &[Vec<Span>]) -> String {
             j += 1;
         }
         if !week[i].is_empty() {
-            let hours = week[i].iter().map(|s| span_label(s.start, s.end)).collect::<Vec<_>>().join(", ");
-            let range = if i == j { days[i].to_string() } else { format!("{}–{}", days[i], days[j]) };
+            let hours = week[i]
+                .iter()
+                .map(|s| span_label(s.start, s.end))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let range = if i == j {
+                days[i].to_string()
+            } else {
+                format!("{}–{}", days[i], days[j])
+            };
             parts.push(format!("{range} {hours}"));
         }
         i = j + 1;

@@ -178,7 +178,10 @@ mod tests {
         for r in Role::ALL {
             assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
             assert_eq!(r.fits_tenant(&Tenant::Provider), r.is_provider());
-            assert_eq!(r.fits_tenant(&Tenant::Client(ClientId::new())), !r.is_provider());
+            assert_eq!(
+                r.fits_tenant(&Tenant::Client(ClientId::new())),
+                !r.is_provider()
+            );
         }
         assert!("root".parse::<Role>().is_err());
     }

@@ -78,7 +78,10 @@ impl Email {
         if ok {
             Ok(Email(s.to_string()))
         } else {
-            Err(Invalid::new("email", "must be an address like name@example.com"))
+            Err(Invalid::new(
+                "email",
+                "must be an address like name@example.com",
+            ))
         }
     }
     /// The address.
@@ -121,7 +124,12 @@ pub fn time_zone(s: &str) -> Result<String, Invalid> {
     let s = s.trim();
     jiff::tz::TimeZone::get(s)
         .map(|_| s.to_string())
-        .map_err(|_| Invalid::new("time_zone", "must be an IANA time zone such as America/New_York"))
+        .map_err(|_| {
+            Invalid::new(
+                "time_zone",
+                "must be an IANA time zone such as America/New_York",
+            )
+        })
 }
 
 /// A URL-safe short name derived from a display name: `Harbor Point Engineering` → `harbor-point-engineering`.
@@ -143,7 +151,10 @@ mod tests {
 
     #[test]
     fn usernames_are_normalised_and_checked() {
-        assert_eq!(Username::parse(" Alex.Admin ").unwrap().as_str(), "alex.admin");
+        assert_eq!(
+            Username::parse(" Alex.Admin ").unwrap().as_str(),
+            "alex.admin"
+        );
         assert!(Username::parse("ab").is_err());
         assert!(Username::parse("drop table;").is_err());
     }
@@ -155,6 +166,9 @@ mod tests {
         assert!(Email::parse("a@b").is_err());
         assert!(time_zone("America/Phoenix").is_ok());
         assert!(time_zone("Mars/Olympus").is_err());
-        assert_eq!(slug("Harbor Point Engineering, Inc."), "harbor-point-engineering-inc");
+        assert_eq!(
+            slug("Harbor Point Engineering, Inc."),
+            "harbor-point-engineering-inc"
+        );
     }
 }

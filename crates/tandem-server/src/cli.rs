@@ -9,7 +9,11 @@ use tandem_app::{Actor, NewUser};
 use tandem_domain::Role;
 
 #[derive(Parser)]
-#[command(name = "tandem", version, about = "Co-managed IT: your IT person and your provider, from one system.")]
+#[command(
+    name = "tandem",
+    version,
+    about = "Co-managed IT: your IT person and your provider, from one system."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -134,7 +138,10 @@ enum ConfigCommand {
 /// Runs the command line; the exit code says whether it worked.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -159,14 +166,23 @@ fn quiet(mut cfg: crate::config::Resolved) -> crate::config::Resolved {
 }
 
 fn init_logs(settings: &crate::config::Resolved) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if settings.log_json { b.json().try_init() } else { b.try_init() };
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if settings.log_json {
+        b.json().try_init()
+    } else {
+        b.try_init()
+    };
 }
 
 async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Config { action: ConfigCommand::Reference } => {
+        Command::Config {
+            action: ConfigCommand::Reference,
+        } => {
             print!("{}", reference());
             Ok(ExitCode::SUCCESS)
         }
@@ -177,17 +193,35 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             let report = app.seed_demo().await?;
             let cfg2 = cfg.clone();
             serve::run(app, &cfg, move |addr| {
-                let url = if cfg2.public_url.starts_with("http://127.0.0.1:") || cfg2.public_url.starts_with("http://0.0.0.0:") {
+                let url = if cfg2.public_url.starts_with("http://127.0.0.1:")
+                    || cfg2.public_url.starts_with("http://0.0.0.0:")
+                {
                     format!("http://{addr}")
                 } else {
                     cfg2.public_url.clone()
                 };
                 println!();
-                println!("  Tandem demo {} — {}", if report.created { "created" } else { "ready" }, cfg2.data.display());
-                println!("  Open {url}/ and sign in as one of these (password for all: {}):", report.password);
+                println!(
+                    "  Tandem demo {} — {}",
+                    if report.created { "created" } else { "ready" },
+                    cfg2.data.display()
+                );
+                println!(
+                    "  Open {url}/ and sign in as one of these (password for all: {}):",
+                    report.password
+                );
                 println!();
                 for l in &report.logins {
-                    println!("    {:<16} {}{}", l.username, l.who, if l.mfa { "  [sets up two-step sign-in at first sign-in]" } else { "" });
+                    println!(
+                        "    {:<16} {}{}",
+                        l.username,
+                        l.who,
+                        if l.mfa {
+                            "  [sets up two-step sign-in at first sign-in]"
+                        } else {
+                            ""
+                        }
+                    );
                 }
                 println!();
                 println!("  Stop with Ctrl-C. Run again to serve the same demo.");
@@ -201,7 +235,10 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             init_logs(&cfg);
             let app = serve::open(&cfg).await?;
             let public = cfg.public_url.clone();
-            serve::run(app, &cfg, move |addr| println!("Tandem is serving on {addr} — open {public}/")).await?;
+            serve::run(app, &cfg, move |addr| {
+                println!("Tandem is serving on {addr} — open {public}/")
+            })
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { settings } => {
@@ -212,39 +249,67 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Admin { action } => admin(action).await,
-        Command::Route { client, domain, at, settings } => {
+        Command::Route {
+            client,
+            domain,
+            at,
+            settings,
+        } => {
             let cfg = quiet(settings.resolve()?);
             init_logs(&cfg);
             let app = serve::open(&cfg).await?;
             let sys = Actor::system();
             let at = match at.as_deref() {
                 None => tandem_domain::Timestamp::now(),
-                Some(s) => tandem_domain::Timestamp::parse_rfc3339(s)
-                    .ok_or_else(|| anyhow::anyhow!("--at must be an RFC 3339 instant such as 2026-03-01T02:00:00-05:00"))?,
+                Some(s) => tandem_domain::Timestamp::parse_rfc3339(s).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--at must be an RFC 3339 instant such as 2026-03-01T02:00:00-05:00"
+                    )
+                })?,
             };
-            let clients = app.list_clients(&sys, tandem_store::Page::new(0, 500)).await.map_err(describe)?.items;
+            let clients = app
+                .list_clients(&sys, tandem_store::Page::new(0, 500))
+                .await
+                .map_err(describe)?
+                .items;
             let wanted = client.trim().to_lowercase();
             let c = clients
                 .iter()
-                .find(|c| c.id.to_string() == wanted || c.slug == wanted || c.name.to_lowercase() == wanted)
-                .ok_or_else(|| anyhow::anyhow!("no client {client:?} (use its id, short name or name)"))?;
+                .find(|c| {
+                    c.id.to_string() == wanted
+                        || c.slug == wanted
+                        || c.name.to_lowercase() == wanted
+                })
+                .ok_or_else(|| {
+                    anyhow::anyhow!("no client {client:?} (use its id, short name or name)")
+                })?;
             let answer = app.route(&sys, c.id, &domain, at).await.map_err(describe)?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit { action: AuditCommand::Verify { settings } } => {
+        Command::Audit {
+            action: AuditCommand::Verify { settings },
+        } => {
             let cfg = quiet(settings.resolve()?);
             init_logs(&cfg);
             let app = serve::open(&cfg).await?;
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_message("verifying the audit chain");
-            let v = app.verify_audit(&Actor::system(), |n| bar.set_message(format!("verified {n} entries"))).await?;
+            let v = app
+                .verify_audit(&Actor::system(), |n| {
+                    bar.set_message(format!("verified {n} entries"))
+                })
+                .await?;
             bar.finish_and_clear();
             if v.breaks.is_empty() {
                 println!("audit chain intact: {} entries verified", v.checked);
                 Ok(ExitCode::SUCCESS)
             } else {
-                println!("AUDIT CHAIN BROKEN: {} problem(s) in {} entries", v.breaks.len(), v.checked);
+                println!(
+                    "AUDIT CHAIN BROKEN: {} problem(s) in {} entries",
+                    v.breaks.len(),
+                    v.checked
+                );
                 for b in &v.breaks {
                     println!("  - {b}");
                 }
@@ -259,7 +324,11 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             println!("backup written to {}", to.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Restore { from, force, settings } => {
+        Command::Restore {
+            from,
+            force,
+            settings,
+        } => {
             let cfg = quiet(settings.resolve()?);
             init_logs(&cfg);
             restore(&cfg, &from, force).await
@@ -267,7 +336,11 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn restore(cfg: &crate::config::Resolved, from: &std::path::Path, force: bool) -> anyhow::Result<ExitCode> {
+async fn restore(
+    cfg: &crate::config::Resolved,
+    from: &std::path::Path,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
     let (backend, _, path) = tandem_store::parse_database_url(&cfg.database_url)?;
     let Some(dest) = path.filter(|_| backend == tandem_store::Backend::Sqlite) else {
         anyhow::bail!("restore here is for SQLite; for PostgreSQL use pg_restore (see README)");
@@ -282,10 +355,16 @@ async fn restore(cfg: &crate::config::Resolved, from: &std::path::Path, force: b
     let v = app.verify_audit(&Actor::system(), |_| {}).await?;
     check.close().await;
     if !v.breaks.is_empty() {
-        anyhow::bail!("the backup's audit chain is broken ({} problems); not restoring it", v.breaks.len());
+        anyhow::bail!(
+            "the backup's audit chain is broken ({} problems); not restoring it",
+            v.breaks.len()
+        );
     }
     if dest.exists() && !force {
-        anyhow::bail!("{} exists; stop the server and pass --force to replace it", dest.display());
+        anyhow::bail!(
+            "{} exists; stop the server and pass --force to replace it",
+            dest.display()
+        );
     }
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent)?;
@@ -296,17 +375,29 @@ async fn restore(cfg: &crate::config::Resolved, from: &std::path::Path, force: b
     let tmp = dest.with_extension("restoring");
     std::fs::copy(from, &tmp)?;
     std::fs::rename(&tmp, &dest)?;
-    println!("restored {} ({} audit entries verified) to {}", from.display(), v.checked, dest.display());
+    println!(
+        "restored {} ({} audit entries verified) to {}",
+        from.display(),
+        v.checked,
+        dest.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 async fn admin(action: AdminCommand) -> anyhow::Result<ExitCode> {
     match action {
-        AdminCommand::CreateAdmin { username, email, name, password_env, settings } => {
+        AdminCommand::CreateAdmin {
+            username,
+            email,
+            name,
+            password_env,
+            settings,
+        } => {
             let cfg = quiet(settings.resolve()?);
             init_logs(&cfg);
             let password = match password_env {
-                Some(var) => std::env::var(&var).map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?,
+                Some(var) => std::env::var(&var)
+                    .map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?,
                 None => {
                     use std::io::BufRead;
                     eprint!("Password for {username} (at least 12 characters, input is shown): ");
@@ -333,7 +424,10 @@ async fn admin(action: AdminCommand) -> anyhow::Result<ExitCode> {
                 )
                 .await
                 .map_err(describe)?;
-            println!("created provider admin {} ({}); they set up two-step sign-in at first sign-in", u.username, u.id);
+            println!(
+                "created provider admin {} ({}); they set up two-step sign-in at first sign-in",
+                u.username, u.id
+            );
             Ok(ExitCode::SUCCESS)
         }
         AdminCommand::ResetMfa { username, settings } => {
@@ -345,21 +439,31 @@ async fn admin(action: AdminCommand) -> anyhow::Result<ExitCode> {
                 .iter()
                 .find(|u| u.username == username.trim().to_lowercase())
                 .ok_or_else(|| anyhow::anyhow!("no user named {username}"))?;
-            app.reset_mfa(&Actor::system(), u.id).await.map_err(describe)?;
-            println!("two-step sign-in reset for {}; their sessions were ended", u.username);
+            app.reset_mfa(&Actor::system(), u.id)
+                .await
+                .map_err(describe)?;
+            println!(
+                "two-step sign-in reset for {}; their sessions were ended",
+                u.username
+            );
             Ok(ExitCode::SUCCESS)
         }
         AdminCommand::ListUsers { settings } => {
             let cfg = quiet(settings.resolve()?);
             init_logs(&cfg);
             let app = serve::open(&cfg).await?;
-            println!("{:<20} {:<22} {:<38} {:<6} {}", "USERNAME", "ROLE", "CLIENT", "MFA", "NAME");
+            println!(
+                "{:<20} {:<22} {:<38} {:<6} NAME",
+                "USERNAME", "ROLE", "CLIENT", "MFA"
+            );
             for u in app.all_users_console().await? {
                 println!(
                     "{:<20} {:<22} {:<38} {:<6} {}{}",
                     u.username,
                     u.role.as_str(),
-                    u.client_id.map(|c| c.to_string()).unwrap_or_else(|| "(provider)".into()),
+                    u.client_id
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "(provider)".into()),
                     if u.mfa_enrolled { "on" } else { "off" },
                     u.display_name,
                     if u.disabled { " [disabled]" } else { "" }
@@ -374,7 +478,11 @@ fn describe(e: tandem_app::Error) -> anyhow::Error {
     match e {
         tandem_app::Error::Invalid(fields) => anyhow::anyhow!(
             "{}",
-            fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ")
+            fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; ")
         ),
         other => anyhow::anyhow!("{other}"),
     }

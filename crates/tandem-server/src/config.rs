@@ -38,7 +38,12 @@ pub struct Settings {
     #[arg(long, env = "TANDEM_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<u32>,
     /// If set, /metrics needs `Authorization: Bearer <this>`. Default: unset (open)
-    #[arg(long, env = "TANDEM_METRICS_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TANDEM_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub metrics_token: Option<String>,
 }
 
@@ -88,18 +93,34 @@ impl Settings {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", p.display()))?;
-                toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", p.display()))?
+                toml::from_str(&text)
+                    .map_err(|e| anyhow::anyhow!("config file {}: {e}", p.display()))?
             }
         };
-        let data = self.data.clone().or(file.data).unwrap_or_else(|| PathBuf::from("./tandem-data"));
+        let data = self
+            .data
+            .clone()
+            .or(file.data)
+            .unwrap_or_else(|| PathBuf::from("./tandem-data"));
         let database_url = self
             .database_url
             .clone()
             .or(file.database_url)
             .unwrap_or_else(|| data.join("tandem.db").display().to_string());
-        let listen = self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default"));
-        let public_url = self.public_url.clone().or(file.public_url).unwrap_or_else(|| format!("http://{listen}"));
-        let log_format = self.log_format.clone().or(file.log_format).unwrap_or_else(|| "text".into());
+        let listen = self
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default"));
+        let public_url = self
+            .public_url
+            .clone()
+            .or(file.public_url)
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let log_format = self
+            .log_format
+            .clone()
+            .or(file.log_format)
+            .unwrap_or_else(|| "text".into());
         let log_json = match log_format.as_str() {
             "text" => false,
             "json" => true,
@@ -115,7 +136,11 @@ impl Settings {
             listen,
             public_url,
             log_json,
-            log: self.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
+            log: self
+                .log
+                .clone()
+                .or(file.log)
+                .unwrap_or_else(|| "info".into()),
             session_secs: session_hours * 3600,
             max_connections: self.max_connections.or(file.max_connections),
             metrics_token: self.metrics_token.clone().or(file.metrics_token),
@@ -144,8 +169,15 @@ pub fn reference() -> String {
         if id == "help" {
             continue;
         }
-        let key = if id == "config" { "—".to_string() } else { format!("`{id}`") };
-        let env = a.get_env().map(|e| format!("`{}`", e.to_string_lossy())).unwrap_or_default();
+        let key = if id == "config" {
+            "—".to_string()
+        } else {
+            format!("`{id}`")
+        };
+        let env = a
+            .get_env()
+            .map(|e| format!("`{}`", e.to_string_lossy()))
+            .unwrap_or_default();
         let flag = a.get_long().map(|l| format!("`--{l}`")).unwrap_or_default();
         let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
         out.push_str(&format!("| {key} | {env} | {flag} | {help} |\n"));

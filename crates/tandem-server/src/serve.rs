@@ -14,15 +14,26 @@ pub async fn open(cfg: &Resolved) -> anyhow::Result<App> {
         Backend::Sqlite => 8,
         Backend::Postgres => 16,
     });
-    let store = Store::open(&cfg.database_url, OpenOptions { max_connections: max })
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    let store = Store::open(
+        &cfg.database_url,
+        OpenOptions {
+            max_connections: max,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
     match backend {
         Backend::Sqlite => tracing::info!(
             "database: SQLite at {} (embedded; one server process)",
-            store.sqlite_path().map(|p| p.display().to_string()).unwrap_or_default()
+            store
+                .sqlite_path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
         ),
-        Backend::Postgres => tracing::info!("database: PostgreSQL at {} (several servers may share it)", redact(&cfg.database_url)),
+        Backend::Postgres => tracing::info!(
+            "database: PostgreSQL at {} (several servers may share it)",
+            redact(&cfg.database_url)
+        ),
     }
     let applied = store.migrate().await?;
     if !applied.is_empty() {
@@ -30,7 +41,10 @@ pub async fn open(cfg: &Resolved) -> anyhow::Result<App> {
     }
     Ok(App::new(
         store,
-        Policy { session_ttl_secs: cfg.session_secs, ..Policy::default() },
+        Policy {
+            session_ttl_secs: cfg.session_secs,
+            ..Policy::default()
+        },
     ))
 }
 
@@ -61,7 +75,11 @@ pub fn state(app: App, cfg: &Resolved) -> AppState {
 }
 
 /// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests.
-pub async fn run(app: App, cfg: &Resolved, on_ready: impl FnOnce(std::net::SocketAddr)) -> anyhow::Result<()> {
+pub async fn run(
+    app: App,
+    cfg: &Resolved,
+    on_ready: impl FnOnce(std::net::SocketAddr),
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
@@ -70,9 +88,12 @@ pub async fn run(app: App, cfg: &Resolved, on_ready: impl FnOnce(std::net::Socke
     let router = http::app(state(app, cfg));
     on_ready(addr);
     tracing::info!(%addr, "ready");
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     tracing::info!("stopped accepting; in-flight requests finished");
     store.close().await;
     Ok(())

@@ -33,7 +33,13 @@ impl Drop for Driver {
 
 impl Driver {
     async fn start() -> Option<Driver> {
-        let have = |bin: &str| Command::new("sh").arg("-c").arg(format!("command -v {bin}")).output().is_ok_and(|o| o.status.success());
+        let have = |bin: &str| {
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!("command -v {bin}"))
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
         if !(have("chromium") && have("chromedriver")) {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
@@ -42,7 +48,11 @@ impl Driver {
             eprintln!("SKIPPING the browser test: install Debian's chromium and chromium-driver to run it");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -64,22 +74,43 @@ impl Driver {
                      "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
                      "--disable-quic", format!("--user-data-dir={}", profile.path().display())]
         }}}});
-        let mut d = Driver { child, base, http, session: String::new() };
+        let mut d = Driver {
+            child,
+            base,
+            http,
+            session: String::new(),
+        };
         let v = d.call("POST", "/session", Some(caps)).await;
-        d.session = v["sessionId"].as_str().expect("a WebDriver session").to_string();
+        d.session = v["sessionId"]
+            .as_str()
+            .expect("a WebDriver session")
+            .to_string();
         std::mem::forget(profile);
         Some(d)
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let url = if path == "/session" { format!("{}{path}", self.base) } else { format!("{}/session/{}{path}", self.base, self.session) };
+        let url = if path == "/session" {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/session/{}{path}", self.base, self.session)
+        };
         let req = match method {
             "GET" => self.http.get(url),
             "DELETE" => self.http.delete(url),
             _ => self.http.post(url).json(&body.unwrap_or(json!({}))),
         };
-        let v: Value = req.send().await.expect("WebDriver answers").json().await.expect("WebDriver JSON");
-        assert!(v["value"].get("error").is_none(), "WebDriver error on {path}: {v}");
+        let v: Value = req
+            .send()
+            .await
+            .expect("WebDriver answers")
+            .json()
+            .await
+            .expect("WebDriver JSON");
+        assert!(
+            v["value"].get("error").is_none(),
+            "WebDriver error on {path}: {v}"
+        );
         v["value"].clone()
     }
 
@@ -88,27 +119,51 @@ impl Driver {
     }
 
     async fn url(&self) -> String {
-        self.call("GET", "/url", None).await.as_str().unwrap_or_default().to_string()
+        self.call("GET", "/url", None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     async fn element(&self, css: &str) -> String {
-        let v = self.call("POST", "/element", Some(json!({"using": "css selector", "value": css}))).await;
-        v.as_object().and_then(|o| o.values().next()).and_then(|e| e.as_str()).expect("element id").to_string()
+        let v = self
+            .call(
+                "POST",
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|e| e.as_str())
+            .expect("element id")
+            .to_string()
     }
 
     async fn fill(&self, css: &str, text: &str) {
         let e = self.element(css).await;
-        self.call("POST", &format!("/element/{e}/value"), Some(json!({"text": text}))).await;
+        self.call(
+            "POST",
+            &format!("/element/{e}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
     }
 
     async fn click(&self, css: &str) {
         let e = self.element(css).await;
-        self.call("POST", &format!("/element/{e}/click"), Some(json!({}))).await;
+        self.call("POST", &format!("/element/{e}/click"), Some(json!({})))
+            .await;
     }
 
     async fn text(&self, css: &str) -> String {
         let e = self.element(css).await;
-        self.call("GET", &format!("/element/{e}/text"), None).await.as_str().unwrap_or_default().to_string()
+        self.call("GET", &format!("/element/{e}/text"), None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     async fn screenshot(&self, name: &str) -> PathBuf {
@@ -118,7 +173,10 @@ impl Driver {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("{name}.png"));
-        std::fs::File::create(&path).unwrap().write_all(&bytes).unwrap();
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(&bytes)
+            .unwrap();
         path
     }
 }
@@ -136,7 +194,10 @@ fn decode_base64(s: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(clean.len() * 3 / 4);
     for chunk in clean.chunks(4) {
         let v: Vec<u32> = chunk.iter().map(|c| table(*c) as u32).collect();
-        let n = v.iter().enumerate().fold(0u32, |acc, (i, x)| acc | (x << (18 - 6 * i)));
+        let n = v
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, x)| acc | (x << (18 - 6 * i)));
         out.push((n >> 16) as u8);
         if v.len() > 2 {
             out.push((n >> 8) as u8);
@@ -149,38 +210,69 @@ fn decode_base64(s: &str) -> Vec<u8> {
 }
 
 async fn serve(app: App) -> String {
-    let state = AppState { app, cfg: Arc::new(HttpConfig::default()), metrics: Arc::default() };
+    let state = AppState {
+        app,
+        cfg: Arc::new(HttpConfig::default()),
+        metrics: Arc::default(),
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, http::app(state).into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+        axum::serve(
+            listener,
+            http::app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     format!("http://{addr}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_signs_in_with_mfa_and_reads_the_audit_trail() {
-    let Some(d) = Driver::start().await else { return };
+    let Some(d) = Driver::start().await else {
+        return;
+    };
     let db = tandem_store::testing::sqlite().await;
     let app = App::new(db.store.clone(), Policy::default());
     let sys = Actor::system();
-    app.create_user(&sys, NewUser {
-        client_id: None,
-        username: "ada.admin".into(),
-        email: "ada@provider.test".into(),
-        display_name: "Ada Admin".into(),
-        role: Role::ProviderAdmin,
-        password: PASSWORD.into(),
-        time_zone: Some("America/New_York".into()),
-        technician: None,
-        access_expires_at: None,
-    })
+    app.create_user(
+        &sys,
+        NewUser {
+            client_id: None,
+            username: "ada.admin".into(),
+            email: "ada@provider.test".into(),
+            display_name: "Ada Admin".into(),
+            role: Role::ProviderAdmin,
+            password: PASSWORD.into(),
+            time_zone: Some("America/New_York".into()),
+            technician: None,
+            access_expires_at: None,
+        },
+    )
     .await
     .unwrap();
-    let c = app.create_client(&sys, NewClient { name: "Harbor Point Engineering".into() }, false).await.unwrap();
-    app.create_site(&sys, c.id, NewSite { name: "Norfolk office".into(), time_zone: "America/New_York".into(), address: String::new() })
+    let c = app
+        .create_client(
+            &sys,
+            NewClient {
+                name: "Harbor Point Engineering".into(),
+            },
+            false,
+        )
         .await
         .unwrap();
+    app.create_site(
+        &sys,
+        c.id,
+        NewSite {
+            name: "Norfolk office".into(),
+            time_zone: "America/New_York".into(),
+            address: String::new(),
+        },
+    )
+    .await
+    .unwrap();
     let base = serve(app).await;
 
     // Password, then enrolment of an authenticator: the server will not let us past /mfa/setup.
@@ -188,24 +280,46 @@ async fn browser_signs_in_with_mfa_and_reads_the_audit_trail() {
     d.fill("#username", "ada.admin").await;
     d.fill("#password", PASSWORD).await;
     d.click("button[type=submit]").await;
-    assert!(d.url().await.ends_with("/mfa/setup"), "after the password comes MFA enrolment, got {}", d.url().await);
+    assert!(
+        d.url().await.ends_with("/mfa/setup"),
+        "after the password comes MFA enrolment, got {}",
+        d.url().await
+    );
     d.go(&format!("{base}/audit")).await;
-    assert!(d.url().await.contains("/mfa"), "a half-signed-in session cannot open the audit trail");
+    assert!(
+        d.url().await.contains("/mfa"),
+        "a half-signed-in session cannot open the audit trail"
+    );
     d.go(&format!("{base}/mfa/setup")).await;
     let secret = d.text("#totp-secret").await;
-    d.fill("#code", &tandem_app::totp_code_now(&secret).unwrap()).await;
+    d.fill("#code", &tandem_app::totp_code_now(&secret).unwrap())
+        .await;
     d.click("button[type=submit]").await;
     let codes = d.text("#recovery-codes").await;
-    let first_code = codes.lines().next().expect("recovery codes are shown").trim().to_string();
+    let first_code = codes
+        .lines()
+        .next()
+        .expect("recovery codes are shown")
+        .trim()
+        .to_string();
     d.click("a.btn.primary").await;
 
     d.go(&format!("{base}/audit")).await;
     assert_eq!(d.text("h1").await, "Audit trail");
     let table = d.text("table.audit").await;
-    assert!(table.contains("auth.mfa_enrolled"), "the enrolment is in the trail: {table}");
-    assert!(table.contains("site.created"), "the seeded site is in the trail: {table}");
+    assert!(
+        table.contains("auth.mfa_enrolled"),
+        "the enrolment is in the trail: {table}"
+    );
+    assert!(
+        table.contains("site.created"),
+        "the seeded site is in the trail: {table}"
+    );
     let shot = d.screenshot("audit-trail").await;
-    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "a real screenshot was saved");
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 10_000,
+        "a real screenshot was saved"
+    );
     d.go(&format!("{base}/")).await;
     d.screenshot("overview").await;
 

@@ -12,8 +12,8 @@
 pub mod audit;
 pub mod auth;
 pub mod directory;
-pub mod scope;
 mod query;
+pub mod scope;
 pub mod settings;
 #[cfg(feature = "test-support")]
 pub mod testing;

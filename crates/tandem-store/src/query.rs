@@ -245,7 +245,11 @@ pub(crate) fn opt_parsed<T: FromStr>(row: &AnyRow, col: &str) -> Result<Option<T
 
 /// Every migration, in order. Each is portable SQL; statements end with `;` at line end.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "foundation", include_str!("../migrations/0001_foundation.sql")),
+    (
+        1,
+        "foundation",
+        include_str!("../migrations/0001_foundation.sql"),
+    ),
     (2, "scope", include_str!("../migrations/0002_scope.sql")),
 ];
 

@@ -37,7 +37,12 @@ pub async fn insert_domain(c: &mut AnyConnection, d: &ItDomain, now: Timestamp) 
 }
 
 /// Renames a domain and rewrites its description. Returns rows changed.
-pub async fn update_domain(c: &mut AnyConnection, key: &str, name: &str, description: &str) -> Result<u64> {
+pub async fn update_domain(
+    c: &mut AnyConnection,
+    key: &str,
+    name: &str,
+    description: &str,
+) -> Result<u64> {
     Sql::new("UPDATE it_domains SET name = ")
         .text(name)
         .push(", description = ")
@@ -49,7 +54,11 @@ pub async fn update_domain(c: &mut AnyConnection, key: &str, name: &str, descrip
 }
 
 /// Retires (or with `None`, restores) a domain.
-pub async fn set_domain_retired(c: &mut AnyConnection, key: &str, at: Option<Timestamp>) -> Result<u64> {
+pub async fn set_domain_retired(
+    c: &mut AnyConnection,
+    key: &str,
+    at: Option<Timestamp>,
+) -> Result<u64> {
     Sql::new("UPDATE it_domains SET retired_at = ")
         .opt_int(at.map(|t| t.0))
         .push(" WHERE key = ")
@@ -79,7 +88,8 @@ fn party(s: &str) -> Result<Party> {
 
 /// Adds a version.
 pub async fn insert_version(c: &mut AnyConnection, v: &AgreementVersion) -> Result<()> {
-    let content = serde_json::to_string(&v.content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let content =
+        serde_json::to_string(&v.content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Sql::new("INSERT INTO agreement_versions (id, client_id, number, status, content_json, based_on, author_side, author, created_at, updated_at) VALUES (")
         .text(format!("{}:{}", v.client_id, v.number)).push(", ")
         .text(v.client_id.to_string()).push(", ")
@@ -98,64 +108,110 @@ pub async fn insert_version(c: &mut AnyConnection, v: &AgreementVersion) -> Resu
 
 /// Saves everything about a version that can change after it is made.
 pub async fn update_version(c: &mut AnyConnection, v: &AgreementVersion) -> Result<u64> {
-    let content = serde_json::to_string(&v.content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let acks = serde_json::to_string(&v.acknowledgements).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let content =
+        serde_json::to_string(&v.content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let acks = serde_json::to_string(&v.acknowledgements)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Sql::new("UPDATE agreement_versions SET status = ")
         .text(v.status.as_str())
-        .push(", content_json = ").text(content)
-        .push(", updated_at = ").int(v.updated_at.0)
-        .push(", proposed_by = ").opt_text(v.proposed_by.clone())
-        .push(", proposed_at = ").opt_int(v.proposed_at.map(|t| t.0))
-        .push(", decided_by = ").opt_text(v.decided_by.clone())
-        .push(", decided_side = ").opt_text(v.decided_side.map(|p| p.as_str().to_string()))
-        .push(", decided_at = ").opt_int(v.decided_at.map(|t| t.0))
-        .push(", decision_comment = ").opt_text(v.decision_comment.clone())
-        .push(", effective_from = ").opt_int(v.effective_from.map(|t| t.0))
-        .push(", acknowledgements_json = ").text(acks)
-        .push(" WHERE client_id = ").text(v.client_id.to_string())
-        .push(" AND number = ").int(v.number)
+        .push(", content_json = ")
+        .text(content)
+        .push(", updated_at = ")
+        .int(v.updated_at.0)
+        .push(", proposed_by = ")
+        .opt_text(v.proposed_by.clone())
+        .push(", proposed_at = ")
+        .opt_int(v.proposed_at.map(|t| t.0))
+        .push(", decided_by = ")
+        .opt_text(v.decided_by.clone())
+        .push(", decided_side = ")
+        .opt_text(v.decided_side.map(|p| p.as_str().to_string()))
+        .push(", decided_at = ")
+        .opt_int(v.decided_at.map(|t| t.0))
+        .push(", decision_comment = ")
+        .opt_text(v.decision_comment.clone())
+        .push(", effective_from = ")
+        .opt_int(v.effective_from.map(|t| t.0))
+        .push(", acknowledgements_json = ")
+        .text(acks)
+        .push(" WHERE client_id = ")
+        .text(v.client_id.to_string())
+        .push(" AND number = ")
+        .int(v.number)
         .execute(c)
         .await
 }
 
 /// The versions of a client the grant reaches, newest first.
-pub async fn list_versions(c: &mut AnyConnection, grant: &Grant, client: ClientId) -> Result<Vec<AgreementVersion>> {
+pub async fn list_versions(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    client: ClientId,
+) -> Result<Vec<AgreementVersion>> {
     let mut q = Sql::new("SELECT * FROM agreement_versions WHERE client_id = ");
-    q.text(client.to_string()).push(" AND ").scope("client_id", grant).push(" ORDER BY number DESC");
+    q.text(client.to_string())
+        .push(" AND ")
+        .scope("client_id", grant)
+        .push(" ORDER BY number DESC");
     q.fetch_all(c).await?.iter().map(version).collect()
 }
 
 /// One version, if the grant reaches it.
-pub async fn get_version(c: &mut AnyConnection, grant: &Grant, client: ClientId, number: i64) -> Result<Option<AgreementVersion>> {
+pub async fn get_version(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    client: ClientId,
+    number: i64,
+) -> Result<Option<AgreementVersion>> {
     let mut q = Sql::new("SELECT * FROM agreement_versions WHERE client_id = ");
-    q.text(client.to_string()).push(" AND number = ").int(number).push(" AND ").scope("client_id", grant);
+    q.text(client.to_string())
+        .push(" AND number = ")
+        .int(number)
+        .push(" AND ")
+        .scope("client_id", grant);
     q.fetch_optional(c).await?.as_ref().map(version).transpose()
 }
 
 /// (number, status, effective instant) of every accepted version of a client: what
 /// `in_force_at` chooses from.
-pub async fn accepted_versions(c: &mut AnyConnection, grant: &Grant, client: ClientId) -> Result<Vec<(i64, VersionStatus, Option<Timestamp>)>> {
+pub async fn accepted_versions(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    client: ClientId,
+) -> Result<Vec<(i64, VersionStatus, Option<Timestamp>)>> {
     let mut q = Sql::new("SELECT number, effective_from FROM agreement_versions WHERE status = 'accepted' AND client_id = ");
-    q.text(client.to_string()).push(" AND ").scope("client_id", grant);
+    q.text(client.to_string())
+        .push(" AND ")
+        .scope("client_id", grant);
     q.fetch_all(c)
         .await?
         .iter()
-        .map(|r| Ok((int(r, "number")?, VersionStatus::Accepted, opt_int(r, "effective_from")?.map(Timestamp))))
+        .map(|r| {
+            Ok((
+                int(r, "number")?,
+                VersionStatus::Accepted,
+                opt_int(r, "effective_from")?.map(Timestamp),
+            ))
+        })
         .collect()
 }
 
 /// The next free version number of a client.
 pub async fn next_number(c: &mut AnyConnection, client: ClientId) -> Result<i64> {
-    let r = Sql::new("SELECT COALESCE(MAX(number), 0) + 1 AS n FROM agreement_versions WHERE client_id = ")
-        .text(client.to_string())
-        .fetch_optional(c)
-        .await?;
+    let r = Sql::new(
+        "SELECT COALESCE(MAX(number), 0) + 1 AS n FROM agreement_versions WHERE client_id = ",
+    )
+    .text(client.to_string())
+    .fetch_optional(c)
+    .await?;
     Ok(r.map(|r| int(&r, "n")).transpose()?.unwrap_or(1))
 }
 
 fn version(r: &AnyRow) -> Result<AgreementVersion> {
-    let content = serde_json::from_str(&text(r, "content_json")?).map_err(|e| StoreError::Corrupt(format!("agreement content: {e}")))?;
-    let acks = serde_json::from_str(&text(r, "acknowledgements_json")?).map_err(|e| StoreError::Corrupt(format!("acknowledgements: {e}")))?;
+    let content = serde_json::from_str(&text(r, "content_json")?)
+        .map_err(|e| StoreError::Corrupt(format!("agreement content: {e}")))?;
+    let acks = serde_json::from_str(&text(r, "acknowledgements_json")?)
+        .map_err(|e| StoreError::Corrupt(format!("acknowledgements: {e}")))?;
     Ok(AgreementVersion {
         client_id: parsed(r, "client_id")?,
         number: int(r, "number")?,
@@ -169,7 +225,10 @@ fn version(r: &AnyRow) -> Result<AgreementVersion> {
         proposed_by: opt_text(r, "proposed_by")?,
         proposed_at: opt_ts(r, "proposed_at")?,
         decided_by: opt_text(r, "decided_by")?,
-        decided_side: opt_text(r, "decided_side")?.as_deref().map(party).transpose()?,
+        decided_side: opt_text(r, "decided_side")?
+            .as_deref()
+            .map(party)
+            .transpose()?,
         decided_at: opt_ts(r, "decided_at")?,
         decision_comment: opt_text(r, "decision_comment")?,
         effective_from: opt_ts(r, "effective_from")?,
@@ -191,7 +250,9 @@ pub async fn staff(c: &mut AnyConnection, client: ClientId) -> Result<(Vec<UserI
         .iter()
         .map(|r| parsed(r, "id"))
         .collect::<Result<Vec<UserId>>>()?;
-    let rows = Sql::new("SELECT * FROM users WHERE disabled = 0 AND client_id IS NULL").fetch_all(c).await?;
+    let rows = Sql::new("SELECT * FROM users WHERE disabled = 0 AND client_id IS NULL")
+        .fetch_all(c)
+        .await?;
     let mut provider = Vec::new();
     for r in &rows {
         let u = crate::directory::user(c, r).await?;
@@ -227,16 +288,31 @@ pub struct Notification {
 }
 
 /// Leaves a message for a person.
-pub async fn notify(c: &mut AnyConnection, user: UserId, client: Option<ClientId>, message: &str, link: &str, now: Timestamp) -> Result<()> {
-    Sql::new("INSERT INTO notifications (id, user_id, client_id, message, link, created_at) VALUES (")
-        .text(uuid_like(user, now)).push(", ")
-        .text(user.to_string()).push(", ")
-        .opt_text(client.map(|c| c.to_string())).push(", ")
-        .text(message).push(", ")
-        .text(link).push(", ")
-        .int(now.0).push(")")
-        .execute(c)
-        .await?;
+pub async fn notify(
+    c: &mut AnyConnection,
+    user: UserId,
+    client: Option<ClientId>,
+    message: &str,
+    link: &str,
+    now: Timestamp,
+) -> Result<()> {
+    Sql::new(
+        "INSERT INTO notifications (id, user_id, client_id, message, link, created_at) VALUES (",
+    )
+    .text(uuid_like(user, now))
+    .push(", ")
+    .text(user.to_string())
+    .push(", ")
+    .opt_text(client.map(|c| c.to_string()))
+    .push(", ")
+    .text(message)
+    .push(", ")
+    .text(link)
+    .push(", ")
+    .int(now.0)
+    .push(")")
+    .execute(c)
+    .await?;
     Ok(())
 }
 
@@ -245,7 +321,11 @@ fn uuid_like(user: UserId, now: Timestamp) -> String {
 }
 
 /// A person's newest messages.
-pub async fn notifications_of(c: &mut AnyConnection, user: UserId, limit: u32) -> Result<Vec<Notification>> {
+pub async fn notifications_of(
+    c: &mut AnyConnection,
+    user: UserId,
+    limit: u32,
+) -> Result<Vec<Notification>> {
     Sql::new("SELECT * FROM notifications WHERE user_id = ")
         .text(user.to_string())
         .push(" ORDER BY created_at DESC LIMIT ")
@@ -267,7 +347,11 @@ pub async fn notifications_of(c: &mut AnyConnection, user: UserId, limit: u32) -
 }
 
 /// Marks all of a person's messages read.
-pub async fn mark_notifications_read(c: &mut AnyConnection, user: UserId, now: Timestamp) -> Result<u64> {
+pub async fn mark_notifications_read(
+    c: &mut AnyConnection,
+    user: UserId,
+    now: Timestamp,
+) -> Result<u64> {
     Sql::new("UPDATE notifications SET read_at = ")
         .int(now.0)
         .push(" WHERE read_at IS NULL AND user_id = ")

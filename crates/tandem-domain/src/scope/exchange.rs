@@ -61,7 +61,10 @@ fn party(s: &str, line: u64, col: &str) -> Result<Party, ImportError> {
     match s.trim().to_ascii_lowercase().as_str() {
         "internal" | "client" => Ok(Party::Internal),
         "provider" | "msp" => Ok(Party::Provider),
-        other => Err(ImportError { line, message: format!("{col}: {other:?} is not internal or provider") }),
+        other => Err(ImportError {
+            line,
+            message: format!("{col}: {other:?} is not internal or provider"),
+        }),
     }
 }
 
@@ -79,24 +82,39 @@ fn opt(s: &str) -> Option<String> {
 }
 
 fn chain(s: &str) -> Vec<String> {
-    s.split('>').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()
+    s.split('>')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Reads a matrix from CSV onto the calendars of `base`. Every bad row is reported; nothing
 /// is returned unless every row is good.
 pub fn from_csv(text: &str, base: &Agreement) -> Result<Agreement, Vec<ImportError>> {
-    let mut r = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(text.as_bytes());
+    let mut r = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(text.as_bytes());
     let mut errors = Vec::new();
     let headers = match r.headers() {
         Ok(h) => h.clone(),
-        Err(e) => return Err(vec![ImportError { line: 1, message: format!("not CSV: {e}") }]),
+        Err(e) => {
+            return Err(vec![ImportError {
+                line: 1,
+                message: format!("not CSV: {e}"),
+            }])
+        }
     };
     let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let mut idx = Vec::new();
     for name in CSV_HEADER {
         match col(name) {
             Some(i) => idx.push(i),
-            None => errors.push(ImportError { line: 1, message: format!("missing column {name:?}") }),
+            None => errors.push(ImportError {
+                line: 1,
+                message: format!("missing column {name:?}"),
+            }),
         }
     }
     if !errors.is_empty() {
@@ -108,7 +126,10 @@ pub fn from_csv(text: &str, base: &Agreement) -> Result<Agreement, Vec<ImportErr
         let rec = match rec {
             Ok(rec) => rec,
             Err(e) => {
-                errors.push(ImportError { line, message: e.to_string() });
+                errors.push(ImportError {
+                    line,
+                    message: e.to_string(),
+                });
                 continue;
             }
         };
@@ -116,7 +137,10 @@ pub fn from_csv(text: &str, base: &Agreement) -> Result<Agreement, Vec<ImportErr
         let row = (|| -> Result<Assignment, ImportError> {
             let domain = get(0).trim().to_string();
             if domain.is_empty() {
-                return Err(ImportError { line, message: "domain is empty".into() });
+                return Err(ImportError {
+                    line,
+                    message: "domain is empty".into(),
+                });
             }
             Ok(Assignment {
                 domain,
@@ -136,28 +160,45 @@ pub fn from_csv(text: &str, base: &Agreement) -> Result<Agreement, Vec<ImportErr
             })
         })();
         match row {
-            Ok(a) if assignments.iter().any(|x: &Assignment| x.domain == a.domain) => {
-                errors.push(ImportError { line, message: format!("domain {:?} appears twice", a.domain) })
+            Ok(a)
+                if assignments
+                    .iter()
+                    .any(|x: &Assignment| x.domain == a.domain) =>
+            {
+                errors.push(ImportError {
+                    line,
+                    message: format!("domain {:?} appears twice", a.domain),
+                })
             }
             Ok(a) => assignments.push(a),
             Err(e) => errors.push(e),
         }
     }
     if errors.is_empty() {
-        Ok(Agreement { assignments, ..base.clone() })
+        Ok(Agreement {
+            assignments,
+            ..base.clone()
+        })
     } else {
         Err(errors)
     }
 }
 
 fn ics_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace(';', "\\;").replace(',', "\\,").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace(';', "\\;")
+        .replace(',', "\\,")
+        .replace('\n', "\\n")
 }
 
 /// A calendar's holidays as an iCalendar file of all-day events.
 pub fn holidays_to_ics(cal: &Calendar, name: &str, uid_domain: &str) -> String {
     let mut out = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Tandem//Scope agreement//EN\r\nCALSCALE:GREGORIAN\r\n");
-    out.push_str(&format!("X-WR-CALNAME:{}\r\nX-WR-TIMEZONE:{}\r\n", ics_escape(name), cal.time_zone));
+    out.push_str(&format!(
+        "X-WR-CALNAME:{}\r\nX-WR-TIMEZONE:{}\r\n",
+        ics_escape(name),
+        cal.time_zone
+    ));
     for h in &cal.holidays {
         let d = h.date.replace('-', "");
         let next = h
@@ -168,7 +209,10 @@ pub fn holidays_to_ics(cal: &Calendar, name: &str, uid_domain: &str) -> String {
             .map(|x| x.to_string().replace('-', ""))
             .unwrap_or_else(|| d.clone());
         out.push_str("BEGIN:VEVENT\r\n");
-        out.push_str(&format!("UID:{d}-{}@{uid_domain}\r\nDTSTAMP:{d}T000000Z\r\n", ics_escape(&h.name).replace(' ', "-")));
+        out.push_str(&format!(
+            "UID:{d}-{}@{uid_domain}\r\nDTSTAMP:{d}T000000Z\r\n",
+            ics_escape(&h.name).replace(' ', "-")
+        ));
         out.push_str(&format!("DTSTART;VALUE=DATE:{d}\r\nDTEND;VALUE=DATE:{next}\r\nSUMMARY:{}\r\nTRANSP:TRANSPARENT\r\n", ics_escape(&h.name)));
         out.push_str("END:VEVENT\r\n");
     }
@@ -211,14 +255,26 @@ pub fn holidays_from_ics(text: &str) -> Result<Vec<Holiday>, String> {
             }
             "DTSTART" if in_event => start = Some(value.trim().to_string()),
             "DTEND" if in_event => end = Some(value.trim().to_string()),
-            "SUMMARY" if in_event => summary = value.replace("\\,", ",").replace("\\;", ";").replace("\\n", " ").replace("\\\\", "\\"),
+            "SUMMARY" if in_event => {
+                summary = value
+                    .replace("\\,", ",")
+                    .replace("\\;", ";")
+                    .replace("\\n", " ")
+                    .replace("\\\\", "\\")
+            }
             "END" if value.trim() == "VEVENT" && in_event => {
                 in_event = false;
                 let s = start.take().ok_or("an event has no DTSTART")?;
                 if s.len() != 8 || !s.chars().all(|c| c.is_ascii_digit()) {
-                    return Err(format!("event {summary:?} has a time ({s}); holidays must be all-day dates"));
+                    return Err(format!(
+                        "event {summary:?} has a time ({s}); holidays must be all-day dates"
+                    ));
                 }
-                let parse = |d: &str| format!("{}-{}-{}", &d[0..4], &d[4..6], &d[6..8]).parse::<jiff::civil::Date>().map_err(|_| format!("bad date {d}"));
+                let parse = |d: &str| {
+                    format!("{}-{}-{}", &d[0..4], &d[4..6], &d[6..8])
+                        .parse::<jiff::civil::Date>()
+                        .map_err(|_| format!("bad date {d}"))
+                };
                 let first = parse(&s)?;
                 let last = match end.take() {
                     Some(e) if e.len() == 8 => parse(&e)?.yesterday().map_err(|e| e.to_string())?,
@@ -227,7 +283,14 @@ pub fn holidays_from_ics(text: &str) -> Result<Vec<Holiday>, String> {
                 let mut d = first;
                 let mut days = 0;
                 while d <= last && days < 60 {
-                    out.push(Holiday { date: d.to_string(), name: if summary.is_empty() { "Holiday".into() } else { summary.trim().to_string() } });
+                    out.push(Holiday {
+                        date: d.to_string(),
+                        name: if summary.is_empty() {
+                            "Holiday".into()
+                        } else {
+                            summary.trim().to_string()
+                        },
+                    });
                     d = d.tomorrow().map_err(|e| e.to_string())?;
                     days += 1;
                 }
@@ -250,7 +313,12 @@ mod tests {
             provider_calendar: Calendar::weekdays("America/New_York", 480, 1080),
             assignments: vec![Assignment {
                 domain: "patching".into(),
-                raci: Raci { responsible: [Party::Provider].into(), accountable: [Party::Provider].into(), consulted: [Party::Internal].into(), informed: BTreeSet::new() },
+                raci: Raci {
+                    responsible: [Party::Provider].into(),
+                    accountable: [Party::Provider].into(),
+                    consulted: [Party::Internal].into(),
+                    informed: BTreeSet::new(),
+                },
                 business_hours_owner: Party::Provider,
                 after_hours_owner: Party::Provider,
                 internal_contact: Some("Dana, \"IT\"".into()),
@@ -260,7 +328,10 @@ mod tests {
                 notes: "multi\\nline, with commas".into(),
             }],
         };
-        a.internal_calendar.holidays.push(Holiday { date: "2026-12-25".into(), name: "Christmas Day, observed".into() });
+        a.internal_calendar.holidays.push(Holiday {
+            date: "2026-12-25".into(),
+            name: "Christmas Day, observed".into(),
+        });
         a
     }
 
@@ -274,7 +345,9 @@ mod tests {
                    ,provider,provider,,,provider,provider,,,,,\n";
         let errs = from_csv(bad, &a).unwrap_err();
         assert_eq!(errs.iter().map(|e| e.line).collect::<Vec<_>>(), vec![2, 3]);
-        assert!(from_csv("domain,notes\nx,y\n", &a).unwrap_err()[0].message.contains("missing column"));
+        assert!(from_csv("domain,notes\nx,y\n", &a).unwrap_err()[0]
+            .message
+            .contains("missing column"));
     }
 
     #[test]
@@ -282,7 +355,10 @@ mod tests {
         let a = sample();
         let ics = holidays_to_ics(&a.internal_calendar, "Harbor Point", "tandem.test");
         assert!(ics.contains("DTSTART;VALUE=DATE:20261225"));
-        assert_eq!(holidays_from_ics(&ics).unwrap(), a.internal_calendar.holidays);
+        assert_eq!(
+            holidays_from_ics(&ics).unwrap(),
+            a.internal_calendar.holidays
+        );
         let timed = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:20261225T090000Z\r\nSUMMARY:x\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
         assert!(holidays_from_ics(timed).is_err());
         let multi = "BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;VALUE=DATE:20261224\nDTEND;VALUE=DATE:20261227\nSUMMARY:Winter\n  break\nEND:VEVENT\nEND:VCALENDAR\n";

@@ -12,7 +12,11 @@ fn set(p: &[Party]) -> BTreeSet<Party> {
 fn assignment(domain: &str, business: Party, after: Party, accountable: Party) -> Assignment {
     Assignment {
         domain: domain.into(),
-        raci: Raci { responsible: set(&[business, after]), accountable: set(&[accountable]), ..Default::default() },
+        raci: Raci {
+            responsible: set(&[business, after]),
+            accountable: set(&[accountable]),
+            ..Default::default()
+        },
         business_hours_owner: business,
         after_hours_owner: after,
         internal_contact: Some("Dana Whitfield".into()),
@@ -30,8 +34,18 @@ fn harbor_point() -> Agreement {
         internal_calendar: Calendar::weekdays("America/New_York", 7 * 60 + 30, 17 * 60),
         provider_calendar: Calendar::weekdays("America/New_York", 8 * 60, 18 * 60),
         assignments: vec![
-            assignment("helpdesk", Party::Internal, Party::Provider, Party::Internal),
-            assignment("patching", Party::Provider, Party::Provider, Party::Provider),
+            assignment(
+                "helpdesk",
+                Party::Internal,
+                Party::Provider,
+                Party::Internal,
+            ),
+            assignment(
+                "patching",
+                Party::Provider,
+                Party::Provider,
+                Party::Provider,
+            ),
         ],
     }
 }
@@ -41,17 +55,26 @@ fn who_owns_patching_at_two_on_sunday_and_helpdesk_on_tuesday() {
     let a = CompiledAgreement::new(&harbor_point()).unwrap();
     // Sunday 2026-03-01 02:00 EST = 07:00Z.
     let d = route(&a, "patching", at("2026-03-01T07:00:00Z")).unwrap();
-    assert_eq!((d.owner, d.window, d.owner_on_shift), (Party::Provider, Window::AfterHours, false));
+    assert_eq!(
+        (d.owner, d.window, d.owner_on_shift),
+        (Party::Provider, Window::AfterHours, false)
+    );
     assert_eq!(d.escalation[0], "On-call technician");
     assert!(d.reason.contains("escalation path"), "{}", d.reason);
     // Tuesday 10:00 EST = 15:00Z: internal helpdesk.
     let d = route(&a, "helpdesk", at("2026-03-03T15:00:00Z")).unwrap();
-    assert_eq!((d.owner, d.window), (Party::Internal, Window::BusinessHours));
+    assert_eq!(
+        (d.owner, d.window),
+        (Party::Internal, Window::BusinessHours)
+    );
     assert_eq!(d.assignee.as_deref(), Some("Dana Whitfield"));
     // Tuesday 20:00 EST: after hours, the provider.
     let d = route(&a, "helpdesk", at("2026-03-04T01:00:00Z")).unwrap();
     assert_eq!(d.owner, Party::Provider);
-    assert!(matches!(route(&a, "network", at("2026-03-04T01:00:00Z")), Err(RouteError::UnassignedDomain(_))));
+    assert!(matches!(
+        route(&a, "network", at("2026-03-04T01:00:00Z")),
+        Err(RouteError::UnassignedDomain(_))
+    ));
 }
 
 #[test]
@@ -59,11 +82,31 @@ fn business_hours_follow_local_time_across_daylight_saving() {
     let a = CompiledAgreement::new(&harbor_point()).unwrap();
     // 08:00 in New York on the Monday after each DST change is business hours,
     // although the UTC instant differs by an hour.
-    assert_eq!(route(&a, "helpdesk", at("2026-03-09T12:00:00Z")).unwrap().window, Window::BusinessHours); // EDT
-    assert_eq!(route(&a, "helpdesk", at("2026-11-02T13:00:00Z")).unwrap().window, Window::BusinessHours); // EST
-    // 07:00 local on those days is before opening.
-    assert_eq!(route(&a, "helpdesk", at("2026-03-09T11:00:00Z")).unwrap().window, Window::AfterHours);
-    assert_eq!(route(&a, "helpdesk", at("2026-11-02T12:00:00Z")).unwrap().window, Window::AfterHours);
+    assert_eq!(
+        route(&a, "helpdesk", at("2026-03-09T12:00:00Z"))
+            .unwrap()
+            .window,
+        Window::BusinessHours
+    ); // EDT
+    assert_eq!(
+        route(&a, "helpdesk", at("2026-11-02T13:00:00Z"))
+            .unwrap()
+            .window,
+        Window::BusinessHours
+    ); // EST
+       // 07:00 local on those days is before opening.
+    assert_eq!(
+        route(&a, "helpdesk", at("2026-03-09T11:00:00Z"))
+            .unwrap()
+            .window,
+        Window::AfterHours
+    );
+    assert_eq!(
+        route(&a, "helpdesk", at("2026-11-02T12:00:00Z"))
+            .unwrap()
+            .window,
+        Window::AfterHours
+    );
 }
 
 #[test]
@@ -72,30 +115,76 @@ fn phoenix_keeps_its_hours_without_daylight_saving() {
     ag.internal_calendar = Calendar::weekdays("America/Phoenix", 8 * 60, 17 * 60);
     let a = CompiledAgreement::new(&ag).unwrap();
     // 08:30 MST is 15:30Z in winter and summer alike.
-    assert_eq!(route(&a, "helpdesk", at("2026-01-13T15:30:00Z")).unwrap().window, Window::BusinessHours);
-    assert_eq!(route(&a, "helpdesk", at("2026-07-14T15:30:00Z")).unwrap().window, Window::BusinessHours);
+    assert_eq!(
+        route(&a, "helpdesk", at("2026-01-13T15:30:00Z"))
+            .unwrap()
+            .window,
+        Window::BusinessHours
+    );
+    assert_eq!(
+        route(&a, "helpdesk", at("2026-07-14T15:30:00Z"))
+            .unwrap()
+            .window,
+        Window::BusinessHours
+    );
 }
 
 #[test]
 fn holidays_are_after_hours_and_split_shifts_work() {
     let mut ag = harbor_point();
-    ag.internal_calendar.holidays.push(Holiday { date: "2026-12-25".into(), name: "Christmas Day".into() });
-    ag.internal_calendar.week[0] = vec![Span { start: 8 * 60, end: 12 * 60 }, Span { start: 13 * 60, end: 17 * 60 }];
+    ag.internal_calendar.holidays.push(Holiday {
+        date: "2026-12-25".into(),
+        name: "Christmas Day".into(),
+    });
+    ag.internal_calendar.week[0] = vec![
+        Span {
+            start: 8 * 60,
+            end: 12 * 60,
+        },
+        Span {
+            start: 13 * 60,
+            end: 17 * 60,
+        },
+    ];
     let a = CompiledAgreement::new(&ag).unwrap();
-    assert_eq!(route(&a, "helpdesk", at("2026-12-25T15:00:00Z")).unwrap().window, Window::AfterHours); // Friday, holiday
-    assert_eq!(route(&a, "helpdesk", at("2026-12-21T17:30:00Z")).unwrap().window, Window::AfterHours); // Monday 12:30 lunch
-    assert_eq!(route(&a, "helpdesk", at("2026-12-21T18:30:00Z")).unwrap().window, Window::BusinessHours); // Monday 13:30
+    assert_eq!(
+        route(&a, "helpdesk", at("2026-12-25T15:00:00Z"))
+            .unwrap()
+            .window,
+        Window::AfterHours
+    ); // Friday, holiday
+    assert_eq!(
+        route(&a, "helpdesk", at("2026-12-21T17:30:00Z"))
+            .unwrap()
+            .window,
+        Window::AfterHours
+    ); // Monday 12:30 lunch
+    assert_eq!(
+        route(&a, "helpdesk", at("2026-12-21T18:30:00Z"))
+            .unwrap()
+            .window,
+        Window::BusinessHours
+    ); // Monday 13:30
 }
 
 #[test]
 fn next_handover_is_the_next_opening_or_closing() {
     let a = CompiledAgreement::new(&harbor_point()).unwrap();
     // Friday 16:00 EST → handover at 17:00 EST (22:00Z).
-    assert_eq!(next_handover(&a, "helpdesk", at("2026-03-06T21:00:00Z")), Some(at("2026-03-06T22:00:00Z")));
+    assert_eq!(
+        next_handover(&a, "helpdesk", at("2026-03-06T21:00:00Z")),
+        Some(at("2026-03-06T22:00:00Z"))
+    );
     // Friday 18:00 → Monday 07:30 EDT (DST began on Sunday 8 March) = 11:30Z.
-    assert_eq!(next_handover(&a, "helpdesk", at("2026-03-06T23:00:00Z")), Some(at("2026-03-09T11:30:00Z")));
+    assert_eq!(
+        next_handover(&a, "helpdesk", at("2026-03-06T23:00:00Z")),
+        Some(at("2026-03-09T11:30:00Z"))
+    );
     // Patching never changes hands.
-    assert_eq!(next_handover(&a, "patching", at("2026-03-06T21:00:00Z")), None);
+    assert_eq!(
+        next_handover(&a, "patching", at("2026-03-06T21:00:00Z")),
+        None
+    );
 }
 
 fn clean_ctx() -> LintContext {
@@ -109,7 +198,10 @@ fn clean_ctx() -> LintContext {
 
 #[test]
 fn the_demo_agreement_lints_clean() {
-    let errors: Vec<_> = lint(&harbor_point(), &clean_ctx()).into_iter().filter(|f| f.severity == Severity::Error).collect();
+    let errors: Vec<_> = lint(&harbor_point(), &clean_ctx())
+        .into_iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
     assert!(errors.is_empty(), "{errors:?}");
 }
 
@@ -120,8 +212,16 @@ fn lint_finds_what_makes_an_agreement_fail() {
     ag.assignments[1].raci.accountable.clear();
     ag.assignments[1].provider_escalation.clear(); // after-hours owner with nobody to call
     let codes: Vec<String> = lint(&ag, &clean_ctx()).iter().map(|f| f.key()).collect();
-    for want in ["two_accountable:helpdesk", "no_accountable:patching", "after_hours_no_escalation:patching", "uncovered_hours:patching"] {
-        assert!(codes.iter().any(|c| c == want), "missing {want} in {codes:?}");
+    for want in [
+        "two_accountable:helpdesk",
+        "no_accountable:patching",
+        "after_hours_no_escalation:patching",
+        "uncovered_hours:patching",
+    ] {
+        assert!(
+            codes.iter().any(|c| c == want),
+            "missing {want} in {codes:?}"
+        );
     }
     let mut ctx = clean_ctx();
     ctx.provider_staff = 0;
@@ -129,8 +229,14 @@ fn lint_finds_what_makes_an_agreement_fail() {
     let mut ag = harbor_point();
     ag.assignments[1].provider_contact = None;
     let codes: Vec<String> = lint(&ag, &ctx).iter().map(|f| f.key()).collect();
-    assert!(codes.contains(&"responsible_cannot_act:patching".to_string()), "{codes:?}");
-    assert!(codes.contains(&"unassigned_domain:network".to_string()), "{codes:?}");
+    assert!(
+        codes.contains(&"responsible_cannot_act:patching".to_string()),
+        "{codes:?}"
+    );
+    assert!(
+        codes.contains(&"unassigned_domain:network".to_string()),
+        "{codes:?}"
+    );
 }
 
 #[test]
@@ -153,35 +259,72 @@ fn diff_names_what_moved() {
     new.assignments[0].business_hours_owner = Party::Provider;
     let d = diff(&old, &new);
     assert_eq!(d.len(), 1);
-    assert_eq!((d[0].subject.as_str(), d[0].field.as_str(), d[0].after.as_str()), ("helpdesk", "business_hours_owner", "Provider"));
-    assert_eq!(week_label(&old.internal_calendar.week), "Mon–Fri 07:30–17:00");
+    assert_eq!(
+        (
+            d[0].subject.as_str(),
+            d[0].field.as_str(),
+            d[0].after.as_str()
+        ),
+        ("helpdesk", "business_hours_owner", "Provider")
+    );
+    assert_eq!(
+        week_label(&old.internal_calendar.week),
+        "Mon–Fri 07:30–17:00"
+    );
 }
 
 // ---- properties -------------------------------------------------------------------------
 
-const ZONES: &[&str] = &["America/New_York", "America/Phoenix", "Europe/London", "Australia/Sydney", "America/Los_Angeles"];
+const ZONES: &[&str] = &[
+    "America/New_York",
+    "America/Phoenix",
+    "Europe/London",
+    "Australia/Sydney",
+    "America/Los_Angeles",
+];
 
 fn any_day() -> impl Strategy<Value = Vec<Span>> {
     prop_oneof![
         Just(vec![]),
-        (0u16..700, 60u16..600).prop_map(|(s, len)| vec![Span { start: s, end: (s + len).min(1440) }]),
+        (0u16..700, 60u16..600).prop_map(|(s, len)| vec![Span {
+            start: s,
+            end: (s + len).min(1440)
+        }]),
         (0u16..500, 30u16..200, 10u16..200, 30u16..400).prop_map(|(s, a, gap, b)| {
             let e1 = s + a;
             let s2 = e1 + gap;
-            vec![Span { start: s, end: e1 }, Span { start: s2, end: (s2 + b).min(1440) }]
+            vec![
+                Span { start: s, end: e1 },
+                Span {
+                    start: s2,
+                    end: (s2 + b).min(1440),
+                },
+            ]
         }),
     ]
 }
 
 fn any_calendar() -> impl Strategy<Value = Calendar> {
-    (prop::sample::select(ZONES), prop::collection::vec(any_day(), 7), prop::collection::vec(0u32..365, 0..5)).prop_map(|(tz, week, hol)| Calendar {
-        time_zone: tz.to_string(),
-        week,
-        holidays: hol
-            .into_iter()
-            .map(|d| Holiday { date: Date::new(2026, 1, 1).unwrap().checked_add(jiff::Span::new().days(d as i64)).unwrap().to_string(), name: "day off".into() })
-            .collect(),
-    })
+    (
+        prop::sample::select(ZONES),
+        prop::collection::vec(any_day(), 7),
+        prop::collection::vec(0u32..365, 0..5),
+    )
+        .prop_map(|(tz, week, hol)| Calendar {
+            time_zone: tz.to_string(),
+            week,
+            holidays: hol
+                .into_iter()
+                .map(|d| Holiday {
+                    date: Date::new(2026, 1, 1)
+                        .unwrap()
+                        .checked_add(jiff::Span::new().days(d as i64))
+                        .unwrap()
+                        .to_string(),
+                    name: "day off".into(),
+                })
+                .collect(),
+        })
 }
 
 fn any_party() -> impl Strategy<Value = Party> {
@@ -189,11 +332,20 @@ fn any_party() -> impl Strategy<Value = Party> {
 }
 
 fn any_agreement() -> impl Strategy<Value = Agreement> {
-    (any_calendar(), any_calendar(), prop::collection::vec((any_party(), any_party(), any_party()), 1..6)).prop_map(|(ic, pc, owners)| Agreement {
-        internal_calendar: ic,
-        provider_calendar: pc,
-        assignments: owners.into_iter().enumerate().map(|(i, (b, a, acc))| assignment(&format!("d{i}"), b, a, acc)).collect(),
-    })
+    (
+        any_calendar(),
+        any_calendar(),
+        prop::collection::vec((any_party(), any_party(), any_party()), 1..6),
+    )
+        .prop_map(|(ic, pc, owners)| Agreement {
+            internal_calendar: ic,
+            provider_calendar: pc,
+            assignments: owners
+                .into_iter()
+                .enumerate()
+                .map(|(i, (b, a, acc))| assignment(&format!("d{i}"), b, a, acc))
+                .collect(),
+        })
 }
 
 proptest! {
@@ -288,7 +440,12 @@ fn coverage_from_week_states_agrees_with_routing_slot_by_slot() {
     for asg in &ag.assignments {
         let cover = coverage(&c, &asg.domain, start);
         for (i, slot) in cover.iter().enumerate() {
-            let d = route(&c, &asg.domain, start.plus_seconds(i as i64 * SLOT_MINUTES * 60)).unwrap();
+            let d = route(
+                &c,
+                &asg.domain,
+                start.plus_seconds(i as i64 * SLOT_MINUTES * 60),
+            )
+            .unwrap();
             let want = if d.owner_on_shift {
                 Cover::OnShift(d.owner, d.window)
             } else if d.escalation.is_empty() {
@@ -299,5 +456,7 @@ fn coverage_from_week_states_agrees_with_routing_slot_by_slot() {
             assert_eq!(*slot, want, "{} slot {i}", asg.domain);
         }
     }
-    assert!(coverage(&c, "helpdesk", start).iter().any(|s| matches!(s, Cover::Nobody(Party::Internal, Window::AfterHours))));
+    assert!(coverage(&c, "helpdesk", start)
+        .iter()
+        .any(|s| matches!(s, Cover::Nobody(Party::Internal, Window::AfterHours))));
 }

@@ -2,10 +2,10 @@
 //! described for the OpenAPI document by its `#[utoipa::path]`.
 
 use crate::http::context::Ctx;
-use crate::http::AppState;
-use axum::extract::State;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::problem::{ApiError, Problem};
+use crate::http::AppState;
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -35,7 +35,11 @@ impl PageParams {
         let offset = match &self.cursor {
             None => 0,
             Some(c) => c.parse::<u32>().map_err(|_| {
-                ApiError(Problem::new(StatusCode::BAD_REQUEST, "invalid_cursor", "The cursor is not one this API gave out."))
+                ApiError::from(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_cursor",
+                    "The cursor is not one this API gave out.",
+                ))
             })?,
         };
         Ok(Page::new(offset, self.limit.unwrap_or(50)))
@@ -81,8 +85,16 @@ pub struct Me {
     responses((status = 200, body = Me), (status = 401, body = Problem)))]
 pub async fn me(State(st): State<AppState>, ctx: Ctx) -> ApiResult<Json<Me>> {
     let user = st.app.whoami(&ctx.actor).await?;
-    let p = ctx.actor.principal.as_ref().ok_or(tandem_app::Error::Unauthenticated)?;
-    Ok(Json(Me { side: p.side(), via_token: p.token.is_some(), user }))
+    let p = ctx
+        .actor
+        .principal
+        .as_ref()
+        .ok_or(tandem_app::Error::Unauthenticated)?;
+    Ok(Json(Me {
+        side: p.side(),
+        via_token: p.token.is_some(),
+        user,
+    }))
 }
 
 // ---- clients and sites -----------------------------------------------------------------
@@ -90,7 +102,11 @@ pub async fn me(State(st): State<AppState>, ctx: Ctx) -> ApiResult<Json<Me>> {
 /// Clients the caller may see, by name.
 #[utoipa::path(get, path = "/api/v1/clients", tag = "clients", params(PageParams),
     responses((status = 200, body = List<Client>), (status = 401, body = Problem), (status = 403, body = Problem)))]
-pub async fn list_clients(State(st): State<AppState>, ctx: Ctx, ApiQuery(q): ApiQuery<PageParams>) -> ApiResult<Json<List<Client>>> {
+pub async fn list_clients(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> ApiResult<Json<List<Client>>> {
     let page = q.page()?;
     let r = st.app.list_clients(&ctx.actor, page).await?;
     Ok(Json(list(r, page)))
@@ -99,15 +115,25 @@ pub async fn list_clients(State(st): State<AppState>, ctx: Ctx, ApiQuery(q): Api
 /// Adds a client (provider admins).
 #[utoipa::path(post, path = "/api/v1/clients", tag = "clients", request_body = NewClient,
     responses((status = 201, body = Client), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-pub async fn create_client(State(st): State<AppState>, ctx: Ctx, ApiJson(body): ApiJson<NewClient>) -> ApiResult<Response> {
-    Ok(created(st.app.create_client(&ctx.actor, body, false).await?))
+pub async fn create_client(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiJson(body): ApiJson<NewClient>,
+) -> ApiResult<Response> {
+    Ok(created(
+        st.app.create_client(&ctx.actor, body, false).await?,
+    ))
 }
 
 /// One client.
 #[utoipa::path(get, path = "/api/v1/clients/{client_id}", tag = "clients",
     params(("client_id" = String, Path, description = "The client's id")),
     responses((status = 200, body = Client), (status = 404, body = Problem)))]
-pub async fn get_client(State(st): State<AppState>, ctx: Ctx, ApiPath(id): ApiPath<ClientId>) -> ApiResult<Json<Client>> {
+pub async fn get_client(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<ClientId>,
+) -> ApiResult<Json<Client>> {
     Ok(Json(st.app.get_client(&ctx.actor, id).await?))
 }
 
@@ -115,7 +141,12 @@ pub async fn get_client(State(st): State<AppState>, ctx: Ctx, ApiPath(id): ApiPa
 #[utoipa::path(get, path = "/api/v1/clients/{client_id}/sites", tag = "clients",
     params(("client_id" = String, Path, description = "The client's id"), PageParams),
     responses((status = 200, body = List<Site>), (status = 404, body = Problem)))]
-pub async fn list_sites(State(st): State<AppState>, ctx: Ctx, ApiPath(id): ApiPath<ClientId>, ApiQuery(q): ApiQuery<PageParams>) -> ApiResult<Json<List<Site>>> {
+pub async fn list_sites(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<ClientId>,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> ApiResult<Json<List<Site>>> {
     let page = q.page()?;
     let r = st.app.list_sites(&ctx.actor, Some(id), page).await?;
     Ok(Json(list(r, page)))
@@ -125,7 +156,12 @@ pub async fn list_sites(State(st): State<AppState>, ctx: Ctx, ApiPath(id): ApiPa
 #[utoipa::path(post, path = "/api/v1/clients/{client_id}/sites", tag = "clients", request_body = NewSite,
     params(("client_id" = String, Path, description = "The client's id")),
     responses((status = 201, body = Site), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-pub async fn create_site(State(st): State<AppState>, ctx: Ctx, ApiPath(id): ApiPath<ClientId>, ApiJson(body): ApiJson<NewSite>) -> ApiResult<Response> {
+pub async fn create_site(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<ClientId>,
+    ApiJson(body): ApiJson<NewSite>,
+) -> ApiResult<Response> {
     Ok(created(st.app.create_site(&ctx.actor, id, body).await?))
 }
 
@@ -154,18 +190,34 @@ impl UserParams {
             None | Some("") => None,
             Some("provider") => Some(Tenant::Provider),
             Some(s) => Some(Tenant::Client(s.parse().map_err(|_| {
-                ApiError(Problem::new(StatusCode::BAD_REQUEST, "invalid_query", "client_id must be a client id or 'provider'."))
+                ApiError::from(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    "client_id must be a client id or 'provider'.",
+                ))
             })?)),
         };
-        Ok(UserFilter { tenant, role: self.role, text: self.q.clone() })
+        Ok(UserFilter {
+            tenant,
+            role: self.role,
+            text: self.q.clone(),
+        })
     }
 }
 
 /// Users the caller may see, by name.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserParams),
     responses((status = 200, body = List<User>), (status = 403, body = Problem)))]
-pub async fn list_users(State(st): State<AppState>, ctx: Ctx, ApiQuery(q): ApiQuery<UserParams>) -> ApiResult<Json<List<User>>> {
-    let page = PageParams { cursor: q.cursor.clone(), limit: q.limit }.page()?;
+pub async fn list_users(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiQuery(q): ApiQuery<UserParams>,
+) -> ApiResult<Json<List<User>>> {
+    let page = PageParams {
+        cursor: q.cursor.clone(),
+        limit: q.limit,
+    }
+    .page()?;
     let r = st.app.list_users(&ctx.actor, &q.filter()?, page).await?;
     Ok(Json(list(r, page)))
 }
@@ -173,7 +225,11 @@ pub async fn list_users(State(st): State<AppState>, ctx: Ctx, ApiQuery(q): ApiQu
 /// Adds a user. Nobody can create a user who reaches further than they do.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
     responses((status = 201, body = User), (status = 403, body = Problem), (status = 422, body = Problem)))]
-pub async fn create_user(State(st): State<AppState>, ctx: Ctx, ApiJson(body): ApiJson<NewUser>) -> ApiResult<Response> {
+pub async fn create_user(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiJson(body): ApiJson<NewUser>,
+) -> ApiResult<Response> {
     Ok(created(st.app.create_user(&ctx.actor, body).await?))
 }
 
@@ -181,7 +237,11 @@ pub async fn create_user(State(st): State<AppState>, ctx: Ctx, ApiJson(body): Ap
 #[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users",
     params(("user_id" = String, Path, description = "The user's id")),
     responses((status = 200, body = User), (status = 404, body = Problem)))]
-pub async fn get_user(State(st): State<AppState>, ctx: Ctx, ApiPath(id): ApiPath<UserId>) -> ApiResult<Json<User>> {
+pub async fn get_user(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<Json<User>> {
     Ok(Json(st.app.get_user(&ctx.actor, id).await?))
 }
 
@@ -189,7 +249,12 @@ pub async fn get_user(State(st): State<AppState>, ctx: Ctx, ApiPath(id): ApiPath
 #[utoipa::path(patch, path = "/api/v1/users/{user_id}", tag = "users", request_body = UserPatch,
     params(("user_id" = String, Path, description = "The user's id")),
     responses((status = 200, body = User), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-pub async fn update_user(State(st): State<AppState>, ctx: Ctx, ApiPath(id): ApiPath<UserId>, ApiJson(body): ApiJson<UserPatch>) -> ApiResult<Json<User>> {
+pub async fn update_user(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<UserId>,
+    ApiJson(body): ApiJson<UserPatch>,
+) -> ApiResult<Json<User>> {
     Ok(Json(st.app.update_user(&ctx.actor, id, body).await?))
 }
 
@@ -197,7 +262,11 @@ pub async fn update_user(State(st): State<AppState>, ctx: Ctx, ApiPath(id): ApiP
 #[utoipa::path(post, path = "/api/v1/users/{user_id}/reset-mfa", tag = "users",
     params(("user_id" = String, Path, description = "The user's id")),
     responses((status = 200, body = User), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn reset_mfa(State(st): State<AppState>, ctx: Ctx, ApiPath(id): ApiPath<UserId>) -> ApiResult<Json<User>> {
+pub async fn reset_mfa(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<Json<User>> {
     Ok(Json(st.app.reset_mfa(&ctx.actor, id).await?))
 }
 
@@ -222,7 +291,11 @@ pub async fn list_tokens(State(st): State<AppState>, ctx: Ctx) -> ApiResult<Json
 /// Makes an API token carrying a subset of the caller's rights.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = NewToken,
     responses((status = 201, body = CreatedToken), (status = 403, body = Problem), (status = 422, body = Problem)))]
-pub async fn create_token(State(st): State<AppState>, ctx: Ctx, ApiJson(body): ApiJson<NewToken>) -> ApiResult<Response> {
+pub async fn create_token(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiJson(body): ApiJson<NewToken>,
+) -> ApiResult<Response> {
     let (token, secret) = st.app.create_token(&ctx.actor, body).await?;
     Ok(created(CreatedToken { token, secret }))
 }
@@ -231,7 +304,11 @@ pub async fn create_token(State(st): State<AppState>, ctx: Ctx, ApiJson(body): A
 #[utoipa::path(delete, path = "/api/v1/tokens/{token_id}", tag = "tokens",
     params(("token_id" = String, Path, description = "The token's id")),
     responses((status = 204), (status = 404, body = Problem)))]
-pub async fn revoke_token(State(st): State<AppState>, ctx: Ctx, ApiPath(id): ApiPath<TokenId>) -> ApiResult<StatusCode> {
+pub async fn revoke_token(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<TokenId>,
+) -> ApiResult<StatusCode> {
     st.app.revoke_token(&ctx.actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -265,14 +342,22 @@ impl AuditParams {
             match v.as_deref().filter(|s| !s.is_empty()) {
                 None => Ok(None),
                 Some(s) => Timestamp::parse_rfc3339(s).map(Some).ok_or_else(|| {
-                    ApiError(Problem::new(StatusCode::BAD_REQUEST, "invalid_query", format!("{name} must be an RFC 3339 instant such as 2026-11-01T00:00:00Z.")))
+                    ApiError::from(Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_query",
+                        format!("{name} must be an RFC 3339 instant such as 2026-11-01T00:00:00Z."),
+                    ))
                 }),
             }
         };
         let before_seq = match self.cursor.as_deref() {
             None | Some("") => None,
             Some(c) => Some(c.parse::<i64>().map_err(|_| {
-                ApiError(Problem::new(StatusCode::BAD_REQUEST, "invalid_cursor", "The cursor is not one this API gave out."))
+                ApiError::from(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_cursor",
+                    "The cursor is not one this API gave out.",
+                ))
             })?),
         };
         Ok(AuditQuery {
@@ -299,10 +384,16 @@ pub struct AuditPage {
 /// The audit trail the caller may see: both sides of a client see that client's trail.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditParams),
     responses((status = 200, body = AuditPage), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn list_audit(State(st): State<AppState>, ctx: Ctx, ApiQuery(q): ApiQuery<AuditParams>) -> ApiResult<Json<AuditPage>> {
+pub async fn list_audit(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiQuery(q): ApiQuery<AuditParams>,
+) -> ApiResult<Json<AuditPage>> {
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
     let items = st.app.list_audit(&ctx.actor, &q.query()?, limit).await?;
-    let next_cursor = (items.len() == limit as usize).then(|| items.last().map(|r| r.seq.to_string())).flatten();
+    let next_cursor = (items.len() == limit as usize)
+        .then(|| items.last().map(|r| r.seq.to_string()))
+        .flatten();
     Ok(Json(AuditPage { items, next_cursor }))
 }
 
@@ -346,7 +437,11 @@ pub const EXPORT_LIMIT: u32 = 10_000;
            ("from" = Option<String>, Query, description = "From this instant (RFC 3339)"),
            ("to" = Option<String>, Query, description = "Before this instant (RFC 3339)")),
     responses((status = 200, content_type = "text/csv", body = String), (status = 403, body = Problem)))]
-pub async fn export_audit(State(st): State<AppState>, ctx: Ctx, ApiQuery(q): ApiQuery<ExportParams>) -> ApiResult<Response> {
+pub async fn export_audit(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiQuery(q): ApiQuery<ExportParams>,
+) -> ApiResult<Response> {
     let f = &q;
     let params = AuditParams {
         client_id: f.client_id,
@@ -356,17 +451,26 @@ pub async fn export_audit(State(st): State<AppState>, ctx: Ctx, ApiQuery(q): Api
         to: f.to.clone(),
         ..Default::default()
     };
-    let items = st.app.list_audit(&ctx.actor, &params.query()?, EXPORT_LIMIT).await?;
+    let items = st
+        .app
+        .list_audit(&ctx.actor, &params.query()?, EXPORT_LIMIT)
+        .await?;
     Ok(match q.format.unwrap_or_default() {
         ExportFormat::Json => (
-            [(header::CONTENT_DISPOSITION, "attachment; filename=\"tandem-audit.json\"")],
+            [(
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"tandem-audit.json\"",
+            )],
             Json(items),
         )
             .into_response(),
         ExportFormat::Csv => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (header::CONTENT_DISPOSITION, "attachment; filename=\"tandem-audit.csv\""),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"tandem-audit.csv\"",
+                ),
             ],
             audit_csv(&items),
         )
@@ -404,7 +508,11 @@ pub fn audit_csv(items: &[AuditRecord]) -> String {
 }
 
 fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -415,7 +523,12 @@ fn csv_cell(s: &str) -> String {
 /// Verifies the whole audit chain (provider admins).
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
     responses((status = 200, body = Object), (status = 403, body = Problem)))]
-pub async fn verify_audit(State(st): State<AppState>, ctx: Ctx) -> ApiResult<Json<serde_json::Value>> {
+pub async fn verify_audit(
+    State(st): State<AppState>,
+    ctx: Ctx,
+) -> ApiResult<Json<serde_json::Value>> {
     let v = st.app.verify_audit(&ctx.actor, |_| {}).await?;
-    Ok(Json(serde_json::json!({"ok": v.breaks.is_empty(), "checked": v.checked, "breaks": v.breaks})))
+    Ok(Json(
+        serde_json::json!({"ok": v.breaks.is_empty(), "checked": v.checked, "breaks": v.breaks}),
+    ))
 }

@@ -13,20 +13,28 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tandem_app::{DomainPatch, NewDomain, RouteAnswer};
-use tandem_domain::scope::{exchange, Agreement, AgreementVersion, Change, Finding, ItDomain, Party};
+use tandem_domain::scope::{
+    exchange, Agreement, AgreementVersion, Change, Finding, ItDomain, Party,
+};
 use tandem_domain::{ClientId, Timestamp};
 use utoipa::{IntoParams, ToSchema};
 
 type ApiResult<T> = Result<T, ApiError>;
 
 fn bad_query(detail: impl Into<String>) -> ApiError {
-    ApiError(Problem::new(StatusCode::BAD_REQUEST, "invalid_query", detail))
+    ApiError::from(Problem::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        detail,
+    ))
 }
 
 fn instant(s: Option<&str>) -> ApiResult<Timestamp> {
     match s.filter(|s| !s.is_empty()) {
         None => Ok(Timestamp::now()),
-        Some(s) => Timestamp::parse_rfc3339(s).ok_or_else(|| bad_query("at must be an RFC 3339 instant such as 2026-03-01T02:00:00-05:00")),
+        Some(s) => Timestamp::parse_rfc3339(s).ok_or_else(|| {
+            bad_query("at must be an RFC 3339 instant such as 2026-03-01T02:00:00-05:00")
+        }),
     }
 }
 
@@ -43,22 +51,43 @@ pub struct DomainParams {
 /// The provider-wide catalog of IT domains.
 #[utoipa::path(get, path = "/api/v1/domains", tag = "scope", params(DomainParams),
     responses((status = 200, body = Vec<ItDomain>), (status = 403, body = Problem)))]
-pub async fn list_domains(State(st): State<AppState>, ctx: Ctx, ApiQuery(q): ApiQuery<DomainParams>) -> ApiResult<Json<Vec<ItDomain>>> {
-    Ok(Json(st.app.list_domains(&ctx.actor, q.include_retired.unwrap_or(false)).await?))
+pub async fn list_domains(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiQuery(q): ApiQuery<DomainParams>,
+) -> ApiResult<Json<Vec<ItDomain>>> {
+    Ok(Json(
+        st.app
+            .list_domains(&ctx.actor, q.include_retired.unwrap_or(false))
+            .await?,
+    ))
 }
 
 /// Adds a domain to the catalog (provider admins).
 #[utoipa::path(post, path = "/api/v1/domains", tag = "scope", request_body = NewDomain,
     responses((status = 201, body = ItDomain), (status = 403, body = Problem), (status = 422, body = Problem)))]
-pub async fn create_domain(State(st): State<AppState>, ctx: Ctx, ApiJson(body): ApiJson<NewDomain>) -> ApiResult<Response> {
-    Ok((StatusCode::CREATED, Json(st.app.create_domain(&ctx.actor, body).await?)).into_response())
+pub async fn create_domain(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiJson(body): ApiJson<NewDomain>,
+) -> ApiResult<Response> {
+    Ok((
+        StatusCode::CREATED,
+        Json(st.app.create_domain(&ctx.actor, body).await?),
+    )
+        .into_response())
 }
 
 /// Renames, re-describes, retires or restores a domain (provider admins).
 #[utoipa::path(patch, path = "/api/v1/domains/{key}", tag = "scope", request_body = DomainPatch,
     params(("key" = String, Path, description = "The domain's key")),
     responses((status = 200, body = ItDomain), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn update_domain(State(st): State<AppState>, ctx: Ctx, ApiPath(key): ApiPath<String>, ApiJson(body): ApiJson<DomainPatch>) -> ApiResult<Json<ItDomain>> {
+pub async fn update_domain(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(body): ApiJson<DomainPatch>,
+) -> ApiResult<Json<ItDomain>> {
     Ok(Json(st.app.update_domain(&ctx.actor, &key, body).await?))
 }
 
@@ -68,7 +97,11 @@ pub async fn update_domain(State(st): State<AppState>, ctx: Ctx, ApiPath(key): A
 #[utoipa::path(get, path = "/api/v1/clients/{client_id}/scope/versions", tag = "scope",
     params(("client_id" = String, Path, description = "The client's id")),
     responses((status = 200, body = Vec<AgreementVersion>), (status = 404, body = Problem)))]
-pub async fn list_versions(State(st): State<AppState>, ctx: Ctx, ApiPath(client): ApiPath<ClientId>) -> ApiResult<Json<Vec<AgreementVersion>>> {
+pub async fn list_versions(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(client): ApiPath<ClientId>,
+) -> ApiResult<Json<Vec<AgreementVersion>>> {
     Ok(Json(st.app.list_versions(&ctx.actor, client).await?))
 }
 
@@ -76,15 +109,27 @@ pub async fn list_versions(State(st): State<AppState>, ctx: Ctx, ApiPath(client)
 #[utoipa::path(post, path = "/api/v1/clients/{client_id}/scope/versions", tag = "scope",
     params(("client_id" = String, Path, description = "The client's id")),
     responses((status = 201, body = AgreementVersion), (status = 403, body = Problem), (status = 409, body = Problem)))]
-pub async fn start_draft(State(st): State<AppState>, ctx: Ctx, ApiPath(client): ApiPath<ClientId>) -> ApiResult<Response> {
-    Ok((StatusCode::CREATED, Json(st.app.start_draft(&ctx.actor, client).await?)).into_response())
+pub async fn start_draft(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(client): ApiPath<ClientId>,
+) -> ApiResult<Response> {
+    Ok((
+        StatusCode::CREATED,
+        Json(st.app.start_draft(&ctx.actor, client).await?),
+    )
+        .into_response())
 }
 
 /// One version.
 #[utoipa::path(get, path = "/api/v1/clients/{client_id}/scope/versions/{number}", tag = "scope",
     params(("client_id" = String, Path, description = "The client's id"), ("number" = i64, Path, description = "Version number")),
     responses((status = 200, body = AgreementVersion), (status = 404, body = Problem)))]
-pub async fn get_version(State(st): State<AppState>, ctx: Ctx, ApiPath((client, number)): ApiPath<(ClientId, i64)>) -> ApiResult<Json<AgreementVersion>> {
+pub async fn get_version(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath((client, number)): ApiPath<(ClientId, i64)>,
+) -> ApiResult<Json<AgreementVersion>> {
     Ok(Json(st.app.get_version(&ctx.actor, client, number).await?))
 }
 
@@ -101,7 +146,12 @@ pub struct SavedDraft {
 #[utoipa::path(put, path = "/api/v1/clients/{client_id}/scope/versions/{number}/content", tag = "scope", request_body = Agreement,
     params(("client_id" = String, Path, description = "The client's id"), ("number" = i64, Path, description = "Version number")),
     responses((status = 200, body = SavedDraft), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-pub async fn save_draft(State(st): State<AppState>, ctx: Ctx, ApiPath((client, number)): ApiPath<(ClientId, i64)>, ApiJson(body): ApiJson<Agreement>) -> ApiResult<Json<SavedDraft>> {
+pub async fn save_draft(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath((client, number)): ApiPath<(ClientId, i64)>,
+    ApiJson(body): ApiJson<Agreement>,
+) -> ApiResult<Json<SavedDraft>> {
     let (version, findings) = st.app.save_draft(&ctx.actor, client, number, body).await?;
     Ok(Json(SavedDraft { version, findings }))
 }
@@ -110,9 +160,17 @@ pub async fn save_draft(State(st): State<AppState>, ctx: Ctx, ApiPath((client, n
 #[utoipa::path(get, path = "/api/v1/clients/{client_id}/scope/versions/{number}/lint", tag = "scope",
     params(("client_id" = String, Path, description = "The client's id"), ("number" = i64, Path, description = "Version number")),
     responses((status = 200, body = Vec<Finding>), (status = 404, body = Problem)))]
-pub async fn lint_version(State(st): State<AppState>, ctx: Ctx, ApiPath((client, number)): ApiPath<(ClientId, i64)>) -> ApiResult<Json<Vec<Finding>>> {
+pub async fn lint_version(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath((client, number)): ApiPath<(ClientId, i64)>,
+) -> ApiResult<Json<Vec<Finding>>> {
     let v = st.app.get_version(&ctx.actor, client, number).await?;
-    Ok(Json(st.app.lint_agreement(&ctx.actor, client, &v.content).await?))
+    Ok(Json(
+        st.app
+            .lint_agreement(&ctx.actor, client, &v.content)
+            .await?,
+    ))
 }
 
 /// A proposal.
@@ -131,8 +189,23 @@ pub struct Proposal {
 #[utoipa::path(post, path = "/api/v1/clients/{client_id}/scope/versions/{number}/propose", tag = "scope", request_body = Proposal,
     params(("client_id" = String, Path, description = "The client's id"), ("number" = i64, Path, description = "Version number")),
     responses((status = 200, body = AgreementVersion), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-pub async fn propose(State(st): State<AppState>, ctx: Ctx, ApiPath((client, number)): ApiPath<(ClientId, i64)>, ApiJson(body): ApiJson<Proposal>) -> ApiResult<Json<AgreementVersion>> {
-    Ok(Json(st.app.propose(&ctx.actor, client, number, body.effective_from, &body.acknowledge).await?))
+pub async fn propose(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath((client, number)): ApiPath<(ClientId, i64)>,
+    ApiJson(body): ApiJson<Proposal>,
+) -> ApiResult<Json<AgreementVersion>> {
+    Ok(Json(
+        st.app
+            .propose(
+                &ctx.actor,
+                client,
+                number,
+                body.effective_from,
+                &body.acknowledge,
+            )
+            .await?,
+    ))
 }
 
 /// A decision's comment.
@@ -148,23 +221,45 @@ pub struct Decision {
 #[utoipa::path(post, path = "/api/v1/clients/{client_id}/scope/versions/{number}/accept", tag = "scope", request_body = Decision,
     params(("client_id" = String, Path, description = "The client's id"), ("number" = i64, Path, description = "Version number")),
     responses((status = 200, body = AgreementVersion), (status = 403, body = Problem), (status = 409, body = Problem)))]
-pub async fn accept(State(st): State<AppState>, ctx: Ctx, ApiPath((client, number)): ApiPath<(ClientId, i64)>, ApiJson(body): ApiJson<Decision>) -> ApiResult<Json<AgreementVersion>> {
-    Ok(Json(st.app.decide(&ctx.actor, client, number, true, body.comment).await?))
+pub async fn accept(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath((client, number)): ApiPath<(ClientId, i64)>,
+    ApiJson(body): ApiJson<Decision>,
+) -> ApiResult<Json<AgreementVersion>> {
+    Ok(Json(
+        st.app
+            .decide(&ctx.actor, client, number, true, body.comment)
+            .await?,
+    ))
 }
 
 /// Rejects a proposal with a comment (the other side only).
 #[utoipa::path(post, path = "/api/v1/clients/{client_id}/scope/versions/{number}/reject", tag = "scope", request_body = Decision,
     params(("client_id" = String, Path, description = "The client's id"), ("number" = i64, Path, description = "Version number")),
     responses((status = 200, body = AgreementVersion), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-pub async fn reject(State(st): State<AppState>, ctx: Ctx, ApiPath((client, number)): ApiPath<(ClientId, i64)>, ApiJson(body): ApiJson<Decision>) -> ApiResult<Json<AgreementVersion>> {
-    Ok(Json(st.app.decide(&ctx.actor, client, number, false, body.comment).await?))
+pub async fn reject(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath((client, number)): ApiPath<(ClientId, i64)>,
+    ApiJson(body): ApiJson<Decision>,
+) -> ApiResult<Json<AgreementVersion>> {
+    Ok(Json(
+        st.app
+            .decide(&ctx.actor, client, number, false, body.comment)
+            .await?,
+    ))
 }
 
 /// Withdraws one's own side's draft or proposal.
 #[utoipa::path(post, path = "/api/v1/clients/{client_id}/scope/versions/{number}/withdraw", tag = "scope",
     params(("client_id" = String, Path, description = "The client's id"), ("number" = i64, Path, description = "Version number")),
     responses((status = 200, body = AgreementVersion), (status = 403, body = Problem), (status = 409, body = Problem)))]
-pub async fn withdraw(State(st): State<AppState>, ctx: Ctx, ApiPath((client, number)): ApiPath<(ClientId, i64)>) -> ApiResult<Json<AgreementVersion>> {
+pub async fn withdraw(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath((client, number)): ApiPath<(ClientId, i64)>,
+) -> ApiResult<Json<AgreementVersion>> {
     Ok(Json(st.app.withdraw(&ctx.actor, client, number).await?))
 }
 
@@ -182,7 +277,12 @@ pub struct DiffParams {
 #[utoipa::path(get, path = "/api/v1/clients/{client_id}/scope/diff", tag = "scope",
     params(("client_id" = String, Path, description = "The client's id"), DiffParams),
     responses((status = 200, body = Vec<Change>), (status = 404, body = Problem)))]
-pub async fn diff(State(st): State<AppState>, ctx: Ctx, ApiPath(client): ApiPath<ClientId>, ApiQuery(q): ApiQuery<DiffParams>) -> ApiResult<Json<Vec<Change>>> {
+pub async fn diff(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(client): ApiPath<ClientId>,
+    ApiQuery(q): ApiQuery<DiffParams>,
+) -> ApiResult<Json<Vec<Change>>> {
     let a = st.app.get_version(&ctx.actor, client, q.from).await?;
     let b = st.app.get_version(&ctx.actor, client, q.to).await?;
     Ok(Json(tandem_domain::scope::diff(&a.content, &b.content)))
@@ -200,13 +300,31 @@ pub struct AgreementExportParams {
 #[utoipa::path(get, path = "/api/v1/clients/{client_id}/scope/versions/{number}/export", tag = "scope",
     params(("client_id" = String, Path, description = "The client's id"), ("number" = i64, Path, description = "Version number"), AgreementExportParams),
     responses((status = 200, body = Agreement), (status = 404, body = Problem)))]
-pub async fn export(State(st): State<AppState>, ctx: Ctx, ApiPath((client, number)): ApiPath<(ClientId, i64)>, ApiQuery(q): ApiQuery<AgreementExportParams>) -> ApiResult<Response> {
+pub async fn export(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath((client, number)): ApiPath<(ClientId, i64)>,
+    ApiQuery(q): ApiQuery<AgreementExportParams>,
+) -> ApiResult<Response> {
     let v = st.app.get_version(&ctx.actor, client, number).await?;
     let name = format!("scope-agreement-v{number}");
     Ok(match q.format.unwrap_or(ExportFormat::Json) {
-        ExportFormat::Json => ([(header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}.json\""))], Json(v.content)).into_response(),
+        ExportFormat::Json => (
+            [(
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}.json\""),
+            )],
+            Json(v.content),
+        )
+            .into_response(),
         ExportFormat::Csv => (
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}.csv\""))],
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}.csv\""),
+                ),
+            ],
             exchange::to_csv(&v.content),
         )
             .into_response(),
@@ -223,26 +341,63 @@ pub const IMPORT_LIMIT: usize = 256 * 1024;
     request_body(content = String, description = "An agreement as JSON, or its matrix as CSV", content_type = "text/csv"),
     params(("client_id" = String, Path, description = "The client's id"), ("number" = i64, Path, description = "Version number of an open draft")),
     responses((status = 200, body = SavedDraft), (status = 409, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
-pub async fn import(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap, ApiPath((client, number)): ApiPath<(ClientId, i64)>, body: Bytes) -> ApiResult<Json<SavedDraft>> {
+pub async fn import(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    ApiPath((client, number)): ApiPath<(ClientId, i64)>,
+    body: Bytes,
+) -> ApiResult<Json<SavedDraft>> {
     let draft = st.app.get_version(&ctx.actor, client, number).await?;
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError(Problem::new(StatusCode::BAD_REQUEST, "bad_encoding", "The file must be UTF-8 text.")))?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let text = std::str::from_utf8(&body).map_err(|_| {
+        ApiError::from(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad_encoding",
+            "The file must be UTF-8 text.",
+        ))
+    })?;
     let content = import_content(&ct, text, &draft.content)?;
-    let (version, findings) = st.app.save_draft(&ctx.actor, client, number, content).await?;
+    let (version, findings) = st
+        .app
+        .save_draft(&ctx.actor, client, number, content)
+        .await?;
     Ok(Json(SavedDraft { version, findings }))
 }
 
 /// Reads an uploaded agreement of the given content type onto `base` (shared with the UI).
 pub fn import_content(content_type: &str, text: &str, base: &Agreement) -> ApiResult<Agreement> {
     if content_type.starts_with("application/json") {
-        serde_json::from_str::<Agreement>(text).map_err(|e| ApiError(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", format!("The JSON is not an agreement: {e}"))))
+        serde_json::from_str::<Agreement>(text).map_err(|e| {
+            ApiError::from(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                format!("The JSON is not an agreement: {e}"),
+            ))
+        })
     } else if content_type.starts_with("text/csv") || content_type.starts_with("text/plain") {
         exchange::from_csv(text, base).map_err(|errs| {
-            let fields: Vec<tandem_domain::validate::Invalid> = errs.iter().map(|e| tandem_domain::validate::Invalid::new("csv", format!("line {}: {}", e.line, e.message))).collect();
+            let fields: Vec<tandem_domain::validate::Invalid> = errs
+                .iter()
+                .map(|e| {
+                    tandem_domain::validate::Invalid::new(
+                        "csv",
+                        format!("line {}: {}", e.line, e.message),
+                    )
+                })
+                .collect();
             ApiError::from(tandem_app::Error::Invalid(fields))
         })
     } else {
-        Err(ApiError(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Send application/json (a whole agreement) or text/csv (the matrix).")))
+        Err(ApiError::from(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send application/json (a whole agreement) or text/csv (the matrix).",
+        )))
     }
 }
 
@@ -258,11 +413,24 @@ pub struct SideParams {
 #[utoipa::path(get, path = "/api/v1/clients/{client_id}/scope/versions/{number}/holidays.ics", tag = "scope",
     params(("client_id" = String, Path, description = "The client's id"), ("number" = i64, Path, description = "Version number"), SideParams),
     responses((status = 200, content_type = "text/calendar", body = String), (status = 404, body = Problem)))]
-pub async fn holidays_ics(State(st): State<AppState>, ctx: Ctx, ApiPath((client, number)): ApiPath<(ClientId, i64)>, ApiQuery(q): ApiQuery<SideParams>) -> ApiResult<Response> {
+pub async fn holidays_ics(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath((client, number)): ApiPath<(ClientId, i64)>,
+    ApiQuery(q): ApiQuery<SideParams>,
+) -> ApiResult<Response> {
     let v = st.app.get_version(&ctx.actor, client, number).await?;
     let c = st.app.get_client(&ctx.actor, client).await?;
-    let ics = exchange::holidays_to_ics(v.content.calendar(q.side), &format!("{} — {} holidays", c.name, q.side.label()), "tandem.invalid");
-    Ok(([(header::CONTENT_TYPE, "text/calendar; charset=utf-8")], ics).into_response())
+    let ics = exchange::holidays_to_ics(
+        v.content.calendar(q.side),
+        &format!("{} — {} holidays", c.name, q.side.label()),
+        "tandem.invalid",
+    );
+    Ok((
+        [(header::CONTENT_TYPE, "text/calendar; charset=utf-8")],
+        ics,
+    )
+        .into_response())
 }
 
 // ---- in force and routing -------------------------------------------------------------
@@ -279,13 +447,22 @@ pub struct AtParams {
 #[utoipa::path(get, path = "/api/v1/clients/{client_id}/scope/in-force", tag = "scope",
     params(("client_id" = String, Path, description = "The client's id"), AtParams),
     responses((status = 200, body = AgreementVersion), (status = 404, body = Problem)))]
-pub async fn in_force(State(st): State<AppState>, ctx: Ctx, ApiPath(client): ApiPath<ClientId>, ApiQuery(q): ApiQuery<AtParams>) -> ApiResult<Json<AgreementVersion>> {
+pub async fn in_force(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(client): ApiPath<ClientId>,
+    ApiQuery(q): ApiQuery<AtParams>,
+) -> ApiResult<Json<AgreementVersion>> {
     let at = instant(q.at.as_deref())?;
     st.app
         .version_in_force(&ctx.actor, client, at)
         .await?
         .map(Json)
-        .ok_or_else(|| ApiError::from(tandem_app::Error::NotFound("agreement in force at that instant")))
+        .ok_or_else(|| {
+            ApiError::from(tandem_app::Error::NotFound(
+                "agreement in force at that instant",
+            ))
+        })
 }
 
 /// Routing parameters.
@@ -302,7 +479,12 @@ pub struct RouteParams {
 #[utoipa::path(get, path = "/api/v1/clients/{client_id}/route", tag = "scope",
     params(("client_id" = String, Path, description = "The client's id"), RouteParams),
     responses((status = 200, body = RouteAnswer), (status = 404, body = Problem)))]
-pub async fn route(State(st): State<AppState>, ctx: Ctx, ApiPath(client): ApiPath<ClientId>, ApiQuery(q): ApiQuery<RouteParams>) -> ApiResult<Json<RouteAnswer>> {
+pub async fn route(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(client): ApiPath<ClientId>,
+    ApiQuery(q): ApiQuery<RouteParams>,
+) -> ApiResult<Json<RouteAnswer>> {
     let at = instant(q.at.as_deref())?;
     Ok(Json(st.app.route(&ctx.actor, client, &q.domain, at).await?))
 }
@@ -327,11 +509,20 @@ pub struct NotificationView {
 /// The caller's newest notifications (proposals and decisions on scope agreements).
 #[utoipa::path(get, path = "/api/v1/notifications", tag = "identity",
     responses((status = 200, body = Vec<NotificationView>), (status = 401, body = Problem)))]
-pub async fn notifications(State(st): State<AppState>, ctx: Ctx) -> ApiResult<Json<Vec<NotificationView>>> {
+pub async fn notifications(
+    State(st): State<AppState>,
+    ctx: Ctx,
+) -> ApiResult<Json<Vec<NotificationView>>> {
     let list = st.app.notifications(&ctx.actor, 50).await?;
     Ok(Json(
         list.into_iter()
-            .map(|n| NotificationView { message: n.message, link: n.link, client_id: n.client_id, created_at: n.created_at, read: n.read_at.is_some() })
+            .map(|n| NotificationView {
+                message: n.message,
+                link: n.link,
+                client_id: n.client_id,
+                created_at: n.created_at,
+                read: n.read_at.is_some(),
+            })
             .collect(),
     ))
 }

@@ -83,7 +83,9 @@ impl Ctx {
     }
     /// The session's CSRF token, for forms.
     pub fn csrf(&self) -> String {
-        self.session().map(|s| s.session.csrf_token.clone()).unwrap_or_default()
+        self.session()
+            .map(|s| s.session.csrf_token.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -92,7 +94,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
         parts.extensions.get::<Ctx>().cloned().ok_or_else(|| {
             tracing::error!("a handler asked for the request context outside the gate");
-            problem_response(Problem::new(StatusCode::FORBIDDEN, "forbidden", "Access was not checked."))
+            problem_response(Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Access was not checked.",
+            ))
         })
     }
 }
@@ -132,7 +138,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
 }
 
@@ -146,7 +155,11 @@ fn refuse(access: Access, status: StatusCode, code: &str, detail: &str, path: &s
         if code == "mfa_required" {
             return Redirect::to("/mfa").into_response();
         }
-        let next = if path.starts_with('/') && !path.starts_with("//") { path } else { "/" };
+        let next = if path.starts_with('/') && !path.starts_with("//") {
+            path
+        } else {
+            "/"
+        };
         let q = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
         return Redirect::to(&format!("/login?{q}")).into_response();
     }
@@ -157,7 +170,11 @@ fn refuse(access: Access, status: StatusCode, code: &str, detail: &str, path: &s
 }
 
 /// The gate. See the module documentation.
-pub async fn gate(State((st, access)): State<(AppState, Access)>, req: Request, next: Next) -> Response {
+pub async fn gate(
+    State((st, access)): State<(AppState, Access)>,
+    req: Request,
+    next: Next,
+) -> Response {
     let (mut parts, body) = req.into_parts();
     let rid = request_id(&parts.headers);
     let path = parts.uri.path().to_string();
@@ -167,16 +184,34 @@ pub async fn gate(State((st, access)): State<(AppState, Access)>, req: Request, 
     };
 
     // Who is it?
-    let token = bearer(&parts.headers).map(str::to_string);
+    // Public routes take no credentials: a bearer token there is not an API token (for
+    // /metrics it is the metrics token, which the handler checks), so it is not refused.
+    let token = if access == Access::Public {
+        None
+    } else {
+        bearer(&parts.headers).map(str::to_string)
+    };
     let session_secret = cookie(&parts.headers, SESSION_COOKIE);
     let auth = if let Some(t) = token {
         if access != Access::Api {
-            return refuse(access, StatusCode::UNAUTHORIZED, "token_not_allowed", "API tokens work only on /api/v1 routes.", &path);
+            return refuse(
+                access,
+                StatusCode::UNAUTHORIZED,
+                "token_not_allowed",
+                "API tokens work only on /api/v1 routes.",
+                &path,
+            );
         }
         match st.app.token_principal(&t).await {
             Ok(p) => Auth::Token(Arc::new(p)),
             Err(Error::Unauthenticated) => {
-                return refuse(access, StatusCode::UNAUTHORIZED, "unauthenticated", "The API token is not valid, has expired or was revoked.", &path)
+                return refuse(
+                    access,
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "The API token is not valid, has expired or was revoked.",
+                    &path,
+                )
             }
             Err(e) => return crate::http::problem::ApiError::from(e).into_response(),
         }
@@ -194,11 +229,23 @@ pub async fn gate(State((st, access)): State<(AppState, Access)>, req: Request, 
     let principal = match (&auth, access) {
         (_, Access::Public | Access::SignIn) => None,
         (Auth::Anonymous, _) => {
-            return refuse(access, StatusCode::UNAUTHORIZED, "unauthenticated", "Sign in, or send a valid API token.", &path)
+            return refuse(
+                access,
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Sign in, or send a valid API token.",
+                &path,
+            )
         }
         (Auth::Token(p), Access::Api) => Some((**p).clone()),
         (Auth::Token(_), _) => {
-            return refuse(access, StatusCode::UNAUTHORIZED, "token_not_allowed", "API tokens work only on /api/v1 routes.", &path)
+            return refuse(
+                access,
+                StatusCode::UNAUTHORIZED,
+                "token_not_allowed",
+                "API tokens work only on /api/v1 routes.",
+                &path,
+            )
         }
         (Auth::Session(s), Access::HalfSession) => Some(tandem_app::principal_of(&s.user)),
         (Auth::Session(s), Access::Page | Access::Api) => {
@@ -207,7 +254,13 @@ pub async fn gate(State((st, access)): State<(AppState, Access)>, req: Request, 
                     SignInNext::EnrollMfa => "Set up your authenticator app first.",
                     _ => "Complete the second sign-in step first.",
                 };
-                return refuse(access, StatusCode::UNAUTHORIZED, "mfa_required", detail, &path);
+                return refuse(
+                    access,
+                    StatusCode::UNAUTHORIZED,
+                    "mfa_required",
+                    detail,
+                    &path,
+                );
             }
             Some(tandem_app::principal_of(&s.user))
         }
@@ -222,14 +275,19 @@ pub async fn gate(State((st, access)): State<(AppState, Access)>, req: Request, 
         };
         let needs_check = matches!(access, Access::SignIn) || matches!(auth, Auth::Session(_));
         if needs_check {
-            let header_token = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let header_token = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let presented = match header_token {
                 Some(t) => Some(t),
                 None if access != Access::Api => {
-                    let bytes = match read_limited(body.take().unwrap_or_default(), FORM_LIMIT).await {
-                        Ok(b) => b,
-                        Err(r) => return r,
-                    };
+                    let bytes =
+                        match read_limited(body.take().unwrap_or_default(), FORM_LIMIT).await {
+                            Ok(b) => b,
+                            Err(r) => return r,
+                        };
                     let token = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
                         .ok()
                         .and_then(|f| f.into_iter().find(|(k, _)| k == "csrf").map(|(_, v)| v));
@@ -242,7 +300,11 @@ pub async fn gate(State((st, access)): State<(AppState, Access)>, req: Request, 
             if !ok {
                 let detail = "This form has expired or did not come from Tandem. Reload the page and try again.";
                 return if access == Access::Api {
-                    problem_response(Problem::new(StatusCode::FORBIDDEN, "csrf_failed", "Requests made with a session cookie must send the X-CSRF-Token header."))
+                    problem_response(Problem::new(
+                        StatusCode::FORBIDDEN,
+                        "csrf_failed",
+                        "Requests made with a session cookie must send the X-CSRF-Token header.",
+                    ))
                 } else {
                     crate::http::pages::error_page(StatusCode::FORBIDDEN, detail)
                 };
@@ -252,7 +314,11 @@ pub async fn gate(State((st, access)): State<(AppState, Access)>, req: Request, 
 
     let actor = actor_for(principal);
     let decided = actor.decision_flag();
-    let ctx = Ctx { actor, auth, request_id: rid };
+    let ctx = Ctx {
+        actor,
+        auth,
+        request_id: rid,
+    };
     parts.extensions.insert(ctx);
     let req = Request::from_parts(parts, body.unwrap_or_default());
     let resp = next.run(req).await;
@@ -261,14 +327,27 @@ pub async fn gate(State((st, access)): State<(AppState, Access)>, req: Request, 
     let protected = matches!(access, Access::Page | Access::Api | Access::HalfSession);
     let ok_status = resp.status().is_success() || resp.status().is_redirection();
     if protected && ok_status && !decided.load(std::sync::atomic::Ordering::SeqCst) {
-        tracing::error!(path, "handler answered without an authorization decision; refusing");
-        return refuse(access, StatusCode::FORBIDDEN, "authorization_not_checked", "This request was refused because its access was not checked.", &path);
+        tracing::error!(
+            path,
+            "handler answered without an authorization decision; refusing"
+        );
+        return refuse(
+            access,
+            StatusCode::FORBIDDEN,
+            "authorization_not_checked",
+            "This request was refused because its access was not checked.",
+            &path,
+        );
     }
     resp
 }
 
 fn tandem_app_same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 async fn read_limited(body: Body, limit: usize) -> Result<Bytes, Response> {

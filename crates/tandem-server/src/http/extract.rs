@@ -16,7 +16,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(e) => Err(ApiError(json_problem(&e))),
+            Err(e) => Err(ApiError::from(json_problem(&e))),
         }
     }
 }
@@ -36,13 +36,18 @@ fn json_problem(e: &JsonRejection) -> Problem {
         JsonRejection::JsonDataError(_) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
-            format!("The JSON does not have the expected shape: {}", e.body_text()),
+            format!(
+                "The JSON does not have the expected shape: {}",
+                e.body_text()
+            ),
         ),
-        JsonRejection::BytesRejection(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "The body is larger than this endpoint accepts.",
-        ),
+        JsonRejection::BytesRejection(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "The body is larger than this endpoint accepts.",
+            )
+        }
         _ => Problem::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()),
     }
 }
@@ -55,7 +60,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
-            Err(e) => Err(ApiError(query_problem(&e))),
+            Err(e) => Err(ApiError::from(query_problem(&e))),
         }
     }
 }
@@ -76,7 +81,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
-            Err(e) => Err(ApiError(path_problem(&e))),
+            Err(e) => Err(ApiError::from(path_problem(&e))),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
+pub mod pages_scope;
 pub mod problem;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -55,8 +56,18 @@ pub struct RouteSpec {
 
 impl RouteSpec {
     /// A route with any handler, for tables built outside this module (tests of the gate).
-    pub fn new(method: Method, path: &'static str, access: Access, handler: MethodRouter<AppState>) -> Self {
-        RouteSpec { method, path, access, handler }
+    pub fn new(
+        method: Method,
+        path: &'static str,
+        access: Access,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        RouteSpec {
+            method,
+            path,
+            access,
+            handler,
+        }
     }
 }
 
@@ -77,6 +88,7 @@ pub fn routes() -> Vec<RouteSpec> {
     use api as a;
     use api_scope as s;
     use pages as p;
+    use pages_scope as ps;
     vec![
         // Public
         route!(GET, "/healthz", Public, healthz),
@@ -113,13 +125,96 @@ pub fn routes() -> Vec<RouteSpec> {
         route!(GET, "/audit", Page, p::audit),
         route!(GET, "/account", Page, p::account),
         route!(POST, "/account/password", Page, p::change_password),
+        // Scope pages
+        route!(GET, "/clients/{client_id}/scope", Page, ps::overview),
+        route!(
+            GET,
+            "/clients/{client_id}/scope/versions",
+            Page,
+            ps::versions
+        ),
+        route!(
+            POST,
+            "/clients/{client_id}/scope/drafts",
+            Page,
+            ps::start_draft
+        ),
+        route!(
+            GET,
+            "/clients/{client_id}/scope/versions/{number}",
+            Page,
+            ps::version
+        ),
+        route!(
+            GET,
+            "/clients/{client_id}/scope/versions/{number}/edit",
+            Page,
+            ps::edit_form
+        ),
+        route!(
+            POST,
+            "/clients/{client_id}/scope/versions/{number}/edit",
+            Page,
+            ps::save_edit
+        ),
+        route!(
+            POST,
+            "/clients/{client_id}/scope/versions/{number}/import",
+            Page,
+            ps::import
+        ),
+        route!(
+            GET,
+            "/clients/{client_id}/scope/versions/{number}/print",
+            Page,
+            ps::print
+        ),
+        route!(
+            POST,
+            "/clients/{client_id}/scope/versions/{number}/propose",
+            Page,
+            ps::propose
+        ),
+        route!(
+            POST,
+            "/clients/{client_id}/scope/versions/{number}/accept",
+            Page,
+            ps::accept
+        ),
+        route!(
+            POST,
+            "/clients/{client_id}/scope/versions/{number}/reject",
+            Page,
+            ps::reject
+        ),
+        route!(
+            POST,
+            "/clients/{client_id}/scope/versions/{number}/withdraw",
+            Page,
+            ps::withdraw
+        ),
+        route!(GET, "/clients/{client_id}/scope/diff", Page, ps::diff),
+        route!(GET, "/scope/domains", Page, ps::domains),
+        route!(POST, "/scope/domains", Page, ps::create_domain),
+        route!(POST, "/scope/domains/{key}", Page, ps::update_domain),
+        route!(
+            POST,
+            "/notifications/read",
+            Page,
+            ps::mark_notifications_read
+        ),
         // JSON API
         route!(GET, "/api/v1/me", Api, a::me),
         route!(GET, "/api/v1/clients", Api, a::list_clients),
         route!(POST, "/api/v1/clients", Api, a::create_client),
         route!(GET, "/api/v1/clients/{client_id}", Api, a::get_client),
         route!(GET, "/api/v1/clients/{client_id}/sites", Api, a::list_sites),
-        route!(POST, "/api/v1/clients/{client_id}/sites", Api, a::create_site),
+        route!(
+            POST,
+            "/api/v1/clients/{client_id}/sites",
+            Api,
+            a::create_site
+        ),
         route!(GET, "/api/v1/users", Api, a::list_users),
         route!(POST, "/api/v1/users", Api, a::create_user),
         route!(GET, "/api/v1/users/{user_id}", Api, a::get_user),
@@ -137,20 +232,85 @@ pub fn routes() -> Vec<RouteSpec> {
         route!(GET, "/api/v1/domains", Api, s::list_domains),
         route!(POST, "/api/v1/domains", Api, s::create_domain),
         route!(PATCH, "/api/v1/domains/{key}", Api, s::update_domain),
-        route!(GET, "/api/v1/clients/{client_id}/scope/versions", Api, s::list_versions),
-        route!(POST, "/api/v1/clients/{client_id}/scope/versions", Api, s::start_draft),
-        route!(GET, "/api/v1/clients/{client_id}/scope/versions/{number}", Api, s::get_version),
-        route!(PUT, "/api/v1/clients/{client_id}/scope/versions/{number}/content", Api, s::save_draft),
-        route!(GET, "/api/v1/clients/{client_id}/scope/versions/{number}/lint", Api, s::lint_version),
-        route!(POST, "/api/v1/clients/{client_id}/scope/versions/{number}/propose", Api, s::propose),
-        route!(POST, "/api/v1/clients/{client_id}/scope/versions/{number}/accept", Api, s::accept),
-        route!(POST, "/api/v1/clients/{client_id}/scope/versions/{number}/reject", Api, s::reject),
-        route!(POST, "/api/v1/clients/{client_id}/scope/versions/{number}/withdraw", Api, s::withdraw),
-        route!(GET, "/api/v1/clients/{client_id}/scope/versions/{number}/export", Api, s::export),
-        route!(POST, "/api/v1/clients/{client_id}/scope/versions/{number}/import", Api, s::import),
-        route!(GET, "/api/v1/clients/{client_id}/scope/versions/{number}/holidays.ics", Api, s::holidays_ics),
+        route!(
+            GET,
+            "/api/v1/clients/{client_id}/scope/versions",
+            Api,
+            s::list_versions
+        ),
+        route!(
+            POST,
+            "/api/v1/clients/{client_id}/scope/versions",
+            Api,
+            s::start_draft
+        ),
+        route!(
+            GET,
+            "/api/v1/clients/{client_id}/scope/versions/{number}",
+            Api,
+            s::get_version
+        ),
+        route!(
+            PUT,
+            "/api/v1/clients/{client_id}/scope/versions/{number}/content",
+            Api,
+            s::save_draft
+        ),
+        route!(
+            GET,
+            "/api/v1/clients/{client_id}/scope/versions/{number}/lint",
+            Api,
+            s::lint_version
+        ),
+        route!(
+            POST,
+            "/api/v1/clients/{client_id}/scope/versions/{number}/propose",
+            Api,
+            s::propose
+        ),
+        route!(
+            POST,
+            "/api/v1/clients/{client_id}/scope/versions/{number}/accept",
+            Api,
+            s::accept
+        ),
+        route!(
+            POST,
+            "/api/v1/clients/{client_id}/scope/versions/{number}/reject",
+            Api,
+            s::reject
+        ),
+        route!(
+            POST,
+            "/api/v1/clients/{client_id}/scope/versions/{number}/withdraw",
+            Api,
+            s::withdraw
+        ),
+        route!(
+            GET,
+            "/api/v1/clients/{client_id}/scope/versions/{number}/export",
+            Api,
+            s::export
+        ),
+        route!(
+            POST,
+            "/api/v1/clients/{client_id}/scope/versions/{number}/import",
+            Api,
+            s::import
+        ),
+        route!(
+            GET,
+            "/api/v1/clients/{client_id}/scope/versions/{number}/holidays.ics",
+            Api,
+            s::holidays_ics
+        ),
         route!(GET, "/api/v1/clients/{client_id}/scope/diff", Api, s::diff),
-        route!(GET, "/api/v1/clients/{client_id}/scope/in-force", Api, s::in_force),
+        route!(
+            GET,
+            "/api/v1/clients/{client_id}/scope/in-force",
+            Api,
+            s::in_force
+        ),
         route!(GET, "/api/v1/clients/{client_id}/route", Api, s::route),
     ]
 }
@@ -162,9 +322,10 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 pub fn app_with(state: AppState, table: Vec<RouteSpec>) -> Router {
     let mut router: Router<AppState> = Router::new();
     for r in table {
-        let guarded = r
-            .handler
-            .layer(middleware::from_fn_with_state((state.clone(), r.access), context::gate));
+        let guarded = r.handler.layer(middleware::from_fn_with_state(
+            (state.clone(), r.access),
+            context::gate,
+        ));
         router = router.route(r.path, guarded);
     }
     router
@@ -196,16 +357,25 @@ pub fn app(state: AppState) -> Router {
 async fn finish(req: Request, next: Next) -> Response {
     let rid = req.headers().get("x-request-id").cloned();
     let mut resp = next.run(req).await;
-    if resp.status() == StatusCode::METHOD_NOT_ALLOWED && resp.extensions().get::<Problem>().is_none() {
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+        && resp.extensions().get::<Problem>().is_none()
+    {
         let allow = resp.headers().get(header::ALLOW).cloned();
-        resp = problem_response(Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "This address does not accept that method."));
+        resp = problem_response(Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "This address does not accept that method.",
+        ));
         if let Some(a) = allow {
             resp.headers_mut().insert(header::ALLOW, a);
         }
     }
     if let Some(mut p) = resp.extensions().get::<Problem>().cloned() {
         if p.request_id.is_none() {
-            p.request_id = rid.as_ref().and_then(|v| v.to_str().ok()).map(str::to_string);
+            p.request_id = rid
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let status = resp.status();
             let headers = resp.headers().clone();
             resp = problem_response(p);
@@ -218,7 +388,10 @@ async fn finish(req: Request, next: Next) -> Response {
         }
     }
     let h = resp.headers_mut();
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     h.insert(
@@ -233,7 +406,11 @@ async fn finish(req: Request, next: Next) -> Response {
 
 async fn not_found(req: Request) -> Response {
     if req.uri().path().starts_with("/api/") {
-        problem_response(Problem::new(StatusCode::NOT_FOUND, "not_found", "There is no API endpoint at this address. See /api/v1/openapi.json."))
+        problem_response(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "There is no API endpoint at this address. See /api/v1/openapi.json.",
+        ))
     } else {
         pages::error_page(StatusCode::NOT_FOUND, "There is no page at this address.")
     }
@@ -250,7 +427,11 @@ async fn readyz(State(st): State<AppState>) -> Response {
         Ok(()) => format!("ready ({})\n", st.app.store().backend().name()).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
-            problem_response(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "The database is not reachable."))
+            problem_response(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "The database is not reachable.",
+            ))
         }
     }
 }
@@ -258,8 +439,14 @@ async fn readyz(State(st): State<AppState>) -> Response {
 async fn stylesheet() -> Response {
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
         ],
         include_str!("../../static/app.css"),
     )

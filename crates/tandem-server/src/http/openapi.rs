@@ -23,6 +23,8 @@ use utoipa::{Modify, OpenApi};
         super::api_scope::export, super::api_scope::import, super::api_scope::holidays_ics,
         super::api_scope::diff, super::api_scope::in_force, super::api_scope::route,
     ),
+    // Schemas referenced only from query parameters are not collected from `paths`.
+    components(schemas(super::api::ExportFormat)),
     modifiers(&Security),
     security(("bearer" = []))
 )]
@@ -33,7 +35,10 @@ struct Security;
 impl Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let c = openapi.components.get_or_insert_with(Default::default);
-        c.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 

@@ -20,14 +20,23 @@ use tandem_store::Page;
 const FLASH_COOKIE: &str = "tandem_flash";
 
 /// Time zones offered in pickers (any IANA name is accepted).
-const ZONES: &[&str] = &[
-    "America/New_York", "America/Chicago", "America/Denver", "America/Phoenix", "America/Los_Angeles",
-    "America/Anchorage", "Pacific/Honolulu", "America/Toronto", "Europe/London", "Europe/Berlin", "UTC",
+pub(crate) const ZONES: &[&str] = &[
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Phoenix",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "America/Toronto",
+    "Europe/London",
+    "Europe/Berlin",
+    "UTC",
 ];
 
-type PageResult = Result<Response, Response>;
+pub(crate) type PageResult = Result<Response, Response>;
 
-fn fail(e: Error) -> Response {
+pub(crate) fn fail(e: Error) -> Response {
     let p = problem_for(&e);
     error_page(p.status(), &p.detail)
 }
@@ -48,39 +57,54 @@ pub fn error_page(status: StatusCode, detail: &str) -> Response {
         StatusCode::UNAUTHORIZED => "Sign-in needed".to_string(),
         s => s.canonical_reason().unwrap_or("Error").to_string(),
     };
-    let body = ErrorPage { demo: false, title, detail: detail.to_string() }
-        .render()
-        .unwrap_or_else(|_| detail.to_string());
+    let body = ErrorPage {
+        demo: false,
+        title,
+        detail: detail.to_string(),
+    }
+    .render()
+    .unwrap_or_else(|_| detail.to_string());
     (status, Html(body)).into_response()
 }
 
-fn render(t: &impl Template, clear_flash: bool) -> Response {
+pub(crate) fn render(t: &impl Template, clear_flash: bool) -> Response {
     match t.render() {
         Ok(html) => {
             let mut r = Html(html).into_response();
             if clear_flash {
-                r.headers_mut().append(header::SET_COOKIE, set_cookie(FLASH_COOKIE, "", 0, false));
+                r.headers_mut()
+                    .append(header::SET_COOKIE, set_cookie(FLASH_COOKIE, "", 0, false));
             }
             r
         }
         Err(e) => {
             tracing::error!(error = %e, "template failed");
-            error_page(StatusCode::INTERNAL_SERVER_ERROR, "This page could not be drawn. It has been logged.")
+            error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "This page could not be drawn. It has been logged.",
+            )
         }
     }
 }
 
 /// Redirects with a one-time message shown on the next page.
-fn redirect_with(to: &str, notice: Option<&str>, error: Option<&str>, secure: bool) -> Response {
+pub(crate) fn redirect_with(
+    to: &str,
+    notice: Option<&str>,
+    error: Option<&str>,
+    secure: bool,
+) -> Response {
     let mut r = Redirect::to(to).into_response();
-    let v = serde_urlencoded::to_string([("n", notice.unwrap_or("")), ("e", error.unwrap_or(""))]).unwrap_or_default();
-    r.headers_mut().append(header::SET_COOKIE, set_cookie(FLASH_COOKIE, &v, 60, secure));
+    let v = serde_urlencoded::to_string([("n", notice.unwrap_or("")), ("e", error.unwrap_or(""))])
+        .unwrap_or_default();
+    r.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(FLASH_COOKIE, &v, 60, secure));
     r
 }
 
 /// Redirects back to a form with the use case's complaint, or shows an error page for
 /// failures that are not about the input.
-fn back_with(st: &AppState, to: &str, e: Error) -> Response {
+pub(crate) fn back_with(st: &AppState, to: &str, e: Error) -> Response {
     match &e {
         Error::Invalid(_) | Error::Conflict(_) | Error::Forbidden(_) => {
             let p = problem_for(&e);
@@ -92,50 +116,102 @@ fn back_with(st: &AppState, to: &str, e: Error) -> Response {
 
 // ---- chrome ---------------------------------------------------------------------------
 
-struct NavItem {
-    href: String,
-    label: &'static str,
-    active: bool,
+pub(crate) struct NavItem {
+    pub(crate) href: String,
+    pub(crate) label: &'static str,
+    pub(crate) active: bool,
 }
 
-struct Chrome {
-    user_name: String,
-    role_label: &'static str,
-    side: &'static str,
-    provider_name: String,
-    demo: bool,
-    csrf: String,
-    time_zone: String,
-    version: &'static str,
-    nav: Vec<NavItem>,
+pub(crate) struct Chrome {
+    pub(crate) user_name: String,
+    pub(crate) role_label: &'static str,
+    pub(crate) side: &'static str,
+    pub(crate) provider_name: String,
+    pub(crate) demo: bool,
+    pub(crate) csrf: String,
+    pub(crate) time_zone: String,
+    pub(crate) version: &'static str,
+    pub(crate) nav: Vec<NavItem>,
     /// (id, name, selected)
-    switcher: Vec<(String, String, bool)>,
-    notice: Option<String>,
-    errors: Vec<String>,
-    clear_flash: bool,
+    pub(crate) switcher: Vec<(String, String, bool)>,
+    pub(crate) notice: Option<String>,
+    pub(crate) errors: Vec<String>,
+    pub(crate) clear_flash: bool,
 }
 
-async fn chrome(st: &AppState, ctx: &Ctx, headers: &HeaderMap, active: &str, selected: Option<ClientId>) -> Result<Chrome, Response> {
+pub(crate) async fn chrome(
+    st: &AppState,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    active: &str,
+    selected: Option<ClientId>,
+) -> Result<Chrome, Response> {
     let user = ctx.user().ok_or_else(|| fail(Error::Unauthenticated))?;
-    let p = ctx.actor.principal.as_ref().ok_or_else(|| fail(Error::Unauthenticated))?;
+    let p = ctx
+        .actor
+        .principal
+        .as_ref()
+        .ok_or_else(|| fail(Error::Unauthenticated))?;
     let can = |a| authorize(p, a, Timestamp::now()).is_ok();
-    let mut nav = vec![NavItem { href: "/".into(), label: "Overview", active: active == "home" }];
+    let mut nav = vec![NavItem {
+        href: "/".into(),
+        label: "Overview",
+        active: active == "home",
+    }];
     if can(Action::ClientsRead) {
         match user.client_id {
-            None => nav.push(NavItem { href: "/clients".into(), label: "Clients", active: active == "clients" }),
-            Some(c) => nav.push(NavItem { href: format!("/clients/{c}"), label: "Our company", active: active == "clients" }),
+            None => nav.push(NavItem {
+                href: "/clients".into(),
+                label: "Clients",
+                active: active == "clients",
+            }),
+            Some(c) => nav.push(NavItem {
+                href: format!("/clients/{c}"),
+                label: "Our company",
+                active: active == "clients",
+            }),
         }
     }
+    if let (Some(c), true) = (user.client_id, can(Action::ScopeRead)) {
+        nav.push(NavItem {
+            href: format!("/clients/{c}/scope"),
+            label: "Scope agreement",
+            active: active == "scope",
+        });
+    }
+    if can(Action::DomainsManage) {
+        nav.push(NavItem {
+            href: "/scope/domains".into(),
+            label: "Domains",
+            active: active == "domains",
+        });
+    }
     if can(Action::UsersRead) {
-        nav.push(NavItem { href: "/users".into(), label: "People", active: active == "users" });
+        nav.push(NavItem {
+            href: "/users".into(),
+            label: "People",
+            active: active == "users",
+        });
     }
     if can(Action::AuditRead) {
-        nav.push(NavItem { href: "/audit".into(), label: "Audit trail", active: active == "audit" });
+        nav.push(NavItem {
+            href: "/audit".into(),
+            label: "Audit trail",
+            active: active == "audit",
+        });
     }
     if can(Action::TokensManage) {
-        nav.push(NavItem { href: "/tokens".into(), label: "API tokens", active: active == "tokens" });
+        nav.push(NavItem {
+            href: "/tokens".into(),
+            label: "API tokens",
+            active: active == "tokens",
+        });
     }
-    nav.push(NavItem { href: "/account".into(), label: "Your account", active: active == "account" });
+    nav.push(NavItem {
+        href: "/account".into(),
+        label: "Your account",
+        active: active == "account",
+    });
     let switcher = if can(Action::ClientsRead) {
         st.app
             .list_clients(&ctx.actor, Page::new(0, 500))
@@ -150,7 +226,12 @@ async fn chrome(st: &AppState, ctx: &Ctx, headers: &HeaderMap, active: &str, sel
     };
     let flash = cookie(headers, FLASH_COOKIE).unwrap_or_default();
     let flash: Vec<(String, String)> = serde_urlencoded::from_str(&flash).unwrap_or_default();
-    let get = |k: &str| flash.iter().find(|(key, v)| key == k && !v.is_empty()).map(|(_, v)| v.clone());
+    let get = |k: &str| {
+        flash
+            .iter()
+            .find(|(key, v)| key == k && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    };
     Ok(Chrome {
         user_name: user.display_name.clone(),
         role_label: user.role.label(),
@@ -168,7 +249,7 @@ async fn chrome(st: &AppState, ctx: &Ctx, headers: &HeaderMap, active: &str, sel
     })
 }
 
-fn ts(t: Timestamp, tz: &str) -> String {
+pub(crate) fn ts(t: Timestamp, tz: &str) -> String {
     t.display_in(tz)
 }
 
@@ -191,13 +272,24 @@ pub struct NextParam {
 
 fn safe_next(n: Option<&str>) -> String {
     match n {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n.to_string(),
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }
 
-async fn login_page(st: &AppState, headers: &HeaderMap, next: &str, username: &str, error: Option<String>, status: StatusCode) -> Response {
-    let csrf = cookie(headers, LOGIN_CSRF_COOKIE).filter(|c| c.len() == 48).unwrap_or_else(|| tandem_app::new_secret(24));
+async fn login_page(
+    st: &AppState,
+    headers: &HeaderMap,
+    next: &str,
+    username: &str,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let csrf = cookie(headers, LOGIN_CSRF_COOKIE)
+        .filter(|c| c.len() == 48)
+        .unwrap_or_else(|| tandem_app::new_secret(24));
     let page = LoginPage {
         demo: st.app.is_demo().await.unwrap_or(false),
         csrf: csrf.clone(),
@@ -207,13 +299,28 @@ async fn login_page(st: &AppState, headers: &HeaderMap, next: &str, username: &s
     };
     let mut r = render(&page, false);
     *r.status_mut() = status;
-    r.headers_mut().append(header::SET_COOKIE, set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, st.cfg.secure_cookies));
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, st.cfg.secure_cookies),
+    );
     r
 }
 
 /// GET /login
-pub async fn login_form(State(st): State<AppState>, headers: HeaderMap, Query(q): Query<NextParam>) -> Response {
-    login_page(&st, &headers, &safe_next(q.next.as_deref()), "", None, StatusCode::OK).await
+pub async fn login_form(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<NextParam>,
+) -> Response {
+    login_page(
+        &st,
+        &headers,
+        &safe_next(q.next.as_deref()),
+        "",
+        None,
+        StatusCode::OK,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -230,7 +337,10 @@ pub struct ClientIp(String);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
         Ok(ClientIp(
             parts
                 .extensions
@@ -250,7 +360,11 @@ pub async fn login_submit(
     axum::Form(f): axum::Form<LoginForm>,
 ) -> Response {
     let next = safe_next(f.next.as_deref());
-    match st.app.sign_in(&ctx.actor, &f.username, &f.password, &ip).await {
+    match st
+        .app
+        .sign_in(&ctx.actor, &f.username, &f.password, &ip)
+        .await
+    {
         Ok(s) => {
             let to = match s.next {
                 SignInNext::Done => next,
@@ -258,8 +372,19 @@ pub async fn login_submit(
                 SignInNext::EnrollMfa => "/mfa/setup".to_string(),
             };
             let mut r = Redirect::to(&to).into_response();
-            r.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &s.session_secret, st.app.policy().session_ttl_secs, st.cfg.secure_cookies));
-            r.headers_mut().append(header::SET_COOKIE, set_cookie(LOGIN_CSRF_COOKIE, "", 0, st.cfg.secure_cookies));
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                set_cookie(
+                    SESSION_COOKIE,
+                    &s.session_secret,
+                    st.app.policy().session_ttl_secs,
+                    st.cfg.secure_cookies,
+                ),
+            );
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                set_cookie(LOGIN_CSRF_COOKIE, "", 0, st.cfg.secure_cookies),
+            );
             r
         }
         Err(e) => {
@@ -284,7 +409,14 @@ pub async fn mfa_form(State(st): State<AppState>, ctx: Ctx) -> Response {
     match ctx.session().and_then(|s| s.pending) {
         None => Redirect::to("/").into_response(),
         Some(SignInNext::EnrollMfa) => Redirect::to("/mfa/setup").into_response(),
-        Some(_) => render(&MfaPage { demo: st.app.is_demo().await.unwrap_or(false), csrf: ctx.csrf(), error: None }, false),
+        Some(_) => render(
+            &MfaPage {
+                demo: st.app.is_demo().await.unwrap_or(false),
+                csrf: ctx.csrf(),
+                error: None,
+            },
+            false,
+        ),
     }
 }
 
@@ -296,14 +428,27 @@ pub struct CodeForm {
 }
 
 /// POST /mfa
-pub async fn mfa_submit(State(st): State<AppState>, ctx: Ctx, axum::Form(f): axum::Form<CodeForm>) -> Response {
-    let Some(info) = ctx.session() else { return fail(Error::Unauthenticated) };
+pub async fn mfa_submit(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    axum::Form(f): axum::Form<CodeForm>,
+) -> Response {
+    let Some(info) = ctx.session() else {
+        return fail(Error::Unauthenticated);
+    };
     match st.app.verify_mfa(&ctx.actor, info, &f.code).await {
         Ok(()) => Redirect::to("/").into_response(),
         Err(e) => {
             let p = problem_for(&e);
             let status = p.status();
-            let mut r = render(&MfaPage { demo: st.app.is_demo().await.unwrap_or(false), csrf: ctx.csrf(), error: Some(p.detail) }, false);
+            let mut r = render(
+                &MfaPage {
+                    demo: st.app.is_demo().await.unwrap_or(false),
+                    csrf: ctx.csrf(),
+                    error: Some(p.detail),
+                },
+                false,
+            );
             *r.status_mut() = status;
             r
         }
@@ -338,8 +483,15 @@ fn qr_svg(data: &str) -> String {
     }
 }
 
-async fn mfa_setup_page(st: &AppState, ctx: &Ctx, error: Option<String>, status: StatusCode) -> Response {
-    let Some(info) = ctx.session() else { return fail(Error::Unauthenticated) };
+async fn mfa_setup_page(
+    st: &AppState,
+    ctx: &Ctx,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let Some(info) = ctx.session() else {
+        return fail(Error::Unauthenticated);
+    };
     match st.app.begin_mfa_enrollment(&ctx.actor, info).await {
         Ok(en) => {
             let mut r = render(
@@ -366,10 +518,26 @@ pub async fn mfa_setup_form(State(st): State<AppState>, ctx: Ctx) -> Response {
 }
 
 /// POST /mfa/setup
-pub async fn mfa_setup_submit(State(st): State<AppState>, ctx: Ctx, axum::Form(f): axum::Form<CodeForm>) -> Response {
-    let Some(info) = ctx.session() else { return fail(Error::Unauthenticated) };
-    match st.app.confirm_mfa_enrollment(&ctx.actor, info, &f.code).await {
-        Ok(codes) => render(&RecoveryPage { demo: st.app.is_demo().await.unwrap_or(false), codes }, false),
+pub async fn mfa_setup_submit(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    axum::Form(f): axum::Form<CodeForm>,
+) -> Response {
+    let Some(info) = ctx.session() else {
+        return fail(Error::Unauthenticated);
+    };
+    match st
+        .app
+        .confirm_mfa_enrollment(&ctx.actor, info, &f.code)
+        .await
+    {
+        Ok(codes) => render(
+            &RecoveryPage {
+                demo: st.app.is_demo().await.unwrap_or(false),
+                codes,
+            },
+            false,
+        ),
         Err(e) => {
             let p = problem_for(&e);
             let status = p.status();
@@ -387,7 +555,10 @@ pub async fn logout(State(st): State<AppState>, ctx: Ctx) -> Response {
     }
     ctx.actor.note_self_service();
     let mut r = Redirect::to("/login").into_response();
-    r.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0, st.cfg.secure_cookies));
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, "", 0, st.cfg.secure_cookies),
+    );
     r
 }
 
@@ -413,7 +584,11 @@ fn audit_rows(items: &[AuditRecord], tz: &str, names: &[(String, String, bool)])
                 .client_id
                 .map(|c| {
                     let id = c.to_string();
-                    names.iter().find(|n| n.0 == id).map(|n| n.1.clone()).unwrap_or_else(|| "—".into())
+                    names
+                        .iter()
+                        .find(|n| n.0 == id)
+                        .map(|n| n.1.clone())
+                        .unwrap_or_else(|| "—".into())
                 })
                 .unwrap_or_else(|| "provider".into());
             let detail = e
@@ -423,10 +598,21 @@ fn audit_rows(items: &[AuditRecord], tz: &str, names: &[(String, String, bool)])
                 .map(|o| {
                     o.iter()
                         .filter(|(k, v)| {
-                            !k.ends_with("_id") && !v.is_null() && !v.is_object() && !v.is_array() && v.as_bool() != Some(false)
+                            !k.ends_with("_id")
+                                && !v.is_null()
+                                && !v.is_object()
+                                && !v.is_array()
+                                && v.as_bool() != Some(false)
                         })
                         .take(3)
-                        .map(|(k, v)| format!("{k}: {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                        .map(|(k, v)| {
+                            format!(
+                                "{k}: {}",
+                                v.as_str()
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| v.to_string())
+                            )
+                        })
                         .collect::<Vec<_>>()
                         .join(" · ")
                 })
@@ -471,20 +657,38 @@ struct HomePage {
     site_count: usize,
     people_count: usize,
     recent: Vec<AuditRow>,
+    notifications: Vec<crate::http::pages_scope::NoteRow>,
 }
 
 /// GET /
 pub async fn home(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap) -> PageResult {
     let chrome = chrome(&st, &ctx, &headers, "home", None).await?;
-    let user = ctx.user().cloned().ok_or_else(|| fail(Error::Unauthenticated))?;
+    let user = ctx
+        .user()
+        .cloned()
+        .ok_or_else(|| fail(Error::Unauthenticated))?;
     st.app.whoami(&ctx.actor).await.map_err(fail)?;
-    let p = ctx.actor.principal.as_ref().ok_or_else(|| fail(Error::Unauthenticated))?;
+    let p = ctx
+        .actor
+        .principal
+        .as_ref()
+        .ok_or_else(|| fail(Error::Unauthenticated))?;
     let can = |a| authorize(p, a, Timestamp::now()).is_ok();
     let mut clients = Vec::new();
     let mut site_count = 0;
     if can(Action::ClientsRead) {
-        let cs = st.app.list_clients(&ctx.actor, Page::new(0, 500)).await.map_err(fail)?.items;
-        let sites = st.app.list_sites(&ctx.actor, None, Page::new(0, 500)).await.map_err(fail)?.items;
+        let cs = st
+            .app
+            .list_clients(&ctx.actor, Page::new(0, 500))
+            .await
+            .map_err(fail)?
+            .items;
+        let sites = st
+            .app
+            .list_sites(&ctx.actor, None, Page::new(0, 500))
+            .await
+            .map_err(fail)?
+            .items;
         site_count = sites.len();
         for c in cs {
             let mine: Vec<_> = sites.iter().filter(|s| s.client_id == c.id).collect();
@@ -493,19 +697,39 @@ pub async fn home(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap) -> P
             let now = Timestamp::now();
             let local_times = zones
                 .iter()
-                .map(|z| now.to_jiff().to_zoned(jiff::tz::TimeZone::get(z).unwrap_or(jiff::tz::TimeZone::UTC)).strftime("%a %H:%M %Z").to_string())
+                .map(|z| {
+                    now.to_jiff()
+                        .to_zoned(jiff::tz::TimeZone::get(z).unwrap_or(jiff::tz::TimeZone::UTC))
+                        .strftime("%a %H:%M %Z")
+                        .to_string()
+                })
                 .collect::<Vec<_>>()
                 .join(" · ");
-            clients.push(ClientCard { id: c.id.to_string(), name: c.name, demo: c.is_demo, sites: mine.len(), local_times });
+            clients.push(ClientCard {
+                id: c.id.to_string(),
+                name: c.name,
+                demo: c.is_demo,
+                sites: mine.len(),
+                local_times,
+            });
         }
     }
     let people_count = if can(Action::UsersRead) {
-        st.app.list_users(&ctx.actor, &UserFilter::default(), Page::new(0, 500)).await.map_err(fail)?.items.len()
+        st.app
+            .list_users(&ctx.actor, &UserFilter::default(), Page::new(0, 500))
+            .await
+            .map_err(fail)?
+            .items
+            .len()
     } else {
         0
     };
     let recent = if can(Action::AuditRead) {
-        let items = st.app.list_audit(&ctx.actor, &AuditQuery::default(), 10).await.map_err(fail)?;
+        let items = st
+            .app
+            .list_audit(&ctx.actor, &AuditQuery::default(), 10)
+            .await
+            .map_err(fail)?;
         audit_rows(&items, &user.time_zone, &chrome.switcher)
     } else {
         Vec::new()
@@ -521,9 +745,27 @@ pub async fn home(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap) -> P
         ),
         Role::EndUser => "You are signed in. Your IT team manages this system; your account details are under “Your account”.".to_string(),
     };
-    let first_name = user.display_name.split_whitespace().find(|w| !w.ends_with('.')).unwrap_or(&user.display_name).to_string();
+    let first_name = user
+        .display_name
+        .split_whitespace()
+        .find(|w| !w.ends_with('.'))
+        .unwrap_or(&user.display_name)
+        .to_string();
+    let notifications = crate::http::pages_scope::note_rows(&st, &ctx, &user.time_zone).await?;
     let clear = chrome.clear_flash;
-    Ok(render(&HomePage { chrome, first_name, intro, clients, site_count, people_count, recent }, clear))
+    Ok(render(
+        &HomePage {
+            chrome,
+            first_name,
+            intro,
+            clients,
+            site_count,
+            people_count,
+            recent,
+            notifications,
+        },
+        clear,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -562,23 +804,56 @@ struct ClientsPage {
 pub async fn clients(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap) -> PageResult {
     let chrome = chrome(&st, &ctx, &headers, "clients", None).await?;
     let tz = chrome.time_zone.clone();
-    let list = st.app.list_clients(&ctx.actor, Page::new(0, 500)).await.map_err(fail)?.items;
-    let p = ctx.actor.principal.as_ref().ok_or_else(|| fail(Error::Unauthenticated))?;
+    let list = st
+        .app
+        .list_clients(&ctx.actor, Page::new(0, 500))
+        .await
+        .map_err(fail)?
+        .items;
+    let p = ctx
+        .actor
+        .principal
+        .as_ref()
+        .ok_or_else(|| fail(Error::Unauthenticated))?;
     let can_create = authorize(p, Action::ClientsWrite, Timestamp::now()).is_ok();
     let clients = list
         .into_iter()
-        .map(|c| ClientRow { id: c.id.to_string(), name: c.name, slug: c.slug, demo: c.is_demo, created: ts(c.created_at, &tz) })
+        .map(|c| ClientRow {
+            id: c.id.to_string(),
+            name: c.name,
+            slug: c.slug,
+            demo: c.is_demo,
+            created: ts(c.created_at, &tz),
+        })
         .collect();
     let clear = chrome.clear_flash;
-    Ok(render(&ClientsPage { chrome, clients, can_create }, clear))
+    Ok(render(
+        &ClientsPage {
+            chrome,
+            clients,
+            can_create,
+        },
+        clear,
+    ))
 }
 
 /// GET /clients.csv
 pub async fn clients_csv(State(st): State<AppState>, ctx: Ctx) -> PageResult {
-    let list = st.app.list_clients(&ctx.actor, Page::new(0, 500)).await.map_err(fail)?.items;
+    let list = st
+        .app
+        .list_clients(&ctx.actor, Page::new(0, 500))
+        .await
+        .map_err(fail)?
+        .items;
     let mut out = String::from("id,name,slug,demo,created_at\n");
     for c in list {
-        out.push_str(&csv_row(&[c.id.to_string(), c.name, c.slug, c.is_demo.to_string(), c.created_at.to_rfc3339()]));
+        out.push_str(&csv_row(&[
+            c.id.to_string(),
+            c.name,
+            c.slug,
+            c.is_demo.to_string(),
+            c.created_at.to_rfc3339(),
+        ]));
     }
     Ok(csv_response("tandem-clients.csv", out))
 }
@@ -587,8 +862,16 @@ fn csv_row(cells: &[String]) -> String {
     let mut row = cells
         .iter()
         .map(|c| {
-            let c = if c.starts_with(['=', '+', '-', '@']) { format!("'{c}") } else { c.clone() };
-            if c.contains([',', '"', '\n']) { format!("\"{}\"", c.replace('"', "\"\"")) } else { c }
+            let c = if c.starts_with(['=', '+', '-', '@']) {
+                format!("'{c}")
+            } else {
+                c.clone()
+            };
+            if c.contains([',', '"', '\n']) {
+                format!("\"{}\"", c.replace('"', "\"\""))
+            } else {
+                c
+            }
         })
         .collect::<Vec<_>>()
         .join(",");
@@ -599,8 +882,15 @@ fn csv_row(cells: &[String]) -> String {
 fn csv_response(name: &str, body: String) -> Response {
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
-            (header::CONTENT_DISPOSITION, HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")).unwrap_or(HeaderValue::from_static("attachment"))),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+                    .unwrap_or(HeaderValue::from_static("attachment")),
+            ),
         ],
         body,
     )
@@ -615,9 +905,22 @@ pub struct NameForm {
 }
 
 /// POST /clients
-pub async fn create_client(State(st): State<AppState>, ctx: Ctx, axum::Form(f): axum::Form<NameForm>) -> Response {
-    match st.app.create_client(&ctx.actor, NewClient { name: f.name }, false).await {
-        Ok(c) => redirect_with(&format!("/clients/{}", c.id), Some("Client added. Next: add its sites and people."), None, st.cfg.secure_cookies),
+pub async fn create_client(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    axum::Form(f): axum::Form<NameForm>,
+) -> Response {
+    match st
+        .app
+        .create_client(&ctx.actor, NewClient { name: f.name }, false)
+        .await
+    {
+        Ok(c) => redirect_with(
+            &format!("/clients/{}", c.id),
+            Some("Client added. Next: add its sites and people."),
+            None,
+            st.cfg.secure_cookies,
+        ),
         Err(e) => back_with(&st, "/clients", e),
     }
 }
@@ -642,8 +945,16 @@ struct UserRow {
     status: String,
 }
 
-fn user_rows(users: &[User], switcher: &[(String, String, bool)], provider: &str, tz: &str) -> Vec<UserRow> {
-    users.iter().map(|u| user_row(u, switcher, provider, tz)).collect()
+fn user_rows(
+    users: &[User],
+    switcher: &[(String, String, bool)],
+    provider: &str,
+    tz: &str,
+) -> Vec<UserRow> {
+    users
+        .iter()
+        .map(|u| user_row(u, switcher, provider, tz))
+        .collect()
 }
 
 fn user_row(u: &User, switcher: &[(String, String, bool)], provider: &str, tz: &str) -> UserRow {
@@ -651,7 +962,11 @@ fn user_row(u: &User, switcher: &[(String, String, bool)], provider: &str, tz: &
         None => provider.to_string(),
         Some(c) => {
             let id = c.to_string();
-            switcher.iter().find(|s| s.0 == id).map(|s| s.1.clone()).unwrap_or_else(|| "a client".into())
+            switcher
+                .iter()
+                .find(|s| s.0 == id)
+                .map(|s| s.1.clone())
+                .unwrap_or_else(|| "a client".into())
         }
     };
     let status = match u.access_expires_at {
@@ -689,7 +1004,12 @@ struct ClientPage {
 }
 
 /// GET /clients/{id}
-pub async fn client(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap, Path(id): Path<String>) -> PageResult {
+pub async fn client(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> PageResult {
     let id: ClientId = id.parse().map_err(|_| fail(Error::NotFound("client")))?;
     let c = st.app.get_client(&ctx.actor, id).await.map_err(fail)?;
     let chrome = chrome(&st, &ctx, &headers, "clients", Some(id)).await?;
@@ -702,20 +1022,44 @@ pub async fn client(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap, Pa
         .map_err(fail)?
         .items
         .into_iter()
-        .map(|s| SiteRow { local_now: ts(now, &s.time_zone), name: s.name, time_zone: s.time_zone, address: s.address })
+        .map(|s| SiteRow {
+            local_now: ts(now, &s.time_zone),
+            name: s.name,
+            time_zone: s.time_zone,
+            address: s.address,
+        })
         .collect();
-    let p = ctx.actor.principal.clone().ok_or_else(|| fail(Error::Unauthenticated))?;
+    let p = ctx
+        .actor
+        .principal
+        .clone()
+        .ok_or_else(|| fail(Error::Unauthenticated))?;
     let can = |a| authorize(&p, a, Timestamp::now()).is_ok_and(|g| g.check_client(id).is_ok());
     let users = if can(Action::UsersRead) {
-        let f = UserFilter { tenant: Some(Tenant::Client(id)), ..Default::default() };
-        let list = st.app.list_users(&ctx.actor, &f, Page::new(0, 500)).await.map_err(fail)?.items;
+        let f = UserFilter {
+            tenant: Some(Tenant::Client(id)),
+            ..Default::default()
+        };
+        let list = st
+            .app
+            .list_users(&ctx.actor, &f, Page::new(0, 500))
+            .await
+            .map_err(fail)?
+            .items;
         user_rows(&list, &chrome.switcher, &chrome.provider_name, &tz)
     } else {
         Vec::new()
     };
     let recent = if can(Action::AuditRead) {
-        let q = AuditQuery { client_id: Some(id), ..Default::default() };
-        audit_rows(&st.app.list_audit(&ctx.actor, &q, 10).await.map_err(fail)?, &tz, &chrome.switcher)
+        let q = AuditQuery {
+            client_id: Some(id),
+            ..Default::default()
+        };
+        audit_rows(
+            &st.app.list_audit(&ctx.actor, &q, 10).await.map_err(fail)?,
+            &tz,
+            &chrome.switcher,
+        )
     } else {
         Vec::new()
     };
@@ -748,10 +1092,29 @@ pub struct SiteForm {
 }
 
 /// POST /clients/{id}/sites
-pub async fn create_site(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>, axum::Form(f): axum::Form<SiteForm>) -> Response {
-    let Ok(id) = id.parse::<ClientId>() else { return fail(Error::NotFound("client")) };
+pub async fn create_site(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<SiteForm>,
+) -> Response {
+    let Ok(id) = id.parse::<ClientId>() else {
+        return fail(Error::NotFound("client"));
+    };
     let back = format!("/clients/{id}");
-    match st.app.create_site(&ctx.actor, id, NewSite { name: f.name, time_zone: f.time_zone, address: f.address }).await {
+    match st
+        .app
+        .create_site(
+            &ctx.actor,
+            id,
+            NewSite {
+                name: f.name,
+                time_zone: f.time_zone,
+                address: f.address,
+            },
+        )
+        .await
+    {
         Ok(_) => redirect_with(&back, Some("Site added."), None, st.cfg.secure_cookies),
         Err(e) => back_with(&st, &back, e),
     }
@@ -768,21 +1131,35 @@ pub struct UsersQuery {
 }
 
 impl UsersQuery {
+    // The error is the page to answer with; axum's Response is just over clippy's size limit.
+    #[allow(clippy::result_large_err)]
     fn filter(&self) -> Result<UserFilter, Response> {
         let tenant = match self.client_id.as_deref() {
             None | Some("") => None,
             Some("provider") => Some(Tenant::Provider),
-            Some(s) => Some(Tenant::Client(s.parse().map_err(|_| fail(Error::NotFound("client")))?)),
+            Some(s) => Some(Tenant::Client(
+                s.parse().map_err(|_| fail(Error::NotFound("client")))?,
+            )),
         };
-        let role = match self.role.as_deref() {
-            None | Some("") => None,
-            Some(r) => Some(r.parse::<Role>().map_err(|_| error_page(StatusCode::BAD_REQUEST, "Unknown role in the filter."))?),
-        };
-        Ok(UserFilter { tenant, role, text: self.q.clone() })
+        let role =
+            match self.role.as_deref() {
+                None | Some("") => None,
+                Some(r) => Some(r.parse::<Role>().map_err(|_| {
+                    error_page(StatusCode::BAD_REQUEST, "Unknown role in the filter.")
+                })?),
+            };
+        Ok(UserFilter {
+            tenant,
+            role,
+            text: self.q.clone(),
+        })
     }
 }
 
-fn role_options(p: &tandem_domain::authz::Principal, tenant_is_provider: Option<bool>) -> Vec<(String, String)> {
+fn role_options(
+    p: &tandem_domain::authz::Principal,
+    tenant_is_provider: Option<bool>,
+) -> Vec<(String, String)> {
     Role::ALL
         .into_iter()
         .filter(|r| p.role == Role::ProviderAdmin || !r.is_provider())
@@ -807,12 +1184,25 @@ struct UsersPage {
 }
 
 /// GET /users
-pub async fn users(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap, Query(q): Query<UsersQuery>) -> PageResult {
+pub async fn users(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Query(q): Query<UsersQuery>,
+) -> PageResult {
     let chrome = chrome(&st, &ctx, &headers, "users", None).await?;
     let f = q.filter()?;
     let page = Page::new(q.cursor.unwrap_or(0), 100);
-    let r = st.app.list_users(&ctx.actor, &f, page).await.map_err(fail)?;
-    let p = ctx.actor.principal.clone().ok_or_else(|| fail(Error::Unauthenticated))?;
+    let r = st
+        .app
+        .list_users(&ctx.actor, &f, page)
+        .await
+        .map_err(fail)?;
+    let p = ctx
+        .actor
+        .principal
+        .clone()
+        .ok_or_else(|| fail(Error::Unauthenticated))?;
     let query = serde_urlencoded::to_string([
         ("client_id", q.client_id.clone().unwrap_or_default()),
         ("role", q.role.clone().unwrap_or_default()),
@@ -824,7 +1214,9 @@ pub async fn users(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap, Que
     let clear = chrome.clear_flash;
     Ok(render(
         &UsersPage {
-            next_href: r.has_more.then(|| format!("/users?{query}&cursor={}", page.offset + page.limit)),
+            next_href: r
+                .has_more
+                .then(|| format!("/users?{query}&cursor={}", page.offset + page.limit)),
             users,
             roles: role_options(&p, None),
             filter_client: q.client_id.unwrap_or_default(),
@@ -840,9 +1232,17 @@ pub async fn users(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap, Que
 }
 
 /// GET /users.csv
-pub async fn users_csv(State(st): State<AppState>, ctx: Ctx, Query(q): Query<UsersQuery>) -> PageResult {
+pub async fn users_csv(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<UsersQuery>,
+) -> PageResult {
     let f = q.filter()?;
-    let r = st.app.list_users(&ctx.actor, &f, Page::new(0, Page::MAX_LIMIT)).await.map_err(fail)?;
+    let r = st
+        .app
+        .list_users(&ctx.actor, &f, Page::new(0, Page::MAX_LIMIT))
+        .await
+        .map_err(fail)?;
     let mut out = String::from("id,username,display_name,email,role,client_id,disabled,mfa_enrolled,access_expires_at,created_at\n");
     for u in r.items {
         out.push_str(&csv_row(&[
@@ -854,7 +1254,9 @@ pub async fn users_csv(State(st): State<AppState>, ctx: Ctx, Query(q): Query<Use
             u.client_id.map(|c| c.to_string()).unwrap_or_default(),
             u.disabled.to_string(),
             u.mfa_enrolled.to_string(),
-            u.access_expires_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            u.access_expires_at
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default(),
             u.created_at.to_rfc3339(),
         ]));
     }
@@ -872,8 +1274,17 @@ struct NewUserPage {
 }
 
 /// GET /users/new
-pub async fn new_user_form(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap, Query(q): Query<UsersQuery>) -> PageResult {
-    let p = ctx.actor.principal.clone().ok_or_else(|| fail(Error::Unauthenticated))?;
+pub async fn new_user_form(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Query(q): Query<UsersQuery>,
+) -> PageResult {
+    let p = ctx
+        .actor
+        .principal
+        .clone()
+        .ok_or_else(|| fail(Error::Unauthenticated))?;
     st.app.grant(&ctx.actor, Action::UsersWrite).map_err(fail)?;
     let chrome = chrome(&st, &ctx, &headers, "users", None).await?;
     let clear = chrome.clear_flash;
@@ -890,33 +1301,58 @@ pub async fn new_user_form(State(st): State<AppState>, ctx: Ctx, headers: Header
 }
 
 /// A form's fields, repeated names kept (checkbox groups).
-pub struct FormFields(Vec<(String, String)>);
+pub struct FormFields(pub(crate) Vec<(String, String)>);
 
 impl FormFields {
-    fn get(&self, k: &str) -> Option<&str> {
-        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+    pub(crate) fn get(&self, k: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
     }
-    fn all<'a>(&'a self, k: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |(key, _)| key == k).map(|(_, v)| v.as_str())
+    pub(crate) fn all<'a>(&'a self, k: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
     }
-    fn text(&self, k: &str) -> String {
+    pub(crate) fn text(&self, k: &str) -> String {
         self.get(k).unwrap_or("").to_string()
     }
 }
 
 fn date_end_of_day(s: &str, tz: &str) -> Option<Timestamp> {
     let d: jiff::civil::Date = s.parse().ok()?;
-    let zoned = d.at(23, 59, 59, 0).to_zoned(jiff::tz::TimeZone::get(tz).ok()?).ok()?;
+    let zoned = d
+        .at(23, 59, 59, 0)
+        .to_zoned(jiff::tz::TimeZone::get(tz).ok()?)
+        .ok()?;
     Some(Timestamp(zoned.timestamp().as_microsecond()))
 }
 
 /// POST /users/new
-pub async fn create_user(State(st): State<AppState>, ctx: Ctx, axum::Form(f): axum::Form<Vec<(String, String)>>) -> Response {
+pub async fn create_user(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> Response {
     let f = FormFields(f);
-    let tz = ctx.user().map(|u| u.time_zone.clone()).unwrap_or_else(|| "UTC".into());
+    let tz = ctx
+        .user()
+        .map(|u| u.time_zone.clone())
+        .unwrap_or_else(|| "UTC".into());
     let role = match f.get("role").unwrap_or("").parse::<Role>() {
         Ok(r) => r,
-        Err(_) => return back_with(&st, "/users/new", Error::Invalid(vec![tandem_domain::validate::Invalid::new("role", "choose a role")])),
+        Err(_) => {
+            return back_with(
+                &st,
+                "/users/new",
+                Error::Invalid(vec![tandem_domain::validate::Invalid::new(
+                    "role",
+                    "choose a role",
+                )]),
+            )
+        }
     };
     let client_id = match f.get("client_id").filter(|s| !s.is_empty()) {
         None => None,
@@ -932,9 +1368,15 @@ pub async fn create_user(State(st): State<AppState>, ctx: Ctx, axum::Form(f): ax
         display_name: f.text("display_name"),
         role,
         password: f.text("password"),
-        time_zone: f.get("time_zone").filter(|s| !s.is_empty()).map(str::to_string),
+        time_zone: f
+            .get("time_zone")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
         technician: None,
-        access_expires_at: f.get("access_expires_on").filter(|s| !s.is_empty()).and_then(|d| date_end_of_day(d, &tz)),
+        access_expires_at: f
+            .get("access_expires_on")
+            .filter(|s| !s.is_empty())
+            .and_then(|d| date_end_of_day(d, &tz)),
     };
     match st.app.create_user(&ctx.actor, new).await {
         Ok(u) => redirect_with(&format!("/users/{}", u.id), Some("Person added. Give them their username and initial password through a channel you trust."), None, st.cfg.secure_cookies),
@@ -968,27 +1410,52 @@ struct UserPage {
 }
 
 /// GET /users/{id}
-pub async fn user(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap, Path(id): Path<String>) -> PageResult {
+pub async fn user(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> PageResult {
     let id: UserId = id.parse().map_err(|_| fail(Error::NotFound("user")))?;
     let u = st.app.get_user(&ctx.actor, id).await.map_err(fail)?;
     let chrome = chrome(&st, &ctx, &headers, "users", u.client_id).await?;
     let tz = chrome.time_zone.clone();
-    let p = ctx.actor.principal.clone().ok_or_else(|| fail(Error::Unauthenticated))?;
+    let p = ctx
+        .actor
+        .principal
+        .clone()
+        .ok_or_else(|| fail(Error::Unauthenticated))?;
     let can_edit = authorize(&p, Action::UsersWrite, Timestamp::now())
         .is_ok_and(|g| tandem_domain::authz::may_assign_role(&g, u.role, u.tenant()).is_ok());
     let name_of = |c: &ClientId| {
         let id = c.to_string();
-        chrome.switcher.iter().find(|s| s.0 == id).map(|s| s.1.clone()).unwrap_or_else(|| "a client".into())
+        chrome
+            .switcher
+            .iter()
+            .find(|s| s.0 == id)
+            .map(|s| s.1.clone())
+            .unwrap_or_else(|| "a client".into())
     };
     let t = &u.technician;
     let tech_summary = if u.role != Role::ProviderTechnician {
         String::new()
     } else if t.all_clients {
-        if t.deny.is_empty() { "every client".into() } else { format!("every client except {}", t.deny.iter().map(name_of).collect::<Vec<_>>().join(", ")) }
+        if t.deny.is_empty() {
+            "every client".into()
+        } else {
+            format!(
+                "every client except {}",
+                t.deny.iter().map(name_of).collect::<Vec<_>>().join(", ")
+            )
+        }
     } else if t.allow.is_empty() {
         "no client yet".into()
     } else {
-        t.allow.difference(&t.deny).map(name_of).collect::<Vec<_>>().join(", ")
+        t.allow
+            .difference(&t.deny)
+            .map(name_of)
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let tech_rows = chrome
         .switcher
@@ -1022,17 +1489,31 @@ pub async fn user(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap, Path
 }
 
 /// POST /users/{id}
-pub async fn update_user(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>, axum::Form(f): axum::Form<Vec<(String, String)>>) -> Response {
-    let Ok(id) = id.parse::<UserId>() else { return fail(Error::NotFound("user")) };
+pub async fn update_user(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let Ok(id) = id.parse::<UserId>() else {
+        return fail(Error::NotFound("user"));
+    };
     let f = FormFields(f);
     let back = format!("/users/{id}");
-    let parse_ids = |k: &str| f.all(k).filter_map(|s| s.parse::<ClientId>().ok()).collect();
+    let parse_ids = |k: &str| {
+        f.all(k)
+            .filter_map(|s| s.parse::<ClientId>().ok())
+            .collect()
+    };
     let role = f.get("role").and_then(|r| r.parse::<Role>().ok());
     let patch = UserPatch {
         email: f.get("email").map(str::to_string),
         display_name: f.get("display_name").map(str::to_string),
         role,
-        time_zone: f.get("time_zone").filter(|s| !s.is_empty()).map(str::to_string),
+        time_zone: f
+            .get("time_zone")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
         disabled: f.get("disabled").map(|v| v == "true"),
         technician: (role == Some(Role::ProviderTechnician)).then(|| TechnicianAccess {
             all_clients: f.get("all_clients") == Some("true"),
@@ -1049,10 +1530,17 @@ pub async fn update_user(State(st): State<AppState>, ctx: Ctx, Path(id): Path<St
 
 /// POST /users/{id}/reset-mfa
 pub async fn reset_mfa(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
-    let Ok(id) = id.parse::<UserId>() else { return fail(Error::NotFound("user")) };
+    let Ok(id) = id.parse::<UserId>() else {
+        return fail(Error::NotFound("user"));
+    };
     let back = format!("/users/{id}");
     match st.app.reset_mfa(&ctx.actor, id).await {
-        Ok(_) => redirect_with(&back, Some("Two-step sign-in was reset; they will set it up again at next sign-in."), None, st.cfg.secure_cookies),
+        Ok(_) => redirect_with(
+            &back,
+            Some("Two-step sign-in was reset; they will set it up again at next sign-in."),
+            None,
+            st.cfg.secure_cookies,
+        ),
         Err(e) => back_with(&st, &back, e),
     }
 }
@@ -1080,7 +1568,12 @@ struct TokensPage {
     new_secret: Option<String>,
 }
 
-async fn tokens_page(st: &AppState, ctx: &Ctx, headers: &HeaderMap, new_secret: Option<String>) -> PageResult {
+async fn tokens_page(
+    st: &AppState,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    new_secret: Option<String>,
+) -> PageResult {
     let chrome = chrome(st, ctx, headers, "tokens", None).await?;
     let tz = chrome.time_zone.clone();
     let now = Timestamp::now();
@@ -1099,23 +1592,44 @@ async fn tokens_page(st: &AppState, ctx: &Ctx, headers: &HeaderMap, new_secret: 
                 id: t.id.to_string(),
                 name: t.name,
                 prefix: t.prefix,
-                caps: t.capabilities.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
+                caps: t
+                    .capabilities
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 client: t
                     .client_id
                     .map(|c| {
                         let id = c.to_string();
-                        chrome.switcher.iter().find(|s| s.0 == id).map(|s| s.1.clone()).unwrap_or_else(|| "a client".into())
+                        chrome
+                            .switcher
+                            .iter()
+                            .find(|s| s.0 == id)
+                            .map(|s| s.1.clone())
+                            .unwrap_or_else(|| "a client".into())
                     })
                     .unwrap_or_else(|| "—".into()),
                 expires: ts(t.expires_at, &tz),
-                last_used: t.last_used_at.map(|x| ts(x, &tz)).unwrap_or_else(|| "never".into()),
+                last_used: t
+                    .last_used_at
+                    .map(|x| ts(x, &tz))
+                    .unwrap_or_else(|| "never".into()),
                 state,
                 live,
             }
         })
         .collect();
     let clear = chrome.clear_flash;
-    Ok(render(&TokensPage { chrome, tokens, caps: Capability::ALL.iter().map(|c| c.as_str()).collect(), new_secret }, clear))
+    Ok(render(
+        &TokensPage {
+            chrome,
+            tokens,
+            caps: Capability::ALL.iter().map(|c| c.as_str()).collect(),
+            new_secret,
+        },
+        clear,
+    ))
 }
 
 /// GET /tokens
@@ -1124,9 +1638,17 @@ pub async fn tokens(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap) ->
 }
 
 /// POST /tokens
-pub async fn create_token(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap, axum::Form(f): axum::Form<Vec<(String, String)>>) -> PageResult {
+pub async fn create_token(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> PageResult {
     let f = FormFields(f);
-    let capabilities = f.all("capability").filter_map(|c| c.parse::<Capability>().ok()).collect();
+    let capabilities = f
+        .all("capability")
+        .filter_map(|c| c.parse::<Capability>().ok())
+        .collect();
     let client_id = match f.get("client_id").filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(s.parse().map_err(|_| fail(Error::NotFound("client")))?),
@@ -1135,12 +1657,16 @@ pub async fn create_token(State(st): State<AppState>, ctx: Ctx, headers: HeaderM
         name: f.text("name"),
         capabilities,
         client_id,
-        expires_in_days: f.get("expires_in_days").and_then(|d| d.parse().ok()).unwrap_or(0),
+        expires_in_days: f
+            .get("expires_in_days")
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0),
     };
     match st.app.create_token(&ctx.actor, new).await {
         Ok((_, secret)) => {
             let mut r = tokens_page(&st, &ctx, &headers, Some(secret)).await?;
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             Ok(r)
         }
         Err(e) => Ok(back_with(&st, "/tokens", e)),
@@ -1148,10 +1674,21 @@ pub async fn create_token(State(st): State<AppState>, ctx: Ctx, headers: HeaderM
 }
 
 /// POST /tokens/{id}/revoke
-pub async fn revoke_token(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
-    let Ok(id) = id.parse::<TokenId>() else { return fail(Error::NotFound("token")) };
+pub async fn revoke_token(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = id.parse::<TokenId>() else {
+        return fail(Error::NotFound("token"));
+    };
     match st.app.revoke_token(&ctx.actor, id).await {
-        Ok(()) => redirect_with("/tokens", Some("Token revoked. Anything using it stops working now."), None, st.cfg.secure_cookies),
+        Ok(()) => redirect_with(
+            "/tokens",
+            Some("Token revoked. Anything using it stops working now."),
+            None,
+            st.cfg.secure_cookies,
+        ),
         Err(e) => back_with(&st, "/tokens", e),
     }
 }
@@ -1181,10 +1718,19 @@ struct AuditPage {
 }
 
 /// GET /audit
-pub async fn audit(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap, Query(q): Query<AuditPageQuery>) -> PageResult {
+#[allow(clippy::result_large_err)] // the closure below answers with the error page itself
+pub async fn audit(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Query(q): Query<AuditPageQuery>,
+) -> PageResult {
     let client_id = match q.client_id.as_deref().filter(|s| !s.is_empty()) {
         None => None,
-        Some(s) => Some(s.parse::<ClientId>().map_err(|_| fail(Error::NotFound("client")))?),
+        Some(s) => Some(
+            s.parse::<ClientId>()
+                .map_err(|_| fail(Error::NotFound("client")))?,
+        ),
     };
     let chrome = chrome(&st, &ctx, &headers, "audit", client_id).await?;
     let tz = chrome.time_zone.clone();
@@ -1192,9 +1738,19 @@ pub async fn audit(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap, Que
         match d.as_deref().filter(|s| !s.is_empty()) {
             None => Ok(None),
             Some(s) => {
-                let date: jiff::civil::Date = s.parse().map_err(|_| error_page(StatusCode::BAD_REQUEST, "Dates must look like 2026-11-28."))?;
-                let date = if end { date.tomorrow().unwrap_or(date) } else { date };
-                let z = date.to_zoned(jiff::tz::TimeZone::get(&tz).unwrap_or(jiff::tz::TimeZone::UTC)).map_err(|_| error_page(StatusCode::BAD_REQUEST, "That date is out of range."))?;
+                let date: jiff::civil::Date = s.parse().map_err(|_| {
+                    error_page(StatusCode::BAD_REQUEST, "Dates must look like 2026-11-28.")
+                })?;
+                let date = if end {
+                    date.tomorrow().unwrap_or(date)
+                } else {
+                    date
+                };
+                let z = date
+                    .to_zoned(jiff::tz::TimeZone::get(&tz).unwrap_or(jiff::tz::TimeZone::UTC))
+                    .map_err(|_| {
+                        error_page(StatusCode::BAD_REQUEST, "That date is out of range.")
+                    })?;
                 Ok(Some(Timestamp(z.timestamp().as_microsecond())))
             }
         }
@@ -1208,7 +1764,11 @@ pub async fn audit(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap, Que
         before_seq: q.cursor,
     };
     let limit = 100;
-    let items = st.app.list_audit(&ctx.actor, &query, limit).await.map_err(fail)?;
+    let items = st
+        .app
+        .list_audit(&ctx.actor, &query, limit)
+        .await
+        .map_err(fail)?;
     let mut api_query = Vec::new();
     if let Some(c) = client_id {
         api_query.push(("client_id", c.to_string()));
@@ -1230,7 +1790,11 @@ pub async fn audit(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap, Que
     ])
     .unwrap_or_default();
     let older_href = (items.len() == limit as usize)
-        .then(|| items.last().map(|r| format!("/audit?{page_query}&cursor={}", r.seq)))
+        .then(|| {
+            items
+                .last()
+                .map(|r| format!("/audit?{page_query}&cursor={}", r.seq))
+        })
         .flatten();
     let recent = audit_rows(&items, &tz, &chrome.switcher);
     let clear = chrome.clear_flash;
@@ -1269,7 +1833,13 @@ pub async fn account(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap) -
     let u = st.app.whoami(&ctx.actor).await.map_err(fail)?;
     let chrome = chrome(&st, &ctx, &headers, "account", None).await?;
     let recovery_left = st.app.recovery_codes_left(&ctx.actor).await.map_err(fail)?;
-    let org = user_row(&u, &chrome.switcher, &chrome.provider_name, &chrome.time_zone).org;
+    let org = user_row(
+        &u,
+        &chrome.switcher,
+        &chrome.provider_name,
+        &chrome.time_zone,
+    )
+    .org;
     let clear = chrome.clear_flash;
     Ok(render(
         &AccountPage {
@@ -1295,10 +1865,22 @@ pub struct PasswordForm {
 }
 
 /// POST /account/password
-pub async fn change_password(State(st): State<AppState>, ctx: Ctx, axum::Form(f): axum::Form<PasswordForm>) -> Response {
-    match st.app.change_own_password(&ctx.actor, &f.current_password, &f.password).await {
-        Ok(()) => redirect_with("/account", Some("Password changed."), None, st.cfg.secure_cookies),
+pub async fn change_password(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    axum::Form(f): axum::Form<PasswordForm>,
+) -> Response {
+    match st
+        .app
+        .change_own_password(&ctx.actor, &f.current_password, &f.password)
+        .await
+    {
+        Ok(()) => redirect_with(
+            "/account",
+            Some("Password changed."),
+            None,
+            st.cfg.secure_cookies,
+        ),
         Err(e) => back_with(&st, "/account", e),
     }
 }
-

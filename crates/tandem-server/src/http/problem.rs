@@ -77,17 +77,44 @@ impl Problem {
 pub fn problem_for(e: &Error) -> Problem {
     use StatusCode as S;
     match e {
-        Error::Unauthenticated => Problem::new(S::UNAUTHORIZED, "unauthenticated", "Sign in, or send a valid API token."),
-        Error::MfaRequired => Problem::new(S::UNAUTHORIZED, "mfa_required", "Complete the second sign-in step first."),
-        Error::BadCredentials => Problem::new(S::UNAUTHORIZED, "bad_credentials", "The username or password is not right."),
-        Error::BadCode => Problem::new(S::UNAUTHORIZED, "bad_code", "That code is not right, or was already used. Codes change every 30 seconds."),
+        Error::Unauthenticated => Problem::new(
+            S::UNAUTHORIZED,
+            "unauthenticated",
+            "Sign in, or send a valid API token.",
+        ),
+        Error::MfaRequired => Problem::new(
+            S::UNAUTHORIZED,
+            "mfa_required",
+            "Complete the second sign-in step first.",
+        ),
+        Error::BadCredentials => Problem::new(
+            S::UNAUTHORIZED,
+            "bad_credentials",
+            "The username or password is not right.",
+        ),
+        Error::BadCode => Problem::new(
+            S::UNAUTHORIZED,
+            "bad_code",
+            "That code is not right, or was already used. Codes change every 30 seconds.",
+        ),
         Error::Locked { until } => Problem::new(
             S::TOO_MANY_REQUESTS,
             "too_many_attempts",
-            format!("Too many failed attempts. Try again after {}.", until.display_in("UTC")),
+            format!(
+                "Too many failed attempts. Try again after {}.",
+                until.display_in("UTC")
+            ),
         ),
-        Error::Forbidden(d) => Problem::new(S::FORBIDDEN, "forbidden", format!("You may not do this: {d}.")),
-        Error::NotFound(what) => Problem::new(S::NOT_FOUND, "not_found", format!("No such {what}, or not one you can see.")),
+        Error::Forbidden(d) => Problem::new(
+            S::FORBIDDEN,
+            "forbidden",
+            format!("You may not do this: {d}."),
+        ),
+        Error::NotFound(what) => Problem::new(
+            S::NOT_FOUND,
+            "not_found",
+            format!("No such {what}, or not one you can see."),
+        ),
         Error::Invalid(fields) => {
             let detail = fields
                 .iter()
@@ -99,7 +126,11 @@ pub fn problem_for(e: &Error) -> Problem {
         Error::Conflict(m) => Problem::new(S::CONFLICT, "conflict", m.clone()),
         Error::Store(tandem_store::StoreError::Db(sqlx_err)) if is_unavailable(sqlx_err) => {
             tracing::error!(error = %e, "database unavailable");
-            Problem::new(S::SERVICE_UNAVAILABLE, "unavailable", "The database is not reachable right now. Try again shortly.")
+            Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "The database is not reachable right now. Try again shortly.",
+            )
         }
         Error::Store(_) | Error::Internal(_) => {
             tracing::error!(error = %e, "internal error");
@@ -115,23 +146,23 @@ fn is_unavailable(e: &impl std::fmt::Display) -> bool {
 
 /// A failure answered as problem details (the JSON API's error type).
 #[derive(Debug)]
-pub struct ApiError(pub Problem);
+pub struct ApiError(pub Box<Problem>);
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        ApiError(problem_for(&e))
+        ApiError(Box::new(problem_for(&e)))
     }
 }
 
 impl From<Problem> for ApiError {
     fn from(p: Problem) -> Self {
-        ApiError(p)
+        ApiError(Box::new(p))
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        problem_response(self.0)
+        problem_response(*self.0)
     }
 }
 

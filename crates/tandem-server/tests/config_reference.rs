@@ -1,0 +1,124 @@
+//! The configuration reference in docs/CONFIG.md is the one the code generates, and every
+//! key it documents is accepted by the configuration file.
+
+use std::path::PathBuf;
+use tandem_server::config::{reference, Settings};
+
+fn committed_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/CONFIG.md")
+}
+
+#[test]
+fn docs_config_md_is_the_generated_reference() {
+    const FIX: &str = "run `cargo run -- config reference > docs/CONFIG.md` and commit the result";
+    let path = committed_path();
+    let committed = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{} cannot be read ({e}): {FIX}", path.display()));
+    let generated = reference();
+    if committed != generated {
+        let (c, g): (Vec<&str>, Vec<&str>) =
+            (committed.lines().collect(), generated.lines().collect());
+        let at = c
+            .iter()
+            .zip(&g)
+            .position(|(a, b)| a != b)
+            .unwrap_or(c.len().min(g.len()));
+        panic!(
+            "docs/CONFIG.md is stale: {FIX}.\nFirst difference at line {}:\n  committed: {:?}\n  generated: {:?}",
+            at + 1,
+            c.get(at).copied().unwrap_or("<end of file>"),
+            g.get(at).copied().unwrap_or("<end of file>")
+        );
+    }
+}
+
+#[test]
+fn the_binary_prints_the_same_reference() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["config", "reference"])
+        .output()
+        .expect("run tandem");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), reference());
+}
+
+/// The file keys the reference documents (first column of its table).
+fn documented_keys() -> Vec<String> {
+    reference()
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .filter_map(|l| l.split('|').nth(1))
+        .map(|k| k.trim().trim_matches('`').to_string())
+        .collect()
+}
+
+#[test]
+fn every_documented_key_is_accepted_in_the_file_and_applied() {
+    let values = [
+        ("data", "\"/srv/tandem-data\""),
+        (
+            "database_url",
+            "\"postgres://tandem@db.example.test/tandem\"",
+        ),
+        ("listen", "\"0.0.0.0:9090\""),
+        ("public_url", "\"https://tandem.example.test\""),
+        ("log_format", "\"json\""),
+        ("log", "\"debug\""),
+        ("session_hours", "3"),
+        ("max_connections", "5"),
+        ("metrics_token", "\"scrape-me\""),
+    ];
+    let keys = documented_keys();
+    assert!(!keys.is_empty(), "no keys found in the reference");
+    for k in &keys {
+        assert!(
+            values.iter().any(|(v, _)| v == k),
+            "the reference documents `{k}`: add a value for it to this test"
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("tandem.toml");
+    let toml: String = values
+        .iter()
+        .filter(|(k, _)| keys.contains(&k.to_string()))
+        .map(|(k, v)| format!("{k} = {v}\n"))
+        .collect();
+    std::fs::write(&file, toml).expect("write config");
+    let r = Settings {
+        config: Some(file.clone()),
+        ..Default::default()
+    }
+    .resolve()
+    .expect("every documented key is accepted");
+    assert_eq!(r.data, PathBuf::from("/srv/tandem-data"));
+    assert_eq!(r.database_url, "postgres://tandem@db.example.test/tandem");
+    assert_eq!(r.listen.to_string(), "0.0.0.0:9090");
+    assert_eq!(r.public_url, "https://tandem.example.test");
+    assert!(r.log_json);
+    assert_eq!(r.log, "debug");
+    assert_eq!(r.session_secs, 3 * 3600);
+    assert_eq!(r.max_connections, Some(5));
+    assert_eq!(r.metrics_token.as_deref(), Some("scrape-me"));
+    // A flag beats the file.
+    let r = Settings {
+        config: Some(file.clone()),
+        session_hours: Some(7),
+        ..Default::default()
+    }
+    .resolve()
+    .expect("resolve");
+    assert_eq!(r.session_secs, 7 * 3600);
+    // An unknown key is refused, not ignored.
+    std::fs::write(&file, "listen = \"127.0.0.1:1\"\nlissen = \"x\"\n").expect("write");
+    let e = Settings {
+        config: Some(file),
+        ..Default::default()
+    }
+    .resolve()
+    .expect_err("a misspelt key");
+    assert!(e.to_string().contains("lissen"), "{e}");
+}

@@ -1,0 +1,865 @@
+//! Security: every route of `routes()`, called by every kind of caller, against an explicit
+//! table of who may come through. The table is written here by hand, not derived from the
+//! authorization code, and must name every route.
+
+mod common;
+
+use common::{Cred, Resp, Session, TestApp};
+use reqwest::header::COOKIE;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use tandem_domain::authz::Capability;
+use tandem_domain::directory::User;
+use tandem_domain::TokenId;
+use tandem_server::http::context::Access;
+use tandem_server::http::routes;
+
+/// The callers, in the order of the table's columns.
+const CALLERS: [&str; 11] = [
+    "anon",    // nobody
+    "padmin",  // provider admin
+    "tech",    // provider technician allowed only client A
+    "it_a",    // client IT admin of A
+    "view_a",  // client viewer of A
+    "aud_a",   // auditor of A (access ends in the future)
+    "end_a",   // end user of A
+    "exp_aud", // auditor of A whose access has ended
+    "it_b",    // client IT admin of B: the other tenant
+    "token",   // API token of the provider admin, every capability
+    "half",    // password done, second factor still owed
+];
+
+/// Who may come through each route: `Y` allowed, `.` denied, one column per caller above.
+/// Path parameters: `client_id` is client A, `user_id` is A's end user, `token_id` is one
+/// of the caller's own tokens (or, for callers who have none, another person's token).
+#[rustfmt::skip]
+const EXPECTED: &[(&str, &str, &str)] = &[
+    //                                          anon padm tech it_a view aud_ end_ exp_ it_b tokn half
+    ("GET",    "/healthz",                         "Y    Y    Y    Y    Y    Y    Y    Y    Y    Y    Y"),
+    ("GET",    "/readyz",                          "Y    Y    Y    Y    Y    Y    Y    Y    Y    Y    Y"),
+    ("GET",    "/metrics",                         "Y    Y    Y    Y    Y    Y    Y    Y    Y    Y    Y"),
+    ("GET",    "/static/app.css",                  "Y    Y    Y    Y    Y    Y    Y    Y    Y    Y    Y"),
+    ("GET",    "/api/v1/openapi.json",             "Y    Y    Y    Y    Y    Y    Y    Y    Y    Y    Y"),
+    ("GET",    "/login",                           "Y    Y    Y    Y    Y    Y    Y    Y    Y    Y    Y"),
+    ("POST",   "/login",                           "Y    Y    Y    Y    Y    Y    Y    Y    Y    .    Y"),
+    ("GET",    "/mfa",                             ".    Y    Y    Y    Y    Y    Y    Y    Y    .    Y"),
+    ("POST",   "/mfa",                             ".    Y    Y    Y    Y    Y    Y    Y    Y    .    Y"),
+    ("GET",    "/mfa/setup",                       ".    Y    Y    Y    Y    Y    Y    Y    Y    .    Y"),
+    ("POST",   "/mfa/setup",                       ".    Y    Y    Y    Y    Y    Y    Y    Y    .    Y"),
+    ("POST",   "/logout",                          ".    Y    Y    Y    Y    Y    Y    Y    Y    .    Y"),
+    ("GET",    "/",                                ".    Y    Y    Y    Y    Y    Y    Y    Y    .    ."),
+    ("GET",    "/go",                              ".    Y    Y    Y    Y    Y    Y    Y    Y    .    ."),
+    ("GET",    "/clients",                         ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("POST",   "/clients",                         ".    Y    .    .    .    .    .    .    .    .    ."),
+    ("GET",    "/clients.csv",                     ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("GET",    "/clients/{client_id}",             ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("POST",   "/clients/{client_id}/sites",       ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("GET",    "/users",                           ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("GET",    "/users.csv",                       ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("GET",    "/users/new",                       ".    Y    .    Y    .    .    .    .    Y    .    ."),
+    ("POST",   "/users/new",                       ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("GET",    "/users/{user_id}",                 ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("POST",   "/users/{user_id}",                 ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/users/{user_id}/reset-mfa",       ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("GET",    "/tokens",                          ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("POST",   "/tokens",                          ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("POST",   "/tokens/{token_id}/revoke",        ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("GET",    "/audit",                           ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("GET",    "/account",                         ".    Y    Y    Y    Y    Y    Y    Y    Y    .    ."),
+    ("POST",   "/account/password",                ".    Y    Y    Y    Y    Y    Y    Y    Y    .    ."),
+    // Scope agreement pages; `{number}` as for the API below.
+    ("GET",    "/clients/{client_id}/scope",                                  ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("GET",    "/clients/{client_id}/scope/versions",                         ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("POST",   "/clients/{client_id}/scope/drafts",                           ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("GET",    "/clients/{client_id}/scope/versions/{number}",                ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("GET",    "/clients/{client_id}/scope/versions/{number}/edit",           ".    Y    .    .    .    .    .    .    .    .    ."),
+    ("POST",   "/clients/{client_id}/scope/versions/{number}/edit",           ".    Y    .    .    .    .    .    .    .    .    ."),
+    ("POST",   "/clients/{client_id}/scope/versions/{number}/import",         ".    Y    .    .    .    .    .    .    .    .    ."),
+    ("GET",    "/clients/{client_id}/scope/versions/{number}/print",          ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("POST",   "/clients/{client_id}/scope/versions/{number}/propose",        ".    Y    .    .    .    .    .    .    .    .    ."),
+    ("POST",   "/clients/{client_id}/scope/versions/{number}/accept",         ".    .    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/clients/{client_id}/scope/versions/{number}/reject",         ".    .    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/clients/{client_id}/scope/versions/{number}/withdraw",       ".    Y    .    .    .    .    .    .    .    .    ."),
+    ("GET",    "/clients/{client_id}/scope/diff",                             ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("GET",    "/scope/domains",                                              ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("POST",   "/scope/domains",                                              ".    Y    .    .    .    .    .    .    .    .    ."),
+    ("POST",   "/scope/domains/{key}",                                        ".    Y    .    .    .    .    .    .    .    .    ."),
+    ("POST",   "/notifications/read",                                         ".    Y    Y    Y    Y    Y    Y    Y    Y    .    ."),
+    ("GET",    "/api/v1/me",                       ".    Y    Y    Y    Y    Y    Y    Y    Y    Y    ."),
+    ("GET",    "/api/v1/clients",                  ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("POST",   "/api/v1/clients",                  ".    Y    .    .    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/clients/{client_id}",      ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("GET",    "/api/v1/clients/{client_id}/sites",".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("POST",   "/api/v1/clients/{client_id}/sites",".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/users",                    ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("POST",   "/api/v1/users",                    ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/users/{user_id}",          ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("PATCH",  "/api/v1/users/{user_id}",          ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("POST",   "/api/v1/users/{user_id}/reset-mfa",".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/tokens",                   ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("POST",   "/api/v1/tokens",                   ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("DELETE", "/api/v1/tokens/{token_id}",        ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("GET",    "/api/v1/audit",                    ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("GET",    "/api/v1/audit/export",             ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("GET",    "/api/v1/audit/verify",             ".    Y    .    .    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/notifications",            ".    Y    Y    Y    Y    Y    Y    Y    Y    Y    ."),
+    ("POST",   "/api/v1/notifications/read",       ".    Y    Y    Y    Y    Y    Y    Y    Y    Y    ."),
+    // Scope agreement. `{number}` is the version in force for reads; for changes, a version
+    // made ready for the probe: an open draft by the provider (content, import, propose,
+    // withdraw) or a proposal by the provider (accept, reject: only the other side decides).
+    ("GET",    "/api/v1/domains",                  ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("POST",   "/api/v1/domains",                  ".    Y    .    .    .    .    .    .    .    Y    ."),
+    ("PATCH",  "/api/v1/domains/{key}",            ".    Y    .    .    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/clients/{client_id}/scope/versions",                      ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("POST",   "/api/v1/clients/{client_id}/scope/versions",                      ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/clients/{client_id}/scope/versions/{number}",             ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("PUT",    "/api/v1/clients/{client_id}/scope/versions/{number}/content",     ".    Y    .    .    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/clients/{client_id}/scope/versions/{number}/lint",        ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("POST",   "/api/v1/clients/{client_id}/scope/versions/{number}/propose",     ".    Y    .    .    .    .    .    .    .    Y    ."),
+    ("POST",   "/api/v1/clients/{client_id}/scope/versions/{number}/accept",      ".    .    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/api/v1/clients/{client_id}/scope/versions/{number}/reject",      ".    .    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/api/v1/clients/{client_id}/scope/versions/{number}/withdraw",    ".    Y    .    .    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/clients/{client_id}/scope/versions/{number}/export",      ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("POST",   "/api/v1/clients/{client_id}/scope/versions/{number}/import",      ".    Y    .    .    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/clients/{client_id}/scope/versions/{number}/holidays.ics",".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("GET",    "/api/v1/clients/{client_id}/scope/diff",                          ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("GET",    "/api/v1/clients/{client_id}/scope/in-force",                      ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("GET",    "/api/v1/clients/{client_id}/route",                               ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+];
+
+/// A small agreement: internal owns the helpdesk in business hours, the provider patching.
+fn agreement() -> Value {
+    let week = |s: u16, e: u16| json!([[{"start": s, "end": e}], [{"start": s, "end": e}], [{"start": s, "end": e}], [{"start": s, "end": e}], [{"start": s, "end": e}], [], []]);
+    let row = |domain: &str, owner: &str, after: &str| {
+        json!({
+            "domain": domain,
+            "raci": {"responsible": [owner, after], "accountable": [owner], "consulted": [], "informed": []},
+            "business_hours_owner": owner, "after_hours_owner": after,
+            "internal_contact": "Internal IT", "provider_contact": "Provider desk",
+            "internal_escalation": ["IT lead"], "provider_escalation": ["On-call"], "notes": ""
+        })
+    };
+    json!({
+        "internal_calendar": {"time_zone": "America/New_York", "week": week(480, 1020), "holidays": [{"date": "2026-12-25", "name": "Christmas Day"}]},
+        "provider_calendar": {"time_zone": "America/New_York", "week": week(480, 1080), "holidays": []},
+        "assignments": [row("helpdesk", "internal", "provider"), row("patching", "provider", "provider")]
+    })
+}
+
+/// A client A agreement in force, and the means to make versions ready for probes.
+struct Scope {
+    provider: Cred,
+    internal: Cred,
+    /// The lint findings a proposal of [`agreement`] acknowledges.
+    ack: Vec<String>,
+    in_force: i64,
+}
+
+impl Scope {
+    fn versions(t: &TestApp) -> String {
+        format!("/api/v1/clients/{}/scope/versions", t.w.client_a.id)
+    }
+
+    async fn call(t: &TestApp, m: Method, path: &str, cred: &Cred, body: Option<Value>) -> Resp {
+        let mut rb = t.api(m.clone(), path, cred);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = t.send(rb).await;
+        assert!(
+            r.status.is_success(),
+            "scope setup {m} {path}: {} {}",
+            r.status,
+            r.text
+        );
+        r
+    }
+
+    async fn new(t: &TestApp) -> Scope {
+        let caps = [
+            Capability::ScopeRead,
+            Capability::ScopeWrite,
+            Capability::ClientsRead,
+        ];
+        let provider = Cred::Bearer(t.token_for(&t.w.padmin, &caps, None).await.1);
+        let internal = Cred::Bearer(t.token_for(&t.w.it_a, &caps, None).await.1);
+        let v = Self::versions(t);
+        let n = Self::call(t, Method::POST, &v, &provider, None)
+            .await
+            .json()["number"]
+            .as_i64()
+            .expect("number");
+        let saved = Self::call(
+            t,
+            Method::PUT,
+            &format!("{v}/{n}/content"),
+            &provider,
+            Some(agreement()),
+        )
+        .await
+        .json();
+        let ack = saved["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .map(|f| match f["domain"].as_str() {
+                Some(d) => format!("{}:{d}", f["code"].as_str().unwrap_or("")),
+                None => f["code"].as_str().unwrap_or("").to_string(),
+            })
+            .collect();
+        let s = Scope {
+            provider,
+            internal,
+            ack,
+            in_force: n,
+        };
+        Self::call(
+            t,
+            Method::POST,
+            &format!("{v}/{n}/propose"),
+            &s.provider,
+            Some(json!({"acknowledge": s.ack})),
+        )
+        .await;
+        Self::call(
+            t,
+            Method::POST,
+            &format!("{v}/{n}/accept"),
+            &s.internal,
+            Some(json!({"comment": "agreed"})),
+        )
+        .await;
+        s
+    }
+
+    /// Withdraws whatever draft or proposal is open, as its author.
+    async fn close_open(&self, t: &TestApp) {
+        let v = Self::versions(t);
+        let list = Self::call(t, Method::GET, &v, &self.provider, None)
+            .await
+            .json();
+        for x in list.as_array().expect("versions") {
+            if matches!(x["status"].as_str(), Some("draft") | Some("proposed")) {
+                let author = if x["author_side"] == "provider" {
+                    &self.provider
+                } else {
+                    &self.internal
+                };
+                Self::call(
+                    t,
+                    Method::POST,
+                    &format!("{v}/{}/withdraw", x["number"]),
+                    author,
+                    None,
+                )
+                .await;
+            }
+        }
+    }
+
+    /// Makes the version a probe of this route needs; returns its number.
+    async fn prepare(&self, t: &TestApp, method: &Method, template: &str) -> i64 {
+        let starts = *method == Method::POST
+            && (template.ends_with("/scope/versions") || template.ends_with("/scope/drafts"));
+        let on_draft = template.contains("/scope/versions/{number}/")
+            && (*method != Method::GET || template.ends_with("/edit"));
+        if !starts && !on_draft {
+            return self.in_force;
+        }
+        self.close_open(t).await;
+        if starts {
+            return self.in_force;
+        }
+        let v = Self::versions(t);
+        let n = Self::call(t, Method::POST, &v, &self.provider, None)
+            .await
+            .json()["number"]
+            .as_i64()
+            .expect("number");
+        if template.ends_with("/accept") || template.ends_with("/reject") {
+            Self::call(
+                t,
+                Method::POST,
+                &format!("{v}/{n}/propose"),
+                &self.provider,
+                Some(json!({"acknowledge": self.ack})),
+            )
+            .await;
+        }
+        n
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seen {
+    Allowed,
+    Denied,
+}
+
+struct Caller {
+    name: &'static str,
+    cred: Cred,
+    /// Own tokens to revoke: (through the page, through the API).
+    revoke_me: Option<(TokenId, TokenId)>,
+}
+
+fn expected_row(method: &str, path: &str) -> Option<Vec<bool>> {
+    EXPECTED
+        .iter()
+        .find(|(m, p, _)| *m == method && *p == path)
+        .map(|(_, _, row)| {
+            let cells: Vec<bool> = row
+                .split_whitespace()
+                .map(|c| match c {
+                    "Y" => true,
+                    "." => false,
+                    other => panic!("bad cell {other:?} in the row of {method} {path}"),
+                })
+                .collect();
+            assert_eq!(
+                cells.len(),
+                CALLERS.len(),
+                "the row of {method} {path} has {} cells",
+                cells.len()
+            );
+            cells
+        })
+}
+
+#[test]
+fn the_table_names_every_route_and_only_routes() {
+    let table: BTreeSet<(String, String)> = EXPECTED
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(
+        table.len(),
+        EXPECTED.len(),
+        "a route is listed twice in EXPECTED"
+    );
+    let served: BTreeSet<(String, String)> = routes()
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_string()))
+        .collect();
+    let missing: Vec<_> = served.difference(&table).collect();
+    assert!(
+        missing.is_empty(),
+        "routes without an entry in the expectation table (add them to EXPECTED): {missing:?}"
+    );
+    let stale: Vec<_> = table.difference(&served).collect();
+    assert!(
+        stale.is_empty(),
+        "EXPECTED lists routes that routes() no longer has: {stale:?}"
+    );
+    for (m, p, _) in EXPECTED {
+        expected_row(m, p);
+    }
+}
+
+/// How the answer looks from outside: did the caller get through?
+fn classify(access: Access, r: &Resp) -> Result<Seen, String> {
+    let s = r.status.as_u16();
+    if s >= 500 {
+        return Err(format!("server error {s}: {}", r.text));
+    }
+    let loc = r.location().unwrap_or("");
+    let gate_redirect = loc.starts_with("/login?next=");
+    match access {
+        Access::Public | Access::SignIn => match s {
+            200..=399 => Ok(Seen::Allowed),
+            401 | 403 => Ok(Seen::Denied),
+            _ => Err(format!("unexpected {s}")),
+        },
+        // The gate refuses these routes only by sending the caller to sign in; anything
+        // else (including the MFA pages' own 401 for a wrong code) came from the handler.
+        Access::HalfSession => Ok(if gate_redirect {
+            Seen::Denied
+        } else {
+            Seen::Allowed
+        }),
+        Access::Page => match s {
+            200..=299 => Ok(Seen::Allowed),
+            300..=399 => {
+                let (_, error) = r.flash();
+                if gate_redirect || loc == "/mfa" || loc == "/mfa/setup" || !error.is_empty() {
+                    Ok(Seen::Denied)
+                } else {
+                    Ok(Seen::Allowed)
+                }
+            }
+            401 | 403 | 404 => Ok(Seen::Denied),
+            _ => Err(format!("unexpected {s}: {}", r.text)),
+        },
+        Access::Api => match s {
+            200..=299 => Ok(Seen::Allowed),
+            401 | 403 | 404 => {
+                if !r.content_type().starts_with("application/problem+json") {
+                    return Err(format!(
+                        "API refusal {s} is not a problem document: {}",
+                        r.content_type()
+                    ));
+                }
+                let p = r.json();
+                if p["request_id"] != r.request_id() {
+                    return Err("API refusal without the request id".into());
+                }
+                Ok(Seen::Denied)
+            }
+            _ => Err(format!("unexpected {s}: {}", r.text)),
+        },
+    }
+}
+
+fn login_csrf() -> &'static str {
+    "0123456789abcdef0123456789abcdef0123456789abcdef"
+}
+
+/// The request a caller makes to a route: path parameters filled in, a body that would
+/// succeed for someone allowed, and valid CSRF so that a refusal is about authorization.
+/// What fills a route's parameters besides the seeded world.
+struct Fill<'a> {
+    /// Tokens of someone else, for callers who have none of their own.
+    victim: (TokenId, TokenId),
+    /// The agreement version number.
+    number: i64,
+    /// The findings a proposal acknowledges.
+    ack: &'a [String],
+}
+
+fn probe(
+    t: &TestApp,
+    method: &Method,
+    template: &str,
+    access: Access,
+    c: &Caller,
+    fill: &Fill,
+) -> reqwest::RequestBuilder {
+    let (victim, number, ack) = (fill.victim, fill.number, fill.ack);
+    let w = &t.w;
+    let (page_tok, api_tok) = c.revoke_me.unwrap_or(victim);
+    let path = template
+        .replace("{client_id}", &w.client_a.id.to_string())
+        .replace("{user_id}", &w.end_a.id.to_string())
+        .replace(
+            "{token_id}",
+            &if template.starts_with("/api/") {
+                api_tok
+            } else {
+                page_tok
+            }
+            .to_string(),
+        )
+        .replace("{number}", &number.to_string())
+        .replace("{key}", "helpdesk");
+    let path = match template {
+        "/api/v1/clients/{client_id}/scope/diff" => format!("{path}?from={number}&to={number}"),
+        "/api/v1/clients/{client_id}/route" => format!("{path}?domain=patching"),
+        t if t.ends_with("/holidays.ics") => format!("{path}?side=internal"),
+        _ => path,
+    };
+    let csrf = match &c.cred {
+        Cred::Session { csrf, .. } => csrf.clone(),
+        _ => "no-session".to_string(),
+    };
+    let rb = if access == Access::Api {
+        t.api(method.clone(), &path, &c.cred)
+    } else {
+        t.req(method.clone(), &path, &c.cred)
+    };
+    let n = c.name.replace('_', "-");
+    let form = |fields: &[(&str, &str)]| {
+        let mut all = vec![("csrf".to_string(), csrf.clone())];
+        all.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        all
+    };
+    let a = w.client_a.id.to_string();
+    match (method.as_str(), template) {
+        ("POST", "/login") => rb
+            .header(COOKIE, format!("tandem_login_csrf={}", login_csrf()))
+            .form(&[("csrf", login_csrf()), ("username", &w.login_probe.username), ("password", common::PASSWORD), ("next", "/")]),
+        ("POST", "/mfa") | ("POST", "/mfa/setup") => rb.form(&form(&[("code", "000000")])),
+        ("POST", "/clients") => rb.form(&form(&[("name", &format!("Page client {n}"))])),
+        ("POST", "/clients/{client_id}/sites") => rb.form(&form(&[("name", &format!("Page site {n}")), ("time_zone", "UTC"), ("address", "")])),
+        ("POST", "/users/new") => rb.form(&form(&[
+            ("username", &format!("page.{n}")),
+            ("email", &format!("page.{n}@example.test")),
+            ("display_name", &format!("Page {n}")),
+            ("role", "end_user"),
+            ("client_id", &a),
+            ("password", common::PASSWORD),
+            ("time_zone", "UTC"),
+        ])),
+        ("POST", "/users/{user_id}") => rb.form(&form(&[("display_name", &format!("Eddie by {n}"))])),
+        ("POST", "/tokens") => rb.form(&form(&[("name", &format!("page token {n}")), ("capability", "clients:read"), ("expires_in_days", "30")])),
+        ("POST", "/account/password") => rb.form(&form(&[("current_password", common::PASSWORD), ("password", common::PASSWORD)])),
+        ("POST", p) if access != Access::Api && p.ends_with("/edit") => {
+            rb.form(&form(&[("tz_internal", "America/New_York"), ("tz_provider", "America/New_York")]))
+        }
+        ("POST", p) if access != Access::Api && p.ends_with("/import") => {
+            rb.form(&form(&[("format", "json"), ("content", &agreement().to_string())]))
+        }
+        ("POST", p) if access != Access::Api && p.ends_with("/propose") => {
+            let mut fields: Vec<(&str, &str)> = vec![("effective_from", "")];
+            fields.extend(ack.iter().map(|a| ("ack", a.as_str())));
+            rb.form(&form(&fields))
+        }
+        ("POST", p) if access != Access::Api && (p.ends_with("/accept") || p.ends_with("/reject")) => {
+            rb.form(&form(&[("comment", &format!("decided on the page by {n}"))]))
+        }
+        ("POST", "/scope/domains") => rb.form(&form(&[
+            ("key", &format!("matrix_page_{}", c.name)),
+            ("name", &format!("Page domain {n}")),
+            ("description", ""),
+        ])),
+        ("POST", "/scope/domains/{key}") => rb.form(&form(&[("description", &format!("Described on the page by {n}"))])),
+        ("POST", _) if access != Access::Api => rb.form(&form(&[])),
+        ("POST", "/api/v1/clients") => rb.json(&json!({"name": format!("Api client {n}")})),
+        ("POST", "/api/v1/clients/{client_id}/sites") => rb.json(&json!({"name": format!("Api site {n}"), "time_zone": "UTC"})),
+        ("POST", "/api/v1/users") => rb.json(&json!({
+            "client_id": a, "username": format!("api.{n}"), "email": format!("api.{n}@example.test"),
+            "display_name": format!("Api {n}"), "role": "end_user", "password": common::PASSWORD,
+        })),
+        ("PATCH", "/api/v1/users/{user_id}") => rb.json(&json!({"display_name": format!("Eddie via {n}")})),
+        ("POST", "/api/v1/tokens") => rb.json(&json!({"name": format!("api token {n}"), "capabilities": ["clients:read"], "expires_in_days": 30})),
+        ("POST", "/api/v1/domains") => rb.json(&json!({"key": format!("matrix_{}", c.name), "name": format!("Matrix domain {n}"), "description": ""})),
+        ("PATCH", "/api/v1/domains/{key}") => rb.json(&json!({"description": format!("Described by {n}")})),
+        ("PUT", t) if t.ends_with("/content") => rb.json(&agreement()),
+        ("POST", t) if t.ends_with("/import") => rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(agreement().to_string()),
+        ("POST", t) if t.ends_with("/propose") => rb.json(&json!({"acknowledge": ack})),
+        ("POST", t) if t.ends_with("/accept") || t.ends_with("/reject") => rb.json(&json!({"comment": format!("decided by {n}")})),
+        _ => rb,
+    }
+}
+
+async fn callers(t: &TestApp) -> (Vec<Caller>, (TokenId, TokenId)) {
+    let w = &t.w;
+    let session = |s: Session| Cred::Session {
+        cookie: s.cookie,
+        csrf: s.csrf,
+    };
+    let mut out = Vec::new();
+    let people: [(&'static str, &User); 8] = [
+        ("padmin", &w.padmin),
+        ("tech", &w.tech),
+        ("it_a", &w.it_a),
+        ("view_a", &w.viewer_a),
+        ("aud_a", &w.auditor_a),
+        ("end_a", &w.end_a),
+        ("exp_aud", &w.expired),
+        ("it_b", &w.it_b),
+    ];
+    out.push(Caller {
+        name: "anon",
+        cred: Cred::None,
+        revoke_me: None,
+    });
+    for (name, u) in people {
+        let s = t.sign_in(u).await;
+        let revoke_me = if matches!(name, "end_a" | "exp_aud") {
+            None
+        } else {
+            let caps = [Capability::ClientsRead];
+            Some((
+                t.token_for(u, &caps, None).await.0,
+                t.token_for(u, &caps, None).await.0,
+            ))
+        };
+        out.push(Caller {
+            name,
+            cred: session(s),
+            revoke_me,
+        });
+    }
+    let (_, secret) = t.token_for(&w.padmin, &Capability::ALL, None).await;
+    out.push(Caller {
+        name: "token",
+        cred: Cred::Bearer(secret),
+        revoke_me: None,
+    });
+    let half = common::half_sign_in(&t.base, &w.half.username).await;
+    out.push(Caller {
+        name: "half",
+        cred: session(half),
+        revoke_me: None,
+    });
+    let names: Vec<_> = out.iter().map(|c| c.name).collect();
+    assert_eq!(
+        names, CALLERS,
+        "callers are built in the table's column order"
+    );
+    // Tokens of A's IT admin that nobody else may revoke.
+    let victim = (
+        t.token_for(&w.it_a, &[Capability::ClientsRead], None)
+            .await
+            .0,
+        t.token_for(&w.it_a, &[Capability::ClientsRead], None)
+            .await
+            .0,
+    );
+    (out, victim)
+}
+
+async fn me_status(t: &TestApp, cred: &Cred) -> u16 {
+    t.send(t.api(Method::GET, "/api/v1/me", cred))
+        .await
+        .status
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_lets_in_exactly_the_callers_the_table_names() {
+    common::run(|t: Arc<TestApp>| async move {
+        let (mut callers, victim) = callers(&t).await;
+        let scope = Scope::new(&t).await;
+        let markers = t.w.a_markers();
+        let mut table: Vec<_> = routes()
+            .into_iter()
+            .map(|r| (r.method, r.path, r.access))
+            .collect();
+        // Signing out ends the session the other probes use: do it last.
+        table.sort_by_key(|(m, p, _)| (*m == Method::POST && *p == "/logout") as u8);
+        let mut failures = Vec::new();
+        let mut observed: Vec<(Method, &str, Access, Vec<Seen>)> = Vec::new();
+        for (method, path, access) in table {
+            let Some(row) = expected_row(method.as_str(), path) else {
+                failures.push(format!("{method} {path} has no entry in EXPECTED"));
+                continue;
+            };
+            let mut seen_row = Vec::new();
+            for (i, c) in callers.iter().enumerate() {
+                let number = scope.prepare(&t, &method, path).await;
+                let head = t.audit_head().await;
+                let r = t
+                    .send(probe(
+                        &t,
+                        &method,
+                        path,
+                        access,
+                        c,
+                        &Fill {
+                            victim,
+                            number,
+                            ack: &scope.ack,
+                        },
+                    ))
+                    .await;
+                let what = format!("{method} {path} as {}", c.name);
+                let seen = match classify(access, &r) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        failures.push(format!("{what}: {e}"));
+                        seen_row.push(Seen::Denied);
+                        continue;
+                    }
+                };
+                seen_row.push(seen);
+                let want = if row[i] { Seen::Allowed } else { Seen::Denied };
+                if seen != want {
+                    failures.push(format!(
+                        "{what}: expected {want:?}, got {seen:?} ({} {:?} {})",
+                        r.status,
+                        r.location(),
+                        r.text.chars().take(300).collect::<String>()
+                    ));
+                }
+                if seen == Seen::Denied && t.audit_head().await != head {
+                    failures.push(format!(
+                        "{what}: refused, yet the audit trail grew (something was changed)"
+                    ));
+                }
+                if c.name == "it_b" {
+                    let location = r.location().unwrap_or("");
+                    for m in &markers {
+                        if r.text.contains(m.as_str()) || location.contains(m.as_str()) {
+                            failures.push(format!(
+                                "{what}: client A's data {m:?} shown to client B's admin"
+                            ));
+                        }
+                    }
+                }
+            }
+            // Resetting MFA ends the end user's sessions: sign them in again.
+            if path.ends_with("/reset-mfa") {
+                let s = t.sign_in(&t.w.end_a).await;
+                let end = callers
+                    .iter_mut()
+                    .find(|c| c.name == "end_a")
+                    .expect("end user caller");
+                end.cred = Cred::Session {
+                    cookie: s.cookie,
+                    csrf: s.csrf,
+                };
+            }
+            observed.push((method, path, access, seen_row));
+        }
+        assert!(
+            failures.is_empty(),
+            "{} route-matrix failures on {}:\n{}",
+            failures.len(),
+            t.backend.name(),
+            failures.join("\n")
+        );
+
+        // Independent of the table: tokens are refused on every non-API route that is not
+        // public, and a half-signed-in session reaches only the MFA pages, sign-out and
+        // public routes.
+        let token_col = CALLERS
+            .iter()
+            .position(|c| *c == "token")
+            .expect("token column");
+        let half_col = CALLERS
+            .iter()
+            .position(|c| *c == "half")
+            .expect("half column");
+        for (method, path, access, seen) in &observed {
+            if !path.starts_with("/api/") && !matches!(access, Access::Public) {
+                assert_eq!(
+                    seen[token_col],
+                    Seen::Denied,
+                    "an API token got through {method} {path}"
+                );
+            }
+            let half_may = matches!(access, Access::Public | Access::SignIn)
+                || matches!(*path, "/mfa" | "/mfa/setup" | "/logout");
+            assert_eq!(
+                seen[half_col] == Seen::Allowed,
+                half_may,
+                "half-signed-in session on {method} {path}"
+            );
+        }
+
+        // Signing out worked for those allowed, and the victim tokens were never revoked.
+        for c in &callers {
+            if matches!(c.cred, Cred::Session { .. }) {
+                assert_eq!(
+                    me_status(&t, &c.cred).await,
+                    401,
+                    "{}'s session still works after signing out",
+                    c.name
+                );
+            }
+        }
+        let live = t
+            .app
+            .list_tokens(&tandem_app::Actor::person(
+                tandem_app::principal_of(&t.w.it_a),
+                None,
+            ))
+            .await
+            .expect("tokens");
+        for id in [victim.0, victim.1] {
+            let tok = live.iter().find(|x| x.id == id).expect("victim token");
+            assert!(
+                tok.revoked_at.is_none(),
+                "someone revoked another person's token"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_changing_requests_without_csrf_are_refused() {
+    common::run(|t: Arc<TestApp>| async move {
+        let s = t.sign_in(&t.w.padmin).await;
+        let cookie = Cred::Session {
+            cookie: s.cookie.clone(),
+            csrf: "wrong".repeat(8),
+        };
+        let no_csrf_caller = Caller {
+            name: "padmin",
+            cred: cookie,
+            revoke_me: None,
+        };
+        let some_token = t
+            .token_for(&t.w.padmin, &[Capability::ClientsRead], None)
+            .await
+            .0;
+        for r in routes() {
+            if matches!(r.method, Method::GET | Method::HEAD) || r.access == Access::Public {
+                continue;
+            }
+            let what = format!("{} {}", r.method, r.path);
+            let head = t.audit_head().await;
+            // Wrong token, in the form field (pages) or header (API); for the sign-in form,
+            // a field that does not match its cookie.
+            let wrong = if r.path == "/login" {
+                t.req(r.method.clone(), r.path, &Cred::None)
+                    .header(COOKIE, format!("tandem_login_csrf={}", login_csrf()))
+                    .form(&[
+                        ("csrf", "f".repeat(48).as_str()),
+                        ("username", t.w.login_probe.username.as_str()),
+                        ("password", common::PASSWORD),
+                    ])
+            } else {
+                probe(
+                    &t,
+                    &r.method,
+                    r.path,
+                    r.access,
+                    &no_csrf_caller,
+                    &Fill {
+                        victim: (some_token, some_token),
+                        number: 1,
+                        ack: &[],
+                    },
+                )
+            };
+            let resp = t.send(wrong).await;
+            assert_eq!(
+                resp.status, 403,
+                "{what} with a wrong CSRF token: {} {}",
+                resp.status, resp.text
+            );
+            if r.access == Access::Api {
+                resp.assert_problem(403, "csrf_failed");
+            }
+            // No token at all: the bare session cookie (and for the sign-in form, no cookie).
+            let path = r
+                .path
+                .replace("{client_id}", &t.w.client_a.id.to_string())
+                .replace("{user_id}", &t.w.end_a.id.to_string())
+                .replace("{token_id}", &some_token.to_string())
+                .replace("{number}", "1")
+                .replace("{key}", "helpdesk");
+            let bare = t.req(
+                r.method.clone(),
+                &path,
+                &Cred::Session {
+                    cookie: s.cookie.clone(),
+                    csrf: String::new(),
+                },
+            );
+            let bare = if r.access == Access::Api {
+                bare.json(&json!({"name": "No CSRF"}))
+            } else if r.path == "/login" {
+                bare.form(&[
+                    ("csrf", "x"),
+                    ("username", t.w.login_probe.username.as_str()),
+                    ("password", common::PASSWORD),
+                ])
+            } else {
+                bare.form(&[("name", "No CSRF"), ("display_name", "No CSRF")])
+            };
+            let resp = t.send(bare).await;
+            assert_eq!(
+                resp.status, 403,
+                "{what} without CSRF: {} {}",
+                resp.status, resp.text
+            );
+            if r.access == Access::Api {
+                resp.assert_problem(403, "csrf_failed");
+            }
+            assert_eq!(
+                t.audit_head().await,
+                head,
+                "{what} without CSRF changed something"
+            );
+        }
+        // The session survived every refused sign-out.
+        assert_eq!(me_status(&t, &s.cred()).await, 200);
+    })
+    .await;
+}
