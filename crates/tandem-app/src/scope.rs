@@ -531,11 +531,12 @@ impl App {
         v.proposed_at = Some(now);
         v.effective_from = Some(effective);
         v.updated_at = now;
+        let client_name = self.get_client(actor, client).await?.name;
         let mut w = self.store.write().await?;
         store::update_version(&mut w, &v).await?;
         let (internal, provider) = store::staff(&mut w, client).await?;
         let msg = format!(
-            "{} proposed version {number} of the scope agreement, effective {}",
+            "{client_name}: {} proposed version {number} of the scope agreement, effective {}",
             label(actor),
             effective.to_rfc3339()
         );
@@ -598,11 +599,12 @@ impl App {
             v.effective_from = Some(v.effective_from.unwrap_or(now).max(now));
         }
         v.updated_at = now;
+        let client_name = self.get_client(actor, client).await?.name;
         let mut w = self.store.write().await?;
         store::update_version(&mut w, &v).await?;
         let (internal, provider) = store::staff(&mut w, client).await?;
         let msg = format!(
-            "{} {} version {number} of the scope agreement",
+            "{client_name}: {} {} version {number} of the scope agreement",
             label(actor),
             if accept { "accepted" } else { "rejected" }
         );
