@@ -1,0 +1,157 @@
+//! `tandem-bench`: measures the `tandem` server the way `docs/BENCHMARKS.md` records it.
+//!
+//! * `server` starts `tandem demo` as a child process on a free loopback port, measures the
+//!   time to ready and the idle memory (fresh data, then existing data), signs in as the demo
+//!   provider admin, makes an API token, and loads `/healthz` and `/api/v1/users` with `wrk`,
+//!   on SQLite and on PostgreSQL. It prints Markdown tables.
+//! * `build` times a clean `cargo build --release -p tandem-server` in an empty target folder
+//!   and reports the size of the `tandem` binary, as built and fully stripped.
+//! * `scope` measures routing decisions in memory and through the use case (with the
+//!   database), and the lint of a thousand agreements.
+//! * `machine` prints what the figures were measured on.
+//!
+//! Everything it starts is a child process that it stops; all traffic stays on 127.0.0.1;
+//! every wait is bounded.
+
+mod clean_build;
+mod machine;
+mod scope;
+mod server;
+mod wrk;
+
+use anyhow::{bail, Context, Result};
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage:
+  tandem-bench server --tandem PATH [--backends sqlite,postgres]
+                      [--pg-url postgres://postgres@127.0.0.1:5432]
+                      [--duration SECS (15)] [--warmup SECS (3)] [--rounds N (1)]
+                      [--threads N (2)] [--connections N (32)] [--idle SECS (5)]
+                      [--perf DIR (system-wide perf profile of each load run)]
+                      [--env KEY=VALUE (for the server; repeatable)]
+  tandem-bench build --target-dir EMPTY_DIR [--workspace DIR (.)] [--keep]
+  tandem-bench scope [--decisions N (5000000)] [--db-calls N (5000)] [--agreements N (1000)]
+                     [--pg-url postgres://postgres@127.0.0.1:5432/postgres]
+  tandem-bench machine";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("server") => server::Options::parse(&args[1..]).and_then(|o| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?
+                .block_on(server::run(o))
+        }),
+        Some("scope") => scope::Options::parse(&args[1..]).and_then(|o| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?
+                .block_on(scope::run(o))
+        }),
+        Some("build") => clean_build::Options::parse(&args[1..]).and_then(clean_build::run),
+        Some("machine") => {
+            print!("{}", machine::Machine::read().markdown());
+            Ok(())
+        }
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--flag value` pairs and bare `--flag`s, in order.
+pub(crate) struct Flags(Vec<(String, Option<String>)>);
+
+impl Flags {
+    /// Splits arguments; `bare` names the flags that take no value.
+    pub(crate) fn parse(args: &[String], bare: &[&str]) -> Result<Self> {
+        let mut out = Vec::new();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let Some(name) = a.strip_prefix("--") else {
+                bail!("unexpected argument {a:?}\n{USAGE}");
+            };
+            if let Some((n, v)) = name.split_once('=') {
+                out.push((n.to_string(), Some(v.to_string())));
+            } else if bare.contains(&name) {
+                out.push((name.to_string(), None));
+            } else {
+                let v = it
+                    .next()
+                    .with_context(|| format!("--{name} needs a value"))?;
+                out.push((name.to_string(), Some(v.clone())));
+            }
+        }
+        Ok(Flags(out))
+    }
+
+    /// Fails on a flag not in `known`.
+    pub(crate) fn only(&self, known: &[&str]) -> Result<()> {
+        for (n, _) in &self.0 {
+            if !known.contains(&n.as_str()) {
+                bail!("unknown flag --{n}\n{USAGE}");
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    /// Every value given for a repeatable flag.
+    pub(crate) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .filter_map(|(_, v)| v.as_deref())
+    }
+
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| n == name)
+    }
+
+    /// A number within `range`, or `default`.
+    pub(crate) fn number(
+        &self,
+        name: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64> {
+        let v = match self.get(name) {
+            None => default,
+            Some(s) => s
+                .parse()
+                .with_context(|| format!("--{name} must be a number"))?,
+        };
+        if !range.contains(&v) {
+            bail!(
+                "--{name} must be between {} and {}",
+                range.start(),
+                range.end()
+            );
+        }
+        Ok(v)
+    }
+}
