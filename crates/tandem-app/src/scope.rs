@@ -77,6 +77,22 @@ fn label(actor: &Actor) -> String {
         .map_or_else(|| "Tandem".to_string(), |p| p.label.clone())
 }
 
+/// Tells everyone who can act for the client, on both sides, about a version.
+async fn notify_both_sides(
+    w: &mut tandem_store::Write,
+    client: ClientId,
+    number: i64,
+    msg: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let (internal, provider) = store::staff(w, client).await?;
+    let link = format!("/clients/{client}/scope/versions/{number}");
+    for u in internal.iter().chain(&provider) {
+        store::notify(w, *u, Some(client), msg, &link, now).await?;
+    }
+    Ok(())
+}
+
 fn check_key(key: &str) -> Result<()> {
     let ok = (2..=40).contains(&key.len())
         && key
@@ -534,16 +550,12 @@ impl App {
         let client_name = self.get_client(actor, client).await?.name;
         let mut w = self.store.write().await?;
         store::update_version(&mut w, &v).await?;
-        let (internal, provider) = store::staff(&mut w, client).await?;
         let msg = format!(
             "{client_name}: {} proposed version {number} of the scope agreement, effective {}",
             label(actor),
             effective.to_rfc3339()
         );
-        let link = format!("/clients/{client}/scope/versions/{number}");
-        for u in internal.iter().chain(&provider) {
-            store::notify(&mut w, *u, Some(client), &msg, &link, now).await?;
-        }
+        notify_both_sides(&mut w, client, number, &msg, now).await?;
         Audit::new(actor, "scope.proposed", "agreement_version", format!("{client}:{number}"))
             .client(Some(client))
             .after(json!({"number": number, "side": side, "effective_from": effective, "acknowledged": v.acknowledgements.iter().map(|a| &a.key).collect::<Vec<_>>()}))
@@ -602,16 +614,12 @@ impl App {
         let client_name = self.get_client(actor, client).await?.name;
         let mut w = self.store.write().await?;
         store::update_version(&mut w, &v).await?;
-        let (internal, provider) = store::staff(&mut w, client).await?;
         let msg = format!(
             "{client_name}: {} {} version {number} of the scope agreement",
             label(actor),
             if accept { "accepted" } else { "rejected" }
         );
-        let link = format!("/clients/{client}/scope/versions/{number}");
-        for u in internal.iter().chain(&provider) {
-            store::notify(&mut w, *u, Some(client), &msg, &link, now).await?;
-        }
+        notify_both_sides(&mut w, client, number, &msg, now).await?;
         Audit::new(actor, if accept { "scope.accepted" } else { "scope.rejected" }, "agreement_version", format!("{client}:{number}"))
             .client(Some(client))
             .before(json!({"status": "proposed"}))
