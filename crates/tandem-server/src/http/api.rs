@@ -507,7 +507,9 @@ pub fn audit_csv(items: &[AuditRecord]) -> String {
     out
 }
 
-fn csv_cell(s: &str) -> String {
+/// A CSV cell: quoted when needed, and prefixed with an apostrophe when a spreadsheet would
+/// run it as a formula.
+pub(crate) fn csv_cell(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {

@@ -858,21 +858,11 @@ pub async fn clients_csv(State(st): State<AppState>, ctx: Ctx) -> PageResult {
     Ok(csv_response("tandem-clients.csv", out))
 }
 
+/// One CSV line, each cell quoted and defused the same way as the API's exports.
 fn csv_row(cells: &[String]) -> String {
     let mut row = cells
         .iter()
-        .map(|c| {
-            let c = if c.starts_with(['=', '+', '-', '@']) {
-                format!("'{c}")
-            } else {
-                c.clone()
-            };
-            if c.contains([',', '"', '\n']) {
-                format!("\"{}\"", c.replace('"', "\"\""))
-            } else {
-                c
-            }
-        })
+        .map(|c| crate::http::api::csv_cell(c))
         .collect::<Vec<_>>()
         .join(",");
     row.push('\n');
