@@ -1,6 +1,6 @@
 //! Clients, sites and users.
 
-use crate::credentials::{blocking, hash_password};
+use crate::credentials::{hash_password, verify_password};
 use crate::{Actor, App, Audit, Error, Result};
 use serde::Deserialize;
 use serde_json::json;
@@ -324,7 +324,7 @@ impl App {
             created_at: Timestamp::now(),
         };
         let password = new.password;
-        let hash = blocking(move || hash_password(&password)).await??;
+        let hash = hash_password(&password).await?;
         let mut w = self.store.write().await?;
         dir::insert_user(&mut w, &user, &hash)
             .await
@@ -475,8 +475,7 @@ impl App {
                 .ok_or(Error::Unauthenticated)?
                 .password_hash
         };
-        let cur = current.to_string();
-        if !blocking(move || crate::credentials::verify_password(&cur, &hash)).await? {
+        if !verify_password(current, &hash).await? {
             return Err(Invalid::new("current_password", "is not your current password").into());
         }
         self.set_password(actor, p.user_id, new).await
@@ -504,8 +503,7 @@ impl App {
             u
         };
         validate::password(password)?;
-        let p = password.to_string();
-        let hash = blocking(move || hash_password(&p)).await??;
+        let hash = hash_password(password).await?;
         let mut w = self.store.write().await?;
         store_auth::set_password_hash(&mut w, id, &hash).await?;
         if !is_self {

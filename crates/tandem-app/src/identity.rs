@@ -1,6 +1,6 @@
 //! Signing in: passwords, sessions, the second factor, and who a request is.
 
-use crate::credentials::{blocking, decoy_hash, new_secret, same, sha256_hex, verify_password};
+use crate::credentials::{decoy_hash, new_secret, same, sha256_hex, verify_password};
 use crate::{Actor, App, Audit, Error, Result};
 use rand::RngCore;
 use serde_json::json;
@@ -123,13 +123,11 @@ impl App {
             let mut r = self.store.read().await?;
             store_auth::credentials_by_username(&mut r, &username.trim().to_lowercase()).await?
         };
-        let (hash, password_owned) = (
-            creds
-                .as_ref()
-                .map_or_else(|| decoy_hash().to_string(), |c| c.password_hash.clone()),
-            password.to_string(),
-        );
-        let ok = blocking(move || verify_password(&password_owned, &hash)).await?;
+        let hash = match &creds {
+            Some(c) => c.password_hash.as_str(),
+            None => decoy_hash().await?,
+        };
+        let ok = verify_password(password, hash).await?;
         let usable = creds.as_ref().filter(|c| ok && !c.user.disabled);
         let Some(creds) = usable else {
             self.record_failure(
@@ -439,16 +437,13 @@ impl App {
     pub async fn token_principal(&self, secret: &str) -> Result<Principal> {
         let now = Timestamp::now();
         let mut r = self.store.read().await?;
-        let tok = store_auth::token_by_hash(&mut r, &sha256_hex(secret))
-            .await?
-            .ok_or(Error::Unauthenticated)?;
-        if tok.revoked_at.is_some() || tok.expires_at <= now {
-            return Err(Error::Unauthenticated);
-        }
-        let user = tandem_store::directory::get_user_unscoped(&mut r, tok.user_id)
+        let (tok, user) = store_auth::token_and_user_by_hash(&mut r, &sha256_hex(secret))
             .await?
             .ok_or(Error::Unauthenticated)?;
         drop(r);
+        if tok.revoked_at.is_some() || tok.expires_at <= now {
+            return Err(Error::Unauthenticated);
+        }
         if user.disabled {
             return Err(Error::Unauthenticated);
         }

@@ -379,6 +379,29 @@ pub async fn token_by_hash(c: &mut AnyConnection, token_hash: &str) -> Result<Op
         .transpose()
 }
 
+/// A token by the SHA-256 of its secret together with its maker, in one round trip: every
+/// API request starts here.
+pub async fn token_and_user_by_hash(
+    c: &mut AnyConnection,
+    token_hash: &str,
+) -> Result<Option<(ApiToken, User)>> {
+    let row = Sql::new(
+        "SELECT u.*, t.id AS tok_id, t.user_id AS tok_user_id, t.name AS tok_name, \
+         t.prefix AS tok_prefix, t.client_id AS tok_client_id, \
+         t.capabilities AS tok_capabilities, t.created_at AS tok_created_at, \
+         t.expires_at AS tok_expires_at, t.revoked_at AS tok_revoked_at, \
+         t.last_used_at AS tok_last_used_at \
+         FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ",
+    )
+    .text(token_hash)
+    .fetch_optional(c)
+    .await?;
+    match row {
+        Some(r) => Ok(Some((token_columns(&r, "tok_")?, user(c, &r).await?))),
+        None => Ok(None),
+    }
+}
+
 /// Revokes one of a user's tokens. Returns whether a live token was revoked.
 pub async fn revoke_token(
     c: &mut AnyConnection,
@@ -413,7 +436,13 @@ pub async fn touch_token(c: &mut AnyConnection, id: TokenId, now: Timestamp) -> 
 }
 
 fn token(r: &AnyRow) -> Result<ApiToken> {
-    let caps = text(r, "capabilities")?;
+    token_columns(r, "")
+}
+
+/// Reads a token from columns named with `prefix` (joined queries alias them).
+fn token_columns(r: &AnyRow, prefix: &str) -> Result<ApiToken> {
+    let col = |name: &str| format!("{prefix}{name}");
+    let caps = text(r, &col("capabilities"))?;
     let capabilities = caps
         .split_whitespace()
         .map(|s| {
@@ -422,15 +451,15 @@ fn token(r: &AnyRow) -> Result<ApiToken> {
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(ApiToken {
-        id: parsed(r, "id")?,
-        user_id: parsed(r, "user_id")?,
-        name: text(r, "name")?,
-        prefix: text(r, "prefix")?,
-        client_id: opt_parsed(r, "client_id")?,
+        id: parsed(r, &col("id"))?,
+        user_id: parsed(r, &col("user_id"))?,
+        name: text(r, &col("name"))?,
+        prefix: text(r, &col("prefix"))?,
+        client_id: opt_parsed(r, &col("client_id"))?,
         capabilities,
-        created_at: ts(r, "created_at")?,
-        expires_at: ts(r, "expires_at")?,
-        revoked_at: opt_ts(r, "revoked_at")?,
-        last_used_at: opt_int(r, "last_used_at")?.map(Timestamp),
+        created_at: ts(r, &col("created_at"))?,
+        expires_at: ts(r, &col("expires_at"))?,
+        revoked_at: opt_ts(r, &col("revoked_at"))?,
+        last_used_at: opt_int(r, &col("last_used_at"))?.map(Timestamp),
     })
 }

@@ -241,7 +241,10 @@ pub async fn list_users(
     f: &UserFilter,
     page: Page,
 ) -> Result<Paged<User>> {
-    let mut q = Sql::new("SELECT * FROM users WHERE ");
+    // One round trip: the page of users, joined with the technicians' allow and deny lists.
+    let mut q =
+        Sql::new("SELECT u.*, ta.client_id AS ta_client_id, ta.mode AS ta_mode FROM (SELECT ");
+    q.push(USER_COLUMNS).push(" FROM users WHERE ");
     q.scope("client_id", grant);
     match f.tenant {
         Some(Tenant::Provider) => {
@@ -265,10 +268,21 @@ pub async fn list_users(
             .push(")");
     }
     q.push(" ORDER BY display_name, id").page(&page.probe());
-    let rows = q.fetch_all(c).await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for r in &rows {
-        items.push(user(c, r).await?);
+    q.push(") u LEFT JOIN technician_access ta ON ta.user_id = u.id ORDER BY u.display_name, u.id");
+    let mut items: Vec<User> = Vec::new();
+    for r in &q.fetch_all(c).await? {
+        let id: UserId = parsed(r, "id")?;
+        if items.last().is_none_or(|u| u.id != id) {
+            items.push(user_row(r)?);
+        }
+        if let (Some(u), Some(cid)) = (items.last_mut(), opt_parsed::<ClientId>(r, "ta_client_id")?)
+        {
+            if text(r, "ta_mode")? == "deny" {
+                u.technician.deny.insert(cid);
+            } else {
+                u.technician.allow.insert(cid);
+            }
+        }
     }
     Ok(Paged::from_probe(items, &page))
 }
@@ -302,47 +316,77 @@ pub async fn all_users_unscoped(c: &mut AnyConnection) -> Result<Vec<User>> {
     let rows = Sql::new("SELECT * FROM users ORDER BY client_id, username")
         .fetch_all(c)
         .await?;
-    let mut out = Vec::new();
-    for r in &rows {
-        out.push(user(c, r).await?);
-    }
-    Ok(out)
+    users(c, &rows).await
 }
 
 pub(crate) async fn user(c: &mut AnyConnection, r: &AnyRow) -> Result<User> {
-    let id: UserId = parsed(r, "id")?;
-    let role: Role = parsed(r, "role")?;
-    let mut technician = TechnicianAccess {
-        all_clients: flag(r, "tech_all_clients")?,
-        ..Default::default()
-    };
-    if role == Role::ProviderTechnician {
-        let rows = Sql::new("SELECT client_id, mode FROM technician_access WHERE user_id = ")
-            .text(id.to_string())
-            .fetch_all(c)
-            .await?;
-        for row in &rows {
-            let cid: ClientId = parsed(row, "client_id")?;
-            if text(row, "mode")? == "deny" {
-                technician.deny.insert(cid);
-            } else {
-                technician.allow.insert(cid);
-            }
-        }
-    }
+    let mut u = [user_row(r)?];
+    with_technician_lists(c, &mut u).await?;
+    let [u] = u;
+    Ok(u)
+}
+
+/// Users from rows, with every technician's allow and deny lists read in one query.
+async fn users(c: &mut AnyConnection, rows: &[AnyRow]) -> Result<Vec<User>> {
+    let mut out = rows.iter().map(user_row).collect::<Result<Vec<_>>>()?;
+    with_technician_lists(c, &mut out).await?;
+    Ok(out)
+}
+
+/// The columns [`user_row`] reads (never the password hash).
+const USER_COLUMNS: &str = "id, client_id, username, email, display_name, role, time_zone, \
+    disabled, mfa_required, totp_secret, tech_all_clients, access_expires_at, created_at";
+
+/// A user row without the technician lists (those live in their own table).
+fn user_row(r: &AnyRow) -> Result<User> {
     Ok(User {
-        id,
+        id: parsed(r, "id")?,
         client_id: opt_parsed(r, "client_id")?,
         username: text(r, "username")?,
         email: text(r, "email")?,
         display_name: text(r, "display_name")?,
-        role,
+        role: parsed(r, "role")?,
         time_zone: text(r, "time_zone")?,
         disabled: flag(r, "disabled")?,
         mfa_required: flag(r, "mfa_required")?,
         mfa_enrolled: crate::query::opt_text(r, "totp_secret")?.is_some(),
-        technician,
+        technician: TechnicianAccess {
+            all_clients: flag(r, "tech_all_clients")?,
+            ..Default::default()
+        },
         access_expires_at: opt_ts(r, "access_expires_at")?,
         created_at: ts(r, "created_at")?,
     })
+}
+
+/// Fills in the allow and deny lists of the provider technicians among `users`.
+async fn with_technician_lists(c: &mut AnyConnection, users: &mut [User]) -> Result<()> {
+    let techs: Vec<usize> = (0..users.len())
+        .filter(|&i| users[i].role == Role::ProviderTechnician)
+        .collect();
+    if techs.is_empty() {
+        return Ok(());
+    }
+    let mut q =
+        Sql::new("SELECT user_id, client_id, mode FROM technician_access WHERE user_id IN (");
+    for (n, &i) in techs.iter().enumerate() {
+        if n > 0 {
+            q.push(", ");
+        }
+        q.text(users[i].id.to_string());
+    }
+    q.push(")");
+    for row in &q.fetch_all(c).await? {
+        let uid: UserId = parsed(row, "user_id")?;
+        let cid: ClientId = parsed(row, "client_id")?;
+        let Some(u) = users.iter_mut().find(|u| u.id == uid) else {
+            continue;
+        };
+        if text(row, "mode")? == "deny" {
+            u.technician.deny.insert(cid);
+        } else {
+            u.technician.allow.insert(cid);
+        }
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod auth;
 pub mod directory;
 mod query;
+mod read_pool;
 pub mod scope;
 pub mod settings;
 #[cfg(feature = "test-support")]
@@ -21,7 +22,6 @@ pub mod testing;
 pub use query::{Page, Paged};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
@@ -70,6 +70,7 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        read_pool::note_error(&e);
         if let sqlx::Error::Database(d) = &e {
             if d.is_unique_violation() {
                 return StoreError::Conflict(d.message().to_string());
@@ -85,7 +86,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// A handle on the database: cheap to clone, shared by every request.
 #[derive(Clone)]
 pub struct Store {
+    /// Write transactions, migrations, health checks.
     pool: AnyPool,
+    /// Connections for reads (see [`read_pool`]).
+    reads: Arc<read_pool::ReadPool>,
     backend: Backend,
     /// SQLite allows one writer at a time; taking this before `BEGIN` keeps write
     /// transactions from failing with "database is locked" mid-way. PostgreSQL needs none.
@@ -96,7 +100,7 @@ pub struct Store {
 /// Options for opening a store.
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
-    /// Most connections kept in the pool.
+    /// Most connections kept for reads; writes get half as many more (at least two).
     pub max_connections: u32,
 }
 
@@ -136,6 +140,21 @@ pub fn parse_database_url(url: &str) -> Result<(Backend, String, Option<PathBuf>
     ))
 }
 
+/// What every SQLite connection is set up with.
+async fn sqlite_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    // WAL lets readers run beside the writer; synchronous=FULL makes every acknowledged
+    // commit survive a power cut, not only a process crash.
+    for pragma in [
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA synchronous = FULL",
+        "PRAGMA foreign_keys = ON",
+        "PRAGMA busy_timeout = 10000",
+    ] {
+        conn.execute(pragma).await?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Connects, choosing the backend from the URL.
     pub async fn open(url: &str, opts: OpenOptions) -> Result<Store> {
@@ -148,28 +167,16 @@ impl Store {
         }
         let connect = AnyConnectOptions::from_str(&url).map_err(StoreError::Db)?;
         let mut pool = AnyPoolOptions::new()
-            .max_connections(opts.max_connections)
+            .max_connections((opts.max_connections / 2).max(2))
             .acquire_timeout(Duration::from_secs(10));
         if backend == Backend::Sqlite {
-            pool = pool.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    // WAL lets readers run beside the writer; synchronous=FULL makes every
-                    // acknowledged commit survive a power cut, not only a process crash.
-                    for pragma in [
-                        "PRAGMA journal_mode = WAL",
-                        "PRAGMA synchronous = FULL",
-                        "PRAGMA foreign_keys = ON",
-                        "PRAGMA busy_timeout = 10000",
-                    ] {
-                        conn.execute(pragma).await?;
-                    }
-                    Ok(())
-                })
-            });
+            pool = pool.after_connect(|conn, _meta| Box::pin(sqlite_pragmas(conn)));
         }
-        let pool = pool.connect_with(connect).await?;
+        let pool = pool.connect_with(connect.clone()).await?;
+        let reads = read_pool::ReadPool::new(connect, backend, opts.max_connections.max(1));
         Ok(Store {
             pool,
+            reads: Arc::new(reads),
             backend,
             writer: (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
             sqlite_path,
@@ -188,14 +195,15 @@ impl Store {
         Ok(())
     }
 
-    /// Connections in the pool, and how many of them are idle.
+    /// Connections open (reads and writes), and how many of them are idle.
     pub fn pool_stats(&self) -> (u32, usize) {
-        (self.pool.size(), self.pool.num_idle())
+        let (open, idle) = self.reads.stats();
+        (self.pool.size() + open, self.pool.num_idle() + idle)
     }
 
     /// A connection for reads.
     pub async fn read(&self) -> Result<Read> {
-        Ok(Read(self.pool.acquire().await?))
+        read_pool::ReadPool::checkout(&self.reads).await
     }
 
     /// A write transaction. Commit it with [`Write::commit`]; dropping it rolls back.
@@ -244,24 +252,12 @@ impl Store {
 
     /// Closes every connection.
     pub async fn close(&self) {
+        self.reads.close().await;
         self.pool.close().await;
     }
 }
 
-/// A pooled connection for reads.
-pub struct Read(PoolConnection<Any>);
-
-impl Deref for Read {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        &self.0
-    }
-}
-impl DerefMut for Read {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.0
-    }
-}
+pub use read_pool::Read;
 
 /// A write transaction; everything in it commits together, audit entry included.
 pub struct Write {

@@ -504,6 +504,23 @@ async fn directory_round_trips_what_was_written() {
         let got = dir::get_user(&mut r, &ug, tech.id).await.unwrap().unwrap();
         assert_eq!(got.technician, tech.technician);
         assert!(!got.technician.scope().contains(w.b.id));
+        // Listing joins the lists in: a technician with two entries is still one user of a
+        // one-user page, with both entries, and the next page holds the next person.
+        let first = dir::list_users(&mut r, &ug, &UserFilter::default(), Page::new(0, 1))
+            .await
+            .unwrap();
+        let mut everyone = Vec::new();
+        for offset in 0..10 {
+            let p = dir::list_users(&mut r, &ug, &UserFilter::default(), Page::new(offset, 1))
+                .await
+                .unwrap();
+            assert!(p.items.len() <= 1);
+            everyone.extend(p.items);
+        }
+        assert_eq!(first.items.len(), 1);
+        assert_eq!(everyone.len(), 6, "{everyone:?}");
+        let listed_tech = everyone.iter().find(|u| u.id == tech.id).unwrap();
+        assert_eq!(listed_tech, &got);
     })
     .await;
 }
@@ -1679,6 +1696,17 @@ async fn api_tokens_list_revoke_and_resolve_by_hash() {
             auth::token_by_hash(&mut r, "hash-none").await.unwrap(),
             None
         );
+        let (tok, maker) = auth::token_and_user_by_hash(&mut r, "hash-older")
+            .await
+            .unwrap()
+            .expect("token with its maker");
+        assert_eq!(tok, older);
+        assert_eq!(maker.id, u.id);
+        assert_eq!(maker.username, u.username);
+        assert!(auth::token_and_user_by_hash(&mut r, "hash-none")
+            .await
+            .unwrap()
+            .is_none());
         drop(r);
 
         let at = t0.plus_seconds(100);
@@ -1826,6 +1854,47 @@ async fn sqlite_backup_opens_with_the_same_data() {
         insert_client(&copy, &new_client("Only In Copy")).await;
         assert_eq!(seen_by(s, &admin).await.clients.len(), 3);
         copy.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reads_recover_when_the_database_drops_their_connections() {
+    on_every_backend(|ctx| async move {
+        let s = &ctx.store;
+        // Three read connections open and go back idle.
+        let held = vec![
+            s.read().await.unwrap(),
+            s.read().await.unwrap(),
+            s.read().await.unwrap(),
+        ];
+        drop(held);
+        let read_once = || async {
+            let mut r = s.read().await?;
+            dir::all_users_unscoped(&mut r).await
+        };
+        read_once().await.unwrap();
+        if s.backend() == Backend::Postgres {
+            // The server ends every other session on this database (an administrator, a
+            // failover): the idle read connections are dead.
+            s.raw_execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .await
+            .unwrap();
+        }
+        // At most one read fails: the one whose connection was trusted when it died. That
+        // failure puts every idle connection in doubt; each is checked before its next use
+        // and replaced when dead. (The server ends sessions asynchronously, so the failure
+        // need not be the very first read.)
+        let mut outcomes = Vec::new();
+        for _ in 0..15 {
+            outcomes.push(read_once().await.map(|_| ()).map_err(|e| e.to_string()));
+        }
+        let failures: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+        assert!(failures.len() <= 1, "{failures:?}");
+        assert!(outcomes[10..].iter().all(Result::is_ok), "{outcomes:?}");
     })
     .await;
 }
