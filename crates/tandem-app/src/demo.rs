@@ -267,6 +267,35 @@ impl App {
             .await?;
         }
         self.seed_demo_agreements(&slugs).await?;
+        let sites = self
+            .list_sites(&sys, None, tandem_store::Page::new(0, 100))
+            .await?
+            .items;
+        let site = |name: &str| {
+            sites
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| (s.client_id, s.id))
+                .expect("demo site exists")
+        };
+        let (hp, norfolk) = site("Norfolk office");
+        let (bfm, vb) = site("Virginia Beach clinic");
+        let (_, phx) = site("Phoenix clinic");
+        self.seed_demo_fleet(
+            "morgan.reyes",
+            &[
+                (
+                    hp,
+                    norfolk,
+                    "hp",
+                    40,
+                    &["hp-fs-01", "hp-lic-01", "hp-nas-01"],
+                ),
+                (bfm, vb, "bfm-vb", 76, &["bfm-vb-pms-01", "bfm-vb-fs-01"]),
+                (bfm, phx, "bfm-phx", 52, &[]),
+            ],
+        )
+        .await?;
         let mut w = self.store.write().await?;
         settings::set(&mut w, "provider.name", PROVIDER_NAME).await?;
         settings::set(&mut w, "demo.password", &password).await?;
@@ -445,7 +474,7 @@ fn bayside_agreement(m365_owner: Party) -> Agreement {
 }
 
 impl App {
-    async fn demo_actor(&self, username: &str) -> Result<Actor> {
+    pub(crate) async fn demo_actor(&self, username: &str) -> Result<Actor> {
         let users = self.all_users_console().await?;
         let u = users
             .iter()

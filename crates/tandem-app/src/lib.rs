@@ -8,7 +8,9 @@
 mod audit_log;
 mod credentials;
 pub mod demo;
+mod demo_fleet;
 mod directory;
+mod endpoints;
 mod error;
 mod identity;
 mod scope;
@@ -17,6 +19,9 @@ mod tokens;
 pub use audit_log::AuditQuery;
 pub use credentials::{hash_password, new_secret, sha256_hex};
 pub use directory::{NewClient, NewSite, NewUser, UserPatch};
+pub use endpoints::{
+    AgentRefusal, AgentRequest, EndpointDetail, NewEnrollmentToken, ENROLLMENT_TOKEN_PREFIX,
+};
 pub use error::{Error, Result};
 pub use identity::{principal_of, totp_code_now, MfaEnrollment, SessionInfo, SignIn, SignInNext};
 pub use scope::{DomainPatch, NewDomain, RouteAnswer};
@@ -38,6 +43,12 @@ pub struct Policy {
     pub totp_issuer: String,
     /// Longest lifetime of an API token, in days.
     pub max_token_days: i64,
+    /// Silence after which an endpoint shows as offline, in seconds.
+    pub offline_after_seconds: i64,
+    /// Heartbeat interval agents are told to use, in seconds.
+    pub heartbeat_seconds: u32,
+    /// Inventory interval agents are told to use, in seconds.
+    pub inventory_seconds: u32,
 }
 
 impl Default for Policy {
@@ -46,6 +57,9 @@ impl Default for Policy {
             session_ttl_secs: 12 * 3600,
             totp_issuer: "Tandem".into(),
             max_token_days: 366,
+            offline_after_seconds: tandem_domain::fleet::DEFAULT_OFFLINE_AFTER_SECONDS,
+            heartbeat_seconds: 60,
+            inventory_seconds: 3600,
         }
     }
 }
@@ -67,6 +81,8 @@ pub struct Actor {
     /// The ticket or change the actor says this belongs to.
     pub reference: Option<String>,
     anonymous: bool,
+    /// For an endpoint agent: how it is named in the audit trail.
+    agent: Option<String>,
     decided: Arc<AtomicBool>,
 }
 
@@ -78,6 +94,7 @@ impl Actor {
             request_id,
             reference: None,
             anonymous: false,
+            agent: None,
             decided: Arc::default(),
         }
     }
@@ -89,7 +106,17 @@ impl Actor {
             request_id,
             reference: None,
             anonymous: true,
+            agent: None,
             decided: Arc::default(),
+        }
+    }
+
+    /// An endpoint agent, named for the audit trail. It holds no grant: what it may touch
+    /// is decided by its enrollment token or signature, in the use case itself.
+    pub fn agent(label: String, request_id: Option<String>) -> Self {
+        Actor {
+            agent: Some(label),
+            ..Actor::anonymous(request_id)
         }
     }
 
@@ -100,6 +127,7 @@ impl Actor {
             request_id: None,
             reference: None,
             anonymous: false,
+            agent: None,
             decided: Arc::default(),
         }
     }
@@ -125,6 +153,7 @@ impl Actor {
     fn side(&self) -> Side {
         match &self.principal {
             Some(p) => p.side(),
+            None if self.agent.is_some() => Side::System,
             None if self.anonymous => Side::Outside,
             None => Side::System,
         }
@@ -133,6 +162,7 @@ impl Actor {
     fn label(&self) -> String {
         match &self.principal {
             Some(p) => p.label.clone(),
+            None if self.agent.is_some() => self.agent.clone().unwrap_or_default(),
             None if self.anonymous => "anonymous".to_string(),
             None => "Tandem (server console)".to_string(),
         }

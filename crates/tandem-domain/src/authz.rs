@@ -37,6 +37,10 @@ pub enum Action {
     ScopeWrite,
     /// Add, rename and retire domains of the provider-wide catalog.
     DomainsManage,
+    /// See endpoints, their inventory and timeline.
+    EndpointsRead,
+    /// Issue and revoke enrollment tokens; retire endpoints.
+    EndpointsManage,
 }
 
 impl Action {
@@ -51,6 +55,8 @@ impl Action {
             Action::ScopeRead => Some(Capability::ScopeRead),
             Action::ScopeWrite => Some(Capability::ScopeWrite),
             Action::DomainsManage => Some(Capability::DomainsWrite),
+            Action::EndpointsRead => Some(Capability::EndpointsRead),
+            Action::EndpointsManage => Some(Capability::EndpointsWrite),
             // A token that can mint tokens would outlive its own revocation.
             Action::TokensManage => None,
         }
@@ -85,11 +91,17 @@ pub enum Capability {
     /// `domains:write`
     #[serde(rename = "domains:write")]
     DomainsWrite,
+    /// `endpoints:read`
+    #[serde(rename = "endpoints:read")]
+    EndpointsRead,
+    /// `endpoints:write`
+    #[serde(rename = "endpoints:write")]
+    EndpointsWrite,
 }
 
 impl Capability {
     /// Every capability.
-    pub const ALL: [Capability; 8] = [
+    pub const ALL: [Capability; 10] = [
         Capability::ClientsRead,
         Capability::ClientsWrite,
         Capability::UsersRead,
@@ -98,6 +110,8 @@ impl Capability {
         Capability::ScopeRead,
         Capability::ScopeWrite,
         Capability::DomainsWrite,
+        Capability::EndpointsRead,
+        Capability::EndpointsWrite,
     ];
 
     /// Stable name, as written in token scopes.
@@ -111,6 +125,8 @@ impl Capability {
             Capability::ScopeRead => "scope:read",
             Capability::ScopeWrite => "scope:write",
             Capability::DomainsWrite => "domains:write",
+            Capability::EndpointsRead => "endpoints:read",
+            Capability::EndpointsWrite => "endpoints:write",
         }
     }
 
@@ -125,6 +141,8 @@ impl Capability {
             Capability::ScopeRead => &[Action::ScopeRead],
             Capability::ScopeWrite => &[Action::ScopeWrite],
             Capability::DomainsWrite => &[Action::DomainsManage],
+            Capability::EndpointsRead => &[Action::EndpointsRead],
+            Capability::EndpointsWrite => &[Action::EndpointsManage],
         }
     }
 }
@@ -338,18 +356,21 @@ pub fn authorize(who: &Principal, action: Action, now: Timestamp) -> Result<Gran
     // (clients reached, provider-level records reached) per role and action.
     let reach: Option<(ClientScope, bool)> = match (who.role, action) {
         (Role::ProviderAdmin, _) => Some((ClientScope::All, true)),
-        (Role::ProviderTechnician, ClientsRead | AuditRead | ScopeRead) => {
-            Some((who.technician.scope(), false))
-        }
+        (
+            Role::ProviderTechnician,
+            ClientsRead | AuditRead | ScopeRead | EndpointsRead | EndpointsManage,
+        ) => Some((who.technician.scope(), false)),
         (Role::ProviderTechnician, UsersRead) => Some((who.technician.scope(), true)),
         (Role::ProviderTechnician, TokensManage) => Some((ClientScope::none(), true)),
         (
             Role::ClientItAdmin,
-            ClientsRead | SitesWrite | UsersRead | UsersWrite | AuditRead | ScopeRead | ScopeWrite,
+            ClientsRead | SitesWrite | UsersRead | UsersWrite | AuditRead | ScopeRead | ScopeWrite
+            | EndpointsRead | EndpointsManage,
         ) => Some((own(), false)),
-        (Role::ClientViewer | Role::Auditor, ClientsRead | UsersRead | AuditRead | ScopeRead) => {
-            Some((own(), false))
-        }
+        (
+            Role::ClientViewer | Role::Auditor,
+            ClientsRead | UsersRead | AuditRead | ScopeRead | EndpointsRead,
+        ) => Some((own(), false)),
         (Role::ClientItAdmin | Role::ClientViewer | Role::Auditor, TokensManage) => {
             Some((ClientScope::none(), false))
         }
@@ -413,7 +434,9 @@ mod tests {
         }
     }
 
-    const ALL_ACTIONS: [Action; 11] = [
+    const ALL_ACTIONS: [Action; 13] = [
+        Action::EndpointsRead,
+        Action::EndpointsManage,
         Action::ScopeRead,
         Action::ScopeWrite,
         Action::DomainsManage,
@@ -426,6 +449,30 @@ mod tests {
         Action::AuditVerify,
         Action::TokensManage,
     ];
+
+    #[test]
+    fn endpoints_are_seen_by_both_sides_and_managed_by_those_who_run_them() {
+        let mine = ClientId::new();
+        let t = Tenant::Client(mine);
+        let can = |role, tenant, a| authorize(&principal(role, tenant), a, Timestamp(0)).is_ok();
+        for role in [Role::ClientItAdmin, Role::ClientViewer] {
+            assert!(can(role, t, Action::EndpointsRead), "{role}");
+        }
+        assert!(can(Role::ClientItAdmin, t, Action::EndpointsManage));
+        assert!(!can(Role::ClientViewer, t, Action::EndpointsManage));
+        assert!(!can(Role::EndUser, t, Action::EndpointsRead));
+        assert!(can(
+            Role::ProviderAdmin,
+            Tenant::Provider,
+            Action::EndpointsManage
+        ));
+        // A technician reaches only their clients' endpoints.
+        let mut tech = principal(Role::ProviderTechnician, Tenant::Provider);
+        tech.technician.allow.insert(mine);
+        let g = authorize(&tech, Action::EndpointsManage, Timestamp(0)).unwrap();
+        assert!(g.check_client(mine).is_ok());
+        assert!(g.check_client(ClientId::new()).is_err());
+    }
 
     #[test]
     fn client_roles_never_reach_another_client_or_the_provider() {

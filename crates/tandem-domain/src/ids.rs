@@ -74,3 +74,11 @@ id_type!(
     /// An API token.
     TokenId
 );
+id_type!(
+    /// An endpoint (a computer with the agent), also the agent's id on the wire.
+    EndpointId
+);
+id_type!(
+    /// A token that lets agents enroll at one site.
+    EnrollmentTokenId
+);

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod authz;
 pub mod directory;
+pub mod fleet;
 pub mod ids;
 pub mod scope;
 pub mod signin;
@@ -13,6 +14,6 @@ pub mod tenancy;
 pub mod time;
 pub mod validate;
 
-pub use ids::{ClientId, SiteId, TokenId, UserId};
+pub use ids::{ClientId, EndpointId, EnrollmentTokenId, SiteId, TokenId, UserId};
 pub use tenancy::{Role, Side, Tenant};
 pub use time::Timestamp;

@@ -69,6 +69,7 @@ pub fn state(app: App, cfg: &Resolved) -> AppState {
         cfg: Arc::new(HttpConfig {
             secure_cookies: cfg.public_url.starts_with("https://"),
             metrics_token: cfg.metrics_token.clone(),
+            public_url: cfg.public_url.clone(),
         }),
         metrics: Arc::default(),
     }

@@ -85,6 +85,10 @@ impl Driver {
             .as_str()
             .expect("a WebDriver session")
             .to_string();
+        // Finding an element waits for it (up to ten seconds) instead of failing at once
+        // while the browser is still following a form's redirect.
+        d.call("POST", "/timeouts", Some(json!({"implicit": 10_000})))
+            .await;
         std::mem::forget(profile);
         Some(d)
     }
@@ -124,6 +128,20 @@ impl Driver {
             .as_str()
             .unwrap_or_default()
             .to_string()
+    }
+
+    /// Waits (up to ten seconds) for the address to satisfy `ok`: a click on a submit button
+    /// returns before the browser has necessarily followed the answer's redirect.
+    async fn wait_url(&self, what: &str, ok: impl Fn(&str) -> bool) {
+        let mut url = String::new();
+        for _ in 0..100 {
+            url = self.url().await;
+            if ok(&url) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{what}, got {url}");
     }
 
     async fn element(&self, css: &str) -> String {
@@ -280,11 +298,10 @@ async fn browser_signs_in_with_mfa_and_reads_the_audit_trail() {
     d.fill("#username", "ada.admin").await;
     d.fill("#password", PASSWORD).await;
     d.click("button[type=submit]").await;
-    assert!(
-        d.url().await.ends_with("/mfa/setup"),
-        "after the password comes MFA enrolment, got {}",
-        d.url().await
-    );
+    d.wait_url("after the password comes MFA enrolment", |u| {
+        u.ends_with("/mfa/setup")
+    })
+    .await;
     d.go(&format!("{base}/audit")).await;
     assert!(
         d.url().await.contains("/mfa"),
@@ -325,13 +342,23 @@ async fn browser_signs_in_with_mfa_and_reads_the_audit_trail() {
 
     // Sign out, and back in with a recovery code.
     d.click("header form.inline button").await;
-    assert!(d.url().await.contains("/login"));
+    d.wait_url("signing out leads to the sign-in page", |u| {
+        u.contains("/login")
+    })
+    .await;
     d.fill("#username", "ada.admin").await;
     d.fill("#password", PASSWORD).await;
     d.click("button[type=submit]").await;
-    assert!(d.url().await.ends_with("/mfa"));
+    d.wait_url("a password sign-in asks for the second factor", |u| {
+        u.ends_with("/mfa")
+    })
+    .await;
     d.fill("#code", &first_code).await;
     d.click("button[type=submit]").await;
+    d.wait_url("a recovery code completes the sign-in", |u| {
+        u.ends_with('/')
+    })
+    .await;
     assert_eq!(d.text("h1").await, "Good to see you, Ada");
 
     d.call("DELETE", "", None).await;

@@ -111,6 +111,7 @@ async fn metrics_can_require_their_own_bearer_token() {
     let cfg = HttpConfig {
         secure_cookies: false,
         metrics_token: Some("metrics-s3cret-value".into()),
+        ..HttpConfig::default()
     };
     common::run_with(cfg, routes, |t: Arc<TestApp>| async move {
         let r = t.send(t.req(Method::GET, "/metrics", &Cred::None)).await;

@@ -127,6 +127,24 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET",    "/api/v1/clients/{client_id}/scope/diff",                          ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
     ("GET",    "/api/v1/clients/{client_id}/scope/in-force",                      ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
     ("GET",    "/api/v1/clients/{client_id}/route",                               ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    // Fleet. `{endpoint_id}` is an endpoint of client A; `{enrollment_token_id}` a fresh
+    // enrollment token of client A for each probe.
+    ("GET",    "/api/v1/endpoints",                                  ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("GET",    "/api/v1/endpoints/{endpoint_id}",                    ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("GET",    "/api/v1/endpoints/{endpoint_id}/events",             ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("GET",    "/api/v1/enrollment-tokens",                          ".    Y    Y    Y    .    .    .    .    Y    Y    ."),
+    ("POST",   "/api/v1/clients/{client_id}/enrollment-tokens",      ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("DELETE", "/api/v1/enrollment-tokens/{enrollment_token_id}",    ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/endpoints",                                         ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("GET",    "/endpoints.csv",                                     ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("GET",    "/endpoints/{endpoint_id}",                           ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("GET",    "/endpoints/enroll",                                  ".    Y    Y    Y    .    .    .    .    Y    .    ."),
+    ("POST",   "/endpoints/enroll",                                  ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/endpoints/enroll/{enrollment_token_id}/revoke",     ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    // Agents: no human credential opens these (the probe sends a valid body with a bogus
+    // enrollment token, and an unsigned check-in).
+    ("POST",   "/agent/v1/enroll",                                   ".    .    .    .    .    .    .    .    .    .    ."),
+    ("POST",   "/agent/v1/checkin",                                  ".    .    .    .    .    .    .    .    .    .    ."),
 ];
 
 /// A small agreement: internal owns the helpdesk in business hours, the provider patching.
@@ -392,7 +410,7 @@ fn classify(access: Access, r: &Resp) -> Result<Seen, String> {
             401 | 403 | 404 => Ok(Seen::Denied),
             _ => Err(format!("unexpected {s}: {}", r.text)),
         },
-        Access::Api => match s {
+        Access::Api | Access::Agent => match s {
             200..=299 => Ok(Seen::Allowed),
             401 | 403 | 404 => {
                 if !r.content_type().starts_with("application/problem+json") {
@@ -426,6 +444,10 @@ struct Fill<'a> {
     number: i64,
     /// The findings a proposal acknowledges.
     ack: &'a [String],
+    /// An endpoint of client A.
+    endpoint: String,
+    /// A fresh enrollment token of client A.
+    enrollment_token: String,
 }
 
 fn probe(
@@ -452,7 +474,9 @@ fn probe(
             .to_string(),
         )
         .replace("{number}", &number.to_string())
-        .replace("{key}", "helpdesk");
+        .replace("{key}", "helpdesk")
+        .replace("{endpoint_id}", &fill.endpoint)
+        .replace("{enrollment_token_id}", &fill.enrollment_token);
     let path = match template {
         "/api/v1/clients/{client_id}/scope/diff" => format!("{path}?from={number}&to={number}"),
         "/api/v1/clients/{client_id}/route" => format!("{path}?domain=patching"),
@@ -463,7 +487,7 @@ fn probe(
         Cred::Session { csrf, .. } => csrf.clone(),
         _ => "no-session".to_string(),
     };
-    let rb = if access == Access::Api {
+    let rb = if matches!(access, Access::Api | Access::Agent) {
         t.api(method.clone(), &path, &c.cred)
     } else {
         t.req(method.clone(), &path, &c.cred)
@@ -514,7 +538,12 @@ fn probe(
             ("description", ""),
         ])),
         ("POST", "/scope/domains/{key}") => rb.form(&form(&[("description", &format!("Described on the page by {n}"))])),
-        ("POST", _) if access != Access::Api => rb.form(&form(&[])),
+        ("POST", "/endpoints/enroll") => rb.form(&form(&[
+            ("site_id", &w.site_a.id.to_string()),
+            ("label", &format!("Page enrollment {n}")),
+            ("expires_in_hours", "2"),
+        ])),
+        ("POST", _) if !matches!(access, Access::Api | Access::Agent) => rb.form(&form(&[])),
         ("POST", "/api/v1/clients") => rb.json(&json!({"name": format!("Api client {n}")})),
         ("POST", "/api/v1/clients/{client_id}/sites") => rb.json(&json!({"name": format!("Api site {n}"), "time_zone": "UTC"})),
         ("POST", "/api/v1/users") => rb.json(&json!({
@@ -523,6 +552,15 @@ fn probe(
         })),
         ("PATCH", "/api/v1/users/{user_id}") => rb.json(&json!({"display_name": format!("Eddie via {n}")})),
         ("POST", "/api/v1/tokens") => rb.json(&json!({"name": format!("api token {n}"), "capabilities": ["clients:read"], "expires_in_days": 30})),
+        ("POST", "/api/v1/clients/{client_id}/enrollment-tokens") => rb.json(&json!({
+            "site_id": w.site_a.id, "label": format!("Api enrollment {n}"), "expires_in_hours": 2,
+        })),
+        // A real public key (the ed25519 base point) and a token that was never issued.
+        ("POST", "/agent/v1/enroll") => rb.json(&json!({
+            "protocol": 1, "token": "tde_never_issued", "public_key": "WGZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY=",
+            "hostname": format!("probe-{n}"), "os": "linux", "arch": "x86_64", "agent_version": "0.1.0",
+        })),
+        ("POST", "/agent/v1/checkin") => rb.json(&json!({"protocol": 1, "messages": []})),
         ("POST", "/api/v1/domains") => rb.json(&json!({"key": format!("matrix_{}", c.name), "name": format!("Matrix domain {n}"), "description": ""})),
         ("PATCH", "/api/v1/domains/{key}") => rb.json(&json!({"description": format!("Described by {n}")})),
         ("PUT", t) if t.ends_with("/content") => rb.json(&agreement()),
@@ -613,6 +651,7 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
     common::run(|t: Arc<TestApp>| async move {
         let (mut callers, victim) = callers(&t).await;
         let scope = Scope::new(&t).await;
+        let (endpoint_a, _) = t.enrolled_agent(&t.w.site_a, "a-laptop-01").await;
         let markers = t.w.a_markers();
         let mut table: Vec<_> = routes()
             .into_iter()
@@ -630,6 +669,14 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
             let mut seen_row = Vec::new();
             for (i, c) in callers.iter().enumerate() {
                 let number = scope.prepare(&t, &method, path).await;
+                let enrollment_token = if path.contains("{enrollment_token_id}") {
+                    t.enrollment_token(&t.w.it_a, &t.w.site_a, None)
+                        .await
+                        .0
+                        .to_string()
+                } else {
+                    String::new()
+                };
                 let head = t.audit_head().await;
                 let r = t
                     .send(probe(
@@ -642,6 +689,8 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                             victim,
                             number,
                             ack: &scope.ack,
+                            endpoint: endpoint_a.to_string(),
+                            enrollment_token,
                         },
                     ))
                     .await;
@@ -778,7 +827,11 @@ async fn state_changing_requests_without_csrf_are_refused() {
             .await
             .0;
         for r in routes() {
-            if matches!(r.method, Method::GET | Method::HEAD) || r.access == Access::Public {
+            // Agent routes read no cookie at all (and no bearer token): there is no ambient
+            // credential for a forged request to ride on, so CSRF does not apply to them.
+            if matches!(r.method, Method::GET | Method::HEAD)
+                || matches!(r.access, Access::Public | Access::Agent)
+            {
                 continue;
             }
             let what = format!("{} {}", r.method, r.path);
@@ -804,6 +857,8 @@ async fn state_changing_requests_without_csrf_are_refused() {
                         victim: (some_token, some_token),
                         number: 1,
                         ack: &[],
+                        endpoint: tandem_domain::EndpointId::new().to_string(),
+                        enrollment_token: tandem_domain::EnrollmentTokenId::new().to_string(),
                     },
                 )
             };
@@ -823,7 +878,15 @@ async fn state_changing_requests_without_csrf_are_refused() {
                 .replace("{user_id}", &t.w.end_a.id.to_string())
                 .replace("{token_id}", &some_token.to_string())
                 .replace("{number}", "1")
-                .replace("{key}", "helpdesk");
+                .replace("{key}", "helpdesk")
+                .replace(
+                    "{endpoint_id}",
+                    &tandem_domain::EndpointId::new().to_string(),
+                )
+                .replace(
+                    "{enrollment_token_id}",
+                    &tandem_domain::EnrollmentTokenId::new().to_string(),
+                );
             let bare = t.req(
                 r.method.clone(),
                 &path,

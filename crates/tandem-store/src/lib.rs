@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod auth;
 pub mod directory;
+pub mod endpoints;
 mod query;
 mod read_pool;
 pub mod scope;

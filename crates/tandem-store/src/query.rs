@@ -251,6 +251,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0001_foundation.sql"),
     ),
     (2, "scope", include_str!("../migrations/0002_scope.sql")),
+    (
+        3,
+        "endpoints",
+        include_str!("../migrations/0003_endpoints.sql"),
+    ),
 ];
 
 /// Statements of a migration file, without comments.

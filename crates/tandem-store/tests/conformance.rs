@@ -208,7 +208,10 @@ async fn migrations_apply_once_and_again_do_nothing() {
     run_each(testing::all_unmigrated().await, |ctx| async move {
         let s = &ctx.store;
         s.ping().await.unwrap();
-        assert_eq!(s.migrate().await.unwrap(), vec!["foundation", "scope"]);
+        assert_eq!(
+            s.migrate().await.unwrap(),
+            vec!["foundation", "scope", "endpoints"]
+        );
         assert!(s.migrate().await.unwrap().is_empty());
         // Another server starting later finds nothing to do either.
         let other = Store::open(&ctx.url, OpenOptions::default()).await.unwrap();
@@ -250,8 +253,8 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
             applied.sort();
             assert_eq!(
                 applied,
-                vec!["foundation", "scope"],
-                "each migration runs exactly once"
+                vec!["endpoints", "foundation", "scope"],
+                "each migration runs exactly once (sorted by name)"
             );
             assert!(ctx.store.migrate().await.unwrap().is_empty());
             // What one handle writes, the other reads.

@@ -31,7 +31,7 @@ pub struct PageParams {
 }
 
 impl PageParams {
-    fn page(&self) -> ApiResult<Page> {
+    pub(crate) fn page(&self) -> ApiResult<Page> {
         let offset = match &self.cursor {
             None => 0,
             Some(c) => c.parse::<u32>().map_err(|_| {

@@ -42,6 +42,9 @@ pub enum Access {
     Page,
     /// The JSON API: a fully signed-in session or an API token.
     Api,
+    /// Endpoint agents: no session, no API token; the handler checks the agent's
+    /// enrollment token or request signature.
+    Agent,
 }
 
 /// How the caller proved who they are.
@@ -186,12 +189,17 @@ pub async fn gate(
     // Who is it?
     // Public routes take no credentials: a bearer token there is not an API token (for
     // /metrics it is the metrics token, which the handler checks), so it is not refused.
-    let token = if access == Access::Public {
+    let token = if matches!(access, Access::Public | Access::Agent) {
         None
     } else {
         bearer(&parts.headers).map(str::to_string)
     };
-    let session_secret = cookie(&parts.headers, SESSION_COOKIE);
+    // Agent routes never look at human credentials, and human routes never at agent ones.
+    let session_secret = if access == Access::Agent {
+        None
+    } else {
+        cookie(&parts.headers, SESSION_COOKIE)
+    };
     let auth = if let Some(t) = token {
         if access != Access::Api {
             return refuse(
@@ -227,7 +235,7 @@ pub async fn gate(
 
     // May they come in?
     let principal = match (&auth, access) {
-        (_, Access::Public | Access::SignIn) => None,
+        (_, Access::Public | Access::SignIn | Access::Agent) => None,
         (Auth::Anonymous, _) => {
             return refuse(
                 access,

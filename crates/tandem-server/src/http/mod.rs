@@ -1,12 +1,15 @@
 //! HTTP: the route table, the router built from it, and the layers around it.
 
+pub mod agent;
 pub mod api;
+pub mod api_fleet;
 pub mod api_scope;
 pub mod context;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
+pub mod pages_fleet;
 pub mod pages_scope;
 pub mod problem;
 
@@ -30,6 +33,8 @@ pub struct HttpConfig {
     pub secure_cookies: bool,
     /// If set, `/metrics` needs `Authorization: Bearer <this>`.
     pub metrics_token: Option<String>,
+    /// Where people and agents reach this server (shown in enrollment commands).
+    pub public_url: String,
 }
 
 /// Shared by every request.
@@ -86,8 +91,10 @@ macro_rules! route {
 /// and OpenAPI tests walk it, so a route cannot exist without being tested.
 pub fn routes() -> Vec<RouteSpec> {
     use api as a;
+    use api_fleet as f;
     use api_scope as s;
     use pages as p;
+    use pages_fleet as pf;
     use pages_scope as ps;
     vec![
         // Public
@@ -312,6 +319,54 @@ pub fn routes() -> Vec<RouteSpec> {
             s::in_force
         ),
         route!(GET, "/api/v1/clients/{client_id}/route", Api, s::route),
+        // Fleet
+        route!(GET, "/api/v1/endpoints", Api, f::list_endpoints),
+        route!(GET, "/api/v1/endpoints/{endpoint_id}", Api, f::get_endpoint),
+        route!(
+            GET,
+            "/api/v1/endpoints/{endpoint_id}/events",
+            Api,
+            f::endpoint_events
+        ),
+        route!(
+            GET,
+            "/api/v1/enrollment-tokens",
+            Api,
+            f::list_enrollment_tokens
+        ),
+        route!(
+            POST,
+            "/api/v1/clients/{client_id}/enrollment-tokens",
+            Api,
+            f::create_enrollment_token
+        ),
+        route!(
+            DELETE,
+            "/api/v1/enrollment-tokens/{enrollment_token_id}",
+            Api,
+            f::revoke_enrollment_token
+        ),
+        route!(GET, "/endpoints", Page, pf::fleet),
+        route!(GET, "/endpoints.csv", Page, pf::fleet_csv),
+        route!(GET, "/endpoints/enroll", Page, pf::enroll_page),
+        route!(POST, "/endpoints/enroll", Page, pf::create_token),
+        route!(
+            POST,
+            "/endpoints/enroll/{enrollment_token_id}/revoke",
+            Page,
+            pf::revoke_token
+        ),
+        route!(GET, "/endpoints/{endpoint_id}", Page, pf::endpoint),
+        // Agents: no human credentials; enrollment tokens and signatures (see http::agent).
+        route!(POST, "/agent/v1/enroll", Agent, agent::enroll),
+        RouteSpec::new(
+            Method::POST,
+            "/agent/v1/checkin",
+            Access::Agent,
+            on(MethodFilter::POST, agent::checkin).layer(axum::extract::DefaultBodyLimit::max(
+                tandem_agent_protocol::MAX_REQUEST_BYTES,
+            )),
+        ),
     ]
 }
 

@@ -22,6 +22,9 @@ use utoipa::{Modify, OpenApi};
         super::api_scope::accept, super::api_scope::reject, super::api_scope::withdraw,
         super::api_scope::export, super::api_scope::import, super::api_scope::holidays_ics,
         super::api_scope::diff, super::api_scope::in_force, super::api_scope::route,
+        super::api_fleet::list_endpoints, super::api_fleet::get_endpoint, super::api_fleet::endpoint_events,
+        super::api_fleet::list_enrollment_tokens, super::api_fleet::create_enrollment_token,
+        super::api_fleet::revoke_enrollment_token,
     ),
     // Schemas referenced only from query parameters are not collected from `paths`.
     components(schemas(super::api::ExportFormat)),

@@ -172,6 +172,13 @@ pub(crate) async fn chrome(
             }),
         }
     }
+    if can(Action::EndpointsRead) {
+        nav.push(NavItem {
+            href: "/endpoints".into(),
+            label: "Endpoints",
+            active: active == "endpoints",
+        });
+    }
     if let (Some(c), true) = (user.client_id, can(Action::ScopeRead)) {
         nav.push(NavItem {
             href: format!("/clients/{c}/scope"),

@@ -388,6 +388,62 @@ impl TestApp {
     }
 
     /// The position of the newest audit entry.
+    /// An enrollment token for `site`, made by `user`.
+    pub async fn enrollment_token(
+        &self,
+        user: &User,
+        site: &Site,
+        max_uses: Option<u32>,
+    ) -> (tandem_domain::EnrollmentTokenId, String) {
+        let actor = Actor::person(principal_of(user), None);
+        let (t, secret) = self
+            .app
+            .create_enrollment_token(
+                &actor,
+                site.client_id,
+                tandem_app::NewEnrollmentToken {
+                    site_id: site.id,
+                    label: format!("setup token for {}", site.name),
+                    max_uses,
+                    expires_in_hours: 24,
+                },
+            )
+            .await
+            .expect("enrollment token");
+        (t.id, secret)
+    }
+
+    /// Enrolls a made-up agent at `site` through the use case; returns its id and key.
+    pub async fn enrolled_agent(
+        &self,
+        site: &Site,
+        hostname: &str,
+    ) -> (tandem_domain::EndpointId, ed25519_dalek::SigningKey) {
+        use base64::Engine;
+        let (_, secret) = self.enrollment_token(&self.w.padmin, site, Some(1)).await;
+        let mut seed = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let r = self
+            .app
+            .enroll(
+                None,
+                &tandem_agent_protocol::EnrollRequest {
+                    protocol: 1,
+                    token: secret,
+                    public_key: base64::engine::general_purpose::STANDARD
+                        .encode(key.verifying_key().as_bytes()),
+                    hostname: hostname.into(),
+                    os: "linux".into(),
+                    arch: "x86_64".into(),
+                    agent_version: "0.1.0-test".into(),
+                },
+            )
+            .await
+            .expect("enroll");
+        (r.agent_id.parse().expect("agent id"), key)
+    }
+
     pub async fn audit_head(&self) -> i64 {
         let mut r = self.app.store().read().await.expect("read");
         tandem_store::audit::head(&mut r)

@@ -1,0 +1,57 @@
+//! The agent protocol: what the Tandem endpoint agent and the server say to each other.
+//!
+//! Version 1, described for people in `docs/AGENT-PROTOCOL.md`. This crate holds only the
+//! wire types, the constants both sides must agree on, and [`signing_payload`], the one
+//! function that builds the bytes a request signature covers. It does no I/O, so the agent
+//! (which links nothing of the server) and the server build identical requests and checks.
+//!
+//! Receivers ignore fields they do not know: adding an optional field is not a new
+//! protocol version; removing or changing the meaning of one is.
+
+pub mod checkin;
+pub mod enroll;
+pub mod heartbeat;
+pub mod inventory;
+pub mod problem;
+pub mod signing;
+
+pub use checkin::{CheckinRequest, CheckinResponse, Message, MessageBody};
+pub use enroll::{EnrollRequest, EnrollResponse};
+pub use heartbeat::{DiskUsage, Heartbeat};
+pub use inventory::{Inventory, InventoryReport, NotCollected, SectionName};
+pub use problem::Problem;
+pub use signing::{signing_payload, within_skew, MAX_SKEW_SECONDS, SIGNATURE_CONTEXT};
+
+/// The protocol version this crate speaks, sent in every enroll and check-in body.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The path of the enrollment endpoint, relative to the server's base URL.
+pub const ENROLL_PATH: &str = "/agent/v1/enroll";
+
+/// The path of the check-in endpoint, relative to the server's base URL.
+pub const CHECKIN_PATH: &str = "/agent/v1/checkin";
+
+/// Header naming the agent that signed a request (its `agent_id`).
+pub const HEADER_AGENT: &str = "Tandem-Agent";
+
+/// Header carrying the request's signing time, in unix seconds.
+pub const HEADER_TIMESTAMP: &str = "Tandem-Timestamp";
+
+/// Header carrying the base64 (standard alphabet) ed25519 signature of the request.
+pub const HEADER_SIGNATURE: &str = "Tandem-Signature";
+
+/// The most messages an agent puts in one check-in.
+pub const MAX_BATCH_MESSAGES: usize = 100;
+
+/// The size an agent aims to keep one check-in body under. A single message larger than
+/// this is still sent, alone.
+pub const TARGET_BATCH_BYTES: usize = 1024 * 1024;
+
+/// The largest request body the server must accept; larger bodies may be refused with 413.
+pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+
+/// Bounds the agent applies to a heartbeat interval the server asks for, in seconds.
+pub const HEARTBEAT_SECONDS_RANGE: std::ops::RangeInclusive<u32> = 10..=3600;
+
+/// Bounds the agent applies to an inventory interval the server asks for, in seconds.
+pub const INVENTORY_SECONDS_RANGE: std::ops::RangeInclusive<u32> = 300..=86_400;

@@ -1,0 +1,262 @@
+//! The HTTP client: enrollment and signed check-ins, blocking, over rustls.
+//!
+//! With a pinned CA the root store holds only that CA; without one, the Mozilla roots
+//! compiled into the agent (never the system store). Plain http is accepted only to
+//! loopback addresses (see [`ServerUrl`]). Answers are checked, never trusted: a
+//! malformed body is an error, not a panic.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tandem_agent_protocol::{
+    CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, Problem, CHECKIN_PATH,
+    ENROLL_PATH, HEADER_AGENT, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+};
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+
+use crate::identity::Identity;
+use crate::server_url::ServerUrl;
+use crate::time::now_unix;
+
+/// The longest `Retry-After` the agent honours; longer values are cut to this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The most bytes of a server answer the agent reads.
+const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
+
+/// A client for one Tandem server.
+#[derive(Clone)]
+pub struct ServerClient {
+    http: ureq::Agent,
+    server: ServerUrl,
+}
+
+/// Why a request did not get the answer the protocol promises.
+#[derive(Debug)]
+pub enum ClientError {
+    /// No answer: refused connection, name resolution, TLS, or a timeout.
+    Transport(String),
+    /// The server answered with an error status.
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The problem document, if the body was one.
+        problem: Option<Box<Problem>>,
+        /// The `Retry-After` delay, if given (cut to [`MAX_RETRY_AFTER`]).
+        retry_after: Option<Duration>,
+    },
+    /// The server answered success but with a body the protocol does not allow.
+    Malformed(String),
+}
+
+impl ClientError {
+    /// The delay the server asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ClientError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The problem's stable code, if the server sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Status {
+                problem: Some(p), ..
+            } => Some(p.code.as_str()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Transport(cause) => write!(f, "no answer from the server: {cause}"),
+            ClientError::Status {
+                status, problem, ..
+            } => {
+                write!(f, "the server answered {status}")?;
+                if let Some(p) = problem {
+                    write!(f, " ({})", p.code)?;
+                    if let Some(detail) = &p.detail {
+                        write!(f, ": {detail}")?;
+                    }
+                }
+                Ok(())
+            }
+            ClientError::Malformed(cause) => write!(f, "malformed answer from the server: {cause}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl ServerClient {
+    /// A client for `server`, trusting only `ca_pem` for https when it is given.
+    pub fn new(server: ServerUrl, ca_pem: Option<&str>) -> anyhow::Result<ServerClient> {
+        Self::with_pool(server, ca_pem, 1)
+    }
+
+    /// Like [`ServerClient::new`], keeping up to `idle_connections` connections open for
+    /// reuse (the simulator runs many requests in parallel).
+    pub fn with_pool(
+        server: ServerUrl,
+        ca_pem: Option<&str>,
+        idle_connections: usize,
+    ) -> anyhow::Result<ServerClient> {
+        let roots = match ca_pem {
+            Some(pem) => RootCerts::Specific(Arc::new(certificates_from_pem(pem)?)),
+            None => RootCerts::WebPki,
+        };
+        let http = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .https_only(server.is_https())
+            .max_redirects(0)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_global(Some(Duration::from_secs(60)))
+            .max_idle_connections(idle_connections.max(1))
+            .max_idle_connections_per_host(idle_connections.max(1))
+            .user_agent(format!("tandem-agent/{}", crate::AGENT_VERSION))
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
+            .build()
+            .new_agent();
+        Ok(ServerClient { http, server })
+    }
+
+    /// The server this client talks to.
+    pub fn server(&self) -> &ServerUrl {
+        &self.server
+    }
+
+    /// `POST /agent/v1/enroll` (unsigned).
+    pub fn enroll(&self, request: &EnrollRequest) -> Result<EnrollResponse, ClientError> {
+        let body =
+            serde_json::to_vec(request).map_err(|e| ClientError::Malformed(e.to_string()))?;
+        let answer = self.post(ENROLL_PATH, &body, None)?;
+        answer.json()
+    }
+
+    /// `POST /agent/v1/checkin`, signed as `identity`.
+    pub fn checkin(
+        &self,
+        identity: &Identity,
+        request: &CheckinRequest,
+    ) -> Result<CheckinResponse, ClientError> {
+        let body =
+            serde_json::to_vec(request).map_err(|e| ClientError::Malformed(e.to_string()))?;
+        self.checkin_raw(identity, &body)
+    }
+
+    /// `POST /agent/v1/checkin` with an already encoded body (the outbox stores messages
+    /// as JSON, so a batch is assembled without decoding them again).
+    pub fn checkin_raw(
+        &self,
+        identity: &Identity,
+        body: &[u8],
+    ) -> Result<CheckinResponse, ClientError> {
+        let answer = self.post(CHECKIN_PATH, body, Some(identity))?;
+        answer.json()
+    }
+
+    fn post(
+        &self,
+        path: &str,
+        body: &[u8],
+        signer: Option<&Identity>,
+    ) -> Result<Answer, ClientError> {
+        let mut request = self
+            .http
+            .post(self.server.endpoint(path))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, application/problem+json");
+        if let Some(identity) = signer {
+            let signed = identity.sign("POST", path, now_unix(), body);
+            request = request
+                .header(HEADER_AGENT, &signed.agent)
+                .header(HEADER_TIMESTAMP, &signed.timestamp)
+                .header(HEADER_SIGNATURE, &signed.signature);
+        }
+        let mut response = request
+            .send(body)
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_vec()
+            .map_err(|e| ClientError::Transport(format!("reading the answer: {e}")))?;
+        if !(200..300).contains(&status) {
+            return Err(ClientError::Status {
+                status,
+                problem: serde_json::from_slice(&bytes).ok().map(Box::new),
+                retry_after,
+            });
+        }
+        Ok(Answer { bytes })
+    }
+}
+
+struct Answer {
+    bytes: Vec<u8>,
+}
+
+impl Answer {
+    fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, ClientError> {
+        serde_json::from_slice(&self.bytes).map_err(|e| {
+            let excerpt: String = String::from_utf8_lossy(&self.bytes)
+                .chars()
+                .take(200)
+                .collect();
+            ClientError::Malformed(format!("{e} in {excerpt:?}"))
+        })
+    }
+}
+
+/// `Retry-After` in delay-seconds form (the protocol's), cut to [`MAX_RETRY_AFTER`].
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let seconds: u64 = value.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+}
+
+/// The certificates in a PEM text; refuses text with none.
+pub fn certificates_from_pem(pem: &str) -> anyhow::Result<Vec<Certificate<'static>>> {
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(pem.as_bytes()) {
+        if let PemItem::Certificate(cert) = item.context("the CA file is not valid PEM")? {
+            certs.push(cert);
+        }
+    }
+    if certs.is_empty() {
+        bail!("the CA file holds no certificate (expected -----BEGIN CERTIFICATE-----)");
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_seconds_and_capped() {
+        assert_eq!(parse_retry_after("30"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("999999"), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+    }
+
+    #[test]
+    fn pem_without_certificates_is_refused() {
+        assert!(certificates_from_pem("hello").is_err());
+        assert!(certificates_from_pem("").is_err());
+    }
+}

@@ -1,0 +1,432 @@
+//! `tandem-agent simulate`: a synthetic fleet against a server on this machine.
+//!
+//! N endpoints, each with a deterministic synthetic inventory, enroll, send one full
+//! inventory, then heartbeats at the agent's interval divided by a compression factor.
+//! Work is split over C threads, each serving its share of endpoints round-robin on an
+//! even schedule; a thread that falls behind sends as fast as the server answers, so
+//! the achieved rate shows the server's capacity. Only loopback servers are accepted, and
+//! both the number of endpoints and the run time are bounded.
+
+pub mod fleet;
+pub mod latency;
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use ed25519_dalek::SigningKey;
+use tandem_agent_protocol::{
+    CheckinRequest, EnrollRequest, InventoryReport, Message, MessageBody, PROTOCOL_VERSION,
+};
+
+use self::fleet::SyntheticHost;
+use self::latency::Histogram;
+use crate::client::ServerClient;
+use crate::collect::Collector;
+use crate::identity::{generate_key, public_key_base64, Identity};
+use crate::server_url::ServerUrl;
+use crate::time::now_rfc3339;
+
+/// The most endpoints one run may simulate.
+pub const MAX_ENDPOINTS: u64 = 2_000_000;
+/// The longest a run may last.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+/// The most worker threads.
+pub const MAX_CONCURRENCY: usize = 256;
+
+/// What to simulate.
+#[derive(Clone, Debug)]
+pub struct SimulateOptions {
+    /// The server (loopback only).
+    pub server: String,
+    /// A PEM CA to pin for an https server.
+    pub ca_pem: Option<String>,
+    /// An enrollment token valid for `count` enrollments.
+    pub token: String,
+    /// How many endpoints.
+    pub count: u64,
+    /// How long the whole run may take.
+    pub duration: Duration,
+    /// Worker threads.
+    pub concurrency: usize,
+    /// The real heartbeat interval being simulated.
+    pub heartbeat: Duration,
+    /// How much faster than real time heartbeats are sent.
+    pub compression: f64,
+    /// The fleet's seed.
+    pub seed: u64,
+}
+
+/// What a run measured.
+#[derive(Debug, Default)]
+pub struct SimulateReport {
+    /// Enrollment latencies.
+    pub enroll: Histogram,
+    /// Full-inventory check-in latencies.
+    pub inventory: Histogram,
+    /// Heartbeat check-in latencies.
+    pub heartbeat: Histogram,
+    /// Bytes of inventory check-in bodies sent.
+    pub inventory_bytes: u64,
+    /// Failed requests.
+    pub failures: u64,
+    /// The first failure's message.
+    pub first_failure: Option<String>,
+    /// Time spent enrolling (slowest worker).
+    pub enroll_phase: Duration,
+    /// Time spent in the heartbeat phase (slowest worker).
+    pub heartbeat_phase: Duration,
+}
+
+/// One endpoint's identity and counters.
+struct Endpoint {
+    host: SyntheticHost,
+    identity: Identity,
+    next_seq: u64,
+}
+
+/// Checks the options and runs the simulation.
+pub fn simulate(options: &SimulateOptions) -> anyhow::Result<SimulateReport> {
+    let server = ServerUrl::parse(&options.server)?;
+    if !server.is_loopback() {
+        bail!(
+            "simulate only talks to a server on this machine (127.0.0.0/8, [::1], localhost), not {}",
+            server.host()
+        );
+    }
+    if options.count == 0 || options.count > MAX_ENDPOINTS {
+        bail!("--count must be between 1 and {MAX_ENDPOINTS}");
+    }
+    if options.duration.is_zero() || options.duration > MAX_DURATION {
+        bail!(
+            "--duration must be between 1 and {} seconds",
+            MAX_DURATION.as_secs()
+        );
+    }
+    if options.concurrency == 0 || options.concurrency > MAX_CONCURRENCY {
+        bail!("--concurrency must be between 1 and {MAX_CONCURRENCY}");
+    }
+    if !(options.compression >= 1.0 && options.compression.is_finite()) {
+        bail!("--compress must be 1 or more");
+    }
+    let client = ServerClient::with_pool(server, options.ca_pem.as_deref(), options.concurrency)?;
+    let deadline = Instant::now() + options.duration;
+    let interval = options
+        .heartbeat
+        .div_f64(options.compression)
+        .max(Duration::from_millis(1));
+    let shared = Arc::new((client, options.clone()));
+    let workers: Vec<_> = (0..options.concurrency)
+        .map(|worker| {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || {
+                let (client, options) = &*shared;
+                Worker::new(worker, client, options, deadline, interval).run()
+            })
+        })
+        .collect();
+    let mut report = SimulateReport::default();
+    for worker in workers {
+        let part = worker
+            .join()
+            .map_err(|_| anyhow::anyhow!("a simulation thread panicked"))?;
+        report.merge(part);
+    }
+    Ok(report)
+}
+
+struct Worker<'a> {
+    client: &'a ServerClient,
+    options: &'a SimulateOptions,
+    indices: Vec<u64>,
+    deadline: Instant,
+    interval: Duration,
+    report: SimulateReport,
+}
+
+impl<'a> Worker<'a> {
+    fn new(
+        worker: usize,
+        client: &'a ServerClient,
+        options: &'a SimulateOptions,
+        deadline: Instant,
+        interval: Duration,
+    ) -> Self {
+        let step = options.concurrency as u64;
+        Worker {
+            client,
+            options,
+            indices: (worker as u64..options.count)
+                .step_by(step as usize)
+                .collect(),
+            deadline,
+            interval,
+            report: SimulateReport::default(),
+        }
+    }
+
+    fn run(mut self) -> SimulateReport {
+        let started = Instant::now();
+        let mut endpoints = Vec::with_capacity(self.indices.len());
+        for index in std::mem::take(&mut self.indices) {
+            if Instant::now() >= self.deadline {
+                break;
+            }
+            if let Some(endpoint) = self.enroll(index) {
+                endpoints.push(endpoint);
+            }
+        }
+        self.report.enroll_phase = started.elapsed();
+        let beats = Instant::now();
+        self.heartbeats(&mut endpoints);
+        self.report.heartbeat_phase = beats.elapsed();
+        self.report
+    }
+
+    fn enroll(&mut self, index: u64) -> Option<Endpoint> {
+        let host = SyntheticHost::new(self.options.seed, index);
+        let key: SigningKey = generate_key();
+        let request = EnrollRequest {
+            protocol: PROTOCOL_VERSION,
+            token: self.options.token.clone(),
+            public_key: public_key_base64(&key),
+            hostname: host.hostname(),
+            os: "linux".into(),
+            arch: "x86_64".into(),
+            agent_version: crate::AGENT_VERSION.into(),
+        };
+        let started = Instant::now();
+        let response = match self.client.enroll(&request) {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail(format!("enroll {}: {e}", host.hostname()));
+                return None;
+            }
+        };
+        self.report.enroll.record(started.elapsed());
+        let mut endpoint = Endpoint {
+            identity: Identity::new(response.agent_id, key),
+            host,
+            next_seq: 1,
+        };
+        let inventory = endpoint.host.inventory();
+        let body = MessageBody::Inventory(InventoryReport {
+            full: true,
+            sections: inventory,
+        });
+        if let Some((latency, bytes)) = self.checkin(&mut endpoint, body) {
+            self.report.inventory.record(latency);
+            self.report.inventory_bytes += bytes;
+        }
+        Some(endpoint)
+    }
+
+    fn heartbeats(&mut self, endpoints: &mut [Endpoint]) {
+        if endpoints.is_empty() {
+            return;
+        }
+        let start = Instant::now();
+        let slot = self.interval.div_f64(endpoints.len() as f64);
+        let mut due = start;
+        'rounds: loop {
+            for endpoint in endpoints.iter_mut() {
+                let now = Instant::now();
+                if now >= self.deadline {
+                    break 'rounds;
+                }
+                if due > now {
+                    thread::sleep((due - now).min(self.deadline - now));
+                    if Instant::now() >= self.deadline {
+                        break 'rounds;
+                    }
+                }
+                due += slot;
+                let body = match endpoint.host.heartbeat() {
+                    Ok(heartbeat) => MessageBody::Heartbeat(heartbeat),
+                    Err(e) => {
+                        self.fail(format!("heartbeat: {e}"));
+                        continue;
+                    }
+                };
+                if let Some((latency, _)) = self.checkin(endpoint, body) {
+                    self.report.heartbeat.record(latency);
+                }
+            }
+        }
+    }
+
+    /// One check-in with one message; the latency and body size when it succeeded.
+    fn checkin(&mut self, endpoint: &mut Endpoint, body: MessageBody) -> Option<(Duration, u64)> {
+        let seq = endpoint.next_seq;
+        endpoint.next_seq += 1;
+        let request = CheckinRequest {
+            protocol: PROTOCOL_VERSION,
+            messages: vec![Message {
+                seq,
+                collected_at: now_rfc3339(),
+                body,
+            }],
+        };
+        let bytes = match serde_json::to_vec(&request) {
+            Ok(b) => b,
+            Err(e) => {
+                self.fail(format!("encoding: {e}"));
+                return None;
+            }
+        };
+        let started = Instant::now();
+        match self.client.checkin_raw(&endpoint.identity, &bytes) {
+            Ok(response) if response.acked_through >= seq => {
+                Some((started.elapsed(), bytes.len() as u64))
+            }
+            Ok(response) => {
+                self.fail(format!(
+                    "seq {seq} answered with acked_through {}",
+                    response.acked_through
+                ));
+                None
+            }
+            Err(e) => {
+                self.fail(format!("check-in of {}: {e}", endpoint.host.hostname()));
+                None
+            }
+        }
+    }
+
+    fn fail(&mut self, message: String) {
+        self.report.failures += 1;
+        self.report.first_failure.get_or_insert(message);
+    }
+}
+
+impl SimulateReport {
+    fn merge(&mut self, other: SimulateReport) {
+        self.enroll.merge(&other.enroll);
+        self.inventory.merge(&other.inventory);
+        self.heartbeat.merge(&other.heartbeat);
+        self.inventory_bytes += other.inventory_bytes;
+        self.failures += other.failures;
+        if self.first_failure.is_none() {
+            self.first_failure = other.first_failure;
+        }
+        self.enroll_phase = self.enroll_phase.max(other.enroll_phase);
+        self.heartbeat_phase = self.heartbeat_phase.max(other.heartbeat_phase);
+    }
+
+    /// The report for people.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        line(&mut out, "enroll", &self.enroll, self.enroll_phase);
+        line(
+            &mut out,
+            "inventory check-ins",
+            &self.inventory,
+            self.enroll_phase,
+        );
+        if self.inventory.count() > 0 {
+            let _ = writeln!(
+                out,
+                "  average inventory body: {} KiB",
+                self.inventory_bytes / self.inventory.count() / 1024
+            );
+        }
+        line(
+            &mut out,
+            "heartbeat check-ins",
+            &self.heartbeat,
+            self.heartbeat_phase,
+        );
+        let _ = writeln!(out, "failures: {}", self.failures);
+        if let Some(first) = &self.first_failure {
+            let _ = writeln!(out, "  first: {first}");
+        }
+        out
+    }
+}
+
+fn line(out: &mut String, what: &str, histogram: &Histogram, phase: Duration) {
+    let rate = if phase.is_zero() {
+        0.0
+    } else {
+        histogram.count() as f64 / phase.as_secs_f64()
+    };
+    let _ = writeln!(
+        out,
+        "{what}: {} in {:.1} s = {rate:.1}/s, p50 {:.2} ms, p99 {:.2} ms",
+        histogram.count(),
+        phase.as_secs_f64(),
+        histogram.quantile(0.5).as_secs_f64() * 1000.0,
+        histogram.quantile(0.99).as_secs_f64() * 1000.0,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(server: &str) -> SimulateOptions {
+        SimulateOptions {
+            server: server.into(),
+            ca_pem: None,
+            token: "t".into(),
+            count: 1,
+            duration: Duration::from_secs(1),
+            concurrency: 1,
+            heartbeat: Duration::from_secs(60),
+            compression: 60.0,
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn only_loopback_servers_and_bounded_runs_are_accepted() {
+        let refused = |o: SimulateOptions| format!("{:#}", simulate(&o).unwrap_err());
+        assert!(refused(options("https://tandem.example.test"))
+            .contains("only talks to a server on this machine"));
+        assert!(refused(options("https://192.0.2.1")).contains("only talks"));
+        assert!(refused(SimulateOptions {
+            count: MAX_ENDPOINTS + 1,
+            ..options("http://127.0.0.1:9")
+        })
+        .contains("--count"));
+        assert!(refused(SimulateOptions {
+            count: 0,
+            ..options("http://127.0.0.1:9")
+        })
+        .contains("--count"));
+        assert!(refused(SimulateOptions {
+            duration: MAX_DURATION * 2,
+            ..options("http://127.0.0.1:9")
+        })
+        .contains("--duration"));
+        assert!(refused(SimulateOptions {
+            concurrency: 0,
+            ..options("http://[::1]:9")
+        })
+        .contains("--concurrency"));
+        assert!(refused(SimulateOptions {
+            compression: 0.5,
+            ..options("http://localhost:9")
+        })
+        .contains("--compress"));
+    }
+
+    #[test]
+    fn an_absent_server_is_counted_as_failures_not_a_crash() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let report = simulate(&SimulateOptions {
+            count: 3,
+            ..options(&format!("http://127.0.0.1:{port}"))
+        })
+        .unwrap();
+        assert_eq!(report.failures, 3);
+        assert!(report.first_failure.as_deref().unwrap().contains("enroll"));
+        assert!(report.render().contains("failures: 3"));
+    }
+}

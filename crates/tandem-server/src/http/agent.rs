@@ -1,0 +1,138 @@
+//! The agent routes under `/agent/v1` (protocol in `docs/AGENT-PROTOCOL.md`).
+//!
+//! These routes take no human credentials: the gate resolves neither session cookies nor
+//! API tokens for them. Enrollment is proven by the enrollment token in the body; every
+//! check-in by the agent's ed25519 signature over the exact body bytes, checked here before
+//! the body is even parsed. Refusals use the protocol's own stable codes
+//! (`tandem_agent_protocol::problem::codes`), which the agent acts on.
+
+use crate::http::problem::{ApiError, Problem};
+use crate::http::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use tandem_agent_protocol::problem::codes;
+use tandem_agent_protocol::{
+    CheckinRequest, EnrollRequest, CHECKIN_PATH, HEADER_AGENT, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+    MAX_SKEW_SECONDS, PROTOCOL_VERSION,
+};
+use tandem_app::{AgentRefusal, AgentRequest};
+
+fn refuse(status: StatusCode, code: &str, detail: impl Into<String>) -> ApiError {
+    Problem::new(status, code, detail).into()
+}
+
+/// Parses a body of the protocol, or says what is wrong with it.
+fn parse<T: DeserializeOwned>(body: &[u8], protocol: impl Fn(&T) -> u32) -> Result<T, ApiError> {
+    let v: T = serde_json::from_slice(body).map_err(|e| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            codes::MALFORMED_REQUEST,
+            format!("The body is not a protocol {PROTOCOL_VERSION} request: {e}"),
+        )
+    })?;
+    let p = protocol(&v);
+    if p != PROTOCOL_VERSION {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            codes::UNSUPPORTED_PROTOCOL,
+            format!("This server speaks agent protocol {PROTOCOL_VERSION}, not {p}."),
+        ));
+    }
+    Ok(v)
+}
+
+/// POST /agent/v1/enroll
+pub async fn enroll(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: EnrollRequest = parse(&body, |r: &EnrollRequest| r.protocol)?;
+    let rid = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    match st.app.enroll(rid, &req).await {
+        Ok(r) => Ok((StatusCode::CREATED, Json(r)).into_response()),
+        Err(tandem_app::Error::Unauthenticated) => Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            codes::INVALID_ENROLLMENT_TOKEN,
+            "The enrollment token is not valid: it may be mistyped, expired, revoked or used up. Make a new one on the enrollment page.",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// POST /agent/v1/checkin
+pub async fn checkin(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let req = AgentRequest {
+        agent_id: header(HEADER_AGENT),
+        timestamp: header(HEADER_TIMESTAMP),
+        signature: header(HEADER_SIGNATURE),
+        method: "POST",
+        path: CHECKIN_PATH,
+        body: &body,
+    };
+    let agent = match st.app.authenticate_agent(&req).await? {
+        Ok(a) => a,
+        Err(AgentRefusal::UnknownAgent) => {
+            return Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                codes::UNKNOWN_AGENT,
+                "No enrolled agent has this id. Enroll the endpoint again.",
+            ))
+        }
+        Err(AgentRefusal::BadSignature) => {
+            return Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                codes::INVALID_SIGNATURE,
+                "The request's signature headers are missing or malformed, or the signature does not verify.",
+            ))
+        }
+        Err(AgentRefusal::ClockSkew) => {
+            return Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                codes::CLOCK_SKEW,
+                format!("The endpoint's clock is more than {MAX_SKEW_SECONDS} seconds from the server's. Fix its time synchronisation."),
+            ))
+        }
+        Err(AgentRefusal::Revoked) => {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                codes::AGENT_REVOKED,
+                "This endpoint was retired. Enroll it again to report.",
+            ))
+        }
+    };
+    let checkin: CheckinRequest = parse(&body, |r: &CheckinRequest| r.protocol)?;
+    match st.app.checkin(&agent, checkin).await {
+        Ok(r) => Ok(Json(r).into_response()),
+        // Another check-in of the same agent committed first: try again in a moment.
+        Err(tandem_app::Error::Conflict(m)) => {
+            let mut resp = ApiError::from(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                codes::UNAVAILABLE,
+                m,
+            ))
+            .into_response();
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Ok(resp)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,198 @@
+//! The real agent against the real server: `tandem-agent enroll` and `run --once` as
+//! processes, collecting this machine's inventory and delivering it over HTTP; then the
+//! server goes away, the agent keeps collecting into its outbox, and when the server is
+//! back everything arrives once. Runs on every backend.
+
+mod common;
+
+use common::{run, Cred, TestApp};
+use reqwest::Method;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use tandem_domain::authz::Capability;
+
+/// Builds the agent (a no-op when `cargo test --workspace` already did) and returns its path.
+fn agent_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "tandem-agent",
+                "--bin",
+                "tandem-agent",
+            ])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building tandem-agent failed");
+        // This test runs from <target>/debug/deps/; the agent lands in <target>/debug/.
+        let exe = std::env::current_exe().expect("test path");
+        let bin = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target dir")
+            .join("tandem-agent");
+        assert!(bin.exists(), "no agent at {}", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// Runs the agent as a process, off the async threads (the server under test shares them).
+async fn agent(config: &Path, args: &[&str]) -> (bool, String) {
+    let config = config.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(agent_binary())
+            .arg("--config")
+            .arg(&config)
+            .args(&args)
+            .output()
+            .expect("agent runs")
+    })
+    .await
+    .expect("agent process");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn set_server(config: &Path, url: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let mut replaced = 0;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("server =") {
+                replaced += 1;
+                format!("server = \"{url}\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert_eq!(replaced, 1, "one server line in {text}");
+    std::fs::write(config, lines.join("\n") + "\n").unwrap();
+}
+
+async fn endpoints(t: &TestApp, cred: &Cred) -> Vec<serde_json::Value> {
+    let r = t.send(t.api(Method::GET, "/api/v1/endpoints", cred)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_enrolls_reports_and_delivers_what_it_queued_while_the_server_was_away() {
+    let bin = agent_binary();
+    run(move |t: Arc<TestApp>| {
+        let bin = bin.clone();
+        async move {
+            assert!(bin.exists());
+            let dir = tempfile::tempdir().unwrap();
+            let config = dir.path().join("agent.toml");
+            let outbox = dir.path().join("outbox.db");
+            let (_, secret) = t.enrollment_token(&t.w.it_a, &t.w.site_a, Some(1)).await;
+            let (ok, out) = agent(
+                &config,
+                &[
+                    "enroll",
+                    "--server",
+                    &t.base,
+                    "--token",
+                    &secret,
+                    "--outbox",
+                    outbox.to_str().unwrap(),
+                ],
+            )
+            .await;
+            assert!(ok, "enroll: {out}");
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(&config).unwrap().permissions(),
+            );
+            assert_eq!(mode & 0o777, 0o600, "the config holds the private key");
+
+            let (ok, out) = agent(&config, &["run", "--once"]).await;
+            assert!(ok, "first run: {out}");
+            let cred = Cred::Bearer(
+                t.token_for(&t.w.it_a, &[Capability::EndpointsRead], None)
+                    .await
+                    .1,
+            );
+            let list = endpoints(&t, &cred).await;
+            assert_eq!(list.len(), 1, "{list:?}");
+            let e = &list[0];
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+            assert_eq!(e["hostname"], host.trim());
+            assert_eq!(e["presence"], "online");
+            let id = e["id"].as_str().unwrap().to_string();
+            let r = t
+                .send(t.api(Method::GET, &format!("/api/v1/endpoints/{id}"), &cred))
+                .await;
+            let d = r.json();
+            let packages = d["inventory"]["packages"]["packages"]
+                .as_array()
+                .map_or(0, Vec::len);
+            assert!(
+                packages > 50,
+                "this Debian machine's packages arrived: {packages}"
+            );
+            assert!(d["heartbeat"]["memory_total_bytes"].as_u64().unwrap() > 0);
+            let seq_after_first = last_seq(&t, &id).await;
+            assert!(seq_after_first >= 2, "heartbeat and inventory acknowledged");
+
+            // The server is unreachable: the agent collects anyway and keeps it.
+            set_server(&config, "http://127.0.0.1:9");
+            let (ok, out) = agent(&config, &["run", "--once"]).await;
+            assert!(!ok, "a run that could not deliver says so: {out}");
+            let (_, status) = agent(&config, &["status"]).await;
+            assert!(
+                !status.contains("— 0 messages"),
+                "queued while away: {status}"
+            );
+
+            // Back: everything queued arrives, once.
+            set_server(&config, &t.base);
+            let (ok, out) = agent(&config, &["run", "--once"]).await;
+            assert!(ok, "run after the outage: {out}");
+            let (_, status) = agent(&config, &["status"]).await;
+            assert!(
+                status.contains("— 0 messages"),
+                "the outbox is empty: {status}"
+            );
+            let seq = last_seq(&t, &id).await;
+            assert!(
+                seq >= seq_after_first + 4,
+                "both runs' messages were acknowledged: {seq_after_first} → {seq}"
+            );
+            // Nothing twice: the same machine's repeated inventories make no timeline entries.
+            let r = t
+                .send(t.api(
+                    Method::GET,
+                    &format!("/api/v1/endpoints/{id}/events"),
+                    &cred,
+                ))
+                .await;
+            let events = r.json()["items"].as_array().unwrap().clone();
+            assert!(
+                events.iter().all(|e| e["kind"] != "software_installed"),
+                "no change was invented by a replay: {events:?}"
+            );
+        }
+    })
+    .await;
+}
+
+async fn last_seq(t: &TestApp, id: &str) -> u64 {
+    let mut r = t.app.store().read().await.unwrap();
+    tandem_store::endpoints::agent(&mut r, id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .last_seq
+}
