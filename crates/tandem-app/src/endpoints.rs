@@ -402,26 +402,23 @@ impl App {
                 }
             }
         }
-        let mut w = self.store.write().await?;
-        if !store::record_checkin(&mut w, agent.id, agent.last_seq, &update).await? {
+        let last_seq = update.last_seq;
+        let written = self
+            .ingest()
+            .write(crate::ingest::Checkin {
+                agent: agent.clone(),
+                update,
+                events,
+            })
+            .await?;
+        if !written {
             // Another check-in of this agent committed first; its messages may overlap.
             return Err(Error::Conflict(
                 "a check-in of this agent is in progress; retry".into(),
             ));
         }
-        for (at, c) in &events {
-            store::insert_events(
-                &mut w,
-                agent.id,
-                agent.client_id,
-                *at,
-                std::slice::from_ref(c),
-            )
-            .await?;
-        }
-        w.commit().await?;
         Ok(CheckinResponse {
-            acked_through: update.last_seq,
+            acked_through: last_seq,
             heartbeat_seconds: self.policy.heartbeat_seconds,
             inventory_seconds: self.policy.inventory_seconds,
             want_full_inventory: want_full,

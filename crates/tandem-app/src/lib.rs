@@ -13,6 +13,7 @@ mod directory;
 mod endpoints;
 mod error;
 mod identity;
+mod ingest;
 mod scope;
 mod tokens;
 
@@ -69,6 +70,8 @@ impl Default for Policy {
 pub struct App {
     store: Store,
     policy: Arc<Policy>,
+    /// The check-in writer, started on first use (it needs a running runtime).
+    ingest: Arc<std::sync::OnceLock<ingest::Ingest>>,
 }
 
 /// Who is acting, for one request: the principal, or Tandem itself.
@@ -221,7 +224,14 @@ impl App {
         App {
             store,
             policy: Arc::new(policy),
+            ingest: Arc::default(),
         }
+    }
+
+    /// The check-in writer (group commit), started on first use.
+    pub(crate) fn ingest(&self) -> &ingest::Ingest {
+        self.ingest
+            .get_or_init(|| ingest::Ingest::start(self.store.clone()))
     }
 
     /// The store, for health checks, backups and metrics.

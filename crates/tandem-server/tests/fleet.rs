@@ -290,3 +290,61 @@ async fn revoked_and_expired_tokens_enroll_nothing() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_check_ins_are_committed_together_and_each_once() {
+    run(|t: Arc<TestApp>| async move {
+        // Thirty agents check in at once: every one is acknowledged and stored.
+        let mut agents = Vec::new();
+        for i in 0..30 {
+            agents.push(t.enrolled_agent(&t.w.site_a, &format!("burst-{i:02}")).await);
+        }
+        let sends = agents.iter().map(|(id, key)| {
+            let t = t.clone();
+            let key = key.clone();
+            let id = *id;
+            async move {
+                let body = json!({"protocol": 1, "messages": [message(1, heartbeat()), message(2, full(inventory(&[("curl", "7.88")], true, 0, &[])))]});
+                checkin(&t, id, &key, &body, None).await
+            }
+        });
+        for r in futures_join_all(sends).await {
+            assert_eq!(r.status, 200, "{}", r.text);
+            assert_eq!(r.json()["acked_through"], 2);
+        }
+        let reader = Cred::Bearer(t.token_for(&t.w.padmin, &[Capability::EndpointsRead], None).await.1);
+        let r = t.send(t.api(Method::GET, "/api/v1/endpoints?presence=online&limit=100", &reader)).await;
+        assert_eq!(r.json()["items"].as_array().unwrap().len(), 30, "{}", r.text);
+
+        // One agent sending the same batch twice at once: one is applied, the other is told
+        // to retry, and retrying is harmless.
+        let (id, key) = &agents[0];
+        let body = json!({"protocol": 1, "messages": [message(3, heartbeat())]});
+        let (a, b) = tokio::join!(checkin(&t, *id, key, &body, None), checkin(&t, *id, key, &body, None));
+        for r in [&a, &b] {
+            assert!(r.status == 200 || r.status == 503, "{} {}", r.status, r.text);
+            if r.status == 503 {
+                r.assert_problem(503, "unavailable");
+            }
+        }
+        assert!(a.status == 200 || b.status == 200, "at least one was applied");
+        let again = checkin(&t, *id, key, &body, None).await;
+        assert_eq!(again.json()["acked_through"], 3, "{}", again.text);
+    })
+    .await;
+}
+
+/// Awaits every future concurrently (the tests need no futures crate for this).
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    fs: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = fs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}
