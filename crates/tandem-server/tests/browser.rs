@@ -1,6 +1,7 @@
 //! A real browser (Debian's headless Chromium, driven over WebDriver by chromedriver) signs
-//! in with a password, enrols TOTP, opens the audit trail and saves screenshots; then signs
-//! in again with a recovery code.
+//! in with a password, enrols TOTP, opens the audit trail, makes an enrollment token on the
+//! fleet page and finds the endpoint enrolled with it, saving screenshots; then signs in again
+//! with a recovery code.
 //!
 //! Outside CI a machine without chromium/chromedriver skips this test loudly; in CI
 //! (`CI=true`) their absence fails it.
@@ -291,7 +292,7 @@ async fn browser_signs_in_with_mfa_and_reads_the_audit_trail() {
     )
     .await
     .unwrap();
-    let base = serve(app).await;
+    let base = serve(app.clone()).await;
 
     // Password, then enrolment of an authenticator: the server will not let us past /mfa/setup.
     d.go(&format!("{base}/login")).await;
@@ -340,6 +341,34 @@ async fn browser_signs_in_with_mfa_and_reads_the_audit_trail() {
     d.go(&format!("{base}/")).await;
     d.screenshot("overview").await;
 
+    // The fleet: empty at first, with the way to enroll; a token made on the page gives the
+    // exact command; an agent enrolled with it shows up, with its inventory and tabs.
+    d.go(&format!("{base}/endpoints")).await;
+    assert!(d.text(".empty").await.contains("No endpoints yet"));
+    d.go(&format!("{base}/endpoints/enroll")).await;
+    d.fill("#e-label", "Norfolk laptops").await;
+    d.click("form.grid-form button[type=submit]").await;
+    let secret = d.text("#new-token").await;
+    assert!(secret.starts_with("tde_"), "a token is shown: {secret}");
+    let command = d.text("#enroll-command").await;
+    assert!(
+        command.contains(&format!("tandem-agent enroll --server")) && command.contains(&secret),
+        "the command to paste: {command}"
+    );
+    enroll_and_report(&app, &secret).await;
+    d.go(&format!("{base}/endpoints")).await;
+    let table = d.text("table").await;
+    assert!(
+        table.contains("cad-ws-07") && table.contains("online"),
+        "{table}"
+    );
+    d.click("table a").await;
+    d.wait_url("the endpoint's page", |u| u.contains("/endpoints/0"))
+        .await;
+    assert_eq!(d.text("h1").await, "cad-ws-07");
+    assert!(d.text("dl.facts").await.contains("Debian GNU/Linux 12"));
+    d.screenshot("endpoint").await;
+
     // Sign out, and back in with a recovery code.
     d.click("header form.inline button").await;
     d.wait_url("signing out leads to the sign-in page", |u| {
@@ -363,4 +392,56 @@ async fn browser_signs_in_with_mfa_and_reads_the_audit_trail() {
 
     d.call("DELETE", "", None).await;
     db.cleanup().await;
+}
+
+/// Enrolls a made-up agent with `secret` and sends one signed check-in, through the same use
+/// cases the agent routes call.
+async fn enroll_and_report(app: &App, secret: &str) {
+    use base64::Engine;
+    use ed25519_dalek::Signer;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]);
+    let enrolled = app
+        .enroll(
+            None,
+            &tandem_agent_protocol::EnrollRequest {
+                protocol: 1,
+                token: secret.into(),
+                public_key: base64::engine::general_purpose::STANDARD
+                    .encode(key.verifying_key().as_bytes()),
+                hostname: "cad-ws-07".into(),
+                os: "linux".into(),
+                arch: "x86_64".into(),
+                agent_version: "0.1.0".into(),
+            },
+        )
+        .await
+        .expect("enrolled with the token from the page");
+    let body = json!({"protocol": 1, "messages": [{"seq": 1, "collected_at": "2026-11-28T10:00:00Z", "body": {
+    "kind": "inventory", "full": true, "sections": {
+        "system": {"os_family": "linux", "distribution": "Debian GNU/Linux 12 (bookworm)", "hostname": "cad-ws-07", "reboot_required_packages": []},
+        "not_collected": []
+    }}}]});
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let ts = tandem_domain::Timestamp::now().0 / tandem_domain::Timestamp::SECOND;
+    let path = tandem_agent_protocol::CHECKIN_PATH;
+    let sig = key.sign(&tandem_agent_protocol::signing_payload(
+        "POST", path, ts, &bytes,
+    ));
+    let sig = base64::engine::general_purpose::STANDARD.encode(sig.to_bytes());
+    let ts = ts.to_string();
+    let agent = app
+        .authenticate_agent(&tandem_app::AgentRequest {
+            agent_id: &enrolled.agent_id,
+            timestamp: &ts,
+            signature: &sig,
+            method: "POST",
+            path,
+            body: &bytes,
+        })
+        .await
+        .unwrap()
+        .expect("the signature verifies");
+    app.checkin(&agent, serde_json::from_slice(&bytes).unwrap())
+        .await
+        .unwrap();
 }
