@@ -7,6 +7,7 @@ pub mod audit;
 pub mod authz;
 pub mod directory;
 pub mod fleet;
+pub mod helpdesk;
 pub mod ids;
 pub mod scope;
 pub mod signin;
