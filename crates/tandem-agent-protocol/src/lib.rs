@@ -8,6 +8,7 @@
 //! Receivers ignore fields they do not know: adding an optional field is not a new
 //! protocol version; removing or changing the meaning of one is.
 
+pub mod ca;
 pub mod checkin;
 pub mod enroll;
 pub mod heartbeat;
@@ -15,6 +16,7 @@ pub mod inventory;
 pub mod problem;
 pub mod signing;
 
+pub use ca::{ca_fingerprint, parse_fingerprint, pem_certificate, FINGERPRINT_BYTES};
 pub use checkin::{CheckinRequest, CheckinResponse, Message, MessageBody};
 pub use enroll::{EnrollRequest, EnrollResponse};
 pub use heartbeat::{DiskUsage, Heartbeat};
@@ -30,6 +32,11 @@ pub const ENROLL_PATH: &str = "/agent/v1/enroll";
 
 /// The path of the check-in endpoint, relative to the server's base URL.
 pub const CHECKIN_PATH: &str = "/agent/v1/checkin";
+
+/// The path of the CA the agent pins, relative to the server's base URL (unsigned `GET`,
+/// PEM). The agent trusts what it fetches there only after comparing its fingerprint
+/// ([`ca_fingerprint`]) with the one an administrator gave it.
+pub const CA_PATH: &str = "/agent/v1/ca.pem";
 
 /// Header naming the agent that signed a request (its `agent_id`).
 pub const HEADER_AGENT: &str = "Tandem-Agent";

@@ -43,6 +43,9 @@ pub mod codes {
     pub const UNKNOWN_AGENT: &str = "unknown_agent";
     /// 403: the agent was revoked by an administrator; it must be enrolled again.
     pub const AGENT_REVOKED: &str = "agent_revoked";
+    /// 404: the server has no CA of its own for agents to pin (it serves plain HTTP, or a
+    /// certificate from files without naming their CA).
+    pub const NO_CA: &str = "no_ca";
     /// 413: the body is larger than the server accepts.
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     /// 429: too many requests; honour `Retry-After`.

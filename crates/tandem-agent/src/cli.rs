@@ -38,8 +38,12 @@ enum Command {
         #[arg(long, env = "TANDEM_AGENT_TOKEN", hide_env_values = true)]
         token: String,
         /// A PEM file with the CA to trust; only it will be trusted.
-        #[arg(long, value_name = "PEM")]
+        #[arg(long, value_name = "PEM", conflicts_with = "ca_sha256")]
         ca_file: Option<PathBuf>,
+        /// Fetch the server's CA and trust it alone, if its SHA-256 fingerprint is this (as the
+        /// server's enrollment page shows it).
+        #[arg(long, value_name = "HEX")]
+        ca_sha256: Option<String>,
         /// Where to keep the outbox database.
         #[arg(long, value_name = "PATH", default_value = DEFAULT_OUTBOX_PATH)]
         outbox: PathBuf,
@@ -138,6 +142,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             server,
             token,
             ca_file,
+            ca_sha256,
             outbox,
             max_outbox_bytes,
             force,
@@ -146,11 +151,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 server,
                 token,
                 ca_file,
+                ca_sha256,
                 config_path: config_path.clone(),
                 outbox_path: absolute(&outbox)?,
                 max_outbox_bytes,
                 force,
             })?;
+            if let Some(fingerprint) = config.ca_pem.as_deref().and_then(pinned_fingerprint) {
+                println!("pinned the server's CA (SHA-256 {fingerprint})");
+            }
             println!(
                 "enrolled as agent {}\nconfiguration written to {} (mode 0600)\n\
                  next: `tandem-agent install` to run it as a service, or `tandem-agent run --once`",
@@ -275,10 +284,13 @@ pub fn status(config_path: &Path) -> anyhow::Result<String> {
     )?;
     let depth = outbox.depth()?;
     let value = |key: &str| outbox.get(key).ok().flatten();
-    let trust = match &config.ca_file {
-        Some(path) => format!("pinned CA ({})", path.display()),
-        None if config.ca_pem.is_some() => "pinned CA".to_string(),
-        None => "public roots built into the agent".to_string(),
+    let fingerprint = config.ca_pem.as_deref().and_then(pinned_fingerprint);
+    let trust = match (&config.ca_file, fingerprint) {
+        (Some(path), Some(fp)) => format!("pinned CA ({}, SHA-256 {fp})", path.display()),
+        (Some(path), None) => format!("pinned CA ({})", path.display()),
+        (None, Some(fp)) => format!("pinned CA (SHA-256 {fp})"),
+        (None, None) if config.ca_pem.is_some() => "pinned CA".to_string(),
+        (None, None) => "public roots built into the agent".to_string(),
     };
     let last_error = match (value(keys::LAST_ERROR), value(keys::LAST_ERROR_AT)) {
         (Some(error), Some(at)) => format!("{error} (at {at})"),
@@ -316,6 +328,14 @@ pub fn status(config_path: &Path) -> anyhow::Result<String> {
             "acknowledged"
         },
     ))
+}
+
+/// The fingerprint of the (first) pinned CA certificate.
+fn pinned_fingerprint(pem: &str) -> Option<String> {
+    let certs = crate::client::certificates_from_pem(pem).ok()?;
+    certs
+        .first()
+        .map(|c| tandem_agent_protocol::ca_fingerprint(c.der()))
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {

@@ -4,6 +4,9 @@
 //! compiled into the agent (never the system store). Plain http is accepted only to
 //! loopback addresses (see [`ServerUrl`]). Answers are checked, never trusted: a
 //! malformed body is an error, not a panic.
+//!
+//! One request verifies nothing: [`download_ca_unverified`], which fetches the CA to pin
+//! so that its fingerprint can be compared with the administrator's before it is trusted.
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use tandem_agent_protocol::{
-    CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, Problem, CHECKIN_PATH,
+    CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, Problem, CA_PATH, CHECKIN_PATH,
     ENROLL_PATH, HEADER_AGENT, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
@@ -25,6 +28,9 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// The most bytes of a server answer the agent reads.
 const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
+
+/// The most bytes of a CA download the agent reads (a certificate is about 1 KiB).
+const MAX_CA_BYTES: u64 = 64 * 1024;
 
 /// A client for one Tandem server.
 #[derive(Clone)]
@@ -179,30 +185,66 @@ impl ServerClient {
                 .header(HEADER_TIMESTAMP, &signed.timestamp)
                 .header(HEADER_SIGNATURE, &signed.signature);
         }
-        let mut response = request
+        let response = request
             .send(body)
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_RESPONSE_BYTES)
-            .read_to_vec()
-            .map_err(|e| ClientError::Transport(format!("reading the answer: {e}")))?;
-        if !(200..300).contains(&status) {
-            return Err(ClientError::Status {
-                status,
-                problem: serde_json::from_slice(&bytes).ok().map(Box::new),
-                retry_after,
-            });
-        }
-        Ok(Answer { bytes })
+        read_answer(response, MAX_RESPONSE_BYTES)
     }
+}
+
+/// `GET {server}/agent/v1/ca.pem` over https **without verifying the server's certificate**,
+/// returning the body. This is the only request the agent makes before it trusts anything:
+/// what it returns must not be trusted until its fingerprint has been compared with one from
+/// the administrator ([`crate::enroll`] does that). Nothing secret is sent.
+pub fn download_ca_unverified(server: &ServerUrl) -> Result<Vec<u8>, ClientError> {
+    if !server.is_https() {
+        return Err(ClientError::Transport(
+            "the CA can only be fetched over https".into(),
+        ));
+    }
+    let http = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .https_only(true)
+        .max_redirects(0)
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .timeout_global(Some(Duration::from_secs(30)))
+        .user_agent(format!("tandem-agent/{}", crate::AGENT_VERSION))
+        .tls_config(TlsConfig::builder().disable_verification(true).build())
+        .build()
+        .new_agent();
+    let response = http
+        .get(server.endpoint(CA_PATH))
+        .header("accept", "application/x-pem-file, application/problem+json")
+        .call()
+        .map_err(|e| ClientError::Transport(e.to_string()))?;
+    Ok(read_answer(response, MAX_CA_BYTES)?.bytes)
+}
+
+/// Reads at most `limit` bytes of an answer; an error status becomes [`ClientError::Status`].
+fn read_answer(
+    mut response: ureq::http::Response<ureq::Body>,
+    limit: u64,
+) -> Result<Answer, ClientError> {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(limit)
+        .read_to_vec()
+        .map_err(|e| ClientError::Transport(format!("reading the answer: {e}")))?;
+    if !(200..300).contains(&status) {
+        return Err(ClientError::Status {
+            status,
+            problem: serde_json::from_slice(&bytes).ok().map(Box::new),
+            retry_after,
+        });
+    }
+    Ok(Answer { bytes })
 }
 
 struct Answer {

@@ -1,14 +1,21 @@
-//! Enrollment: make a key pair, trade the token for an agent id, write the configuration.
+//! Enrollment: pin the server's CA, make a key pair, trade the token for an agent id, write
+//! the configuration.
+//!
+//! The CA comes from a file (`--ca-file`) or from the server itself (`--ca-sha256`): then the
+//! agent downloads it without trusting the connection, and pins it only if its SHA-256
+//! fingerprint is the one the administrator gave. Either way the token is sent only over a
+//! connection verified against the pinned CA alone, and nothing is written unless
+//! enrollment succeeded.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use tandem_agent_protocol::{
-    EnrollRequest, EnrollResponse, HEARTBEAT_SECONDS_RANGE, INVENTORY_SECONDS_RANGE,
-    MAX_SKEW_SECONDS, PROTOCOL_VERSION,
+    ca_fingerprint, parse_fingerprint, pem_certificate, EnrollRequest, EnrollResponse, CA_PATH,
+    HEARTBEAT_SECONDS_RANGE, INVENTORY_SECONDS_RANGE, MAX_SKEW_SECONDS, PROTOCOL_VERSION,
 };
 
-use crate::client::{certificates_from_pem, ServerClient};
+use crate::client::{certificates_from_pem, download_ca_unverified, ServerClient};
 use crate::config::{AgentConfig, Secret, DEFAULT_UPDATES_CHECK_SECONDS};
 use crate::identity::{generate_key, private_key_base64, public_key_base64};
 use crate::outbox::Outbox;
@@ -23,6 +30,8 @@ pub struct EnrollOptions {
     pub token: String,
     /// A PEM file with the CA to pin, if any.
     pub ca_file: Option<PathBuf>,
+    /// The SHA-256 fingerprint of the CA to fetch from the server and pin, if any.
+    pub ca_sha256: Option<String>,
     /// Where to write the configuration.
     pub config_path: PathBuf,
     /// Where the outbox database goes.
@@ -48,7 +57,11 @@ pub fn enroll(options: &EnrollOptions) -> anyhow::Result<AgentConfig> {
     if let Some(warning) = server.plain_http_warning() {
         eprintln!("{warning}");
     }
-    let (ca_file, ca_pem) = read_ca(options)?;
+    let (ca_file, ca_pem) = match (&options.ca_file, &options.ca_sha256) {
+        (Some(_), Some(_)) => bail!("give --ca-file or --ca-sha256, not both"),
+        (None, Some(fingerprint)) => (None, Some(pin_by_fingerprint(&server, fingerprint)?)),
+        _ => read_ca(options)?,
+    };
     let key = generate_key();
     let request = EnrollRequest {
         protocol: PROTOCOL_VERSION,
@@ -101,6 +114,41 @@ fn read_ca(options: &EnrollOptions) -> anyhow::Result<(Option<PathBuf>, Option<S
     certificates_from_pem(&pem).with_context(|| format!("in {}", path.display()))?;
     let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
     Ok((Some(absolute), Some(pem)))
+}
+
+/// Downloads the server's CA without trusting the connection and returns it, as PEM, only
+/// if its fingerprint is `expected`: the administrator's fingerprint decides what is pinned,
+/// not whoever answered. Exactly one certificate is accepted, so nothing unchecked can ride
+/// along with the CA.
+pub fn pin_by_fingerprint(server: &ServerUrl, expected: &str) -> anyhow::Result<String> {
+    let expected = parse_fingerprint(expected).with_context(|| {
+        format!(
+            "--ca-sha256 {:?} is not a SHA-256 fingerprint (64 hex digits; colons are allowed)",
+            expected.trim()
+        )
+    })?;
+    if !server.is_https() {
+        bail!("--ca-sha256 pins the CA of an https server; {server} is plain http");
+    }
+    let url = server.endpoint(CA_PATH);
+    let body = download_ca_unverified(server).with_context(|| format!("fetching {url}"))?;
+    let text = String::from_utf8(body).with_context(|| format!("{url} is not PEM text"))?;
+    let certs = certificates_from_pem(&text).with_context(|| format!("in {url}"))?;
+    let [cert] = certs.as_slice() else {
+        bail!(
+            "{url} holds {} certificates; a server hands out exactly one CA to pin",
+            certs.len()
+        );
+    };
+    let actual = ca_fingerprint(cert.der());
+    if actual != expected {
+        bail!(
+            "the CA this server presents has SHA-256 fingerprint {actual}, not {expected} as given: \
+             the fingerprint is mistyped, or something between here and the server is intercepting \
+             the connection. Nothing was pinned or written."
+        );
+    }
+    Ok(pem_certificate(cert.der()))
 }
 
 /// Refuses answers that would make a broken configuration.

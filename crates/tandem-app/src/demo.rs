@@ -296,6 +296,7 @@ impl App {
             ],
         )
         .await?;
+        self.seed_demo_tickets().await?;
         let mut w = self.store.write().await?;
         settings::set(&mut w, "provider.name", PROVIDER_NAME).await?;
         settings::set(&mut w, "demo.password", &password).await?;
@@ -537,6 +538,117 @@ impl App {
             v2.number,
             true,
             Some("Agreed: Crestline takes Microsoft 365 from today.".into()),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+impl App {
+    /// The helpdesk chapter: internal IT works the everyday tickets; a suspicious sign-in is
+    /// handed to the provider with a reason; a security alert goes straight to the provider.
+    async fn seed_demo_tickets(&self) -> Result<()> {
+        use crate::NewTicket;
+        use tandem_domain::helpdesk::{Impact, Status, Urgency};
+        use tandem_domain::scope::Party;
+        let emily = self.demo_actor("emily.park").await?;
+        let dana = self.demo_actor("dana.whitfield").await?;
+        let sam = self.demo_actor("sam.okafor").await?;
+        let kevin = self.demo_actor("kevin.shah").await?;
+        let luis = self.demo_actor("luis.ortega").await?;
+        let open = |subject: &str, description: &str, domain: &str, impact, urgency| NewTicket {
+            client_id: None,
+            site_id: None,
+            requester_id: None,
+            subject: subject.into(),
+            description: description.into(),
+            domain: Some(domain.into()),
+            impact: Some(impact),
+            urgency: Some(urgency),
+        };
+        // Harbor Point: everyday work for internal IT.
+        let printer = self
+            .create_ticket(
+                &emily,
+                open(
+                    "The second-floor plotter jams on A1 sheets",
+                    "Every large drawing since this morning; small sheets are fine.",
+                    "helpdesk",
+                    Impact::Department,
+                    Urgency::Normal,
+                ),
+            )
+            .await?;
+        self.reply(
+            &dana,
+            printer.id,
+            "On my way up with a new roller kit.",
+            false,
+        )
+        .await?;
+        let reset = self
+            .create_ticket(
+                &emily,
+                open(
+                    "Locked out after the password change",
+                    "It says my account is locked.",
+                    "helpdesk",
+                    Impact::Person,
+                    Urgency::High,
+                ),
+            )
+            .await?;
+        self.reply(
+            &dana,
+            reset.id,
+            "Unlocked — try again now, and set up the authenticator app when asked.",
+            false,
+        )
+        .await?;
+        self.set_ticket_status(&dana, reset.id, Status::Resolved)
+            .await?;
+        // A suspicious sign-in: opened by the engineer, handed to Crestline with a reason.
+        let login = self
+            .create_ticket(
+                &emily,
+                open(
+                    "Sign-in alert from a country I have never been to",
+                    "Microsoft says someone signed in from abroad at 03:12.",
+                    "helpdesk",
+                    Impact::Person,
+                    Urgency::Critical,
+                ),
+            )
+            .await?;
+        self.reply(&dana, login.id, "Looks like a compromised password; the account may have been used. Crestline runs our security monitoring.", true).await?;
+        // (After hours the agreement already gives the helpdesk to Crestline.)
+        if login.owner == Party::Internal {
+            self.hand_off(&dana, login.id, Party::Provider, "Possible account compromise — security monitoring and incident response are Crestline's under the agreement").await?;
+        }
+        self.assign_ticket(&sam, login.id, sam.principal.as_ref().map(|p| p.user_id))
+            .await?;
+        self.reply(&sam, login.id, "Sessions revoked and the password reset; we are checking the mailbox rules now. Please don't use the old password anywhere.", false).await?;
+        // Bayside: the front desk's ticket for internal IT, and an urgent one for the provider.
+        self.create_ticket(
+            &kevin,
+            open(
+                "Check-in kiosk printer out of labels",
+                "Phoenix front desk.",
+                "onsite_hardware",
+                Impact::Person,
+                Urgency::Normal,
+            ),
+        )
+        .await?;
+        self.create_ticket(
+            &luis,
+            open(
+                "Shared mailbox for referrals stopped receiving mail",
+                "Nothing since 09:40; senders get no bounce.",
+                "cloud_m365",
+                Impact::Department,
+                Urgency::High,
+            ),
         )
         .await?;
         Ok(())

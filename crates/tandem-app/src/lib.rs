@@ -15,6 +15,7 @@ mod error;
 mod identity;
 mod ingest;
 mod scope;
+mod tickets;
 mod tokens;
 
 pub use audit_log::AuditQuery;
@@ -26,6 +27,7 @@ pub use endpoints::{
 pub use error::{Error, Result};
 pub use identity::{principal_of, totp_code_now, MfaEnrollment, SessionInfo, SignIn, SignInNext};
 pub use scope::{DomainPatch, NewDomain, RouteAnswer};
+pub use tickets::{NewTicket, TicketView};
 pub use tokens::{NewToken, TOKEN_PREFIX};
 
 use std::sync::atomic::{AtomicBool, Ordering};

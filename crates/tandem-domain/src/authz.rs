@@ -41,6 +41,12 @@ pub enum Action {
     EndpointsRead,
     /// Issue and revoke enrollment tokens; retire endpoints.
     EndpointsManage,
+    /// See tickets (end users: only their own).
+    TicketsRead,
+    /// Open a ticket and reply on it (end users: their own).
+    TicketsCreate,
+    /// Work tickets: internal notes, status, assignment, handoffs between the sides.
+    TicketsWrite,
 }
 
 impl Action {
@@ -57,6 +63,8 @@ impl Action {
             Action::DomainsManage => Some(Capability::DomainsWrite),
             Action::EndpointsRead => Some(Capability::EndpointsRead),
             Action::EndpointsManage => Some(Capability::EndpointsWrite),
+            Action::TicketsRead => Some(Capability::TicketsRead),
+            Action::TicketsCreate | Action::TicketsWrite => Some(Capability::TicketsWrite),
             // A token that can mint tokens would outlive its own revocation.
             Action::TokensManage => None,
         }
@@ -97,11 +105,17 @@ pub enum Capability {
     /// `endpoints:write`
     #[serde(rename = "endpoints:write")]
     EndpointsWrite,
+    /// `tickets:read`
+    #[serde(rename = "tickets:read")]
+    TicketsRead,
+    /// `tickets:write`
+    #[serde(rename = "tickets:write")]
+    TicketsWrite,
 }
 
 impl Capability {
     /// Every capability.
-    pub const ALL: [Capability; 10] = [
+    pub const ALL: [Capability; 12] = [
         Capability::ClientsRead,
         Capability::ClientsWrite,
         Capability::UsersRead,
@@ -112,6 +126,8 @@ impl Capability {
         Capability::DomainsWrite,
         Capability::EndpointsRead,
         Capability::EndpointsWrite,
+        Capability::TicketsRead,
+        Capability::TicketsWrite,
     ];
 
     /// Stable name, as written in token scopes.
@@ -127,6 +143,8 @@ impl Capability {
             Capability::DomainsWrite => "domains:write",
             Capability::EndpointsRead => "endpoints:read",
             Capability::EndpointsWrite => "endpoints:write",
+            Capability::TicketsRead => "tickets:read",
+            Capability::TicketsWrite => "tickets:write",
         }
     }
 
@@ -143,6 +161,8 @@ impl Capability {
             Capability::DomainsWrite => &[Action::DomainsManage],
             Capability::EndpointsRead => &[Action::EndpointsRead],
             Capability::EndpointsWrite => &[Action::EndpointsManage],
+            Capability::TicketsRead => &[Action::TicketsRead],
+            Capability::TicketsWrite => &[Action::TicketsCreate, Action::TicketsWrite],
         }
     }
 }
@@ -358,19 +378,23 @@ pub fn authorize(who: &Principal, action: Action, now: Timestamp) -> Result<Gran
         (Role::ProviderAdmin, _) => Some((ClientScope::All, true)),
         (
             Role::ProviderTechnician,
-            ClientsRead | AuditRead | ScopeRead | EndpointsRead | EndpointsManage,
+            ClientsRead | AuditRead | ScopeRead | EndpointsRead | EndpointsManage | TicketsRead
+            | TicketsCreate | TicketsWrite,
         ) => Some((who.technician.scope(), false)),
         (Role::ProviderTechnician, UsersRead) => Some((who.technician.scope(), true)),
         (Role::ProviderTechnician, TokensManage) => Some((ClientScope::none(), true)),
         (
             Role::ClientItAdmin,
             ClientsRead | SitesWrite | UsersRead | UsersWrite | AuditRead | ScopeRead | ScopeWrite
-            | EndpointsRead | EndpointsManage,
+            | EndpointsRead | EndpointsManage | TicketsRead | TicketsCreate | TicketsWrite,
         ) => Some((own(), false)),
         (
             Role::ClientViewer | Role::Auditor,
-            ClientsRead | UsersRead | AuditRead | ScopeRead | EndpointsRead,
+            ClientsRead | UsersRead | AuditRead | ScopeRead | EndpointsRead | TicketsRead,
         ) => Some((own(), false)),
+        // End users see and open their own tickets only; the use case narrows the grant to
+        // the tickets they requested.
+        (Role::EndUser, TicketsRead | TicketsCreate) => Some((own(), false)),
         (Role::ClientItAdmin | Role::ClientViewer | Role::Auditor, TokensManage) => {
             Some((ClientScope::none(), false))
         }
@@ -434,7 +458,10 @@ mod tests {
         }
     }
 
-    const ALL_ACTIONS: [Action; 13] = [
+    const ALL_ACTIONS: [Action; 16] = [
+        Action::TicketsRead,
+        Action::TicketsCreate,
+        Action::TicketsWrite,
         Action::EndpointsRead,
         Action::EndpointsManage,
         Action::ScopeRead,
@@ -495,10 +522,19 @@ mod tests {
     }
 
     #[test]
-    fn end_users_are_denied_everything_here() {
-        let p = principal(Role::EndUser, Tenant::Client(ClientId::new()));
+    fn end_users_may_only_open_and_read_tickets_of_their_own_company() {
+        let mine = ClientId::new();
+        let p = principal(Role::EndUser, Tenant::Client(mine));
         for a in ALL_ACTIONS {
-            assert!(authorize(&p, a, Timestamp(0)).is_err());
+            let allowed = matches!(a, Action::TicketsRead | Action::TicketsCreate);
+            match authorize(&p, a, Timestamp(0)) {
+                Ok(g) => {
+                    assert!(allowed, "{a:?}");
+                    assert_eq!(g.clients(), &ClientScope::one(mine));
+                    assert!(!g.covers_provider());
+                }
+                Err(_) => assert!(!allowed, "{a:?}"),
+            }
         }
     }
 

@@ -7,7 +7,9 @@
 //! clock runs *and* the owning side's calendar is open, so an SLA target follows whoever owns
 //! the ticket, through split shifts, holidays and daylight-saving changes.
 
+use crate::ids::{ClientId, SiteId, TicketId, UserId};
 use crate::scope::{CompiledCalendar, Party};
+use crate::tenancy::Side;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -117,6 +119,7 @@ impl Status {
 /// From `from` on (until the next segment), `owner` owns the ticket and the clock runs unless
 /// `paused`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClockSegment {
     /// When this segment starts.
     pub from: Timestamp,
@@ -235,6 +238,236 @@ fn walk(cal: &CompiledCalendar, from: Timestamp, amount: i64) -> Option<Timestam
         }
         t = next?;
     }
+}
+
+impl Impact {
+    /// Stable name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Impact::Organisation => "organisation",
+            Impact::Department => "department",
+            Impact::Person => "person",
+        }
+    }
+}
+
+impl Urgency {
+    /// Stable name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Urgency::Critical => "critical",
+            Urgency::High => "high",
+            Urgency::Normal => "normal",
+            Urgency::Low => "low",
+        }
+    }
+}
+
+impl Priority {
+    /// Stable name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Priority::P1 => "P1",
+            Priority::P2 => "P2",
+            Priority::P3 => "P3",
+            Priority::P4 => "P4",
+        }
+    }
+
+    /// The default targets, in business minutes of the owning side: (first response,
+    /// resolution). P1 1 h / 4 h, P2 4 h / 2 days, P3 1 day / 5 days, P4 2 days / 10 days
+    /// (a business day is taken as 8 h).
+    pub fn default_targets(&self) -> (i64, i64) {
+        match self {
+            Priority::P1 => (60, 240),
+            Priority::P2 => (240, 960),
+            Priority::P3 => (480, 2400),
+            Priority::P4 => (960, 4800),
+        }
+    }
+}
+
+impl Status {
+    /// Stable name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Open => "open",
+            Status::WaitingOnRequester => "waiting_on_requester",
+            Status::WaitingOnVendor => "waiting_on_vendor",
+            Status::Resolved => "resolved",
+            Status::Closed => "closed",
+        }
+    }
+
+    /// Whether work on it is finished (resolved or closed).
+    pub fn is_done(&self) -> bool {
+        matches!(self, Status::Resolved | Status::Closed)
+    }
+}
+
+/// Parses the stable names above (`"p1"` or `"P1"` for priorities).
+macro_rules! parse_names {
+    ($t:ty, [$($v:expr),*]) => {
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                [$($v),*]
+                    .into_iter()
+                    .find(|v: &$t| v.as_str().eq_ignore_ascii_case(s))
+                    .ok_or_else(|| format!("{s:?} is not one of: {}", [$($v.as_str()),*].join(", ")))
+            }
+        }
+    };
+}
+parse_names!(
+    Impact,
+    [Impact::Organisation, Impact::Department, Impact::Person]
+);
+parse_names!(
+    Urgency,
+    [
+        Urgency::Critical,
+        Urgency::High,
+        Urgency::Normal,
+        Urgency::Low
+    ]
+);
+parse_names!(
+    Priority,
+    [Priority::P1, Priority::P2, Priority::P3, Priority::P4]
+);
+parse_names!(
+    Status,
+    [
+        Status::New,
+        Status::Open,
+        Status::WaitingOnRequester,
+        Status::WaitingOnVendor,
+        Status::Resolved,
+        Status::Closed
+    ]
+);
+
+/// Where a ticket stands against its targets at one instant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SlaState {
+    /// Business minutes on the clock so far.
+    pub elapsed_minutes: i64,
+    /// The first-response target, in business minutes.
+    pub response_target_minutes: i64,
+    /// The resolution target, in business minutes.
+    pub resolution_target_minutes: i64,
+    /// When the first response is due (absent once responded, or while paused).
+    pub response_due: Option<Timestamp>,
+    /// When resolution is due (absent once resolved, or while paused).
+    pub resolution_due: Option<Timestamp>,
+    /// The first response came (or is still missing) after its target.
+    pub response_breached: bool,
+    /// Resolution came (or is still missing) after its target.
+    pub resolution_breached: bool,
+}
+
+/// The SLA state of a ticket at `now`, given its clock, when it was first answered and
+/// resolved, and its targets (business minutes).
+pub fn sla_state(
+    segments: &[ClockSegment],
+    responded_at: Option<Timestamp>,
+    resolved_at: Option<Timestamp>,
+    targets: (i64, i64),
+    now: Timestamp,
+    cals: &Calendars<'_>,
+) -> SlaState {
+    let (response, resolution) = targets;
+    let at_response = elapsed_seconds(segments, responded_at.unwrap_or(now), cals);
+    let at_resolution = elapsed_seconds(segments, resolved_at.unwrap_or(now), cals);
+    SlaState {
+        elapsed_minutes: elapsed_seconds(segments, now, cals) / 60,
+        response_target_minutes: response,
+        resolution_target_minutes: resolution,
+        response_due: responded_at
+            .is_none()
+            .then(|| deadline(segments, response * 60, cals))
+            .flatten(),
+        resolution_due: resolved_at
+            .is_none()
+            .then(|| deadline(segments, resolution * 60, cals))
+            .flatten(),
+        response_breached: at_response > response * 60,
+        resolution_breached: at_resolution > resolution * 60,
+    }
+}
+
+/// A ticket both sides work from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Ticket {
+    /// Its id.
+    pub id: TicketId,
+    /// The client it belongs to.
+    pub client_id: ClientId,
+    /// Its number within the client (#1, #2, …).
+    pub number: i64,
+    /// The site concerned, if any.
+    pub site_id: Option<SiteId>,
+    /// Who asked (an end user or another person of the client), if a person of Tandem.
+    pub requester_id: Option<UserId>,
+    /// One line.
+    pub subject: String,
+    /// What the requester wrote.
+    pub description: String,
+    /// The scope agreement's domain, such as `helpdesk` or `security_monitoring`.
+    pub domain: String,
+    /// The side that owns it now.
+    pub owner: Party,
+    /// The person working it.
+    pub assignee_id: Option<UserId>,
+    /// Whom the agreement names to assign on the owning side, when opened.
+    pub assignee_hint: Option<String>,
+    /// How widely it is felt.
+    pub impact: Impact,
+    /// How soon it hurts.
+    pub urgency: Urgency,
+    /// From impact × urgency.
+    pub priority: Priority,
+    /// Where it is.
+    pub status: Status,
+    /// Who opened it.
+    pub created_by: UserId,
+    /// When.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+    /// The owning side's first public reply.
+    pub first_response_at: Option<Timestamp>,
+    /// When it was (last) resolved.
+    pub resolved_at: Option<Timestamp>,
+    /// When it was closed.
+    pub closed_at: Option<Timestamp>,
+    /// The SLA clock: owner and pause changes over its life.
+    pub clock: Vec<ClockSegment>,
+}
+
+/// One entry of a ticket's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TicketEvent {
+    /// When.
+    pub at: Timestamp,
+    /// Who, if a person.
+    pub actor_id: Option<UserId>,
+    /// How they are named.
+    pub actor_label: String,
+    /// Their side.
+    pub actor_side: Side,
+    /// `opened`, `reply`, `note`, `status`, `handoff` or `assigned`.
+    pub kind: String,
+    /// The text (a reply, a note, a handoff's reason) or a summary of the change.
+    pub body: String,
+    /// Whether the requester sees it (replies and the ticket's own events); internal notes
+    /// are for the two IT sides only.
+    pub public: bool,
 }
 
 #[cfg(test)]

@@ -82,3 +82,7 @@ id_type!(
     /// A token that lets agents enroll at one site.
     EnrollmentTokenId
 );
+id_type!(
+    /// A helpdesk ticket.
+    TicketId
+);

@@ -15,6 +15,6 @@ pub mod tenancy;
 pub mod time;
 pub mod validate;
 
-pub use ids::{ClientId, EndpointId, EnrollmentTokenId, SiteId, TokenId, UserId};
+pub use ids::{ClientId, EndpointId, EnrollmentTokenId, SiteId, TicketId, TokenId, UserId};
 pub use tenancy::{Role, Side, Tenant};
 pub use time::Timestamp;

@@ -1,7 +1,8 @@
 //! The `tandem` command line.
 
 use crate::config::{reference, Settings};
-use crate::serve;
+use crate::serve::{self, Listening};
+use crate::tls::TlsMode;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -187,18 +188,20 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { settings } => {
-            let cfg = settings.resolve()?;
+            let cfg = settings.resolve_for_demo()?;
             init_logs(&cfg);
             let app = serve::open(&cfg).await?;
             let report = app.seed_demo().await?;
             let cfg2 = cfg.clone();
-            serve::run(app, &cfg, move |addr| {
-                let url = if cfg2.public_url.starts_with("http://127.0.0.1:")
-                    || cfg2.public_url.starts_with("http://0.0.0.0:")
-                {
-                    format!("http://{addr}")
-                } else {
-                    cfg2.public_url.clone()
+            serve::run(app, &cfg, move |on: &Listening| {
+                let addr = on.addr;
+                let url = match cfg2.public_url.split_once("://") {
+                    Some((scheme, rest))
+                        if rest.starts_with("127.0.0.1:") || rest.starts_with("0.0.0.0:") =>
+                    {
+                        format!("{scheme}://{addr}")
+                    }
+                    _ => cfg2.public_url.clone(),
                 };
                 println!();
                 println!(
@@ -224,6 +227,10 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                     );
                 }
                 println!();
+                if let Some(line) = tls_line(on) {
+                    println!("  {line}");
+                    println!();
+                }
                 println!("  Stop with Ctrl-C. Run again to serve the same demo.");
                 println!();
             })
@@ -235,8 +242,11 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             init_logs(&cfg);
             let app = serve::open(&cfg).await?;
             let public = cfg.public_url.clone();
-            serve::run(app, &cfg, move |addr| {
-                println!("Tandem is serving on {addr} — open {public}/")
+            serve::run(app, &cfg, move |on: &Listening| {
+                println!("Tandem is serving on {} — open {public}/", on.addr);
+                if let Some(line) = tls_line(on) {
+                    println!("{line}");
+                }
             })
             .await?;
             Ok(ExitCode::SUCCESS)
@@ -333,6 +343,23 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             init_logs(&cfg);
             restore(&cfg, &from, force).await
         }
+    }
+}
+
+/// What people need to know about TLS once the server listens: the mode, and the CA
+/// fingerprint agents enroll with.
+fn tls_line(on: &Listening) -> Option<String> {
+    match (on.tls, &on.ca) {
+        (TlsMode::Off, _) => None,
+        (mode, Some(ca)) => Some(format!(
+            "TLS: {} — agents pin the CA by its SHA-256 fingerprint: tandem-agent enroll --ca-sha256 {}",
+            mode.as_str(),
+            ca.sha256
+        )),
+        (mode, None) => Some(format!(
+            "TLS: {} — no CA to pin (agents trust public roots)",
+            mode.as_str()
+        )),
     }
 }
 

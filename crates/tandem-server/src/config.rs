@@ -2,6 +2,7 @@
 //! one before. The reference in `docs/CONFIG.md` is generated from these definitions
 //! (`tandem config reference`), and a test keeps it current.
 
+use crate::tls::{TlsMode, TlsSettings};
 use clap::{Args, CommandFactory, Parser};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -45,6 +46,21 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub metrics_token: Option<String>,
+    /// HTTPS on the listen address: off, self-signed (Tandem makes its own CA and certificate in tls_dir and renews the certificate) or files (tls_cert, tls_key). Default: self-signed when public_url is https (except for `tandem demo`), otherwise off
+    #[arg(long, env = "TANDEM_TLS", value_name = "MODE")]
+    pub tls: Option<String>,
+    /// Folder for the self-signed CA and certificate; keep it (agents pin the CA) and share it between servers behind one address. Default: <data>/tls
+    #[arg(long, env = "TANDEM_TLS_DIR", value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
+    /// With tls = files: the certificate chain, PEM, server certificate first
+    #[arg(long, env = "TANDEM_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// With tls = files: the certificate's private key, PEM
+    #[arg(long, env = "TANDEM_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// With tls = files: the CA agents pin (one certificate, PEM), served at /agent/v1/ca.pem. Default: none; agents trust public roots
+    #[arg(long, env = "TANDEM_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// The same settings as read from the TOML file.
@@ -60,6 +76,11 @@ struct FileSettings {
     session_hours: Option<i64>,
     max_connections: Option<u32>,
     metrics_token: Option<String>,
+    tls: Option<String>,
+    tls_dir: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
 }
 
 /// Settings with every default applied.
@@ -83,11 +104,22 @@ pub struct Resolved {
     pub max_connections: Option<u32>,
     /// Metrics token, if set.
     pub metrics_token: Option<String>,
+    /// TLS.
+    pub tls: TlsSettings,
 }
 
 impl Settings {
     /// Applies the file under environment and flags, then the defaults.
     pub fn resolve(&self) -> anyhow::Result<Resolved> {
+        self.resolve_with(false)
+    }
+
+    /// Like [`Settings::resolve`] for `tandem demo`, where TLS is off unless asked for.
+    pub fn resolve_for_demo(&self) -> anyhow::Result<Resolved> {
+        self.resolve_with(true)
+    }
+
+    fn resolve_with(&self, demo: bool) -> anyhow::Result<Resolved> {
         let file: FileSettings = match &self.config {
             None => FileSettings::default(),
             Some(p) => {
@@ -111,11 +143,36 @@ impl Settings {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default"));
-        let public_url = self
-            .public_url
-            .clone()
-            .or(file.public_url)
-            .unwrap_or_else(|| format!("http://{listen}"));
+        let public_url = self.public_url.clone().or(file.public_url);
+        let tls_mode = match self.tls.clone().or(file.tls) {
+            Some(mode) => TlsMode::parse(&mode)?,
+            None if !demo && public_url.as_deref().is_some_and(is_https) => TlsMode::SelfSigned,
+            None => TlsMode::Off,
+        };
+        let public_url = public_url.unwrap_or_else(|| match tls_mode {
+            TlsMode::Off => format!("http://{listen}"),
+            _ => format!("https://{listen}"),
+        });
+        if tls_mode != TlsMode::Off && !is_https(&public_url) {
+            anyhow::bail!(
+                "tls is {} but public_url {public_url} is not https://: browsers and agents would be sent to plain http",
+                tls_mode.as_str()
+            );
+        }
+        let tls = TlsSettings {
+            mode: tls_mode,
+            dir: self
+                .tls_dir
+                .clone()
+                .or(file.tls_dir)
+                .unwrap_or_else(|| data.join("tls")),
+            cert: self.tls_cert.clone().or(file.tls_cert),
+            key: self.tls_key.clone().or(file.tls_key),
+            ca: self.tls_ca.clone().or(file.tls_ca),
+        };
+        if tls_mode == TlsMode::Files && (tls.cert.is_none() || tls.key.is_none()) {
+            anyhow::bail!("tls = files needs tls_cert and tls_key (PEM files)");
+        }
         let log_format = self
             .log_format
             .clone()
@@ -144,8 +201,13 @@ impl Settings {
             session_secs: session_hours * 3600,
             max_connections: self.max_connections.or(file.max_connections),
             metrics_token: self.metrics_token.clone().or(file.metrics_token),
+            tls,
         })
     }
+}
+
+fn is_https(url: &str) -> bool {
+    url.starts_with("https://")
 }
 
 #[derive(Parser)]
@@ -182,6 +244,6 @@ pub fn reference() -> String {
         let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
         out.push_str(&format!("| {key} | {env} | {flag} | {help} |\n"));
     }
-    out.push_str("\nExample `tandem.toml`:\n\n```toml\nlisten = \"0.0.0.0:8080\"\npublic_url = \"https://tandem.example.test\"\ndatabase_url = \"postgres://tandem@db.example.test/tandem\"\nlog_format = \"json\"\n```\n");
+    out.push_str("\nExample `tandem.toml`:\n\n```toml\nlisten = \"0.0.0.0:8080\"\npublic_url = \"https://tandem.example.test\"\ndatabase_url = \"postgres://tandem@db.example.test/tandem\"\nlog_format = \"json\"\n# Tandem's own CA and certificate, kept in <data>/tls (the default with an https public_url)\ntls = \"self-signed\"\n```\n");
     out
 }

@@ -1,9 +1,13 @@
-//! Starting the server: open the database (saying loudly which), migrate, serve, and shut
-//! down gracefully.
+//! Starting the server: open the database (saying loudly which), migrate, set TLS up (saying
+//! loudly how), serve, and shut down gracefully.
 
 use crate::config::Resolved;
 use crate::http::{self, AppState, HttpConfig};
+use crate::tls::{AgentCa, ServerTls, TlsListener, TlsMode};
+use axum::serve::ListenerExt;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tandem_app::{App, Policy};
 use tandem_store::{Backend, OpenOptions, Store};
 
@@ -62,42 +66,126 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// The HTTP state for an app.
-pub fn state(app: App, cfg: &Resolved) -> AppState {
+/// The HTTP state for an app, serving with `tls` when it is on.
+pub fn state(app: App, cfg: &Resolved, tls: Option<&ServerTls>) -> AppState {
     AppState {
         app,
         cfg: Arc::new(HttpConfig {
-            secure_cookies: cfg.public_url.starts_with("https://"),
+            secure_cookies: cfg.public_url.starts_with("https://") || tls.is_some(),
             metrics_token: cfg.metrics_token.clone(),
             public_url: cfg.public_url.clone(),
+            agent_ca: tls.and_then(|t| t.ca().cloned()),
         }),
         metrics: Arc::default(),
     }
 }
 
-/// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests.
+/// Where and how the server listens, told to the caller once it does.
+#[derive(Clone, Debug)]
+pub struct Listening {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The TLS mode in force.
+    pub tls: TlsMode,
+    /// The CA agents pin, if the server has one.
+    pub ca: Option<AgentCa>,
+}
+
+/// How often a self-signed server certificate is checked for renewal while serving.
+const RENEWAL_CHECK: Duration = Duration::from_secs(6 * 3600);
+
+/// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests. With TLS on, the
+/// listen address speaks HTTPS only.
 pub async fn run(
     app: App,
     cfg: &Resolved,
-    on_ready: impl FnOnce(std::net::SocketAddr),
+    on_ready: impl FnOnce(&Listening),
 ) -> anyhow::Result<()> {
+    let tls = ServerTls::load(&cfg.tls, &cfg.public_url)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    announce(cfg, addr, tls.as_ref());
     let store = app.store().clone();
-    let router = http::app(state(app, cfg));
-    on_ready(addr);
+    let router = http::app(state(app, cfg, tls.as_ref()))
+        .into_make_service_with_connect_info::<SocketAddr>();
+    on_ready(&Listening {
+        addr,
+        tls: tls.as_ref().map_or(TlsMode::Off, ServerTls::mode),
+        ca: tls.as_ref().and_then(|t| t.ca().cloned()),
+    });
     tracing::info!(%addr, "ready");
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    match tls {
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?
+        }
+        Some(tls) => {
+            let renewal = tls
+                .renews()
+                .then(|| tokio::spawn(renew_periodically(tls.clone())));
+            // Tapping the listener is also what gives handlers `ConnectInfo<SocketAddr>`.
+            let listener = TlsListener::new(listener, tls.config())?.tap_io(|_| {});
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+            if let Some(task) = renewal {
+                task.abort();
+            }
+        }
+    }
     tracing::info!("stopped accepting; in-flight requests finished");
     store.close().await;
     Ok(())
+}
+
+/// Says loudly how the server is reachable: the TLS mode and the CA agents pin.
+fn announce(cfg: &Resolved, addr: SocketAddr, tls: Option<&ServerTls>) {
+    match tls {
+        Some(t) => match t.ca() {
+            Some(ca) => tracing::info!(
+                tls = t.mode().as_str(),
+                certificate = t.location(),
+                ca_sha256 = %ca.sha256,
+                "TLS: {} — HTTPS only on {addr}; agents pin the CA with `tandem-agent enroll --ca-sha256 {}`",
+                t.mode().as_str(),
+                ca.sha256
+            ),
+            None => tracing::info!(
+                tls = t.mode().as_str(),
+                certificate = t.location(),
+                "TLS: {} — HTTPS only on {addr}; no tls_ca given, so agents trust the public roots built into them",
+                t.mode().as_str()
+            ),
+        },
+        None if cfg.public_url.starts_with("https://") => tracing::info!(
+            tls = "off",
+            "TLS: off — plain HTTP on {addr}; the public URL is https, so a TLS-terminating proxy must be in front"
+        ),
+        None if !addr.ip().is_loopback() => tracing::warn!(
+            tls = "off",
+            "TLS: off — plain HTTP on {addr}, reachable from other machines: passwords and sessions would cross the network unencrypted. Set tls = \"self-signed\" or put a TLS-terminating proxy in front"
+        ),
+        None => tracing::info!(tls = "off", "TLS: off — plain HTTP on {addr} (loopback only)"),
+    }
+}
+
+/// Renews a self-signed server certificate when it is due, so a server that is never
+/// restarted keeps a valid one.
+async fn renew_periodically(tls: ServerTls) {
+    let mut every = tokio::time::interval(RENEWAL_CHECK);
+    every.tick().await; // the first tick is immediate; start just checked
+    loop {
+        every.tick().await;
+        let t = tls.clone();
+        match tokio::task::spawn_blocking(move || t.renew_if_due()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!("TLS: renewing the server certificate failed: {e:#}"),
+            Err(e) => tracing::error!("TLS: the renewal check stopped: {e}"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

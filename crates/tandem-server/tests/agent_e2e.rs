@@ -5,63 +5,11 @@
 
 mod common;
 
-use common::{run, Cred, TestApp};
+use common::{agent, agent_binary, run, Cred, TestApp};
 use reqwest::Method;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::path::Path;
+use std::sync::Arc;
 use tandem_domain::authz::Capability;
-
-/// Builds the agent (a no-op when `cargo test --workspace` already did) and returns its path.
-fn agent_binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "tandem-agent",
-                "--bin",
-                "tandem-agent",
-            ])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building tandem-agent failed");
-        // This test runs from <target>/debug/deps/; the agent lands in <target>/debug/.
-        let exe = std::env::current_exe().expect("test path");
-        let bin = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target dir")
-            .join("tandem-agent");
-        assert!(bin.exists(), "no agent at {}", bin.display());
-        bin
-    })
-    .clone()
-}
-
-/// Runs the agent as a process, off the async threads (the server under test shares them).
-async fn agent(config: &Path, args: &[&str]) -> (bool, String) {
-    let config = config.to_path_buf();
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(agent_binary())
-            .arg("--config")
-            .arg(&config)
-            .args(&args)
-            .output()
-            .expect("agent runs")
-    })
-    .await
-    .expect("agent process");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
 
 fn set_server(config: &Path, url: &str) {
     let text = std::fs::read_to_string(config).unwrap();

@@ -352,7 +352,7 @@ async fn browser_signs_in_with_mfa_and_reads_the_audit_trail() {
     assert!(secret.starts_with("tde_"), "a token is shown: {secret}");
     let command = d.text("#enroll-command").await;
     assert!(
-        command.contains(&format!("tandem-agent enroll --server")) && command.contains(&secret),
+        command.contains("tandem-agent enroll --server") && command.contains(&secret),
         "the command to paste: {command}"
     );
     enroll_and_report(&app, &secret).await;

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use tandem_server::config::{reference, Settings};
+use tandem_server::tls::TlsMode;
 
 fn committed_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/CONFIG.md")
@@ -71,6 +72,11 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
         ("session_hours", "3"),
         ("max_connections", "5"),
         ("metrics_token", "\"scrape-me\""),
+        ("tls", "\"files\""),
+        ("tls_dir", "\"/srv/tandem-tls\""),
+        ("tls_cert", "\"/etc/tandem/server.pem\""),
+        ("tls_key", "\"/etc/tandem/server.key\""),
+        ("tls_ca", "\"/etc/tandem/ca.pem\""),
     ];
     let keys = documented_keys();
     assert!(!keys.is_empty(), "no keys found in the reference");
@@ -103,6 +109,11 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
     assert_eq!(r.session_secs, 3 * 3600);
     assert_eq!(r.max_connections, Some(5));
     assert_eq!(r.metrics_token.as_deref(), Some("scrape-me"));
+    assert_eq!(r.tls.mode, TlsMode::Files);
+    assert_eq!(r.tls.dir, PathBuf::from("/srv/tandem-tls"));
+    assert_eq!(r.tls.cert, Some(PathBuf::from("/etc/tandem/server.pem")));
+    assert_eq!(r.tls.key, Some(PathBuf::from("/etc/tandem/server.key")));
+    assert_eq!(r.tls.ca, Some(PathBuf::from("/etc/tandem/ca.pem")));
     // A flag beats the file.
     let r = Settings {
         config: Some(file.clone()),
@@ -121,4 +132,46 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
     .resolve()
     .expect_err("a misspelt key");
     assert!(e.to_string().contains("lissen"), "{e}");
+}
+
+#[test]
+fn tls_defaults_follow_the_public_url_and_the_command() {
+    let resolve = |public_url: Option<&str>, tls: Option<&str>| Settings {
+        public_url: public_url.map(str::to_string),
+        tls: tls.map(str::to_string),
+        data: Some(PathBuf::from("/srv/data")),
+        listen: Some("127.0.0.1:8443".parse().unwrap()),
+        ..Default::default()
+    };
+    // No public URL, or an http one: plain HTTP.
+    let r = resolve(None, None).resolve().unwrap();
+    assert_eq!(r.tls.mode, TlsMode::Off);
+    assert_eq!(r.public_url, "http://127.0.0.1:8443");
+    // An https public URL: Tandem's own CA in <data>/tls, unless it is the demo.
+    let s = resolve(Some("https://tandem.example.test"), None);
+    let r = s.resolve().unwrap();
+    assert_eq!(r.tls.mode, TlsMode::SelfSigned);
+    assert_eq!(r.tls.dir, PathBuf::from("/srv/data/tls"));
+    assert_eq!(s.resolve_for_demo().unwrap().tls.mode, TlsMode::Off);
+    // Behind a TLS-terminating proxy: off, said so.
+    let r = resolve(Some("https://tandem.example.test"), Some("off"))
+        .resolve()
+        .unwrap();
+    assert_eq!(r.tls.mode, TlsMode::Off);
+    // TLS asked for without a public URL: the default URL is https.
+    let r = resolve(None, Some("self-signed"))
+        .resolve_for_demo()
+        .unwrap();
+    assert_eq!(r.tls.mode, TlsMode::SelfSigned);
+    assert_eq!(r.public_url, "https://127.0.0.1:8443");
+    assert!(r.public_url.starts_with("https://"));
+    // Contradictions and gaps are refused.
+    let e = resolve(Some("http://tandem.example.test"), Some("self-signed"))
+        .resolve()
+        .unwrap_err();
+    assert!(e.to_string().contains("not https"), "{e}");
+    let e = resolve(None, Some("files")).resolve().unwrap_err();
+    assert!(e.to_string().contains("tls_cert"), "{e}");
+    let e = resolve(None, Some("on")).resolve().unwrap_err();
+    assert!(e.to_string().contains("off, self-signed or files"), "{e}");
 }

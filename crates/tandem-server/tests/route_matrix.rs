@@ -14,7 +14,7 @@ use tandem_domain::authz::Capability;
 use tandem_domain::directory::User;
 use tandem_domain::TokenId;
 use tandem_server::http::context::Access;
-use tandem_server::http::routes;
+use tandem_server::http::{routes, HttpConfig};
 
 /// The callers, in the order of the table's columns.
 const CALLERS: [&str; 11] = [
@@ -127,6 +127,23 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET",    "/api/v1/clients/{client_id}/scope/diff",                          ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
     ("GET",    "/api/v1/clients/{client_id}/scope/in-force",                      ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
     ("GET",    "/api/v1/clients/{client_id}/route",                               ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    // Helpdesk. `{ticket_id}` is a fresh patching ticket of client A (the provider owns
+    // patching) requested by A's end user; only the owning side can take it.
+    ("GET",    "/tickets",                                           ".    Y    Y    Y    Y    Y    Y    .    Y    .    ."),
+    ("GET",    "/tickets/new",                                       ".    Y    Y    Y    .    .    Y    .    Y    .    ."),
+    ("POST",   "/tickets/new",                                       ".    Y    Y    Y    .    .    Y    .    .    .    ."),
+    ("GET",    "/tickets/{ticket_id}",                               ".    Y    Y    Y    Y    Y    Y    .    .    .    ."),
+    ("POST",   "/tickets/{ticket_id}/reply",                         ".    Y    Y    Y    .    .    Y    .    .    .    ."),
+    ("POST",   "/tickets/{ticket_id}/status",                        ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/tickets/{ticket_id}/handoff",                       ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/tickets/{ticket_id}/take",                          ".    Y    Y    .    .    .    .    .    .    .    ."),
+    ("GET",    "/api/v1/tickets",                                    ".    Y    Y    Y    Y    Y    Y    .    Y    Y    ."),
+    ("POST",   "/api/v1/tickets",                                    ".    Y    Y    Y    .    .    Y    .    .    Y    ."),
+    ("GET",    "/api/v1/tickets/{ticket_id}",                        ".    Y    Y    Y    Y    Y    Y    .    .    Y    ."),
+    ("POST",   "/api/v1/tickets/{ticket_id}/replies",                ".    Y    Y    Y    .    .    Y    .    .    Y    ."),
+    ("POST",   "/api/v1/tickets/{ticket_id}/status",                 ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("POST",   "/api/v1/tickets/{ticket_id}/handoff",                ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("POST",   "/api/v1/tickets/{ticket_id}/assign",                 ".    Y    Y    Y    .    .    .    .    .    Y    ."),
     // Fleet. `{endpoint_id}` is an endpoint of client A; `{enrollment_token_id}` a fresh
     // enrollment token of client A for each probe.
     ("GET",    "/api/v1/endpoints",                                  ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
@@ -141,8 +158,10 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET",    "/endpoints/enroll",                                  ".    Y    Y    Y    .    .    .    .    Y    .    ."),
     ("POST",   "/endpoints/enroll",                                  ".    Y    Y    Y    .    .    .    .    .    .    ."),
     ("POST",   "/endpoints/enroll/{enrollment_token_id}/revoke",     ".    Y    Y    Y    .    .    .    .    .    .    ."),
-    // Agents: no human credential opens these (the probe sends a valid body with a bogus
-    // enrollment token, and an unsigned check-in).
+    // Agents. The CA is public (the matrix runs with a server CA configured, so it answers
+    // 200; without one it is 404 `no_ca` for everyone). No human credential opens the others
+    // (the probe sends a valid body with a bogus enrollment token, and an unsigned check-in).
+    ("GET",    "/agent/v1/ca.pem",                                   "Y    Y    Y    Y    Y    Y    Y    Y    Y    Y    Y"),
     ("POST",   "/agent/v1/enroll",                                   ".    .    .    .    .    .    .    .    .    .    ."),
     ("POST",   "/agent/v1/checkin",                                  ".    .    .    .    .    .    .    .    .    .    ."),
 ];
@@ -448,6 +467,8 @@ struct Fill<'a> {
     endpoint: String,
     /// A fresh enrollment token of client A.
     enrollment_token: String,
+    /// A fresh ticket of client A, and the side that does not own it.
+    ticket: (String, &'static str),
 }
 
 fn probe(
@@ -476,7 +497,8 @@ fn probe(
         .replace("{number}", &number.to_string())
         .replace("{key}", "helpdesk")
         .replace("{endpoint_id}", &fill.endpoint)
-        .replace("{enrollment_token_id}", &fill.enrollment_token);
+        .replace("{enrollment_token_id}", &fill.enrollment_token)
+        .replace("{ticket_id}", &fill.ticket.0);
     let path = match template {
         "/api/v1/clients/{client_id}/scope/diff" => format!("{path}?from={number}&to={number}"),
         "/api/v1/clients/{client_id}/route" => format!("{path}?domain=patching"),
@@ -538,6 +560,10 @@ fn probe(
             ("description", ""),
         ])),
         ("POST", "/scope/domains/{key}") => rb.form(&form(&[("description", &format!("Described on the page by {n}"))])),
+        ("POST", "/tickets/new") => rb.form(&form(&[("client_id", &a), ("subject", &format!("Scanner offline, says {n}"))])),
+        ("POST", "/tickets/{ticket_id}/reply") => rb.form(&form(&[("body", &format!("Page reply from {n}"))])),
+        ("POST", "/tickets/{ticket_id}/status") => rb.form(&form(&[("status", "waiting_on_vendor")])),
+        ("POST", "/tickets/{ticket_id}/handoff") => rb.form(&form(&[("to", fill.ticket.1), ("reason", &format!("Page handoff by {n}"))])),
         ("POST", "/endpoints/enroll") => rb.form(&form(&[
             ("site_id", &w.site_a.id.to_string()),
             ("label", &format!("Page enrollment {n}")),
@@ -552,6 +578,11 @@ fn probe(
         })),
         ("PATCH", "/api/v1/users/{user_id}") => rb.json(&json!({"display_name": format!("Eddie via {n}")})),
         ("POST", "/api/v1/tokens") => rb.json(&json!({"name": format!("api token {n}"), "capabilities": ["clients:read"], "expires_in_days": 30})),
+        ("POST", "/api/v1/tickets") => rb.json(&json!({"client_id": a, "subject": format!("Printer jam reported by {n}")})),
+        ("POST", "/api/v1/tickets/{ticket_id}/replies") => rb.json(&json!({"body": format!("Reply from {n}")})),
+        ("POST", "/api/v1/tickets/{ticket_id}/status") => rb.json(&json!({"status": "waiting_on_vendor"})),
+        ("POST", "/api/v1/tickets/{ticket_id}/handoff") => rb.json(&json!({"to": fill.ticket.1, "reason": format!("Needs the other side, says {n}")})),
+        ("POST", "/api/v1/tickets/{ticket_id}/assign") => rb.json(&json!({"assignee_id": null})),
         ("POST", "/api/v1/clients/{client_id}/enrollment-tokens") => rb.json(&json!({
             "site_id": w.site_a.id, "label": format!("Api enrollment {n}"), "expires_in_hours": 2,
         })),
@@ -648,7 +679,13 @@ async fn me_status(t: &TestApp, cred: &Cred) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_lets_in_exactly_the_callers_the_table_names() {
-    common::run(|t: Arc<TestApp>| async move {
+    // A server with a CA of its own, so that the CA route has something to hand out.
+    let tls_dir = tempfile::tempdir().expect("TLS folder");
+    let cfg = HttpConfig {
+        agent_ca: common::self_signed_tls(tls_dir.path()).ca().cloned(),
+        ..HttpConfig::default()
+    };
+    common::run_with(cfg, routes, |t: Arc<TestApp>| async move {
         let (mut callers, victim) = callers(&t).await;
         let scope = Scope::new(&t).await;
         let (endpoint_a, _) = t.enrolled_agent(&t.w.site_a, "a-laptop-01").await;
@@ -677,6 +714,16 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                 } else {
                     String::new()
                 };
+                let ticket = if path.contains("{ticket_id}") {
+                    let tk = t.ticket_for_end_user_a().await;
+                    let other = match tk.owner {
+                        tandem_domain::scope::Party::Internal => "provider",
+                        tandem_domain::scope::Party::Provider => "internal",
+                    };
+                    (tk.id.to_string(), other)
+                } else {
+                    (String::new(), "")
+                };
                 let head = t.audit_head().await;
                 let r = t
                     .send(probe(
@@ -691,6 +738,7 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                             ack: &scope.ack,
                             endpoint: endpoint_a.to_string(),
                             enrollment_token,
+                            ticket,
                         },
                     ))
                     .await;
@@ -859,6 +907,7 @@ async fn state_changing_requests_without_csrf_are_refused() {
                         ack: &[],
                         endpoint: tandem_domain::EndpointId::new().to_string(),
                         enrollment_token: tandem_domain::EnrollmentTokenId::new().to_string(),
+                        ticket: (tandem_domain::TicketId::new().to_string(), "provider"),
                     },
                 )
             };
@@ -886,7 +935,8 @@ async fn state_changing_requests_without_csrf_are_refused() {
                 .replace(
                     "{enrollment_token_id}",
                     &tandem_domain::EnrollmentTokenId::new().to_string(),
-                );
+                )
+                .replace("{ticket_id}", &tandem_domain::TicketId::new().to_string());
             let bare = t.req(
                 r.method.clone(),
                 &path,

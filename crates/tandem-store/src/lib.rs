@@ -19,6 +19,7 @@ pub mod scope;
 pub mod settings;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod tickets;
 
 pub use query::{Page, Paged};
 

@@ -256,6 +256,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "endpoints",
         include_str!("../migrations/0003_endpoints.sql"),
     ),
+    (4, "tickets", include_str!("../migrations/0004_tickets.sql")),
 ];
 
 /// Statements of a migration file, without comments.

@@ -5,6 +5,9 @@
 //! check-in by the agent's ed25519 signature over the exact body bytes, checked here before
 //! the body is even parsed. Refusals use the protocol's own stable codes
 //! (`tandem_agent_protocol::problem::codes`), which the agent acts on.
+//!
+//! `GET /agent/v1/ca.pem` is public: it hands out the CA agents pin, which is no secret; an
+//! agent trusts it only when its fingerprint is the one an administrator gave it.
 
 use crate::http::problem::{ApiError, Problem};
 use crate::http::AppState;
@@ -43,6 +46,26 @@ fn parse<T: DeserializeOwned>(body: &[u8], protocol: impl Fn(&T) -> u32) -> Resu
         ));
     }
     Ok(v)
+}
+
+/// GET /agent/v1/ca.pem: the CA certificate agents pin, or 404 `no_ca` when the server has
+/// none of its own.
+pub async fn ca_pem(State(st): State<AppState>) -> Result<Response, ApiError> {
+    match &st.cfg.agent_ca {
+        Some(ca) => Ok((
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-pem-file"),
+            )],
+            ca.pem.clone(),
+        )
+            .into_response()),
+        None => Err(refuse(
+            StatusCode::NOT_FOUND,
+            codes::NO_CA,
+            "This server has no CA of its own for agents to pin: it serves plain HTTP (tls = off), or a certificate from files without tls_ca. Enroll without --ca-sha256: agents then trust the public roots built into them, or the CA given with --ca-file.",
+        )),
+    }
 }
 
 /// POST /agent/v1/enroll

@@ -236,14 +236,22 @@ pub struct CreatedEnrollmentToken {
     pub token: EnrollmentToken,
     /// The secret agents enroll with. Not retrievable later.
     pub secret: String,
-    /// The command that enrolls a Linux endpoint (run as root).
+    /// The command that enrolls a Linux endpoint (run as root). When the server has its own
+    /// CA, the command pins it by its fingerprint.
     pub enroll_command: String,
+    /// The SHA-256 fingerprint of the CA agents pin (lower-case hex of its DER), when the
+    /// server has one; the CA itself is at `/agent/v1/ca.pem`.
+    pub ca_sha256: Option<String>,
 }
 
-/// The shell command that enrolls and installs an agent with this secret.
-pub fn enroll_command(server_url: &str, secret: &str) -> String {
+/// The shell command that enrolls and installs an agent with this secret, pinning the CA
+/// with this fingerprint when there is one.
+pub fn enroll_command(server_url: &str, secret: &str, ca_sha256: Option<&str>) -> String {
+    let pin = ca_sha256
+        .map(|fp| format!(" --ca-sha256 {fp}"))
+        .unwrap_or_default();
     format!(
-        "sudo tandem-agent enroll --server {server_url} --token {secret} && sudo tandem-agent install"
+        "sudo tandem-agent enroll --server {server_url} --token {secret}{pin} && sudo tandem-agent install"
     )
 }
 
@@ -262,13 +270,15 @@ pub async fn create_enrollment_token(
         .app
         .create_enrollment_token(&ctx.actor, client, body)
         .await?;
-    let enroll_command = enroll_command(&st.cfg.public_url, &secret);
+    let ca_sha256 = st.cfg.agent_ca.as_ref().map(|ca| ca.sha256.clone());
+    let enroll_command = enroll_command(&st.cfg.public_url, &secret, ca_sha256.as_deref());
     Ok((
         StatusCode::CREATED,
         Json(CreatedEnrollmentToken {
             token,
             secret,
             enroll_command,
+            ca_sha256,
         }),
     )
         .into_response())

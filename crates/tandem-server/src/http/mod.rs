@@ -4,6 +4,7 @@ pub mod agent;
 pub mod api;
 pub mod api_fleet;
 pub mod api_scope;
+pub mod api_tickets;
 pub mod context;
 pub mod extract;
 pub mod metrics;
@@ -11,6 +12,7 @@ pub mod openapi;
 pub mod pages;
 pub mod pages_fleet;
 pub mod pages_scope;
+pub mod pages_tickets;
 pub mod problem;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -29,12 +31,15 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 /// What the server needs besides the use cases.
 #[derive(Clone, Debug, Default)]
 pub struct HttpConfig {
-    /// Mark cookies Secure (the public URL is https).
+    /// Mark cookies Secure (the public URL is https, or the server serves TLS itself).
     pub secure_cookies: bool,
     /// If set, `/metrics` needs `Authorization: Bearer <this>`.
     pub metrics_token: Option<String>,
     /// Where people and agents reach this server (shown in enrollment commands).
     pub public_url: String,
+    /// The CA agents pin, when the server has one (served at `/agent/v1/ca.pem`; its
+    /// fingerprint goes into enrollment commands).
+    pub agent_ca: Option<crate::tls::AgentCa>,
 }
 
 /// Shared by every request.
@@ -93,9 +98,11 @@ pub fn routes() -> Vec<RouteSpec> {
     use api as a;
     use api_fleet as f;
     use api_scope as s;
+    use api_tickets as tk;
     use pages as p;
     use pages_fleet as pf;
     use pages_scope as ps;
+    use pages_tickets as pt;
     vec![
         // Public
         route!(GET, "/healthz", Public, healthz),
@@ -319,6 +326,32 @@ pub fn routes() -> Vec<RouteSpec> {
             s::in_force
         ),
         route!(GET, "/api/v1/clients/{client_id}/route", Api, s::route),
+        // Helpdesk
+        route!(GET, "/tickets", Page, pt::queue),
+        route!(GET, "/tickets/new", Page, pt::new_form),
+        route!(POST, "/tickets/new", Page, pt::create),
+        route!(GET, "/tickets/{ticket_id}", Page, pt::ticket),
+        route!(POST, "/tickets/{ticket_id}/reply", Page, pt::reply),
+        route!(POST, "/tickets/{ticket_id}/status", Page, pt::status),
+        route!(POST, "/tickets/{ticket_id}/handoff", Page, pt::handoff),
+        route!(POST, "/tickets/{ticket_id}/take", Page, pt::take),
+        route!(GET, "/api/v1/tickets", Api, tk::list_tickets),
+        route!(POST, "/api/v1/tickets", Api, tk::create_ticket),
+        route!(GET, "/api/v1/tickets/{ticket_id}", Api, tk::get_ticket),
+        route!(POST, "/api/v1/tickets/{ticket_id}/replies", Api, tk::reply),
+        route!(
+            POST,
+            "/api/v1/tickets/{ticket_id}/status",
+            Api,
+            tk::set_status
+        ),
+        route!(
+            POST,
+            "/api/v1/tickets/{ticket_id}/handoff",
+            Api,
+            tk::hand_off
+        ),
+        route!(POST, "/api/v1/tickets/{ticket_id}/assign", Api, tk::assign),
         // Fleet
         route!(GET, "/api/v1/endpoints", Api, f::list_endpoints),
         route!(GET, "/api/v1/endpoints/{endpoint_id}", Api, f::get_endpoint),
@@ -358,6 +391,8 @@ pub fn routes() -> Vec<RouteSpec> {
         ),
         route!(GET, "/endpoints/{endpoint_id}", Page, pf::endpoint),
         // Agents: no human credentials; enrollment tokens and signatures (see http::agent).
+        // The CA is public: an agent trusts it only if its fingerprint is the one it was given.
+        route!(GET, "/agent/v1/ca.pem", Public, agent::ca_pem),
         route!(POST, "/agent/v1/enroll", Agent, agent::enroll),
         RouteSpec::new(
             Method::POST,

@@ -25,6 +25,9 @@ use utoipa::{Modify, OpenApi};
         super::api_fleet::list_endpoints, super::api_fleet::get_endpoint, super::api_fleet::endpoint_events,
         super::api_fleet::list_enrollment_tokens, super::api_fleet::create_enrollment_token,
         super::api_fleet::revoke_enrollment_token,
+        super::api_tickets::list_tickets, super::api_tickets::create_ticket, super::api_tickets::get_ticket,
+        super::api_tickets::reply, super::api_tickets::set_status, super::api_tickets::hand_off,
+        super::api_tickets::assign,
     ),
     // Schemas referenced only from query parameters are not collected from `paths`.
     components(schemas(super::api::ExportFormat)),

@@ -172,6 +172,17 @@ pub(crate) async fn chrome(
             }),
         }
     }
+    if can(Action::TicketsRead) {
+        nav.push(NavItem {
+            href: "/tickets".into(),
+            label: if user.role == tandem_domain::Role::EndUser {
+                "My tickets"
+            } else {
+                "Tickets"
+            },
+            active: active == "tickets",
+        });
+    }
     if can(Action::EndpointsRead) {
         nav.push(NavItem {
             href: "/endpoints".into(),

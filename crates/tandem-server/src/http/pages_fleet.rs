@@ -720,6 +720,8 @@ struct EnrollPage {
     new_secret: Option<String>,
     command: Option<String>,
     server_url: String,
+    /// The fingerprint of the CA agents pin, when the server has one.
+    ca_sha256: Option<String>,
 }
 
 async fn enroll_view(
@@ -795,14 +797,18 @@ async fn enroll_view(
         })
         .collect();
     let server_url = st.cfg.public_url.clone();
+    let ca_sha256 = st.cfg.agent_ca.as_ref().map(|ca| ca.sha256.clone());
     let clear = chrome.clear_flash;
     Ok(render(
         &EnrollPage {
-            command: new_secret.as_ref().map(|s| enroll_command(&server_url, s)),
+            command: new_secret
+                .as_ref()
+                .map(|s| enroll_command(&server_url, s, ca_sha256.as_deref())),
             new_secret,
             sites,
             tokens,
             server_url,
+            ca_sha256,
             chrome,
         },
         clear,

@@ -22,6 +22,7 @@ use tandem_domain::authz::{Capability, TechnicianAccess};
 use tandem_domain::directory::{Client, Site, User};
 use tandem_domain::{ClientId, Role, Timestamp, TokenId};
 use tandem_server::http::{self, AppState, HttpConfig, RouteSpec};
+use tandem_server::tls::{AgentCa, ServerTls, TlsListener, TlsMode, TlsSettings};
 use tandem_store::testing::TestDb;
 use tandem_store::Backend;
 
@@ -99,8 +100,11 @@ pub struct TestApp {
     pub backend: Backend,
     /// The database URL (to open more handles or start other processes on it).
     pub db_url: String,
-    /// A client without cookie store that follows no redirects.
+    /// A client without cookie store that follows no redirects (trusting the server's CA
+    /// alone when it serves TLS).
     pub http: reqwest::Client,
+    /// The server's CA, when it serves TLS (see [`run_tls`]).
+    pub ca: Option<AgentCa>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -115,6 +119,24 @@ where
 
 /// Runs `body` once per available backend, with server settings and a route table.
 pub async fn run_with<F, Fut>(cfg: HttpConfig, table: fn() -> Vec<RouteSpec>, body: F)
+where
+    F: Fn(Arc<TestApp>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    run_on(cfg, table, false, body).await
+}
+
+/// Runs `body` once per available backend against a server serving HTTPS only, with its
+/// own CA made in a temporary TLS folder (`tls = self-signed`), as `tandem serve` does.
+pub async fn run_tls<F, Fut>(body: F)
+where
+    F: Fn(Arc<TestApp>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    run_on(HttpConfig::default(), http::routes, true, body).await
+}
+
+async fn run_on<F, Fut>(cfg: HttpConfig, table: fn() -> Vec<RouteSpec>, tls: bool, body: F)
 where
     F: Fn(Arc<TestApp>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
@@ -135,7 +157,9 @@ where
             },
         };
         eprintln!("--- running on {}", kind.name());
-        let t = Arc::new(spawn_app(&db, cfg.clone(), table()).await);
+        let tls_dir = tempfile::tempdir().expect("TLS folder");
+        let server_tls = tls.then(|| self_signed_tls(tls_dir.path()));
+        let t = Arc::new(spawn_app_with_tls(&db, cfg.clone(), table(), server_tls).await);
         let outcome = tokio::spawn(body(t.clone())).await;
         t.server.abort();
         drop(t);
@@ -152,37 +176,91 @@ where
     assert!(ran >= 1, "no backend ran");
 }
 
+/// TLS as `tls = self-signed` sets it up, with its CA and certificate in `dir`.
+pub fn self_signed_tls(dir: &std::path::Path) -> ServerTls {
+    let settings = TlsSettings {
+        mode: TlsMode::SelfSigned,
+        dir: dir.to_path_buf(),
+        cert: None,
+        key: None,
+        ca: None,
+    };
+    ServerTls::load(&settings, "https://127.0.0.1")
+        .expect("self-signed TLS")
+        .expect("TLS is on")
+}
+
 /// Starts the application on `db` with a seeded world.
 pub async fn spawn_app(db: &TestDb, cfg: HttpConfig, table: Vec<RouteSpec>) -> TestApp {
+    spawn_app_with_tls(db, cfg, table, None).await
+}
+
+/// Starts the application on `db` with a seeded world, serving HTTPS only when `tls` is
+/// given (through the server's own TLS listener).
+pub async fn spawn_app_with_tls(
+    db: &TestDb,
+    mut cfg: HttpConfig,
+    table: Vec<RouteSpec>,
+    tls: Option<ServerTls>,
+) -> TestApp {
     let app = App::new(db.store.clone(), Policy::default());
     let w = seed(&app).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a local port");
+    let addr = listener.local_addr().expect("local address");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base = format!("{scheme}://{addr}");
+    let ca = tls.as_ref().and_then(|t| t.ca().cloned());
+    if let Some(ca) = &ca {
+        cfg.secure_cookies = true;
+        cfg.public_url = base.clone();
+        cfg.agent_ca = Some(ca.clone());
+    }
     let state = AppState {
         app: app.clone(),
         cfg: Arc::new(cfg),
         metrics: Arc::default(),
     };
-    let router = http::app_with(state, table);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a local port");
-    let addr = listener.local_addr().expect("local address");
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("test server");
-    });
+    let router = http::app_with(state, table).into_make_service_with_connect_info::<SocketAddr>();
+    let server = match tls {
+        None => tokio::spawn(async move {
+            axum::serve(listener, router).await.expect("test server");
+        }),
+        Some(tls) => {
+            use axum::serve::ListenerExt;
+            let listener = TlsListener::new(listener, tls.config())
+                .expect("TLS listener")
+                .tap_io(|_| {});
+            tokio::spawn(async move {
+                axum::serve(listener, router).await.expect("test server");
+            })
+        }
+    };
     TestApp {
-        base: format!("http://{addr}"),
+        base,
         app,
         w,
         backend: db.backend(),
         db_url: db.url.clone(),
-        http: plain_client(),
+        http: match &ca {
+            Some(ca) => client_trusting(&ca.pem),
+            None => plain_client(),
+        },
+        ca,
         server,
     }
+}
+
+/// A client like [`plain_client`] that trusts only the CA in `pem`.
+pub fn client_trusting(pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).expect("CA PEM"))
+        .https_only(true)
+        .build()
+        .expect("https client")
 }
 
 /// A client that keeps no cookies and follows no redirects.
@@ -442,6 +520,28 @@ impl TestApp {
             .await
             .expect("enroll");
         (r.agent_id.parse().expect("agent id"), key)
+    }
+
+    /// A fresh ticket of client A about patching (the provider's, whenever an agreement is in
+    /// force), opened by its IT admin for A's end user.
+    pub async fn ticket_for_end_user_a(&self) -> tandem_domain::helpdesk::Ticket {
+        let actor = Actor::person(principal_of(&self.w.it_a), None);
+        self.app
+            .create_ticket(
+                &actor,
+                tandem_app::NewTicket {
+                    client_id: Some(self.w.client_a.id),
+                    site_id: None,
+                    requester_id: Some(self.w.end_a.id),
+                    subject: "The plotter prints blank pages".into(),
+                    description: "Since this morning.".into(),
+                    domain: Some("patching".into()),
+                    impact: None,
+                    urgency: None,
+                },
+            )
+            .await
+            .expect("ticket")
     }
 
     pub async fn audit_head(&self) -> i64 {
@@ -823,4 +923,55 @@ pub fn entries_of_request<'a>(all: &'a [AuditRecord], rid: &str) -> Vec<&'a Audi
     all.iter()
         .filter(|r| r.entry.request_id.as_deref() == Some(rid))
         .collect()
+}
+
+/// Builds the agent (a no-op when `cargo test --workspace` already did) and returns its path.
+pub fn agent_binary() -> std::path::PathBuf {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "tandem-agent",
+                "--bin",
+                "tandem-agent",
+            ])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building tandem-agent failed");
+        // This test runs from <target>/debug/deps/; the agent lands in <target>/debug/.
+        let exe = std::env::current_exe().expect("test path");
+        let bin = exe
+            .parent()
+            .and_then(std::path::Path::parent)
+            .expect("target dir")
+            .join("tandem-agent");
+        assert!(bin.exists(), "no agent at {}", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// Runs the agent as a process, off the async threads (the server under test shares them).
+pub async fn agent(config: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let config = config.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(agent_binary())
+            .arg("--config")
+            .arg(&config)
+            .args(&args)
+            .output()
+            .expect("agent runs")
+    })
+    .await
+    .expect("agent process");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }

@@ -1,0 +1,488 @@
+//! Tickets: one ticket both sides work from. At creation the scope agreement in force routes
+//! it (domain → owning side, whom to assign); the SLA clock counts business time in the
+//! owning side's calendar and follows every handoff. Every change is audited in the same
+//! transaction, and recorded in the ticket's own history.
+
+use crate::{Actor, App, Audit, Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tandem_domain::authz::{Action, Grant};
+use tandem_domain::helpdesk::{
+    sla_state, Calendars, ClockSegment, Impact, Priority, SlaState, Status, Ticket, TicketEvent,
+    Urgency,
+};
+use tandem_domain::scope::{CompiledAgreement, Party};
+use tandem_domain::validate::Invalid;
+use tandem_domain::{ClientId, Role, Side, SiteId, TicketId, Timestamp, UserId};
+use tandem_store::tickets::{self as store, TicketFilter};
+use tandem_store::{Page, Paged};
+
+/// A ticket to open.
+#[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewTicket {
+    /// The client (people of a client may leave it out: their own).
+    #[serde(default)]
+    pub client_id: Option<ClientId>,
+    /// The site concerned.
+    #[serde(default)]
+    pub site_id: Option<SiteId>,
+    /// Who asked; end users are always their own requester.
+    #[serde(default)]
+    pub requester_id: Option<UserId>,
+    /// One line.
+    pub subject: String,
+    /// What happened.
+    #[serde(default)]
+    pub description: String,
+    /// The scope agreement's domain (default `helpdesk`).
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// How widely it is felt (default: one person).
+    #[serde(default)]
+    pub impact: Option<Impact>,
+    /// How soon it hurts (default: normal).
+    #[serde(default)]
+    pub urgency: Option<Urgency>,
+}
+
+/// A ticket with its history and where it stands against its targets.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TicketView {
+    /// The ticket.
+    pub ticket: Ticket,
+    /// Its history, oldest first (internal notes only for the IT sides).
+    pub events: Vec<TicketEvent>,
+    /// Its SLA state now; absent when no scope agreement is in force to count hours in.
+    pub sla: Option<SlaState>,
+}
+
+fn party_of_side(s: Side) -> Option<Party> {
+    match s {
+        Side::Provider => Some(Party::Provider),
+        Side::Client => Some(Party::Internal),
+        _ => None,
+    }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> Error {
+    Error::Invalid(vec![Invalid::new(field, message)])
+}
+
+impl App {
+    /// The requester narrowing for end users (they see only what they asked).
+    fn requester_scope(actor: &Actor) -> Option<UserId> {
+        actor
+            .principal
+            .as_ref()
+            .filter(|p| p.role == Role::EndUser)
+            .map(|p| p.user_id)
+    }
+
+    /// The agreement in force for a client at `at`, compiled (Tandem's own read).
+    async fn agreement_at(
+        &self,
+        client: ClientId,
+        at: Timestamp,
+    ) -> Result<Option<CompiledAgreement>> {
+        let v = self.version_in_force(&Actor::system(), client, at).await?;
+        Ok(v.and_then(|v| CompiledAgreement::new(&v.content).ok()))
+    }
+
+    /// Opens a ticket, routed by the scope agreement in force.
+    pub async fn create_ticket(&self, actor: &Actor, new: NewTicket) -> Result<Ticket> {
+        let g = self.grant(actor, Action::TicketsCreate)?;
+        let p = actor.principal.as_ref().ok_or(Error::Unauthenticated)?;
+        let client = match (new.client_id, p.tenant.client()) {
+            (Some(c), _) | (None, Some(c)) => c,
+            (None, None) => return Err(invalid("client_id", "choose the client")),
+        };
+        g.check_client(client)
+            .map_err(|_| Error::NotFound("client"))?;
+        let mut errors = Vec::new();
+        let subject = new.subject.trim().to_string();
+        if subject.is_empty() || subject.chars().count() > 200 {
+            errors.push(Invalid::new(
+                "subject",
+                "write one line of 1 to 200 characters",
+            ));
+        }
+        if new.description.len() > 64 * 1024 {
+            errors.push(Invalid::new("description", "is longer than 64 KiB"));
+        }
+        let requester = if p.role == Role::EndUser {
+            Some(p.user_id)
+        } else {
+            new.requester_id
+        };
+        if let Some(r) = requester.filter(|r| *r != p.user_id) {
+            let u = self.get_user(actor, r).await.ok();
+            if u.is_none_or(|u| u.client_id != Some(client)) {
+                errors.push(Invalid::new(
+                    "requester_id",
+                    "choose a person of this client",
+                ));
+            }
+        }
+        if let Some(site) = new.site_id {
+            let sites = self
+                .list_sites(actor, Some(client), Page::new(0, 1000))
+                .await?;
+            if !sites.items.iter().any(|s| s.id == site) {
+                errors.push(Invalid::new("site_id", "choose one of this client's sites"));
+            }
+        }
+        let domain = new.domain.clone().unwrap_or_else(|| "helpdesk".into());
+        let domains = self.list_domains(&Actor::system(), false).await?;
+        if !domains.iter().any(|d| d.key == domain) {
+            errors.push(Invalid::new("domain", "choose a domain of the catalog"));
+        }
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        let now = Timestamp::now();
+        // Who owns it is the agreement's answer; without an agreement in force, the
+        // client's own IT does (and the ticket says so).
+        let (owner, hint, why) = match self.route(&Actor::system(), client, &domain, now).await {
+            Ok(a) => (
+                a.decision.owner,
+                a.decision.assignee.clone(),
+                a.decision.reason.clone(),
+            ),
+            Err(_) => (
+                Party::Internal,
+                None,
+                "no scope agreement in force names an owner; the client's own IT owns it".into(),
+            ),
+        };
+        let (impact, urgency) = (
+            new.impact.unwrap_or(Impact::Person),
+            new.urgency.unwrap_or(Urgency::Normal),
+        );
+        let mut w = self.store.write().await?;
+        let number = store::next_number(&mut w, client).await?;
+        let t = Ticket {
+            id: TicketId::new(),
+            client_id: client,
+            number,
+            site_id: new.site_id,
+            requester_id: requester,
+            subject,
+            description: new.description.trim().to_string(),
+            domain,
+            owner,
+            assignee_id: None,
+            assignee_hint: hint,
+            impact,
+            urgency,
+            priority: Priority::from_matrix(impact, urgency),
+            status: Status::New,
+            created_by: p.user_id,
+            created_at: now,
+            updated_at: now,
+            first_response_at: None,
+            resolved_at: None,
+            closed_at: None,
+            clock: vec![ClockSegment {
+                from: now,
+                owner,
+                paused: false,
+            }],
+        };
+        store::insert_ticket(&mut w, &t).await?;
+        store::insert_event(
+            &mut w,
+            &t,
+            &event(
+                actor,
+                now,
+                "opened",
+                format!("Opened; routed to {} — {why}", owner.label()),
+                true,
+            ),
+        )
+        .await?;
+        Audit::new(actor, "ticket.opened", "ticket", t.id)
+            .client(Some(client))
+            .after(json!({"number": t.number, "subject": t.subject, "domain": t.domain, "owner": t.owner, "priority": t.priority}))
+            .write(&mut w)
+            .await?;
+        w.commit().await?;
+        Ok(t)
+    }
+
+    /// Tickets the actor may see (end users: their own).
+    pub async fn list_tickets(
+        &self,
+        actor: &Actor,
+        filter: &TicketFilter,
+        page: Page,
+    ) -> Result<Paged<Ticket>> {
+        let g = self.grant(actor, Action::TicketsRead)?;
+        let mut f = filter.clone();
+        if let Some(me) = Self::requester_scope(actor) {
+            f.requester = Some(me);
+        }
+        let mut r = self.store.read().await?;
+        Ok(store::list_tickets(&mut r, &g, &f, page).await?)
+    }
+
+    /// One ticket with its history and SLA state.
+    pub async fn get_ticket(&self, actor: &Actor, id: TicketId) -> Result<TicketView> {
+        let g = self.grant(actor, Action::TicketsRead)?;
+        let t = self.ticket_for(&g, actor, id).await?;
+        let it_side = actor
+            .principal
+            .as_ref()
+            .is_some_and(|p| p.role != Role::EndUser);
+        let events = {
+            let mut r = self.store.read().await?;
+            store::events(&mut r, &t, it_side).await?
+        };
+        let now = Timestamp::now();
+        let sla = self.agreement_at(t.client_id, now).await?.map(|a| {
+            let cals = Calendars {
+                internal: a.calendar(Party::Internal),
+                provider: a.calendar(Party::Provider),
+            };
+            sla_state(
+                &t.clock,
+                t.first_response_at,
+                t.resolved_at,
+                t.priority.default_targets(),
+                now,
+                &cals,
+            )
+        });
+        Ok(TicketView {
+            ticket: t,
+            events,
+            sla,
+        })
+    }
+
+    async fn ticket_for(&self, g: &Grant, actor: &Actor, id: TicketId) -> Result<Ticket> {
+        let mut r = self.store.read().await?;
+        store::get_ticket(&mut r, g, Self::requester_scope(actor), id)
+            .await?
+            .ok_or(Error::NotFound("ticket"))
+    }
+
+    /// A public reply (the requester and both IT sides see it) or, with `internal`, a note for
+    /// the IT sides only. The owning side's first public reply stops the first-response clock.
+    pub async fn reply(
+        &self,
+        actor: &Actor,
+        id: TicketId,
+        body: &str,
+        internal: bool,
+    ) -> Result<()> {
+        let action = if internal {
+            Action::TicketsWrite
+        } else {
+            Action::TicketsCreate
+        };
+        let g = self.grant(actor, action)?;
+        let p = actor.principal.as_ref().ok_or(Error::Unauthenticated)?;
+        let mut t = self.ticket_for(&g, actor, id).await?;
+        let body = body.trim();
+        if body.is_empty() || body.len() > 64 * 1024 {
+            return Err(invalid("body", "write a reply of up to 64 KiB"));
+        }
+        if t.status == Status::Closed {
+            return Err(Error::Conflict(
+                "the ticket is closed; open a new one".into(),
+            ));
+        }
+        let now = Timestamp::now();
+        let from_owner = party_of_side(p.side()) == Some(t.owner) && p.role != Role::EndUser;
+        if !internal && from_owner && t.first_response_at.is_none() {
+            t.first_response_at = Some(now);
+        }
+        if t.status == Status::New && from_owner {
+            t.status = Status::Open;
+        }
+        t.updated_at = now;
+        let kind = if internal { "note" } else { "reply" };
+        let mut w = self.store.write().await?;
+        store::update_ticket(&mut w, &t).await?;
+        store::insert_event(
+            &mut w,
+            &t,
+            &event(actor, now, kind, body.to_string(), !internal),
+        )
+        .await?;
+        Audit::new(actor, &format!("ticket.{kind}"), "ticket", t.id)
+            .client(Some(t.client_id))
+            .after(json!({"number": t.number, "chars": body.chars().count()}))
+            .write(&mut w)
+            .await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// Moves a ticket through the workflow; the clock pauses while waiting on the requester
+    /// and stops when resolved.
+    pub async fn set_ticket_status(
+        &self,
+        actor: &Actor,
+        id: TicketId,
+        to: Status,
+    ) -> Result<Ticket> {
+        let g = self.grant(actor, Action::TicketsWrite)?;
+        let mut t = self.ticket_for(&g, actor, id).await?;
+        if !t.status.may_become(to) {
+            return Err(Error::Conflict(format!(
+                "a {} ticket cannot become {}",
+                t.status.as_str(),
+                to.as_str()
+            )));
+        }
+        let now = Timestamp::now();
+        let before = t.status;
+        t.status = to;
+        t.updated_at = now;
+        match to {
+            Status::Resolved => t.resolved_at = Some(now),
+            Status::Closed => t.closed_at = Some(now),
+            Status::Open if before == Status::Resolved => t.resolved_at = None,
+            _ => {}
+        }
+        let paused = !to.clock_runs();
+        if t.clock.last().is_none_or(|s| s.paused != paused) {
+            t.clock.push(ClockSegment {
+                from: now,
+                owner: t.owner,
+                paused,
+            });
+        }
+        let mut w = self.store.write().await?;
+        store::update_ticket(&mut w, &t).await?;
+        let summary = format!("Status: {} → {}", before.as_str(), to.as_str());
+        store::insert_event(&mut w, &t, &event(actor, now, "status", summary, true)).await?;
+        Audit::new(actor, "ticket.status_changed", "ticket", t.id)
+            .client(Some(t.client_id))
+            .before(json!({"status": before}))
+            .after(json!({"status": to}))
+            .write(&mut w)
+            .await?;
+        w.commit().await?;
+        Ok(t)
+    }
+
+    /// Hands a ticket to the other side, with the reason; the SLA clock follows it into the
+    /// new owner's business hours. The assignee is cleared (the other side picks it up).
+    pub async fn hand_off(
+        &self,
+        actor: &Actor,
+        id: TicketId,
+        to: Party,
+        reason: &str,
+    ) -> Result<Ticket> {
+        let g = self.grant(actor, Action::TicketsWrite)?;
+        let mut t = self.ticket_for(&g, actor, id).await?;
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(invalid("reason", "say why, in up to 500 characters"));
+        }
+        if t.owner == to {
+            return Err(Error::Conflict(format!(
+                "{} already owns this ticket",
+                to.label()
+            )));
+        }
+        if t.status.is_done() {
+            return Err(Error::Conflict(
+                "reopen the ticket before handing it over".into(),
+            ));
+        }
+        let now = Timestamp::now();
+        let from = t.owner;
+        t.owner = to;
+        t.assignee_id = None;
+        t.updated_at = now;
+        let paused = t.clock.last().is_some_and(|s| s.paused);
+        t.clock.push(ClockSegment {
+            from: now,
+            owner: to,
+            paused,
+        });
+        let mut w = self.store.write().await?;
+        store::update_ticket(&mut w, &t).await?;
+        let body = format!("Handed from {} to {}: {reason}", from.label(), to.label());
+        store::insert_event(&mut w, &t, &event(actor, now, "handoff", body, false)).await?;
+        Audit::new(actor, "ticket.handed_off", "ticket", t.id)
+            .client(Some(t.client_id))
+            .before(json!({"owner": from}))
+            .after(json!({"owner": to, "reason": reason}))
+            .write(&mut w)
+            .await?;
+        w.commit().await?;
+        Ok(t)
+    }
+
+    /// Assigns a ticket to a person of the owning side who may work it (or unassigns).
+    pub async fn assign_ticket(
+        &self,
+        actor: &Actor,
+        id: TicketId,
+        assignee: Option<UserId>,
+    ) -> Result<Ticket> {
+        let g = self.grant(actor, Action::TicketsWrite)?;
+        let mut t = self.ticket_for(&g, actor, id).await?;
+        if let Some(a) = assignee {
+            let u = self
+                .get_user(actor, a)
+                .await
+                .map_err(|_| invalid("assignee_id", "choose a person you can see"))?;
+            let principal = crate::principal_of(&u);
+            let may =
+                tandem_domain::authz::authorize(&principal, Action::TicketsWrite, Timestamp::now())
+                    .is_ok_and(|g| g.check_client(t.client_id).is_ok());
+            if !may || party_of_side(u.role.side()) != Some(t.owner) {
+                return Err(invalid(
+                    "assignee_id",
+                    format!(
+                        "choose someone of {} who may work this client's tickets",
+                        t.owner.label()
+                    ),
+                ));
+            }
+        }
+        let now = Timestamp::now();
+        let before = t.assignee_id;
+        t.assignee_id = assignee;
+        t.updated_at = now;
+        let mut w = self.store.write().await?;
+        store::update_ticket(&mut w, &t).await?;
+        let body = if assignee.is_some() {
+            "Assigned".to_string()
+        } else {
+            "Unassigned".to_string()
+        };
+        store::insert_event(&mut w, &t, &event(actor, now, "assigned", body, false)).await?;
+        Audit::new(actor, "ticket.assigned", "ticket", t.id)
+            .client(Some(t.client_id))
+            .before(json!({"assignee_id": before}))
+            .after(json!({"assignee_id": assignee}))
+            .write(&mut w)
+            .await?;
+        w.commit().await?;
+        Ok(t)
+    }
+}
+
+fn event(actor: &Actor, at: Timestamp, kind: &str, body: String, public: bool) -> TicketEvent {
+    let p = actor.principal.as_ref();
+    TicketEvent {
+        at,
+        actor_id: p.map(|p| p.user_id),
+        actor_label: p.map_or_else(|| "Tandem".to_string(), |p| p.label.clone()),
+        actor_side: p.map_or(Side::System, |p| p.side()),
+        kind: kind.into(),
+        body,
+        public,
+    }
+}

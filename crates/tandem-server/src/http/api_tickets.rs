@@ -1,0 +1,301 @@
+//! Tickets in the JSON API.
+
+use crate::http::api::{List, PageParams};
+use crate::http::context::Ctx;
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::http::problem::{ApiError, Problem};
+use crate::http::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use tandem_app::{NewTicket, TicketView};
+use tandem_domain::helpdesk::{Status, Ticket};
+use tandem_domain::scope::Party;
+use tandem_domain::{ClientId, TicketId, UserId};
+use tandem_store::tickets::TicketFilter;
+use utoipa::{IntoParams, ToSchema};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn bad_query(detail: String) -> ApiError {
+    Problem::new(StatusCode::BAD_REQUEST, "invalid_query", detail).into()
+}
+
+/// Queue filters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TicketParams {
+    /// One client's tickets.
+    pub client_id: Option<ClientId>,
+    /// Statuses, comma-separated (`new,open`); `active` for everything not resolved or closed.
+    pub status: Option<String>,
+    /// `internal` or `provider`: the side that owns them.
+    pub owner: Option<String>,
+    /// Assigned to this person (`me` for the caller).
+    pub assignee: Option<String>,
+    /// `P1` … `P4`.
+    pub priority: Option<String>,
+    /// Subject or description contains this.
+    pub q: Option<String>,
+    /// `json` (default) or `csv` (every match, up to 100,000, as a file).
+    pub format: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page, 1 to 500 (default 50).
+    pub limit: Option<u32>,
+}
+
+impl TicketParams {
+    /// The store filter these parameters ask for, checked.
+    pub fn filter(&self, me: Option<UserId>) -> ApiResult<TicketFilter> {
+        let statuses = match self.status.as_deref().filter(|s| !s.is_empty()) {
+            None => Vec::new(),
+            Some("active") => ["new", "open", "waiting_on_requester", "waiting_on_vendor"]
+                .map(String::from)
+                .to_vec(),
+            Some(list) => list
+                .split(',')
+                .map(|s| s.trim().parse::<Status>().map(|s| s.as_str().to_string()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad_query(format!("status: {e}")))?,
+        };
+        let owner = match self.owner.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some("internal") => Some(Party::Internal),
+            Some("provider") => Some(Party::Provider),
+            Some(o) => {
+                return Err(bad_query(format!(
+                    "owner must be internal or provider, not {o:?}"
+                )))
+            }
+        };
+        let assignee = match self.assignee.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some("me") => me,
+            Some(a) => Some(
+                a.parse()
+                    .map_err(|_| bad_query("assignee must be a user id or 'me'".into()))?,
+            ),
+        };
+        let priority = match self.priority.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(p) => Some(
+                p.parse::<tandem_domain::helpdesk::Priority>()
+                    .map_err(|e| bad_query(format!("priority: {e}")))?
+                    .as_str()
+                    .to_string(),
+            ),
+        };
+        Ok(TicketFilter {
+            client: self.client_id,
+            statuses,
+            owner,
+            assignee,
+            requester: None,
+            priority,
+            text: self.q.clone(),
+        })
+    }
+}
+
+/// The tickets as CSV (formula-safe cells).
+pub fn tickets_csv(items: &[Ticket]) -> String {
+    let mut out = String::from("id,client_id,number,subject,domain,owner,priority,status,requester_id,assignee_id,created_at,updated_at,first_response_at,resolved_at\n");
+    let ts = |t: Option<tandem_domain::Timestamp>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
+    for t in items {
+        let cells = [
+            t.id.to_string(),
+            t.client_id.to_string(),
+            t.number.to_string(),
+            t.subject.clone(),
+            t.domain.clone(),
+            t.owner.as_str().to_string(),
+            t.priority.as_str().to_string(),
+            t.status.as_str().to_string(),
+            t.requester_id.map(|u| u.to_string()).unwrap_or_default(),
+            t.assignee_id.map(|u| u.to_string()).unwrap_or_default(),
+            t.created_at.to_rfc3339(),
+            t.updated_at.to_rfc3339(),
+            ts(t.first_response_at),
+            ts(t.resolved_at),
+        ];
+        let row: Vec<String> = cells
+            .iter()
+            .map(|c| crate::http::api::csv_cell(c))
+            .collect();
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// The ticket queue the caller may see (end users: their own tickets).
+#[utoipa::path(get, path = "/api/v1/tickets", tag = "helpdesk", params(TicketParams),
+    responses((status = 200, body = List<Ticket>, description = "A page, or with format=csv every match as CSV"),
+        (status = 400, body = Problem), (status = 403, body = Problem)))]
+pub async fn list_tickets(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiQuery(q): ApiQuery<TicketParams>,
+) -> ApiResult<Response> {
+    let me = ctx.actor.principal.as_ref().map(|p| p.user_id);
+    let filter = q.filter(me)?;
+    if q.format.as_deref() == Some("csv") {
+        let all = st
+            .app
+            .list_tickets(&ctx.actor, &filter, tandem_store::Page::new(0, 100_000))
+            .await?;
+        return Ok((
+            [
+                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"tandem-tickets.csv\"",
+                ),
+            ],
+            tickets_csv(&all.items),
+        )
+            .into_response());
+    }
+    let page = PageParams {
+        cursor: q.cursor.clone(),
+        limit: q.limit,
+    }
+    .page()?;
+    let r = st.app.list_tickets(&ctx.actor, &filter, page).await?;
+    Ok(Json(List {
+        next_cursor: r.has_more.then(|| (page.offset + page.limit).to_string()),
+        items: r.items,
+    })
+    .into_response())
+}
+
+/// Opens a ticket; the scope agreement in force decides which side owns it.
+#[utoipa::path(post, path = "/api/v1/tickets", tag = "helpdesk", request_body = NewTicket,
+    responses((status = 201, body = Ticket), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_ticket(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiJson(body): ApiJson<NewTicket>,
+) -> ApiResult<Response> {
+    let t = st.app.create_ticket(&ctx.actor, body).await?;
+    Ok((StatusCode::CREATED, Json(t)).into_response())
+}
+
+/// A ticket with its history and SLA state.
+#[utoipa::path(get, path = "/api/v1/tickets/{ticket_id}", tag = "helpdesk",
+    params(("ticket_id" = String, Path, description = "The ticket's id")),
+    responses((status = 200, body = TicketView), (status = 404, body = Problem)))]
+pub async fn get_ticket(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<TicketId>,
+) -> ApiResult<Json<TicketView>> {
+    Ok(Json(st.app.get_ticket(&ctx.actor, id).await?))
+}
+
+/// A reply or an internal note.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReply {
+    /// The text.
+    pub body: String,
+    /// An internal note for the two IT sides only (the requester never sees it).
+    #[serde(default)]
+    pub internal: bool,
+}
+
+/// Adds a public reply or an internal note.
+#[utoipa::path(post, path = "/api/v1/tickets/{ticket_id}/replies", tag = "helpdesk",
+    params(("ticket_id" = String, Path, description = "The ticket's id")), request_body = NewReply,
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn reply(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<TicketId>,
+    ApiJson(body): ApiJson<NewReply>,
+) -> ApiResult<StatusCode> {
+    st.app
+        .reply(&ctx.actor, id, &body.body, body.internal)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A status to move to.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusChange {
+    /// `open`, `waiting_on_requester`, `waiting_on_vendor`, `resolved` or `closed`.
+    pub status: Status,
+}
+
+/// Moves a ticket through the workflow.
+#[utoipa::path(post, path = "/api/v1/tickets/{ticket_id}/status", tag = "helpdesk",
+    params(("ticket_id" = String, Path, description = "The ticket's id")), request_body = StatusChange,
+    responses((status = 200, body = Ticket), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn set_status(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<TicketId>,
+    ApiJson(body): ApiJson<StatusChange>,
+) -> ApiResult<Json<Ticket>> {
+    Ok(Json(
+        st.app
+            .set_ticket_status(&ctx.actor, id, body.status)
+            .await?,
+    ))
+}
+
+/// A handoff to the other side.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Handoff {
+    /// `provider` (hand to the provider) or `internal` (hand back to the client's IT).
+    pub to: Party,
+    /// Why; both sides see it, and handoff reasons are reported on.
+    pub reason: String,
+}
+
+/// Hands a ticket to the other side; the SLA clock follows it.
+#[utoipa::path(post, path = "/api/v1/tickets/{ticket_id}/handoff", tag = "helpdesk",
+    params(("ticket_id" = String, Path, description = "The ticket's id")), request_body = Handoff,
+    responses((status = 200, body = Ticket), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn hand_off(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<TicketId>,
+    ApiJson(body): ApiJson<Handoff>,
+) -> ApiResult<Json<Ticket>> {
+    Ok(Json(
+        st.app
+            .hand_off(&ctx.actor, id, body.to, &body.reason)
+            .await?,
+    ))
+}
+
+/// Whom to assign.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    /// A person of the owning side, or null to unassign.
+    pub assignee_id: Option<UserId>,
+}
+
+/// Assigns a ticket.
+#[utoipa::path(post, path = "/api/v1/tickets/{ticket_id}/assign", tag = "helpdesk",
+    params(("ticket_id" = String, Path, description = "The ticket's id")), request_body = Assignment,
+    responses((status = 200, body = Ticket), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn assign(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<TicketId>,
+    ApiJson(body): ApiJson<Assignment>,
+) -> ApiResult<Json<Ticket>> {
+    Ok(Json(
+        st.app
+            .assign_ticket(&ctx.actor, id, body.assignee_id)
+            .await?,
+    ))
+}

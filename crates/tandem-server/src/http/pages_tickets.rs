@@ -1,0 +1,516 @@
+//! Tickets in the web UI: the queue (with saved views), one ticket with its history and the
+//! actions both sides take on it, and the form to open one. End users see the same pages,
+//! narrowed to their own tickets and without internal notes or the IT actions.
+
+use crate::http::api_tickets::TicketParams;
+use crate::http::context::Ctx;
+use crate::http::pages::{
+    back_with, chrome, fail, redirect_with, render, Chrome, FormFields, PageResult,
+};
+use crate::http::AppState;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use tandem_app::{Error, NewTicket};
+use tandem_domain::authz::{authorize, Action};
+use tandem_domain::helpdesk::{Impact, Status, Ticket, Urgency};
+use tandem_domain::scope::Party;
+use tandem_domain::{Role, TicketId, Timestamp};
+use tandem_store::Page;
+
+/// One row of the queue.
+pub(crate) struct Row {
+    id: String,
+    number: String,
+    subject: String,
+    client: String,
+    owner: &'static str,
+    owner_class: &'static str,
+    priority: &'static str,
+    status: &'static str,
+    updated: String,
+}
+
+#[derive(Template)]
+#[template(path = "tickets.html")]
+struct QueuePage {
+    chrome: Chrome,
+    rows: Vec<Row>,
+    /// (href, label, active)
+    views: Vec<(String, &'static str, bool)>,
+    f_q: String,
+    /// The current view's query, for the export link.
+    query: String,
+    can_open: bool,
+    next_href: Option<String>,
+}
+
+fn owner_class(p: Party) -> &'static str {
+    match p {
+        Party::Internal => "side-client",
+        Party::Provider => "side-provider",
+    }
+}
+
+fn owner_label(p: Party) -> &'static str {
+    match p {
+        Party::Internal => "Internal IT",
+        Party::Provider => "Provider",
+    }
+}
+
+fn status_label(s: Status) -> &'static str {
+    match s {
+        Status::New => "new",
+        Status::Open => "open",
+        Status::WaitingOnRequester => "waiting on requester",
+        Status::WaitingOnVendor => "waiting on vendor",
+        Status::Resolved => "resolved",
+        Status::Closed => "closed",
+    }
+}
+
+/// The saved views of the queue: (query, label).
+const VIEWS: [(&str, &str); 5] = [
+    ("status=active", "Open tickets"),
+    ("status=active&assignee=me", "My queue"),
+    ("status=active&owner=provider", "Provider queue"),
+    ("status=active&owner=internal", "Internal IT queue"),
+    ("status=resolved,closed", "Done"),
+];
+
+/// GET /tickets
+pub async fn queue(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Query(raw): Query<HashMap<String, String>>,
+) -> PageResult {
+    let chrome = chrome(&st, &ctx, &headers, "tickets", None).await?;
+    let q = TicketParams {
+        client_id: raw.get("client_id").and_then(|c| c.parse().ok()),
+        status: raw.get("status").cloned().or_else(|| Some("active".into())),
+        owner: raw.get("owner").cloned(),
+        assignee: raw.get("assignee").cloned(),
+        priority: raw.get("priority").cloned(),
+        q: raw.get("q").cloned(),
+        format: None,
+        cursor: None,
+        limit: None,
+    };
+    let me = ctx.actor.principal.as_ref().map(|p| p.user_id);
+    let filter = q.filter(me).map_err(|e| e.into_response())?;
+    if raw.get("format").map(String::as_str) == Some("csv") {
+        let all = st
+            .app
+            .list_tickets(&ctx.actor, &filter, Page::new(0, 100_000))
+            .await
+            .map_err(fail)?;
+        return Ok((
+            [
+                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"tandem-tickets.csv\"",
+                ),
+            ],
+            crate::http::api_tickets::tickets_csv(&all.items),
+        )
+            .into_response());
+    }
+    let offset = raw.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
+    let page = Page::new(offset, 100);
+    let r = st
+        .app
+        .list_tickets(&ctx.actor, &filter, page)
+        .await
+        .map_err(fail)?;
+    let clients: HashMap<String, String> = chrome
+        .switcher
+        .iter()
+        .map(|(id, name, _)| (id.clone(), name.clone()))
+        .collect();
+    let tz = chrome.time_zone.clone();
+    let p = ctx
+        .actor
+        .principal
+        .clone()
+        .ok_or_else(|| fail(Error::Unauthenticated))?;
+    let end_user = p.role == Role::EndUser;
+    let current: String = {
+        let mut parts = vec![format!(
+            "status={}",
+            raw.get("status").map_or("active", String::as_str)
+        )];
+        for k in ["assignee", "owner"] {
+            if let Some(v) = raw.get(k).filter(|v| !v.is_empty()) {
+                parts.push(format!("{k}={v}"));
+            }
+        }
+        parts.join("&")
+    };
+    let views = VIEWS
+        .iter()
+        .filter(|(q, _)| !end_user || !(q.contains("assignee") || q.contains("owner")))
+        .map(|(q, label)| (format!("/tickets?{q}"), *label, current == *q))
+        .collect();
+    let rows = r
+        .items
+        .iter()
+        .map(|t| Row {
+            id: t.id.to_string(),
+            number: format!("#{}", t.number),
+            subject: t.subject.clone(),
+            client: clients
+                .get(&t.client_id.to_string())
+                .cloned()
+                .unwrap_or_default(),
+            owner: owner_label(t.owner),
+            owner_class: owner_class(t.owner),
+            priority: t.priority.as_str(),
+            status: status_label(t.status),
+            updated: t.updated_at.display_in(&tz),
+        })
+        .collect();
+    let clear = chrome.clear_flash;
+    Ok(render(
+        &QueuePage {
+            rows,
+            views,
+            f_q: raw.get("q").cloned().unwrap_or_default(),
+            query: current.clone(),
+            can_open: authorize(&p, Action::TicketsCreate, Timestamp::now()).is_ok(),
+            next_href: r
+                .has_more
+                .then(|| format!("/tickets?{current}&cursor={}", offset + 100)),
+            chrome,
+        },
+        clear,
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "ticket_new.html")]
+struct NewPage {
+    chrome: Chrome,
+    /// Whether the person picks the client (provider staff).
+    pick_client: bool,
+    /// (key, name)
+    domains: Vec<(String, String)>,
+}
+
+/// GET /tickets/new
+pub async fn new_form(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap) -> PageResult {
+    let chrome = chrome(&st, &ctx, &headers, "tickets", None).await?;
+    let p = ctx
+        .actor
+        .principal
+        .clone()
+        .ok_or_else(|| fail(Error::Unauthenticated))?;
+    authorize(&p, Action::TicketsCreate, Timestamp::now())
+        .map_err(|d| fail(Error::Forbidden(d)))?;
+    st.app
+        .list_tickets(&ctx.actor, &Default::default(), Page::new(0, 1))
+        .await
+        .map_err(fail)?;
+    let domains = st
+        .app
+        .list_domains(&tandem_app::Actor::system(), false)
+        .await
+        .map_err(fail)?
+        .into_iter()
+        .map(|d| (d.key, d.name))
+        .collect();
+    let clear = chrome.clear_flash;
+    Ok(render(
+        &NewPage {
+            pick_client: p.tenant.client().is_none(),
+            domains,
+            chrome,
+        },
+        clear,
+    ))
+}
+
+/// POST /tickets/new
+pub async fn create(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let f = FormFields(f);
+    let parse_or_none = |k: &str| f.get(k).filter(|s| !s.is_empty());
+    let new = NewTicket {
+        client_id: parse_or_none("client_id").and_then(|c| c.parse().ok()),
+        site_id: None,
+        requester_id: None,
+        subject: f.text("subject"),
+        description: f.text("description"),
+        domain: parse_or_none("domain").map(str::to_string),
+        impact: parse_or_none("impact").and_then(|s| s.parse::<Impact>().ok()),
+        urgency: parse_or_none("urgency").and_then(|s| s.parse::<Urgency>().ok()),
+    };
+    match st.app.create_ticket(&ctx.actor, new).await {
+        Ok(t) => redirect_with(
+            &format!("/tickets/{}", t.id),
+            Some(&format!(
+                "Ticket #{} opened; {} owns it.",
+                t.number,
+                owner_label(t.owner)
+            )),
+            None,
+            st.cfg.secure_cookies,
+        ),
+        Err(e) => back_with(&st, "/tickets/new", e),
+    }
+}
+
+/// One entry of the history, for the page.
+pub(crate) struct EventRow {
+    at: String,
+    who: String,
+    side: &'static str,
+    kind: String,
+    body: String,
+    internal: bool,
+}
+
+#[derive(Template)]
+#[template(path = "ticket.html")]
+struct TicketPage {
+    chrome: Chrome,
+    t: Ticket,
+    client: String,
+    owner: &'static str,
+    owner_class: &'static str,
+    other_side: &'static str,
+    other_label: &'static str,
+    status: &'static str,
+    events: Vec<EventRow>,
+    /// (label, value, warn)
+    sla: Vec<(&'static str, String, bool)>,
+    it_side: bool,
+    /// (status key, label) the ticket may move to.
+    next_statuses: Vec<(&'static str, &'static str)>,
+    created: String,
+}
+
+/// GET /tickets/{id}
+pub async fn ticket(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> PageResult {
+    let id: TicketId = id.parse().map_err(|_| fail(Error::NotFound("ticket")))?;
+    let v = st.app.get_ticket(&ctx.actor, id).await.map_err(fail)?;
+    let chrome = chrome(&st, &ctx, &headers, "tickets", Some(v.ticket.client_id)).await?;
+    let tz = chrome.time_zone.clone();
+    let p = ctx
+        .actor
+        .principal
+        .clone()
+        .ok_or_else(|| fail(Error::Unauthenticated))?;
+    let it_side = authorize(&p, Action::TicketsWrite, Timestamp::now()).is_ok();
+    let t = v.ticket;
+    let mut sla = Vec::new();
+    match &v.sla {
+        Some(s) => {
+            let due = |d: Option<Timestamp>, met: Option<Timestamp>| match (d, met) {
+                (_, Some(m)) => format!("met at {}", m.display_in(&tz)),
+                (Some(d), None) => format!("due {}", d.display_in(&tz)),
+                (None, None) => "paused".to_string(),
+            };
+            sla.push((
+                "First response",
+                due(s.response_due, t.first_response_at),
+                s.response_breached,
+            ));
+            sla.push((
+                "Resolution",
+                due(s.resolution_due, t.resolved_at),
+                s.resolution_breached,
+            ));
+            sla.push((
+                "Business time on the clock",
+                format!(
+                    "{} h {:02} min",
+                    s.elapsed_minutes / 60,
+                    s.elapsed_minutes % 60
+                ),
+                false,
+            ));
+        }
+        None => sla.push((
+            "SLA",
+            "no scope agreement in force, so no business hours to count in".into(),
+            false,
+        )),
+    }
+    let events = v
+        .events
+        .iter()
+        .map(|e| EventRow {
+            at: e.at.display_in(&tz),
+            who: e.actor_label.clone(),
+            side: e.actor_side.as_str(),
+            kind: match e.kind.as_str() {
+                "opened" => "opened the ticket".into(),
+                "reply" => "replied".into(),
+                "note" => "added an internal note".into(),
+                "status" => "changed the status".into(),
+                "handoff" => "handed it over".into(),
+                "assigned" => "changed the assignee".into(),
+                k => k.to_string(),
+            },
+            body: e.body.clone(),
+            internal: !e.public,
+        })
+        .collect();
+    let next_statuses = [
+        Status::Open,
+        Status::WaitingOnRequester,
+        Status::WaitingOnVendor,
+        Status::Resolved,
+        Status::Closed,
+    ]
+    .into_iter()
+    .filter(|s| t.status.may_become(*s))
+    .map(|s| (s.as_str(), status_label(s)))
+    .collect();
+    let clear = chrome.clear_flash;
+    Ok(render(
+        &TicketPage {
+            client: chrome
+                .switcher
+                .iter()
+                .find(|(id, _, _)| *id == t.client_id.to_string())
+                .map(|(_, n, _)| n.clone())
+                .unwrap_or_default(),
+            owner: owner_label(t.owner),
+            owner_class: owner_class(t.owner),
+            other_side: t.owner.other().as_str(),
+            other_label: owner_label(t.owner.other()),
+            status: status_label(t.status),
+            created: t.created_at.display_in(&tz),
+            events,
+            sla,
+            it_side,
+            next_statuses,
+            t,
+            chrome,
+        },
+        clear,
+    ))
+}
+
+fn ticket_id(id: &str) -> Result<TicketId, Box<Response>> {
+    id.parse()
+        .map_err(|_| Box::new(fail(Error::NotFound("ticket"))))
+}
+
+/// POST /tickets/{id}/reply
+pub async fn reply(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let back = format!("/tickets/{id}");
+    let id = match ticket_id(&id) {
+        Ok(i) => i,
+        Err(r) => return *r,
+    };
+    let f = FormFields(f);
+    let internal = f.get("internal") == Some("on");
+    match st
+        .app
+        .reply(&ctx.actor, id, &f.text("body"), internal)
+        .await
+    {
+        Ok(()) => redirect_with(
+            &back,
+            Some(if internal {
+                "Note added."
+            } else {
+                "Reply sent."
+            }),
+            None,
+            st.cfg.secure_cookies,
+        ),
+        Err(e) => back_with(&st, &back, e),
+    }
+}
+
+/// POST /tickets/{id}/status
+pub async fn status(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let back = format!("/tickets/{id}");
+    let id = match ticket_id(&id) {
+        Ok(i) => i,
+        Err(r) => return *r,
+    };
+    let f = FormFields(f);
+    let Ok(to) = f.text("status").parse::<Status>() else {
+        return back_with(
+            &st,
+            &back,
+            Error::Invalid(vec![tandem_domain::validate::Invalid::new(
+                "status",
+                "choose a status",
+            )]),
+        );
+    };
+    match st.app.set_ticket_status(&ctx.actor, id, to).await {
+        Ok(_) => redirect_with(&back, Some("Status changed."), None, st.cfg.secure_cookies),
+        Err(e) => back_with(&st, &back, e),
+    }
+}
+
+/// POST /tickets/{id}/handoff
+pub async fn handoff(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let back = format!("/tickets/{id}");
+    let id = match ticket_id(&id) {
+        Ok(i) => i,
+        Err(r) => return *r,
+    };
+    let f = FormFields(f);
+    let to = match f.get("to") {
+        Some("provider") => Party::Provider,
+        _ => Party::Internal,
+    };
+    match st.app.hand_off(&ctx.actor, id, to, &f.text("reason")).await {
+        Ok(t) => redirect_with(
+            &back,
+            Some(&format!("Handed to {}.", owner_label(t.owner))),
+            None,
+            st.cfg.secure_cookies,
+        ),
+        Err(e) => back_with(&st, &back, e),
+    }
+}
+
+/// POST /tickets/{id}/take — assign to oneself.
+pub async fn take(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
+    let back = format!("/tickets/{id}");
+    let id = match ticket_id(&id) {
+        Ok(i) => i,
+        Err(r) => return *r,
+    };
+    let me = ctx.actor.principal.as_ref().map(|p| p.user_id);
+    match st.app.assign_ticket(&ctx.actor, id, me).await {
+        Ok(_) => redirect_with(&back, Some("Assigned to you."), None, st.cfg.secure_cookies),
+        Err(e) => back_with(&st, &back, e),
+    }
+}

@@ -1,0 +1,298 @@
+//! Tickets and their history. Every read is scoped by a grant; end users are narrowed to
+//! the tickets they requested by the caller passing `requester`.
+
+use crate::query::{int, opt_int, opt_parsed, opt_text, opt_ts, parsed, text, ts, Sql};
+use crate::{Page, Paged, Result, StoreError};
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+use tandem_domain::authz::Grant;
+use tandem_domain::helpdesk::{Ticket, TicketEvent};
+use tandem_domain::scope::Party;
+use tandem_domain::{ClientId, Side, TicketId, UserId};
+
+/// What the ticket queue can be narrowed to.
+#[derive(Clone, Debug, Default)]
+pub struct TicketFilter {
+    /// One client's tickets.
+    pub client: Option<ClientId>,
+    /// Only these statuses (empty: all).
+    pub statuses: Vec<String>,
+    /// Only tickets the given side owns.
+    pub owner: Option<Party>,
+    /// Only tickets assigned to this person.
+    pub assignee: Option<UserId>,
+    /// Only tickets this person requested (always set for end users).
+    pub requester: Option<UserId>,
+    /// Only this priority (`P1`…).
+    pub priority: Option<String>,
+    /// Subject or description contains this.
+    pub text: Option<String>,
+}
+
+/// The next ticket number of a client (inside the write that inserts it).
+pub async fn next_number(c: &mut AnyConnection, client: ClientId) -> Result<i64> {
+    let r = Sql::new("SELECT COALESCE(MAX(number), 0) + 1 AS n FROM tickets WHERE client_id = ")
+        .text(client.to_string())
+        .fetch_optional(c)
+        .await?;
+    r.as_ref().map_or(Ok(1), |r| int(r, "n"))
+}
+
+fn clock_json(t: &Ticket) -> Result<String> {
+    serde_json::to_string(&t.clock).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Stores a new ticket.
+pub async fn insert_ticket(c: &mut AnyConnection, t: &Ticket) -> Result<()> {
+    let mut q = Sql::new(
+        "INSERT INTO tickets (id, client_id, number, site_id, requester_id, subject, description, \
+         domain, owner_side, assignee_id, assignee_hint, impact, urgency, priority, status, \
+         created_by, created_at, updated_at, first_response_at, resolved_at, closed_at, clock) VALUES (",
+    );
+    q.text(t.id.to_string())
+        .push(", ")
+        .text(t.client_id.to_string())
+        .push(", ")
+        .int(t.number)
+        .push(", ")
+        .opt_text(t.site_id.map(|s| s.to_string()))
+        .push(", ")
+        .opt_text(t.requester_id.map(|s| s.to_string()))
+        .push(", ")
+        .text(t.subject.clone())
+        .push(", ")
+        .text(t.description.clone())
+        .push(", ")
+        .text(t.domain.clone())
+        .push(", ")
+        .text(t.owner.as_str())
+        .push(", ")
+        .opt_text(t.assignee_id.map(|s| s.to_string()))
+        .push(", ")
+        .opt_text(t.assignee_hint.clone())
+        .push(", ")
+        .text(t.impact.as_str())
+        .push(", ")
+        .text(t.urgency.as_str())
+        .push(", ")
+        .text(t.priority.as_str())
+        .push(", ")
+        .text(t.status.as_str())
+        .push(", ")
+        .text(t.created_by.to_string())
+        .push(", ")
+        .int(t.created_at.0)
+        .push(", ")
+        .int(t.updated_at.0)
+        .push(", ")
+        .opt_int(t.first_response_at.map(|x| x.0))
+        .push(", ")
+        .opt_int(t.resolved_at.map(|x| x.0))
+        .push(", ")
+        .opt_int(t.closed_at.map(|x| x.0))
+        .push(", ")
+        .text(clock_json(t)?)
+        .push(")");
+    q.execute(c).await?;
+    Ok(())
+}
+
+/// Writes a ticket's changeable fields back.
+pub async fn update_ticket(c: &mut AnyConnection, t: &Ticket) -> Result<()> {
+    Sql::new("UPDATE tickets SET owner_side = ")
+        .text(t.owner.as_str())
+        .push(", assignee_id = ")
+        .opt_text(t.assignee_id.map(|s| s.to_string()))
+        .push(", status = ")
+        .text(t.status.as_str())
+        .push(", updated_at = ")
+        .int(t.updated_at.0)
+        .push(", first_response_at = ")
+        .opt_int(t.first_response_at.map(|x| x.0))
+        .push(", resolved_at = ")
+        .opt_int(t.resolved_at.map(|x| x.0))
+        .push(", closed_at = ")
+        .opt_int(t.closed_at.map(|x| x.0))
+        .push(", clock = ")
+        .text(clock_json(t)?)
+        .push(" WHERE id = ")
+        .text(t.id.to_string())
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// Appends to a ticket's history.
+pub async fn insert_event(c: &mut AnyConnection, t: &Ticket, e: &TicketEvent) -> Result<()> {
+    Sql::new("INSERT INTO ticket_events (id, ticket_id, client_id, at, actor_id, actor_label, actor_side, kind, body, public) VALUES (")
+        .text(uuid::Uuid::now_v7().to_string())
+        .push(", ")
+        .text(t.id.to_string())
+        .push(", ")
+        .text(t.client_id.to_string())
+        .push(", ")
+        .int(e.at.0)
+        .push(", ")
+        .opt_text(e.actor_id.map(|a| a.to_string()))
+        .push(", ")
+        .text(e.actor_label.clone())
+        .push(", ")
+        .text(e.actor_side.as_str())
+        .push(", ")
+        .text(e.kind.clone())
+        .push(", ")
+        .text(e.body.clone())
+        .push(", ")
+        .int(i64::from(e.public))
+        .push(")")
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+fn narrowed(q: &mut Sql, grant: &Grant, requester: Option<UserId>) {
+    q.scope("client_id", grant);
+    if let Some(r) = requester {
+        q.push(" AND requester_id = ").text(r.to_string());
+    }
+}
+
+/// Tickets the grant reaches, most recently changed first.
+pub async fn list_tickets(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    f: &TicketFilter,
+    page: Page,
+) -> Result<Paged<Ticket>> {
+    let mut q = Sql::new("SELECT * FROM tickets WHERE ");
+    narrowed(&mut q, grant, f.requester);
+    if let Some(cid) = f.client {
+        q.push(" AND client_id = ").text(cid.to_string());
+    }
+    if !f.statuses.is_empty() {
+        q.push(" AND status IN (");
+        for (i, s) in f.statuses.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.text(s.clone());
+        }
+        q.push(")");
+    }
+    if let Some(o) = f.owner {
+        q.push(" AND owner_side = ").text(o.as_str());
+    }
+    if let Some(a) = f.assignee {
+        q.push(" AND assignee_id = ").text(a.to_string());
+    }
+    if let Some(p) = &f.priority {
+        q.push(" AND priority = ").text(p.clone());
+    }
+    if let Some(t) = f.text.as_deref().filter(|t| !t.trim().is_empty()) {
+        q.push(" AND (")
+            .contains("subject", t.trim())
+            .push(" OR ")
+            .contains("description", t.trim())
+            .push(")");
+    }
+    q.push(" ORDER BY updated_at DESC, id DESC")
+        .page(&page.probe());
+    let items = q
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(ticket)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Paged::from_probe(items, &page))
+}
+
+/// One ticket, if the grant (and, for end users, `requester`) reaches it.
+pub async fn get_ticket(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    requester: Option<UserId>,
+    id: TicketId,
+) -> Result<Option<Ticket>> {
+    let mut q = Sql::new("SELECT * FROM tickets WHERE id = ");
+    q.text(id.to_string()).push(" AND ");
+    narrowed(&mut q, grant, requester);
+    q.fetch_optional(c).await?.as_ref().map(ticket).transpose()
+}
+
+/// A ticket's history, oldest first; internal notes only when `with_internal`.
+pub async fn events(
+    c: &mut AnyConnection,
+    t: &Ticket,
+    with_internal: bool,
+) -> Result<Vec<TicketEvent>> {
+    let mut q = Sql::new("SELECT * FROM ticket_events WHERE ticket_id = ");
+    q.text(t.id.to_string());
+    if !with_internal {
+        q.push(" AND public = 1");
+    }
+    q.push(" ORDER BY at, id");
+    q.fetch_all(c).await?.iter().map(event).collect()
+}
+
+fn party(s: &str) -> Result<Party> {
+    match s {
+        "internal" => Ok(Party::Internal),
+        "provider" => Ok(Party::Provider),
+        other => Err(StoreError::Corrupt(format!("side {other:?}"))),
+    }
+}
+
+fn ticket(r: &AnyRow) -> Result<Ticket> {
+    let corrupt = |col: &str, e: String| StoreError::Corrupt(format!("{col}: {e}"));
+    Ok(Ticket {
+        id: parsed(r, "id")?,
+        client_id: parsed(r, "client_id")?,
+        number: int(r, "number")?,
+        site_id: opt_parsed(r, "site_id")?,
+        requester_id: opt_parsed(r, "requester_id")?,
+        subject: text(r, "subject")?,
+        description: text(r, "description")?,
+        domain: text(r, "domain")?,
+        owner: party(&text(r, "owner_side")?)?,
+        assignee_id: opt_parsed(r, "assignee_id")?,
+        assignee_hint: opt_text(r, "assignee_hint")?,
+        impact: text(r, "impact")?
+            .parse()
+            .map_err(|e| corrupt("impact", e))?,
+        urgency: text(r, "urgency")?
+            .parse()
+            .map_err(|e| corrupt("urgency", e))?,
+        priority: text(r, "priority")?
+            .parse()
+            .map_err(|e| corrupt("priority", e))?,
+        status: text(r, "status")?
+            .parse()
+            .map_err(|e| corrupt("status", e))?,
+        created_by: parsed(r, "created_by")?,
+        created_at: ts(r, "created_at")?,
+        updated_at: ts(r, "updated_at")?,
+        first_response_at: opt_ts(r, "first_response_at")?,
+        resolved_at: opt_ts(r, "resolved_at")?,
+        closed_at: opt_ts(r, "closed_at")?,
+        clock: serde_json::from_str(&text(r, "clock")?)
+            .map_err(|e| corrupt("clock", e.to_string()))?,
+    })
+}
+
+fn event(r: &AnyRow) -> Result<TicketEvent> {
+    Ok(TicketEvent {
+        at: ts(r, "at")?,
+        actor_id: opt_parsed(r, "actor_id")?,
+        actor_label: text(r, "actor_label")?,
+        actor_side: match text(r, "actor_side")?.as_str() {
+            "provider" => Side::Provider,
+            "client" => Side::Client,
+            "outside" => Side::Outside,
+            "system" => Side::System,
+            other => return Err(StoreError::Corrupt(format!("actor_side {other:?}"))),
+        },
+        kind: text(r, "kind")?,
+        body: text(r, "body")?,
+        public: opt_int(r, "public")?.unwrap_or(0) != 0,
+    })
+}
