@@ -38,6 +38,9 @@ pub struct Settings {
     /// Most database connections per server. Default: 8 (SQLite), 16 (PostgreSQL)
     #[arg(long, env = "TANDEM_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<u32>,
+    /// Minutes without a check-in after which an endpoint shows as offline (1 to 10080). Default: 5
+    #[arg(long, env = "TANDEM_OFFLINE_AFTER_MINUTES", value_name = "MINUTES")]
+    pub offline_after_minutes: Option<i64>,
     /// If set, /metrics needs `Authorization: Bearer <this>`. Default: unset (open)
     #[arg(
         long,
@@ -75,6 +78,7 @@ struct FileSettings {
     log: Option<String>,
     session_hours: Option<i64>,
     max_connections: Option<u32>,
+    offline_after_minutes: Option<i64>,
     metrics_token: Option<String>,
     tls: Option<String>,
     tls_dir: Option<PathBuf>,
@@ -102,6 +106,8 @@ pub struct Resolved {
     pub session_secs: i64,
     /// Pool size, if set.
     pub max_connections: Option<u32>,
+    /// Silence after which an endpoint is offline, in seconds.
+    pub offline_after_secs: i64,
     /// Metrics token, if set.
     pub metrics_token: Option<String>,
     /// TLS.
@@ -183,6 +189,13 @@ impl Settings {
             "json" => true,
             other => anyhow::bail!("log_format must be text or json, not {other:?}"),
         };
+        let offline_after = self
+            .offline_after_minutes
+            .or(file.offline_after_minutes)
+            .unwrap_or(5);
+        if !(1..=7 * 24 * 60).contains(&offline_after) {
+            anyhow::bail!("offline_after_minutes must be between 1 and 10080 (a week)");
+        }
         let session_hours = self.session_hours.or(file.session_hours).unwrap_or(12);
         if !(1..=24 * 30).contains(&session_hours) {
             anyhow::bail!("session_hours must be between 1 and 720");
@@ -199,6 +212,7 @@ impl Settings {
                 .or(file.log)
                 .unwrap_or_else(|| "info".into()),
             session_secs: session_hours * 3600,
+            offline_after_secs: offline_after * 60,
             max_connections: self.max_connections.or(file.max_connections),
             metrics_token: self.metrics_token.clone().or(file.metrics_token),
             tls,

@@ -47,6 +47,7 @@ pub async fn open(cfg: &Resolved) -> anyhow::Result<App> {
         store,
         Policy {
             session_ttl_secs: cfg.session_secs,
+            offline_after_seconds: cfg.offline_after_secs,
             ..Policy::default()
         },
     ))

@@ -44,6 +44,9 @@ struct FleetPage {
     query: String,
     next_href: Option<String>,
     f_client: String,
+    /// (site id, "Client — Site")
+    sites: Vec<(String, String)>,
+    f_site: String,
     f_presence: String,
     f_os: String,
     f_q: String,
@@ -203,6 +206,24 @@ pub async fn fleet(
                 .then(|| format!("/endpoints?{query}&cursor={}", page.offset + page.limit)),
             query,
             f_client: q.client_id.map(|c| c.to_string()).unwrap_or_default(),
+            sites: {
+                let all = st
+                    .app
+                    .list_sites(&ctx.actor, q.client_id, Page::new(0, 1000))
+                    .await
+                    .map_err(fail)?;
+                all.items
+                    .into_iter()
+                    .map(|s| {
+                        let c = clients
+                            .get(&s.client_id.to_string())
+                            .cloned()
+                            .unwrap_or_default();
+                        (s.id.to_string(), format!("{c} — {}", s.name))
+                    })
+                    .collect()
+            },
+            f_site: q.site_id.map(|c| c.to_string()).unwrap_or_default(),
             f_presence: q.presence.clone().unwrap_or_default(),
             f_os: q.os.clone().unwrap_or_default(),
             f_q: q.q.clone().unwrap_or_default(),
