@@ -169,7 +169,7 @@ impl PgSampler {
     }
 }
 
-fn postgres_processes(needle: &str) -> Vec<u32> {
+pub fn postgres_processes(needle: &str) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };

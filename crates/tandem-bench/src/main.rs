@@ -8,13 +8,24 @@
 //!   and reports the size of the `tandem` binary, as built and fully stripped.
 //! * `scope` measures routing decisions in memory and through the use case (with the
 //!   database), and the lint of a thousand agreements.
+//! * `agent-footprint` runs the endpoint agent next to Debian's node_exporter, zabbix_agentd
+//!   and zabbix_agent2: idle memory and CPU, and the CPU of a heartbeat, a scrape and an
+//!   inventory pass (see `footprint`).
+//! * `ingest` loads `tandem demo` with `tandem-agent simulate` on SQLite and PostgreSQL to find
+//!   the check-ins per second it sustains with p99 under 100 ms, next to each database's raw
+//!   batched-insert and single-commit ceilings measured in the same run (see `ingest`).
 //! * `machine` prints what the figures were measured on.
 //!
 //! Everything it starts is a child process that it stops; all traffic stays on 127.0.0.1;
 //! every wait is bounded.
 
+mod ceilings;
 mod clean_build;
+mod demo;
+mod footprint;
+mod ingest;
 mod machine;
+mod proc_tree;
 mod scope;
 mod server;
 mod wrk;
@@ -33,6 +44,13 @@ usage:
   tandem-bench build --target-dir EMPTY_DIR [--workspace DIR (.)] [--keep]
   tandem-bench scope [--decisions N (5000000)] [--db-calls N (5000)] [--agreements N (1000)]
                      [--pg-url postgres://postgres@127.0.0.1:5432/postgres]
+  tandem-bench agent-footprint --agent PATH --tandem PATH [--idle SECS (20)] [--window SECS (30)]
+                     [--scrapes N (100)] [--passes N (20)] [--heartbeats N (1000)] [--inventories N (5)]
+  tandem-bench ingest --tandem PATH --agent PATH [--backends sqlite,postgres]
+                      [--pg-url postgres://postgres@127.0.0.1:5432] [--count N (1000)]
+                      [--inventory-count N (1000)] [--rates 500,1000,2000,4000,8000,16700,25000]
+                      [--refine N (1)] [--step SECS (25)] [--concurrency N (128)]
+                      [--ceiling-secs SECS (3)]
   tandem-bench machine";
 
 fn main() -> ExitCode {
@@ -52,6 +70,21 @@ fn main() -> ExitCode {
                 .build()
                 .context("cannot start the runtime")?
                 .block_on(scope::run(o))
+        }),
+        Some("agent-footprint") => footprint::Options::parse(&args[1..]).and_then(|o| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?
+                .block_on(footprint::run(o))
+        }),
+        Some("ingest") => ingest::Options::parse(&args[1..]).and_then(|o| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?
+                .block_on(ingest::run(o))
         }),
         Some("build") => clean_build::Options::parse(&args[1..]).and_then(clean_build::run),
         Some("machine") => {

@@ -1,41 +1,23 @@
 //! The server benchmark: start-up, idle memory and API throughput of `tandem demo`.
 
+use crate::demo::{
+    api_token, between, interruptible, parse_backends, pg_exec, Backend, Launch, Server, Startup,
+};
 use crate::machine::{self, Machine, ProcStatus};
 use crate::wrk::{self, WrkResult};
 use crate::Flags;
 use anyhow::{bail, Context, Result};
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Idle memory goal, MiB.
 const RSS_GOAL_MIB: f64 = 30.0;
 /// The authenticated read must reach this share of the ceiling's throughput.
 const THROUGHPUT_GOAL: f64 = 1.0 / 3.0;
-/// Longest wait for the server to be ready (a fresh demo hashes passwords first).
-const START_TIMEOUT: Duration = Duration::from_secs(180);
 /// Idle PostgreSQL connections report their statistics within 10 s (PostgreSQL 15's
 /// `PGSTAT_IDLE_INTERVAL`); transaction counts are read after this long.
 const PG_STATS_SETTLE: Duration = Duration::from_secs(11);
-/// Longest wait for a graceful stop.
-const STOP_TIMEOUT: Duration = Duration::from_secs(20);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    fn name(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "SQLite",
-            Backend::Postgres => "PostgreSQL",
-        }
-    }
-}
 
 pub struct Options {
     tandem: PathBuf,
@@ -79,16 +61,7 @@ impl Options {
                 tandem.display()
             );
         }
-        let backends = f
-            .get("backends")
-            .unwrap_or("sqlite,postgres")
-            .split(',')
-            .map(|b| match b.trim() {
-                "sqlite" => Ok(Backend::Sqlite),
-                "postgres" | "postgresql" => Ok(Backend::Postgres),
-                other => bail!("unknown backend {other:?}: use sqlite, postgres"),
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let backends = parse_backends(f.get("backends").unwrap_or("sqlite,postgres"))?;
         let pg_url = f
             .get("pg-url")
             .unwrap_or("postgres://postgres@127.0.0.1:5432")
@@ -122,22 +95,6 @@ impl Options {
                 .collect::<Result<_>>()?,
         })
     }
-}
-
-/// One start of the server.
-#[derive(Clone, Debug)]
-struct Startup {
-    backend: Backend,
-    /// Whether this start created the demo (first run on the data).
-    created: bool,
-    /// Spawn to the "Open http://…" line on stdout.
-    to_banner: Duration,
-    /// Spawn to the first 200 from /readyz.
-    to_readyz: Duration,
-    /// Memory after the idle wait.
-    idle: ProcStatus,
-    /// How long SIGTERM took to stop it, if it was stopped here.
-    stop: Option<Duration>,
 }
 
 /// One wrk run on one route.
@@ -331,36 +288,6 @@ async fn pg_transactions(pg_url: &str, db: &str) -> Result<u64> {
     Ok(n as u64)
 }
 
-/// Runs `work` unless Ctrl-C or SIGTERM comes first; then `work` is dropped, which stops the
-/// server it started.
-async fn interruptible<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        r = work => r,
-        _ = tokio::signal::ctrl_c() => bail!("interrupted (Ctrl-C)"),
-        _ = term => bail!("interrupted (SIGTERM)"),
-    }
-}
-
-/// Runs a statement on PostgreSQL and returns the server's version.
-async fn pg_exec(url: &str, sql: &str) -> Result<String> {
-    use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(url).await?;
-    sqlx::raw_sql(sql).execute(&mut c).await?;
-    let v: (String,) = sqlx::query_as("SHOW server_version")
-        .fetch_one(&mut c)
-        .await?;
-    c.close().await?;
-    Ok(v.0)
-}
-
 async fn bench_backend(
     o: &Options,
     b: Backend,
@@ -369,27 +296,36 @@ async fn bench_backend(
     ticks: f64,
 ) -> Result<BackendReport> {
     let (db_url, pg_db) = (pg.map(|p| p.0), pg.map(|p| p.1));
+    let launch = Launch {
+        tandem: &o.tandem,
+        env: &o.env,
+        idle: Duration::from_secs(o.idle),
+    };
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
         .build()?;
     // First start: creates the demo (Argon2 hashes of every demo user).
-    let (mut first, s1) = Server::start(o, b, data, db_url, &http).await?;
+    let (mut first, s1) = Server::start(&launch, b, data, db_url, &http).await?;
     let stop1 = first.stop()?;
     let s1 = Startup {
         stop: Some(stop1),
         ..s1
     };
     // Second start: the demo is there.
-    let (mut server, s2) = Server::start(o, b, data, db_url, &http).await?;
+    let (mut server, s2) = Server::start(&launch, b, data, db_url, &http).await?;
     if s2.created {
         bail!("the second start created the demo again");
     }
 
     let t = Instant::now();
-    let token = api_token(&server.base, &server.password)
-        .await
-        .with_context(|| server.log_tail())?;
+    let token = api_token(
+        &server.base,
+        &server.password,
+        &["users:read", "clients:read"],
+    )
+    .await
+    .with_context(|| server.log_tail())?;
     let sign_in = t.elapsed();
     let users_url = format!("{}/api/v1/users?limit=50", server.base);
     let auth = format!("Authorization: Bearer {token}");
@@ -520,182 +456,6 @@ async fn bench_backend(
     })
 }
 
-/// A running `tandem demo`, stopped when dropped.
-struct Server {
-    child: Child,
-    pid: u32,
-    base: String,
-    password: String,
-    log: PathBuf,
-}
-
-impl Server {
-    async fn start(
-        o: &Options,
-        b: Backend,
-        data: &Path,
-        db_url: Option<&str>,
-        http: &reqwest::Client,
-    ) -> Result<(Server, Startup)> {
-        let port = free_port()?;
-        let log = data.join(format!(
-            "server-{}.log",
-            jiff::Timestamp::now().as_millisecond()
-        ));
-        let mut cmd = Command::new(&o.tandem);
-        cmd.arg("demo")
-            .arg("--data")
-            .arg(data)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"));
-        if let Some(u) = db_url {
-            cmd.arg("--database-url").arg(u);
-        }
-        for (k, _) in std::env::vars() {
-            if k.starts_with("TANDEM_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.envs(o.env.iter().map(|(k, v)| (k, v)));
-        cmd.env("TANDEM_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log)?);
-        let t0 = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {}", o.tandem.display()))?;
-        let pid = child.id();
-        let stdout = child.stdout.take().context("server stdout")?;
-        let (tx, rx) = mpsc::channel::<(Instant, String)>();
-        // Reads the banner, then keeps draining stdout so the server never blocks on it.
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send((Instant::now(), line));
-            }
-        });
-        let mut server = Server {
-            child,
-            pid,
-            base: format!("http://127.0.0.1:{port}"),
-            password: String::new(),
-            log,
-        };
-        let (mut banner, mut readyz, mut created) = (None, None, None);
-        let deadline = t0 + START_TIMEOUT;
-        while banner.is_none() || readyz.is_none() {
-            if let Some(status) = server.child.try_wait()? {
-                bail!(
-                    "the server exited during start-up ({status}):\n{}",
-                    server.log_tail()
-                );
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "the server was not ready within {} s:\n{}",
-                    START_TIMEOUT.as_secs(),
-                    server.log_tail()
-                );
-            }
-            while let Ok((at, line)) = rx.try_recv() {
-                if line.contains("Tandem demo created") {
-                    created = Some(true);
-                } else if line.contains("Tandem demo ready") {
-                    created = Some(false);
-                }
-                if let Some(rest) = line.trim().strip_prefix("Open http://") {
-                    banner.get_or_insert(at - t0);
-                    server.password = rest
-                        .split_once("(password for all: ")
-                        .and_then(|(_, p)| p.split_once(')'))
-                        .map(|(p, _)| p.to_string())
-                        .context("no demo password in the banner")?;
-                }
-            }
-            if readyz.is_none() {
-                let r = http
-                    .get(format!("{}/readyz", server.base))
-                    .timeout(Duration::from_secs(1))
-                    .send()
-                    .await;
-                if matches!(&r, Ok(resp) if resp.status() == reqwest::StatusCode::OK) {
-                    readyz = Some(t0.elapsed());
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        tokio::time::sleep(Duration::from_secs(o.idle)).await;
-        let idle = machine::status(pid).context("the server is gone")?;
-        let created = created.context("no 'Tandem demo created/ready' line")?;
-        eprintln!(
-            "started ({}): banner {:?}, /readyz {:?}, VmRSS {} KiB",
-            if created {
-                "fresh data"
-            } else {
-                "existing data"
-            },
-            banner.unwrap_or_default(),
-            readyz.unwrap_or_default(),
-            idle.vm_rss_kib
-        );
-        let s = Startup {
-            backend: b,
-            created,
-            to_banner: banner.unwrap_or_default(),
-            to_readyz: readyz.unwrap_or_default(),
-            idle,
-            stop: None,
-        };
-        Ok((server, s))
-    }
-
-    /// Sends SIGTERM and waits for a graceful stop.
-    fn stop(&mut self) -> Result<Duration> {
-        let t = Instant::now();
-        let sent = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid.to_string())
-            .status()?;
-        if !sent.success() {
-            bail!("kill -TERM {} failed", self.pid);
-        }
-        while t.elapsed() < STOP_TIMEOUT {
-            if let Some(status) = self.child.try_wait()? {
-                if !status.success() {
-                    bail!(
-                        "the server exited with {status} on SIGTERM:\n{}",
-                        self.log_tail()
-                    );
-                }
-                return Ok(t.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        bail!(
-            "the server did not stop within {} s of SIGTERM",
-            STOP_TIMEOUT.as_secs()
-        )
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// Starts a system-wide CPU profile (server, wrk, PostgreSQL) for one load run. It ends by
 /// itself after `secs`.
 fn perf_record(dir: &Path, b: Backend, round: u64, route: &str, secs: u64) -> Result<Child> {
@@ -712,11 +472,6 @@ fn perf_record(dir: &Path, b: Backend, round: u64, route: &str, secs: u64) -> Re
         .stderr(Stdio::null())
         .spawn()
         .context("cannot run perf (apt-get install linux-perf)")
-}
-
-fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
 }
 
 /// Signs in with a password only (a user without a second factor).
@@ -750,93 +505,6 @@ async fn plain_sign_in(base: String, username: String, password: String) -> Resu
         bail!("sign-in of {username} answered {}", r.status());
     }
     Ok(())
-}
-
-/// Signs in as the demo provider admin, enrols the authenticator, and makes an API token.
-async fn api_token(base: &str, password: &str) -> Result<String> {
-    let c = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let page = c
-        .get(format!("{base}/login"))
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
-    let csrf = between(&page, "name=\"csrf\" value=\"", "\"").context("no csrf field on /login")?;
-    let r = c
-        .post(format!("{base}/login"))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("username", "morgan.reyes"),
-            ("password", password),
-            ("next", "/"),
-        ])
-        .send()
-        .await?;
-    let to = r
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    if !r.status().is_redirection() || to != "/mfa/setup" {
-        bail!(
-            "sign-in answered {} to {to:?}, expected a redirect to /mfa/setup",
-            r.status()
-        );
-    }
-    let page = c
-        .get(format!("{base}/mfa/setup"))
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
-    let secret = between(
-        &page,
-        "<code id=\"totp-secret\" class=\"secret\">",
-        "</code>",
-    )
-    .context("no TOTP secret on /mfa/setup")?;
-    let csrf =
-        between(&page, "name=\"csrf\" value=\"", "\"").context("no csrf field on /mfa/setup")?;
-    let code = tandem_app::totp_code_now(&secret).map_err(|e| anyhow::anyhow!("TOTP: {e}"))?;
-    let r = c
-        .post(format!("{base}/mfa/setup"))
-        .form(&[("csrf", csrf.as_str()), ("code", code.as_str())])
-        .send()
-        .await?;
-    if r.status() != reqwest::StatusCode::OK {
-        bail!("MFA enrolment answered {}", r.status());
-    }
-    let r = c
-        .post(format!("{base}/api/v1/tokens"))
-        .header("X-CSRF-Token", &csrf)
-        .json(&serde_json::json!({"name": "bench", "capabilities": ["users:read", "clients:read"], "expires_in_days": 1}))
-        .send()
-        .await?;
-    if r.status() != reqwest::StatusCode::CREATED {
-        bail!(
-            "POST /api/v1/tokens answered {}: {}",
-            r.status(),
-            r.text().await.unwrap_or_default()
-        );
-    }
-    let v: serde_json::Value = r.json().await?;
-    v["secret"]
-        .as_str()
-        .map(str::to_string)
-        .context("no secret in the token answer")
-}
-
-fn between(text: &str, start: &str, end: &str) -> Option<String> {
-    let from = text.find(start)? + start.len();
-    let len = text[from..].find(end)?;
-    Some(text[from..from + len].to_string())
 }
 
 fn ms(d: Duration) -> String {
@@ -1048,25 +716,6 @@ fn verdict(row: &LoadRow, share: f64) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_fields_in_pages() {
-        let page = r#"<input type="hidden" name="csrf" value="abc123"><code id="totp-secret" class="secret">JBSWY3DP</code>"#;
-        assert_eq!(
-            between(page, "name=\"csrf\" value=\"", "\"").as_deref(),
-            Some("abc123")
-        );
-        assert_eq!(
-            between(
-                page,
-                "<code id=\"totp-secret\" class=\"secret\">",
-                "</code>"
-            )
-            .as_deref(),
-            Some("JBSWY3DP")
-        );
-        assert_eq!(between(page, "nothing", "\""), None);
-    }
 
     #[test]
     fn refuses_a_remote_database() {
