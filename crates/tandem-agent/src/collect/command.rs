@@ -91,6 +91,16 @@ fn looks_like_permission_problem(message: &str) -> bool {
     .any(|p| lower.contains(p))
 }
 
+/// Whether systemd is the running init system (the same test as `sd_booted()`: the folder
+/// `/run/systemd/system` exists). Its tools (`systemctl`, `loginctl`, `timedatectl`) can only
+/// answer then; asking them anyway costs a process start each and tells nothing.
+pub fn systemd_running() -> bool {
+    std::path::Path::new("/run/systemd/system").is_dir()
+}
+
+/// The reason given for values only systemd can tell, when it is not running.
+pub const NO_SYSTEMD: &str = "systemd is not the running init system (no /run/systemd/system)";
+
 /// Finds a tool in `PATH` or the usual system folders.
 pub fn find_tool(name: &str) -> Option<PathBuf> {
     if name.contains('/') {

@@ -13,6 +13,10 @@ const LIMIT: Duration = Duration::from_secs(30);
 /// Reads the services section; `None` when systemd cannot be asked (not installed, or
 /// not the init system).
 pub fn collect(gaps: &mut Gaps) -> Option<ServicesSection> {
+    if !command::systemd_running() {
+        gaps.add("services", command::NO_SYSTEMD);
+        return None;
+    }
     let units = command::run(
         "systemctl",
         &[

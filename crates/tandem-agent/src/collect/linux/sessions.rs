@@ -73,6 +73,9 @@ fn c_string(field: &[u8]) -> String {
 }
 
 fn loginctl_sessions() -> Result<Vec<LoginSession>, String> {
+    if !command::systemd_running() {
+        return Err(command::NO_SYSTEMD.to_string());
+    }
     let output = command::run(
         "loginctl",
         &["list-sessions", "--no-legend", "--no-pager"],

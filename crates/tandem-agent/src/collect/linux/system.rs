@@ -225,6 +225,9 @@ pub fn parse_reboot_packages(text: &str) -> Vec<String> {
 }
 
 fn time_synchronized() -> Result<bool, String> {
+    if !command::systemd_running() {
+        return Err(command::NO_SYSTEMD.to_string());
+    }
     let output = command::run(
         "timedatectl",
         &["show", "--property=NTPSynchronized", "--value"],
