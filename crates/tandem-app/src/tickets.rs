@@ -213,6 +213,15 @@ impl App {
         Ok(t)
     }
 
+    /// The domains a ticket can be about (the catalog), for anyone who may open tickets.
+    pub async fn ticket_domains(
+        &self,
+        actor: &Actor,
+    ) -> Result<Vec<tandem_domain::scope::ItDomain>> {
+        self.grant(actor, Action::TicketsCreate)?;
+        self.list_domains(&Actor::system(), false).await
+    }
+
     /// Tickets the actor may see (end users: their own).
     pub async fn list_tickets(
         &self,

@@ -54,13 +54,6 @@ fn owner_class(p: Party) -> &'static str {
     }
 }
 
-fn owner_label(p: Party) -> &'static str {
-    match p {
-        Party::Internal => "Internal IT",
-        Party::Provider => "Provider",
-    }
-}
-
 fn status_label(s: Status) -> &'static str {
     match s {
         Status::New => "new",
@@ -167,7 +160,7 @@ pub async fn queue(
                 .get(&t.client_id.to_string())
                 .cloned()
                 .unwrap_or_default(),
-            owner: owner_label(t.owner),
+            owner: t.owner.label(),
             owner_class: owner_class(t.owner),
             priority: t.priority.as_str(),
             status: status_label(t.status),
@@ -209,15 +202,9 @@ pub async fn new_form(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap) 
         .principal
         .clone()
         .ok_or_else(|| fail(Error::Unauthenticated))?;
-    authorize(&p, Action::TicketsCreate, Timestamp::now())
-        .map_err(|d| fail(Error::Forbidden(d)))?;
-    st.app
-        .list_tickets(&ctx.actor, &Default::default(), Page::new(0, 1))
-        .await
-        .map_err(fail)?;
     let domains = st
         .app
-        .list_domains(&tandem_app::Actor::system(), false)
+        .ticket_domains(&ctx.actor)
         .await
         .map_err(fail)?
         .into_iter()
@@ -258,7 +245,7 @@ pub async fn create(
             Some(&format!(
                 "Ticket #{} opened; {} owns it.",
                 t.number,
-                owner_label(t.owner)
+                t.owner.label()
             )),
             None,
             st.cfg.secure_cookies,
@@ -389,10 +376,10 @@ pub async fn ticket(
                 .find(|(id, _, _)| *id == t.client_id.to_string())
                 .map(|(_, n, _)| n.clone())
                 .unwrap_or_default(),
-            owner: owner_label(t.owner),
+            owner: t.owner.label(),
             owner_class: owner_class(t.owner),
             other_side: t.owner.other().as_str(),
-            other_label: owner_label(t.owner.other()),
+            other_label: t.owner.other().label(),
             status: status_label(t.status),
             created: t.created_at.display_in(&tz),
             events,
@@ -406,9 +393,25 @@ pub async fn ticket(
     ))
 }
 
-fn ticket_id(id: &str) -> Result<TicketId, Box<Response>> {
-    id.parse()
-        .map_err(|_| Box::new(fail(Error::NotFound("ticket"))))
+/// What every ticket action does around its use case: find the ticket's id in the path, then
+/// go back to the ticket with a notice, or with the use case's complaint.
+async fn act<T, F>(
+    st: &AppState,
+    id: &str,
+    action: impl FnOnce(TicketId) -> F,
+    notice: impl FnOnce(&T) -> String,
+) -> Response
+where
+    F: std::future::Future<Output = tandem_app::Result<T>>,
+{
+    let back = format!("/tickets/{id}");
+    let Ok(id) = id.parse::<TicketId>() else {
+        return fail(Error::NotFound("ticket"));
+    };
+    match action(id).await {
+        Ok(v) => redirect_with(&back, Some(&notice(&v)), None, st.cfg.secure_cookies),
+        Err(e) => back_with(st, &back, e),
+    }
 }
 
 /// POST /tickets/{id}/reply
@@ -418,30 +421,23 @@ pub async fn reply(
     Path(id): Path<String>,
     axum::Form(f): axum::Form<Vec<(String, String)>>,
 ) -> Response {
-    let back = format!("/tickets/{id}");
-    let id = match ticket_id(&id) {
-        Ok(i) => i,
-        Err(r) => return *r,
-    };
     let f = FormFields(f);
     let internal = f.get("internal") == Some("on");
-    match st
-        .app
-        .reply(&ctx.actor, id, &f.text("body"), internal)
-        .await
-    {
-        Ok(()) => redirect_with(
-            &back,
-            Some(if internal {
+    let body = f.text("body");
+    act(
+        &st,
+        &id,
+        |id| st.app.reply(&ctx.actor, id, &body, internal),
+        |_| {
+            if internal {
                 "Note added."
             } else {
                 "Reply sent."
-            }),
-            None,
-            st.cfg.secure_cookies,
-        ),
-        Err(e) => back_with(&st, &back, e),
-    }
+            }
+            .to_string()
+        },
+    )
+    .await
 }
 
 /// POST /tickets/{id}/status
@@ -451,26 +447,23 @@ pub async fn status(
     Path(id): Path<String>,
     axum::Form(f): axum::Form<Vec<(String, String)>>,
 ) -> Response {
-    let back = format!("/tickets/{id}");
-    let id = match ticket_id(&id) {
-        Ok(i) => i,
-        Err(r) => return *r,
-    };
-    let f = FormFields(f);
-    let Ok(to) = f.text("status").parse::<Status>() else {
-        return back_with(
-            &st,
-            &back,
-            Error::Invalid(vec![tandem_domain::validate::Invalid::new(
-                "status",
-                "choose a status",
-            )]),
-        );
-    };
-    match st.app.set_ticket_status(&ctx.actor, id, to).await {
-        Ok(_) => redirect_with(&back, Some("Status changed."), None, st.cfg.secure_cookies),
-        Err(e) => back_with(&st, &back, e),
-    }
+    let to = FormFields(f).text("status").parse::<Status>();
+    let (app, actor) = (&st.app, &ctx.actor);
+    act(
+        &st,
+        &id,
+        |id| async move {
+            let to = to.map_err(|_| {
+                Error::Invalid(vec![tandem_domain::validate::Invalid::new(
+                    "status",
+                    "choose a status",
+                )])
+            })?;
+            app.set_ticket_status(actor, id, to).await
+        },
+        |_| "Status changed.".to_string(),
+    )
+    .await
 }
 
 /// POST /tickets/{id}/handoff
@@ -480,37 +473,29 @@ pub async fn handoff(
     Path(id): Path<String>,
     axum::Form(f): axum::Form<Vec<(String, String)>>,
 ) -> Response {
-    let back = format!("/tickets/{id}");
-    let id = match ticket_id(&id) {
-        Ok(i) => i,
-        Err(r) => return *r,
-    };
     let f = FormFields(f);
     let to = match f.get("to") {
         Some("provider") => Party::Provider,
         _ => Party::Internal,
     };
-    match st.app.hand_off(&ctx.actor, id, to, &f.text("reason")).await {
-        Ok(t) => redirect_with(
-            &back,
-            Some(&format!("Handed to {}.", owner_label(t.owner))),
-            None,
-            st.cfg.secure_cookies,
-        ),
-        Err(e) => back_with(&st, &back, e),
-    }
+    let reason = f.text("reason");
+    act(
+        &st,
+        &id,
+        |id| st.app.hand_off(&ctx.actor, id, to, &reason),
+        |t: &Ticket| format!("Handed to {}.", t.owner.label()),
+    )
+    .await
 }
 
 /// POST /tickets/{id}/take — assign to oneself.
 pub async fn take(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
-    let back = format!("/tickets/{id}");
-    let id = match ticket_id(&id) {
-        Ok(i) => i,
-        Err(r) => return *r,
-    };
     let me = ctx.actor.principal.as_ref().map(|p| p.user_id);
-    match st.app.assign_ticket(&ctx.actor, id, me).await {
-        Ok(_) => redirect_with(&back, Some("Assigned to you."), None, st.cfg.secure_cookies),
-        Err(e) => back_with(&st, &back, e),
-    }
+    act(
+        &st,
+        &id,
+        |id| st.app.assign_ticket(&ctx.actor, id, me),
+        |_| "Assigned to you.".to_string(),
+    )
+    .await
 }
