@@ -16,6 +16,8 @@ mod identity;
 mod ingest;
 mod scope;
 mod tickets;
+// tickets2: watchers, tags, links, merges, SLA policies, the SLA sweeper.
+mod ticket_data;
 mod tokens;
 
 pub use audit_log::AuditQuery;
@@ -28,6 +30,10 @@ pub use error::{Error, Result};
 pub use identity::{principal_of, totp_code_now, MfaEnrollment, SessionInfo, SignIn, SignInNext};
 pub use scope::{DomainPatch, NewDomain, RouteAnswer};
 pub use tickets::{NewTicket, TicketView};
+// tickets2
+pub use ticket_data::{
+    AudienceMember, AudienceReason, SlaEventPage, SlaPolicyRow, TicketData, TicketRef, Watcher,
+};
 pub use tokens::{NewToken, TOKEN_PREFIX};
 
 use std::sync::atomic::{AtomicBool, Ordering};

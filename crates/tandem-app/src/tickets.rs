@@ -57,9 +57,12 @@ pub struct TicketView {
     pub events: Vec<TicketEvent>,
     /// Its SLA state now; absent when no scope agreement is in force to count hours in.
     pub sla: Option<SlaState>,
+    /// tickets2: watchers, tags, related tickets and merges.
+    #[serde(flatten)]
+    pub data: crate::ticket_data::TicketData,
 }
 
-fn party_of_side(s: Side) -> Option<Party> {
+pub(crate) fn party_of_side(s: Side) -> Option<Party> {
     match s {
         Side::Provider => Some(Party::Provider),
         Side::Client => Some(Party::Internal),
@@ -67,13 +70,13 @@ fn party_of_side(s: Side) -> Option<Party> {
     }
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> Error {
+pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Error {
     Error::Invalid(vec![Invalid::new(field, message)])
 }
 
 impl App {
     /// The requester narrowing for end users (they see only what they asked).
-    fn requester_scope(actor: &Actor) -> Option<UserId> {
+    pub(crate) fn requester_scope(actor: &Actor) -> Option<UserId> {
         actor
             .principal
             .as_ref()
@@ -82,7 +85,7 @@ impl App {
     }
 
     /// The agreement in force for a client at `at`, compiled (Tandem's own read).
-    async fn agreement_at(
+    pub(crate) async fn agreement_at(
         &self,
         client: ClientId,
         at: Timestamp,
@@ -251,6 +254,10 @@ impl App {
             store::events(&mut r, &t, it_side).await?
         };
         let now = Timestamp::now();
+        // tickets2: the client's SLA policy for the priority (or the default), and the
+        // watchers, tags, links and merges.
+        let policy = self.sla_policy_for(t.client_id, t.priority).await?;
+        let data = self.ticket_data(actor, &g, &t).await?;
         let sla = self.agreement_at(t.client_id, now).await?.map(|a| {
             let cals = Calendars {
                 internal: a.calendar(Party::Internal),
@@ -260,7 +267,7 @@ impl App {
                 &t.clock,
                 t.first_response_at,
                 t.resolved_at,
-                t.priority.default_targets(),
+                policy.targets(),
                 now,
                 &cals,
             )
@@ -269,10 +276,16 @@ impl App {
             ticket: t,
             events,
             sla,
+            data,
         })
     }
 
-    async fn ticket_for(&self, g: &Grant, actor: &Actor, id: TicketId) -> Result<Ticket> {
+    pub(crate) async fn ticket_for(
+        &self,
+        g: &Grant,
+        actor: &Actor,
+        id: TicketId,
+    ) -> Result<Ticket> {
         let mut r = self.store.read().await?;
         store::get_ticket(&mut r, g, Self::requester_scope(actor), id)
             .await?
@@ -483,7 +496,13 @@ impl App {
     }
 }
 
-fn event(actor: &Actor, at: Timestamp, kind: &str, body: String, public: bool) -> TicketEvent {
+pub(crate) fn event(
+    actor: &Actor,
+    at: Timestamp,
+    kind: &str,
+    body: String,
+    public: bool,
+) -> TicketEvent {
     let p = actor.principal.as_ref();
     TicketEvent {
         at,

@@ -12,6 +12,8 @@ pub mod ids;
 pub mod scope;
 pub mod signin;
 pub mod tenancy;
+// tickets2: watchers, tags, merges, SLA policies and events.
+pub mod ticket_data;
 pub mod time;
 pub mod validate;
 

@@ -41,6 +41,9 @@ pub struct Settings {
     /// Minutes without a check-in after which an endpoint shows as offline (1 to 10080). Default: 5
     #[arg(long, env = "TANDEM_OFFLINE_AFTER_MINUTES", value_name = "MINUTES")]
     pub offline_after_minutes: Option<i64>,
+    /// Seconds between passes of the SLA sweeper, which records SLA warnings and breaches (5 to 3600). Default: 60
+    #[arg(long, env = "TANDEM_SLA_SWEEP_SECONDS", value_name = "SECONDS")]
+    pub sla_sweep_seconds: Option<u64>,
     /// If set, /metrics needs `Authorization: Bearer <this>`. Default: unset (open)
     #[arg(
         long,
@@ -79,6 +82,7 @@ struct FileSettings {
     session_hours: Option<i64>,
     max_connections: Option<u32>,
     offline_after_minutes: Option<i64>,
+    sla_sweep_seconds: Option<u64>,
     metrics_token: Option<String>,
     tls: Option<String>,
     tls_dir: Option<PathBuf>,
@@ -108,6 +112,8 @@ pub struct Resolved {
     pub max_connections: Option<u32>,
     /// Silence after which an endpoint is offline, in seconds.
     pub offline_after_secs: i64,
+    /// Seconds between SLA sweeper passes.
+    pub sla_sweep_secs: u64,
     /// Metrics token, if set.
     pub metrics_token: Option<String>,
     /// TLS.
@@ -196,6 +202,13 @@ impl Settings {
         if !(1..=7 * 24 * 60).contains(&offline_after) {
             anyhow::bail!("offline_after_minutes must be between 1 and 10080 (a week)");
         }
+        let sla_sweep_secs = self
+            .sla_sweep_seconds
+            .or(file.sla_sweep_seconds)
+            .unwrap_or(60);
+        if !(5..=3600).contains(&sla_sweep_secs) {
+            anyhow::bail!("sla_sweep_seconds must be between 5 and 3600");
+        }
         let session_hours = self.session_hours.or(file.session_hours).unwrap_or(12);
         if !(1..=24 * 30).contains(&session_hours) {
             anyhow::bail!("session_hours must be between 1 and 720");
@@ -213,6 +226,7 @@ impl Settings {
                 .unwrap_or_else(|| "info".into()),
             session_secs: session_hours * 3600,
             offline_after_secs: offline_after * 60,
+            sla_sweep_secs,
             max_connections: self.max_connections.or(file.max_connections),
             metrics_token: self.metrics_token.clone().or(file.metrics_token),
             tls,

@@ -109,6 +109,8 @@ pub async fn run(
     let addr = listener.local_addr()?;
     announce(cfg, addr, tls.as_ref());
     let store = app.store().clone();
+    // tickets2: the SLA sweeper records warnings and breaches while serving.
+    let sla_sweeper = app.start_sla_sweeper(Duration::from_secs(cfg.sla_sweep_secs));
     let router = http::app(state(app, cfg, tls.as_ref()))
         .into_make_service_with_connect_info::<SocketAddr>();
     on_ready(&Listening {
@@ -138,6 +140,7 @@ pub async fn run(
         }
     }
     tracing::info!("stopped accepting; in-flight requests finished");
+    sla_sweeper.abort();
     store.close().await;
     Ok(())
 }

@@ -72,6 +72,7 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
         ("session_hours", "3"),
         ("max_connections", "5"),
         ("offline_after_minutes", "15"),
+        ("sla_sweep_seconds", "30"), // tickets2
         ("metrics_token", "\"scrape-me\""),
         ("tls", "\"files\""),
         ("tls_dir", "\"/srv/tandem-tls\""),
@@ -110,6 +111,7 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
     assert_eq!(r.session_secs, 3 * 3600);
     assert_eq!(r.max_connections, Some(5));
     assert_eq!(r.offline_after_secs, 15 * 60);
+    assert_eq!(r.sla_sweep_secs, 30); // tickets2
     assert_eq!(r.metrics_token.as_deref(), Some("scrape-me"));
     assert_eq!(r.tls.mode, TlsMode::Files);
     assert_eq!(r.tls.dir, PathBuf::from("/srv/tandem-tls"));

@@ -144,6 +144,24 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST",   "/api/v1/tickets/{ticket_id}/status",                 ".    Y    Y    Y    .    .    .    .    .    Y    ."),
     ("POST",   "/api/v1/tickets/{ticket_id}/handoff",                ".    Y    Y    Y    .    .    .    .    .    Y    ."),
     ("POST",   "/api/v1/tickets/{ticket_id}/assign",                 ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    // tickets2: watchers (oneself: anyone who reads tickets but end users and auditors),
+    // tags, links, merges (`{other_ticket}` is another fresh ticket of client A), SLA
+    // policies (edited by those who sign the agreement) and the SLA event feed.
+    ("POST",   "/tickets/{ticket_id}/watch",                         ".    Y    Y    Y    Y    .    .    .    .    .    ."),
+    ("POST",   "/tickets/{ticket_id}/tags",                          ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/tickets/{ticket_id}/links",                         ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/tickets/{ticket_id}/merge",                         ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("GET",    "/clients/{client_id}/sla",                           ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("POST",   "/clients/{client_id}/sla",                           ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/api/v1/tickets/{ticket_id}/watchers",               ".    Y    Y    Y    Y    .    .    .    .    Y    ."),
+    ("POST",   "/api/v1/tickets/{ticket_id}/tags",                   ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/ticket-tags",                                ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("POST",   "/api/v1/tickets/{ticket_id}/links",                  ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("POST",   "/api/v1/tickets/{ticket_id}/merge",                  ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/clients/{client_id}/sla-policy",             ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("PUT",    "/api/v1/clients/{client_id}/sla-policy/{priority}",  ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("DELETE", "/api/v1/clients/{client_id}/sla-policy/{priority}",  ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/sla-events",                                 ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
     // Fleet. `{endpoint_id}` is an endpoint of client A; `{enrollment_token_id}` a fresh
     // enrollment token of client A for each probe.
     ("GET",    "/api/v1/endpoints",                                  ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
@@ -469,6 +487,8 @@ struct Fill<'a> {
     enrollment_token: String,
     /// A fresh ticket of client A, and the side that does not own it.
     ticket: (String, &'static str),
+    /// tickets2: another fresh ticket of client A (id, number), to link or merge into.
+    other_ticket: (String, i64),
 }
 
 fn probe(
@@ -498,7 +518,8 @@ fn probe(
         .replace("{key}", "helpdesk")
         .replace("{endpoint_id}", &fill.endpoint)
         .replace("{enrollment_token_id}", &fill.enrollment_token)
-        .replace("{ticket_id}", &fill.ticket.0);
+        .replace("{ticket_id}", &fill.ticket.0)
+        .replace("{priority}", "P2"); // tickets2
     let path = match template {
         "/api/v1/clients/{client_id}/scope/diff" => format!("{path}?from={number}&to={number}"),
         "/api/v1/clients/{client_id}/route" => format!("{path}?domain=patching"),
@@ -564,6 +585,17 @@ fn probe(
         ("POST", "/tickets/{ticket_id}/reply") => rb.form(&form(&[("body", &format!("Page reply from {n}"))])),
         ("POST", "/tickets/{ticket_id}/status") => rb.form(&form(&[("status", "waiting_on_vendor")])),
         ("POST", "/tickets/{ticket_id}/handoff") => rb.form(&form(&[("to", fill.ticket.1), ("reason", &format!("Page handoff by {n}"))])),
+        // tickets2
+        ("POST", "/tickets/{ticket_id}/tags") => rb.form(&form(&[("add", &format!("page-{n}"))])),
+        ("POST", "/tickets/{ticket_id}/links") | ("POST", "/tickets/{ticket_id}/merge") => {
+            rb.form(&form(&[("number", &fill.other_ticket.1.to_string())]))
+        }
+        ("POST", "/clients/{client_id}/sla") => rb.form(&form(&[
+            ("priority", "P3"),
+            ("response_minutes", "300"),
+            ("resolution_minutes", "2000"),
+            ("warn_percent", "80"),
+        ])),
         ("POST", "/endpoints/enroll") => rb.form(&form(&[
             ("site_id", &w.site_a.id.to_string()),
             ("label", &format!("Page enrollment {n}")),
@@ -583,6 +615,14 @@ fn probe(
         ("POST", "/api/v1/tickets/{ticket_id}/status") => rb.json(&json!({"status": "waiting_on_vendor"})),
         ("POST", "/api/v1/tickets/{ticket_id}/handoff") => rb.json(&json!({"to": fill.ticket.1, "reason": format!("Needs the other side, says {n}")})),
         ("POST", "/api/v1/tickets/{ticket_id}/assign") => rb.json(&json!({"assignee_id": null})),
+        // tickets2
+        ("POST", "/api/v1/tickets/{ticket_id}/watchers") => rb.json(&json!({})),
+        ("POST", "/api/v1/tickets/{ticket_id}/tags") => rb.json(&json!({"add": [format!("api-{n}")]})),
+        ("POST", "/api/v1/tickets/{ticket_id}/links") => rb.json(&json!({"ticket_id": fill.other_ticket.0})),
+        ("POST", "/api/v1/tickets/{ticket_id}/merge") => rb.json(&json!({"into": fill.other_ticket.0})),
+        ("PUT", "/api/v1/clients/{client_id}/sla-policy/{priority}") => {
+            rb.json(&json!({"response_minutes": 120, "resolution_minutes": 900, "warn_percent": 70}))
+        }
         ("POST", "/api/v1/clients/{client_id}/enrollment-tokens") => rb.json(&json!({
             "site_id": w.site_a.id, "label": format!("Api enrollment {n}"), "expires_in_hours": 2,
         })),
@@ -724,6 +764,13 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                 } else {
                     (String::new(), "")
                 };
+                // tickets2: another ticket to link or merge into.
+                let other_ticket = if path.ends_with("/links") || path.ends_with("/merge") {
+                    let tk = t.ticket_for_end_user_a().await;
+                    (tk.id.to_string(), tk.number)
+                } else {
+                    (String::new(), 0)
+                };
                 let head = t.audit_head().await;
                 let r = t
                     .send(probe(
@@ -739,6 +786,7 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                             endpoint: endpoint_a.to_string(),
                             enrollment_token,
                             ticket,
+                            other_ticket,
                         },
                     ))
                     .await;
@@ -908,6 +956,7 @@ async fn state_changing_requests_without_csrf_are_refused() {
                         endpoint: tandem_domain::EndpointId::new().to_string(),
                         enrollment_token: tandem_domain::EnrollmentTokenId::new().to_string(),
                         ticket: (tandem_domain::TicketId::new().to_string(), "provider"),
+                        other_ticket: (tandem_domain::TicketId::new().to_string(), 1),
                     },
                 )
             };
@@ -936,7 +985,8 @@ async fn state_changing_requests_without_csrf_are_refused() {
                     "{enrollment_token_id}",
                     &tandem_domain::EnrollmentTokenId::new().to_string(),
                 )
-                .replace("{ticket_id}", &tandem_domain::TicketId::new().to_string());
+                .replace("{ticket_id}", &tandem_domain::TicketId::new().to_string())
+                .replace("{priority}", "P2"); // tickets2
             let bare = t.req(
                 r.method.clone(),
                 &path,

@@ -20,6 +20,8 @@ pub mod settings;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod tickets;
+// tickets2: watchers, tags, links, merges, SLA policies and events.
+pub mod ticket_data;
 
 pub use query::{Page, Paged};
 

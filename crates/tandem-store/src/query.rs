@@ -257,6 +257,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0003_endpoints.sql"),
     ),
     (4, "tickets", include_str!("../migrations/0004_tickets.sql")),
+    // tickets2: watchers, tags, links, merges, SLA policies and events.
+    (
+        5,
+        "tickets2",
+        include_str!("../migrations/0005_tickets2.sql"),
+    ),
 ];
 
 /// Statements of a migration file, without comments.

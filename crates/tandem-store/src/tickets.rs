@@ -27,6 +27,20 @@ pub struct TicketFilter {
     pub priority: Option<String>,
     /// Subject or description contains this.
     pub text: Option<String>,
+    // tickets2: tag and SLA filters.
+    /// Only tickets carrying this (normalised) tag.
+    pub tag: Option<String>,
+    /// Only tickets in this SLA situation.
+    pub sla: Option<SlaFilter>,
+}
+
+/// The SLA situations the queue can be narrowed to (from the recorded SLA events).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlaFilter {
+    /// A target was breached.
+    Breached,
+    /// Warned about and not (yet) breached, still being worked.
+    AtRisk,
 }
 
 /// The next ticket number of a client (inside the write that inserts it).
@@ -153,7 +167,13 @@ pub async fn insert_event(c: &mut AnyConnection, t: &Ticket, e: &TicketEvent) ->
 fn narrowed(q: &mut Sql, grant: &Grant, requester: Option<UserId>) {
     q.scope("client_id", grant);
     if let Some(r) = requester {
-        q.push(" AND requester_id = ").text(r.to_string());
+        // tickets2: an end user also sees the tickets they were made a watcher of (a
+        // duplicate of theirs merged into another ticket carries them over).
+        q.push(" AND (requester_id = ")
+            .text(r.to_string())
+            .push(" OR id IN (SELECT ticket_id FROM ticket_watchers WHERE user_id = ")
+            .text(r.to_string())
+            .push("))");
     }
 }
 
@@ -194,6 +214,21 @@ pub async fn list_tickets(
             .push(" OR ")
             .contains("description", t.trim())
             .push(")");
+    }
+    // tickets2: tag and SLA filters.
+    if let Some(tag) = &f.tag {
+        q.push(" AND id IN (SELECT ticket_id FROM ticket_tags WHERE tag = ")
+            .text(tag.clone())
+            .push(")");
+    }
+    match f.sla {
+        Some(SlaFilter::Breached) => {
+            q.push(" AND id IN (SELECT ticket_id FROM sla_events WHERE kind = 'sla_breach')");
+        }
+        Some(SlaFilter::AtRisk) => {
+            q.push(" AND status IN ('new', 'open', 'waiting_on_requester', 'waiting_on_vendor') AND id IN (SELECT ticket_id FROM sla_events WHERE kind = 'sla_warning') AND id NOT IN (SELECT ticket_id FROM sla_events WHERE kind = 'sla_breach')");
+        }
+        None => {}
     }
     q.push(" ORDER BY updated_at DESC, id DESC")
         .page(&page.probe());
@@ -240,6 +275,11 @@ fn party(s: &str) -> Result<Party> {
         "provider" => Ok(Party::Provider),
         other => Err(StoreError::Corrupt(format!("side {other:?}"))),
     }
+}
+
+/// Decodes a `tickets` row (for the other ticket modules of this crate).
+pub(crate) fn ticket_row(r: &AnyRow) -> Result<Ticket> {
+    ticket(r)
 }
 
 fn ticket(r: &AnyRow) -> Result<Ticket> {

@@ -39,6 +39,10 @@ pub struct TicketParams {
     pub priority: Option<String>,
     /// Subject or description contains this.
     pub q: Option<String>,
+    /// tickets2: carrying this tag.
+    pub tag: Option<String>,
+    /// tickets2: `breached` (a target was breached) or `at_risk` (warned, not breached, still open).
+    pub sla: Option<String>,
     /// `json` (default) or `csv` (every match, up to 100,000, as a file).
     pub format: Option<String>,
     /// The `next_cursor` of the previous page.
@@ -88,7 +92,27 @@ impl TicketParams {
                     .to_string(),
             ),
         };
+        // tickets2: tag and SLA filters.
+        let tag = match self.tag.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(t) => Some(
+                tandem_domain::ticket_data::normalize_tag(t)
+                    .map_err(|e| bad_query(format!("tag: {}", e.message)))?,
+            ),
+        };
+        let sla = match self.sla.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some("breached") => Some(tandem_store::tickets::SlaFilter::Breached),
+            Some("at_risk") => Some(tandem_store::tickets::SlaFilter::AtRisk),
+            Some(o) => {
+                return Err(bad_query(format!(
+                    "sla must be breached or at_risk, not {o:?}"
+                )))
+            }
+        };
         Ok(TicketFilter {
+            tag,
+            sla,
             client: self.client_id,
             statuses,
             owner,

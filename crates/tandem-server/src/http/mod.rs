@@ -5,6 +5,8 @@ pub mod api;
 pub mod api_fleet;
 pub mod api_scope;
 pub mod api_tickets;
+// tickets2
+pub mod api_ticket_data;
 pub mod context;
 pub mod extract;
 pub mod metrics;
@@ -13,6 +15,8 @@ pub mod pages;
 pub mod pages_fleet;
 pub mod pages_scope;
 pub mod pages_tickets;
+// tickets2
+pub mod pages_ticket_data;
 pub mod problem;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -98,11 +102,13 @@ pub fn routes() -> Vec<RouteSpec> {
     use api as a;
     use api_fleet as f;
     use api_scope as s;
+    use api_ticket_data as td; // tickets2
     use api_tickets as tk;
     use pages as p;
     use pages_fleet as pf;
     use pages_scope as ps;
-    use pages_tickets as pt;
+    use pages_ticket_data as ptd;
+    use pages_tickets as pt; // tickets2
     vec![
         // Public
         route!(GET, "/healthz", Public, healthz),
@@ -352,6 +358,37 @@ pub fn routes() -> Vec<RouteSpec> {
             tk::hand_off
         ),
         route!(POST, "/api/v1/tickets/{ticket_id}/assign", Api, tk::assign),
+        // tickets2: watchers, tags, links, merges, SLA policies and events.
+        route!(POST, "/tickets/{ticket_id}/watch", Page, ptd::watch),
+        route!(POST, "/tickets/{ticket_id}/tags", Page, ptd::tags),
+        route!(POST, "/tickets/{ticket_id}/links", Page, ptd::links),
+        route!(POST, "/tickets/{ticket_id}/merge", Page, ptd::merge),
+        route!(GET, "/clients/{client_id}/sla", Page, ptd::sla_page),
+        route!(POST, "/clients/{client_id}/sla", Page, ptd::sla_save),
+        route!(POST, "/api/v1/tickets/{ticket_id}/watchers", Api, td::watch),
+        route!(POST, "/api/v1/tickets/{ticket_id}/tags", Api, td::tag),
+        route!(GET, "/api/v1/ticket-tags", Api, td::tags_in_use),
+        route!(POST, "/api/v1/tickets/{ticket_id}/links", Api, td::link),
+        route!(POST, "/api/v1/tickets/{ticket_id}/merge", Api, td::merge),
+        route!(
+            GET,
+            "/api/v1/clients/{client_id}/sla-policy",
+            Api,
+            td::sla_policy
+        ),
+        route!(
+            PUT,
+            "/api/v1/clients/{client_id}/sla-policy/{priority}",
+            Api,
+            td::set_sla_policy
+        ),
+        route!(
+            DELETE,
+            "/api/v1/clients/{client_id}/sla-policy/{priority}",
+            Api,
+            td::reset_sla_policy
+        ),
+        route!(GET, "/api/v1/sla-events", Api, td::sla_events),
         // Fleet
         route!(GET, "/api/v1/endpoints", Api, f::list_endpoints),
         route!(GET, "/api/v1/endpoints/{endpoint_id}", Api, f::get_endpoint),

@@ -28,6 +28,11 @@ use utoipa::{Modify, OpenApi};
         super::api_tickets::list_tickets, super::api_tickets::create_ticket, super::api_tickets::get_ticket,
         super::api_tickets::reply, super::api_tickets::set_status, super::api_tickets::hand_off,
         super::api_tickets::assign,
+        // tickets2
+        super::api_ticket_data::watch, super::api_ticket_data::tag, super::api_ticket_data::tags_in_use,
+        super::api_ticket_data::link, super::api_ticket_data::merge, super::api_ticket_data::sla_policy,
+        super::api_ticket_data::set_sla_policy, super::api_ticket_data::reset_sla_policy,
+        super::api_ticket_data::sla_events,
     ),
     // Schemas referenced only from query parameters are not collected from `paths`.
     components(schemas(super::api::ExportFormat)),

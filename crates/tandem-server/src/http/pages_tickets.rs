@@ -66,12 +66,15 @@ fn status_label(s: Status) -> &'static str {
 }
 
 /// The saved views of the queue: (query, label).
-const VIEWS: [(&str, &str); 5] = [
+const VIEWS: [(&str, &str); 7] = [
     ("status=active", "Open tickets"),
     ("status=active&assignee=me", "My queue"),
     ("status=active&owner=provider", "Provider queue"),
     ("status=active&owner=internal", "Internal IT queue"),
     ("status=resolved,closed", "Done"),
+    // tickets2: from the SLA events the sweeper records.
+    ("status=active&sla=at_risk", "At risk"),
+    ("status=active&sla=breached", "Breached"),
 ];
 
 /// GET /tickets
@@ -89,6 +92,9 @@ pub async fn queue(
         assignee: raw.get("assignee").cloned(),
         priority: raw.get("priority").cloned(),
         q: raw.get("q").cloned(),
+        // tickets2
+        tag: raw.get("tag").cloned(),
+        sla: raw.get("sla").cloned(),
         format: None,
         cursor: None,
         limit: None,
@@ -137,7 +143,7 @@ pub async fn queue(
             "status={}",
             raw.get("status").map_or("active", String::as_str)
         )];
-        for k in ["assignee", "owner"] {
+        for k in ["assignee", "owner", "sla", "tag"] {
             if let Some(v) = raw.get(k).filter(|v| !v.is_empty()) {
                 parts.push(format!("{k}={v}"));
             }
@@ -146,7 +152,9 @@ pub async fn queue(
     };
     let views = VIEWS
         .iter()
-        .filter(|(q, _)| !end_user || !(q.contains("assignee") || q.contains("owner")))
+        .filter(|(q, _)| {
+            !end_user || !(q.contains("assignee") || q.contains("owner") || q.contains("sla"))
+        })
         .map(|(q, label)| (format!("/tickets?{q}"), *label, current == *q))
         .collect();
     let rows = r
@@ -282,6 +290,14 @@ struct TicketPage {
     /// (status key, label) the ticket may move to.
     next_statuses: Vec<(&'static str, &'static str)>,
     created: String,
+    /// tickets2: watchers, tags, links, merges.
+    data: tandem_app::TicketData,
+    /// tickets2: whether the caller watches it.
+    watching: bool,
+    /// tickets2: whether the caller may watch (everyone but end users).
+    can_watch: bool,
+    /// tickets2: people who could be made watchers: (user id, name).
+    watcher_choices: Vec<(String, String)>,
 }
 
 /// GET /tickets/{id}
@@ -350,6 +366,11 @@ pub async fn ticket(
                 "status" => "changed the status".into(),
                 "handoff" => "handed it over".into(),
                 "assigned" => "changed the assignee".into(),
+                // tickets2
+                "link" => "changed the related tickets".into(),
+                "merged" => "merged a duplicate".into(),
+                "sla_warning" => "SLA warning".into(),
+                "sla_breach" => "SLA breach".into(),
                 k => k.to_string(),
             },
             body: e.body.clone(),
@@ -367,9 +388,19 @@ pub async fn ticket(
     .filter(|s| t.status.may_become(*s))
     .map(|s| (s.as_str(), status_label(s)))
     .collect();
+    let watching = v.data.watchers.iter().any(|w| w.user_id == p.user_id);
+    let watcher_choices = if it_side {
+        crate::http::pages_ticket_data::watcher_choices(&st, &ctx, &t, &v.data).await
+    } else {
+        Vec::new()
+    };
     let clear = chrome.clear_flash;
     Ok(render(
         &TicketPage {
+            data: v.data,
+            watching,
+            can_watch: !matches!(p.role, Role::EndUser | Role::Auditor),
+            watcher_choices,
             client: chrome
                 .switcher
                 .iter()

@@ -1,0 +1,297 @@
+//! Ticket data in the web UI (issue #5, part 2): the forms on the ticket page for watchers,
+//! tags, related tickets and merging, and a client's SLA policy page.
+
+use crate::http::context::Ctx;
+use crate::http::pages::{
+    back_with, chrome, fail, redirect_with, render, Chrome, FormFields, PageResult,
+};
+use crate::http::AppState;
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use tandem_app::Error;
+use tandem_domain::authz::{authorize, Action};
+use tandem_domain::helpdesk::Priority;
+use tandem_domain::ticket_data::SlaPolicy;
+use tandem_domain::validate::Invalid;
+use tandem_domain::{ClientId, TicketId, Timestamp};
+
+async fn back<T>(
+    st: &AppState,
+    id: &str,
+    run: impl AsyncFnOnce(TicketId) -> tandem_app::Result<T>,
+    notice: &str,
+) -> Response {
+    let to = format!("/tickets/{id}");
+    let Ok(tid) = id.parse::<TicketId>() else {
+        return fail(Error::NotFound("ticket"));
+    };
+    match run(tid).await {
+        Ok(_) => redirect_with(&to, Some(notice), None, st.cfg.secure_cookies),
+        Err(e) => back_with(st, &to, e),
+    }
+}
+
+/// POST /tickets/{id}/watch — `watching` = `1` or `0`; `user_id` (default: oneself).
+pub async fn watch(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let f = FormFields(f);
+    let watching = f.get("watching") != Some("0");
+    let user = f.get("user_id").filter(|s| !s.is_empty()).map(str::parse);
+    let notice = if watching {
+        "Watching."
+    } else {
+        "No longer watching."
+    };
+    back(
+        &st,
+        &id,
+        async |tid| {
+            let user = match user {
+                None => None,
+                Some(Ok(u)) => Some(u),
+                Some(Err(_)) => {
+                    // Still a decision: the caller learns only what they may.
+                    st.app.grant(&ctx.actor, Action::TicketsWrite)?;
+                    return Err(Error::Invalid(vec![Invalid::new(
+                        "user_id",
+                        "choose a person",
+                    )]));
+                }
+            };
+            st.app.watch_ticket(&ctx.actor, tid, user, watching).await
+        },
+        notice,
+    )
+    .await
+}
+
+/// POST /tickets/{id}/tags — `add` (comma-separated) and/or `remove` (one tag).
+pub async fn tags(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let f = FormFields(f);
+    let add: Vec<String> = f
+        .text("add")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    let remove: Vec<String> = f.get("remove").into_iter().map(String::from).collect();
+    back(
+        &st,
+        &id,
+        async |tid| st.app.tag_ticket(&ctx.actor, tid, &add, &remove).await,
+        "Tags saved.",
+    )
+    .await
+}
+
+/// POST /tickets/{id}/links — `number` of the other ticket; `linked` = `1` or `0`.
+pub async fn links(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let f = FormFields(f);
+    let linked = f.get("linked") != Some("0");
+    let number = f.text("number");
+    back(
+        &st,
+        &id,
+        async |tid| {
+            let other = st.app.ticket_id_by_number(&ctx.actor, tid, &number).await?;
+            st.app.link_tickets(&ctx.actor, tid, other, linked).await
+        },
+        if linked { "Linked." } else { "Unlinked." },
+    )
+    .await
+}
+
+/// POST /tickets/{id}/merge — `number` of the ticket to merge this one into.
+pub async fn merge(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let number = FormFields(f).text("number");
+    back(
+        &st,
+        &id,
+        async |tid| {
+            let into = st.app.ticket_id_by_number(&ctx.actor, tid, &number).await?;
+            st.app.merge_ticket(&ctx.actor, tid, into).await
+        },
+        "Merged; this ticket is closed as a duplicate.",
+    )
+    .await
+}
+
+/// One row of the SLA policy page.
+struct PolicyRow {
+    priority: &'static str,
+    response: i64,
+    resolution: i64,
+    warn: i64,
+    custom: bool,
+}
+
+#[derive(Template)]
+#[template(path = "sla_policy.html")]
+struct SlaPage {
+    chrome: Chrome,
+    client_id: String,
+    client: String,
+    rows: Vec<PolicyRow>,
+    can_edit: bool,
+}
+
+/// GET /clients/{id}/sla
+pub async fn sla_page(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> PageResult {
+    let id: ClientId = id.parse().map_err(|_| fail(Error::NotFound("client")))?;
+    let rows = st.app.sla_policies(&ctx.actor, id).await.map_err(fail)?;
+    let chrome = chrome(&st, &ctx, &headers, "clients", Some(id)).await?;
+    let p = ctx
+        .actor
+        .principal
+        .clone()
+        .ok_or_else(|| fail(Error::Unauthenticated))?;
+    let can_edit = authorize(&p, Action::ScopeWrite, Timestamp::now())
+        .is_ok_and(|g| g.check_client(id).is_ok());
+    let clear = chrome.clear_flash;
+    Ok(render(
+        &SlaPage {
+            client_id: id.to_string(),
+            client: chrome
+                .switcher
+                .iter()
+                .find(|(c, _, _)| *c == id.to_string())
+                .map(|(_, n, _)| n.clone())
+                .unwrap_or_default(),
+            rows: rows
+                .into_iter()
+                .map(|r| PolicyRow {
+                    priority: r.policy.priority.as_str(),
+                    response: r.policy.response_minutes,
+                    resolution: r.policy.resolution_minutes,
+                    warn: r.policy.warn_percent,
+                    custom: r.custom,
+                })
+                .collect(),
+            can_edit,
+            chrome,
+        },
+        clear,
+    ))
+}
+
+/// POST /clients/{id}/sla — `priority`, `response_minutes`, `resolution_minutes`,
+/// `warn_percent`; with `reset` = `1`, back to the defaults.
+pub async fn sla_save(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let to = format!("/clients/{id}/sla");
+    let Ok(client) = id.parse::<ClientId>() else {
+        return fail(Error::NotFound("client"));
+    };
+    let f = FormFields(f);
+    // Bad input is answered only to those who may change the policy.
+    if let Err(e) = st.app.grant(&ctx.actor, Action::ScopeWrite) {
+        return back_with(&st, &to, e);
+    }
+    let Ok(priority) = f.text("priority").parse::<Priority>() else {
+        return back_with(
+            &st,
+            &to,
+            Error::Invalid(vec![Invalid::new("priority", "choose P1 to P4")]),
+        );
+    };
+    let r = if f.get("reset") == Some("1") {
+        st.app.reset_sla_policy(&ctx.actor, client, priority).await
+    } else {
+        let num = |k: &'static str| {
+            f.text(k)
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| Invalid::new(k, "give a whole number"))
+        };
+        match (
+            num("response_minutes"),
+            num("resolution_minutes"),
+            num("warn_percent"),
+        ) {
+            (Ok(response_minutes), Ok(resolution_minutes), Ok(warn_percent)) => {
+                st.app
+                    .set_sla_policy(
+                        &ctx.actor,
+                        client,
+                        SlaPolicy {
+                            priority,
+                            response_minutes,
+                            resolution_minutes,
+                            warn_percent,
+                        },
+                    )
+                    .await
+            }
+            (a, b, c) => Err(Error::Invalid(
+                [a.err(), b.err(), c.err()].into_iter().flatten().collect(),
+            )),
+        }
+    };
+    match r {
+        Ok(_) => redirect_with(
+            &to,
+            Some(&format!("{} targets saved.", priority.as_str())),
+            None,
+            st.cfg.secure_cookies,
+        ),
+        Err(e) => back_with(&st, &to, e),
+    }
+}
+
+/// People the caller may see who could watch the ticket: active people of its client and
+/// of the provider, not yet watching. Empty when the caller may not list people.
+pub(crate) async fn watcher_choices(
+    st: &AppState,
+    ctx: &Ctx,
+    t: &tandem_domain::helpdesk::Ticket,
+    data: &tandem_app::TicketData,
+) -> Vec<(String, String)> {
+    let Ok(list) = st
+        .app
+        .list_users(
+            &ctx.actor,
+            &tandem_store::directory::UserFilter::default(),
+            tandem_store::Page::new(0, 500),
+        )
+        .await
+    else {
+        return Vec::new();
+    };
+    list.items
+        .into_iter()
+        .filter(|u| !u.disabled && (u.client_id.is_none() || u.client_id == Some(t.client_id)))
+        .filter(|u| !data.watchers.iter().any(|w| w.user_id == u.id))
+        .map(|u| (u.id.to_string(), u.display_name))
+        .collect()
+}

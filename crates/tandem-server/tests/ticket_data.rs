@@ -1,0 +1,738 @@
+//! Ticket data over real HTTP (issue #5, part 2): watchers and who hears about a ticket,
+//! tags and the tag filter, related links shown on both tickets, merging duplicates with
+//! every refusal, SLA policies per client and priority, and the SLA sweeper recording each
+//! warning and breach once — also when two sweeps race. Runs on every backend.
+
+mod common;
+
+use common::{run, Cred, Resp, Session, TestApp};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tandem_app::AudienceReason;
+use tandem_domain::authz::Capability;
+use tandem_domain::directory::User;
+use tandem_domain::{TicketId, Timestamp};
+
+const CAPS: &[Capability] = &[
+    Capability::TicketsRead,
+    Capability::TicketsWrite,
+    Capability::ScopeRead,
+    Capability::ScopeWrite,
+    Capability::ClientsRead,
+    Capability::UsersRead,
+];
+
+async fn bearer(t: &TestApp, u: &User) -> Cred {
+    let caps: Vec<Capability> = CAPS
+        .iter()
+        .copied()
+        .filter(|c| {
+            u.role != tandem_domain::Role::ProviderTechnician || *c != Capability::ScopeWrite
+        })
+        .collect();
+    Cred::Bearer(t.token_for(u, &caps, None).await.1)
+}
+
+async fn call(t: &TestApp, m: Method, path: &str, cred: &Cred, body: Option<Value>) -> Resp {
+    let mut rb = t.api(m, path, cred);
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    t.send(rb).await
+}
+
+async fn post_form(t: &TestApp, s: &Session, path: &str, fields: &[(&str, &str)]) -> Resp {
+    let mut all: Vec<(String, String)> = vec![("csrf".into(), s.csrf.clone())];
+    all.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    t.send(t.req(Method::POST, path, &s.cred()).form(&all))
+        .await
+}
+
+/// Client A's agreement with both calendars open around the clock, so business time is
+/// wall time: internal IT owns the helpdesk, the provider security monitoring.
+async fn agree_round_the_clock(t: &TestApp) {
+    let day = json!([{"start": 0, "end": 1440}]);
+    let week = json!([day, day, day, day, day, day, day]);
+    let row = |domain: &str, owner: &str| {
+        json!({
+            "domain": domain,
+            "raci": {"responsible": [owner], "accountable": [owner], "consulted": [], "informed": []},
+            "business_hours_owner": owner, "after_hours_owner": owner,
+            "internal_contact": "Ada Itadmin", "provider_contact": "Provider desk",
+            "internal_escalation": ["Ada Itadmin"], "provider_escalation": ["On-call"], "notes": ""
+        })
+    };
+    let content = json!({
+        "internal_calendar": {"time_zone": "UTC", "week": week, "holidays": []},
+        "provider_calendar": {"time_zone": "UTC", "week": week, "holidays": []},
+        "assignments": [row("helpdesk", "internal"), row("security_monitoring", "provider")]
+    });
+    let provider = bearer(t, &t.w.padmin).await;
+    let internal = bearer(t, &t.w.it_a).await;
+    let v = format!("/api/v1/clients/{}/scope/versions", t.w.client_a.id);
+    let n = call(t, Method::POST, &v, &provider, None).await.json()["number"]
+        .as_i64()
+        .expect("draft");
+    let r = call(
+        t,
+        Method::PUT,
+        &format!("{v}/{n}/content"),
+        &provider,
+        Some(content),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let ack: Vec<String> = r.json()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| match f["domain"].as_str() {
+            Some(d) => format!("{}:{d}", f["code"].as_str().unwrap_or("")),
+            None => f["code"].as_str().unwrap_or("").to_string(),
+        })
+        .collect();
+    let r = call(
+        t,
+        Method::POST,
+        &format!("{v}/{n}/propose"),
+        &provider,
+        Some(json!({"acknowledge": ack})),
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let r = call(
+        t,
+        Method::POST,
+        &format!("{v}/{n}/accept"),
+        &internal,
+        Some(json!({"comment": "agreed"})),
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.text);
+}
+
+async fn open(t: &TestApp, cred: &Cred, subject: &str) -> (String, i64) {
+    let r = call(
+        t,
+        Method::POST,
+        "/api/v1/tickets",
+        cred,
+        Some(
+            json!({"subject": subject, "client_id": t.w.client_a.id, "requester_id": t.w.end_a.id}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    (
+        r.json()["id"].as_str().unwrap().to_string(),
+        r.json()["number"].as_i64().unwrap(),
+    )
+}
+
+fn items(v: &Value) -> Vec<Value> {
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_tags_links_and_merges_work_end_to_end_and_are_audited() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        let it = bearer(&t, &w.it_a).await;
+        let tech = bearer(&t, &w.tech).await;
+        let other = bearer(&t, &w.it_b).await;
+        let (a, a_no) = open(&t, &it, "VPN drops every hour").await;
+        let (b, b_no) = open(&t, &it, "VPN disconnects on the hour").await;
+        let path = |id: &str, p: &str| format!("/api/v1/tickets/{id}{p}");
+
+        // Watching: oneself by default; someone else of the client or of the provider.
+        let r = call(
+            &t,
+            Method::POST,
+            &path(&a, "/watchers"),
+            &tech,
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json()["watchers"][0]["user_id"], json!(w.tech.id));
+        let r = call(
+            &t,
+            Method::POST,
+            &path(&a, "/watchers"),
+            &it,
+            Some(json!({"user_id": w.viewer_a.id})),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json()["watchers"].as_array().unwrap().len(), 2);
+        // Nobody of another client, and the other client cannot touch it at all.
+        let r = call(
+            &t,
+            Method::POST,
+            &path(&a, "/watchers"),
+            &it,
+            Some(json!({"user_id": w.it_b.id})),
+        )
+        .await;
+        r.assert_problem(422, "validation_failed");
+        call(
+            &t,
+            Method::POST,
+            &path(&a, "/watchers"),
+            &other,
+            Some(json!({})),
+        )
+        .await
+        .assert_problem(404, "not_found");
+        // An end user may not make others watch.
+        let s = t.sign_in(&w.end_a).await;
+        let end = Cred::Session {
+            cookie: s.cookie.clone(),
+            csrf: s.csrf.clone(),
+        };
+        call(
+            &t,
+            Method::POST,
+            &path(&a, "/watchers"),
+            &end,
+            Some(json!({"user_id": w.tech.id})),
+        )
+        .await
+        .assert_problem(403, "forbidden");
+
+        // Who hears about it: requester, watchers; end users never about internal notes.
+        let tid: TicketId = a.parse().unwrap();
+        let all = t
+            .app
+            .ticket_audience(tid, true, None)
+            .await
+            .expect("audience");
+        let who: Vec<_> = all.iter().map(|m| (m.user.id, m.reason)).collect();
+        assert_eq!(
+            who,
+            vec![
+                (w.end_a.id, AudienceReason::Requester),
+                (w.tech.id, AudienceReason::Watcher),
+                (w.viewer_a.id, AudienceReason::Watcher)
+            ]
+        );
+        let internal = t
+            .app
+            .ticket_audience(tid, false, Some(w.tech.id))
+            .await
+            .expect("audience");
+        let who: Vec<_> = internal.iter().map(|m| m.user.id).collect();
+        assert_eq!(who, vec![w.viewer_a.id], "no end user, not the author");
+        // Stopping.
+        let r = call(
+            &t,
+            Method::POST,
+            &path(&a, "/watchers"),
+            &tech,
+            Some(json!({"watching": false})),
+        )
+        .await;
+        assert_eq!(r.json()["watchers"].as_array().unwrap().len(), 1);
+
+        // Tags are normalised, filterable, and end users may not set them.
+        let r = call(
+            &t,
+            Method::POST,
+            &path(&a, "/tags"),
+            &it,
+            Some(json!({"add": ["VPN  Outage", "network"]})),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json()["tags"], json!(["network", "vpn-outage"]));
+        let r = call(
+            &t,
+            Method::POST,
+            &path(&a, "/tags"),
+            &it,
+            Some(json!({"add": ["a/b"]})),
+        )
+        .await;
+        r.assert_problem(422, "validation_failed");
+        call(
+            &t,
+            Method::POST,
+            &path(&a, "/tags"),
+            &end,
+            Some(json!({"add": ["mine"]})),
+        )
+        .await
+        .assert_problem(403, "forbidden");
+        let q = call(&t, Method::GET, "/api/v1/tickets?tag=vpn_outage", &it, None)
+            .await
+            .json();
+        assert_eq!(items(&q).len(), 1, "{q}");
+        assert_eq!(items(&q)[0]["id"], json!(a));
+        call(&t, Method::GET, "/api/v1/tickets?tag=%2F", &it, None)
+            .await
+            .assert_problem(400, "invalid_query");
+        let counts = call(&t, Method::GET, "/api/v1/ticket-tags", &it, None)
+            .await
+            .json();
+        assert_eq!(
+            counts,
+            json!([{"tag": "network", "tickets": 1}, {"tag": "vpn-outage", "tickets": 1}])
+        );
+        assert_eq!(
+            call(&t, Method::GET, "/api/v1/ticket-tags", &other, None)
+                .await
+                .json(),
+            json!([])
+        );
+        let r = call(
+            &t,
+            Method::POST,
+            &path(&a, "/tags"),
+            &it,
+            Some(json!({"remove": ["network"]})),
+        )
+        .await;
+        assert_eq!(r.json()["tags"], json!(["vpn-outage"]));
+
+        // Related: shown on both tickets, with an event on both; never itself.
+        let r = call(
+            &t,
+            Method::POST,
+            &path(&a, "/links"),
+            &tech,
+            Some(json!({"ticket_id": b})),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json()["links"][0]["number"], b_no);
+        let vb = call(&t, Method::GET, &path(&b, ""), &it, None).await.json();
+        assert_eq!(vb["links"][0]["number"], a_no, "{vb}");
+        assert!(vb["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "link"));
+        call(
+            &t,
+            Method::POST,
+            &path(&a, "/links"),
+            &tech,
+            Some(json!({"ticket_id": a})),
+        )
+        .await
+        .assert_problem(422, "validation_failed");
+
+        // Merging the duplicate b into a: b closes, both say so, b's requester is carried.
+        let (c, _) = open(&t, &it, "Third report of the VPN").await;
+        call(
+            &t,
+            Method::POST,
+            &path(&c, "/watchers"),
+            &tech,
+            Some(json!({})),
+        )
+        .await;
+        let r = call(
+            &t,
+            Method::POST,
+            &path(&c, "/merge"),
+            &tech,
+            Some(json!({"into": c})),
+        )
+        .await;
+        r.assert_problem(409, "conflict");
+        let r = call(
+            &t,
+            Method::POST,
+            &path(&c, "/merge"),
+            &tech,
+            Some(json!({"into": a})),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json()["status"], "closed");
+        let va = call(&t, Method::GET, &path(&a, ""), &it, None).await.json();
+        assert_eq!(va["merged_from"][0]["id"], json!(c));
+        let watchers: Vec<Value> = va["watchers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["user_id"].clone())
+            .collect();
+        assert!(
+            watchers.contains(&json!(w.tech.id)),
+            "c's watcher carried over: {va}"
+        );
+        let vc = call(&t, Method::GET, &path(&c, ""), &it, None).await.json();
+        assert_eq!(vc["merged_into"]["id"], json!(a));
+        assert!(vc["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "merged"));
+        // Twice, a chain (into the merged c), and the target merged away (a has c in it).
+        call(
+            &t,
+            Method::POST,
+            &path(&c, "/merge"),
+            &tech,
+            Some(json!({"into": b})),
+        )
+        .await
+        .assert_problem(409, "conflict");
+        call(
+            &t,
+            Method::POST,
+            &path(&b, "/merge"),
+            &tech,
+            Some(json!({"into": c})),
+        )
+        .await
+        .assert_problem(409, "conflict");
+        call(
+            &t,
+            Method::POST,
+            &path(&a, "/merge"),
+            &tech,
+            Some(json!({"into": b})),
+        )
+        .await
+        .assert_problem(409, "conflict");
+        // Across clients: the other client's ticket is not even visible to A's admin.
+        let rb = call(
+            &t,
+            Method::POST,
+            "/api/v1/tickets",
+            &other,
+            Some(json!({"subject": "B's own VPN"})),
+        )
+        .await;
+        let b_ticket = rb.json()["id"].as_str().unwrap().to_string();
+        call(
+            &t,
+            Method::POST,
+            &path(&a, "/merge"),
+            &it,
+            Some(json!({"into": b_ticket})),
+        )
+        .await
+        .assert_problem(422, "validation_failed");
+        let padmin = bearer(&t, &w.padmin).await;
+        call(
+            &t,
+            Method::POST,
+            &path(&b, "/merge"),
+            &padmin,
+            Some(json!({"into": b_ticket})),
+        )
+        .await
+        .assert_problem(409, "conflict");
+
+        // Every change is in the audit trail.
+        let audit = Cred::Bearer(
+            t.token_for(&w.padmin, &[Capability::AuditRead], None)
+                .await
+                .1,
+        );
+        let r = call(
+            &t,
+            Method::GET,
+            "/api/v1/audit?action=ticket.&limit=200",
+            &audit,
+            None,
+        )
+        .await;
+        let actions: Vec<String> = items(&r.json())
+            .iter()
+            .map(|e| e["action"].as_str().unwrap().to_string())
+            .collect();
+        for x in [
+            "ticket.watch_added",
+            "ticket.watch_removed",
+            "ticket.tagged",
+            "ticket.linked",
+            "ticket.merged",
+        ] {
+            assert!(actions.iter().any(|y| y == x), "{x} in {actions:?}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ticket_page_shows_and_changes_tags_watchers_links_and_merges() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        let it = bearer(&t, &w.it_a).await;
+        let (a, a_no) = open(&t, &it, "Shared drive is read-only").await;
+        let (b, b_no) = open(&t, &it, "Cannot save to S: drive").await;
+        let s = t.sign_in(&w.it_a).await;
+        let r = post_form(
+            &t,
+            &s,
+            &format!("/tickets/{a}/tags"),
+            &[("add", "Storage, file-share")],
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 303);
+        assert_eq!(r.flash().1, "", "no error");
+        let r = post_form(&t, &s, &format!("/tickets/{a}/tags"), &[("add", "bad/tag")]).await;
+        assert!(r.flash().1.contains("letters, digits"), "{:?}", r.flash());
+        post_form(&t, &s, &format!("/tickets/{a}/watch"), &[]).await;
+        post_form(
+            &t,
+            &s,
+            &format!("/tickets/{a}/links"),
+            &[("number", &b_no.to_string())],
+        )
+        .await;
+        let r = post_form(
+            &t,
+            &s,
+            &format!("/tickets/{a}/links"),
+            &[("number", "9999")],
+        )
+        .await;
+        assert!(r.flash().1.contains("no ticket #9999"), "{:?}", r.flash());
+        let page = t
+            .send(t.req(Method::GET, &format!("/tickets/{a}"), &s.cred()))
+            .await;
+        assert_eq!(page.status, 200);
+        for needle in [
+            "storage",
+            "file-share",
+            "Stop watching",
+            &format!("#{b_no} Cannot save to S: drive"),
+        ] {
+            assert!(page.text.contains(needle), "{needle} on the page");
+        }
+        let r = post_form(
+            &t,
+            &s,
+            &format!("/tickets/{b}/merge"),
+            &[("number", &a_no.to_string())],
+        )
+        .await;
+        assert_eq!(r.flash().1, "", "merged");
+        let page = t
+            .send(t.req(Method::GET, &format!("/tickets/{b}"), &s.cred()))
+            .await;
+        assert!(page.text.contains("Merged into"), "{}", page.text);
+        // The queue filters by tag.
+        let q = t
+            .send(t.req(Method::GET, "/tickets?status=active&tag=storage", &s.cred()))
+            .await;
+        assert!(q.text.contains("Shared drive is read-only") && !q.text.contains("Cannot save"));
+        // The end user sees the tags but gets none of the forms.
+        let e = t.sign_in(&w.end_a).await;
+        let page = t
+            .send(t.req(Method::GET, &format!("/tickets/{a}"), &e.cred()))
+            .await;
+        assert!(
+            page.text.contains("storage")
+                && !page.text.contains("Add tags")
+                && !page.text.contains(">Watch<")
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sla_policies_are_per_client_and_priority_with_defaults_and_edited_by_the_signers() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        let it = bearer(&t, &w.it_a).await;
+        let tech = bearer(&t, &w.tech).await;
+        let p = format!("/api/v1/clients/{}/sla-policy", w.client_a.id);
+        let rows = call(&t, Method::GET, &p, &tech, None).await.json();
+        assert_eq!(rows.as_array().unwrap().len(), 4);
+        assert_eq!(rows[2]["policy"], json!({"priority": "P3", "response_minutes": 480, "resolution_minutes": 2400, "warn_percent": 75}));
+        assert_eq!(rows[2]["custom"], false);
+        let r = call(&t, Method::PUT, &format!("{p}/P3"), &it, Some(json!({"response_minutes": 120, "resolution_minutes": 60}))).await;
+        let body = r.assert_problem(422, "validation_failed");
+        assert!(body.to_string().contains("resolution_minutes"), "{body}");
+        call(&t, Method::PUT, &format!("{p}/P9"), &it, Some(json!({"response_minutes": 1, "resolution_minutes": 2}))).await.assert_problem(404, "not_found");
+        call(&t, Method::PUT, &format!("{p}/P3"), &tech, Some(json!({"response_minutes": 1, "resolution_minutes": 2}))).await.assert_problem(403, "forbidden");
+        let r = call(&t, Method::PUT, &format!("{p}/p3"), &it, Some(json!({"response_minutes": 120, "resolution_minutes": 600, "warn_percent": 50}))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json()[2]["policy"]["response_minutes"], 120);
+        assert_eq!(r.json()[2]["custom"], true);
+        // Client B's policy is untouched and A's is invisible to B.
+        let b = bearer(&t, &w.it_b).await;
+        call(&t, Method::GET, &p, &b, None).await.assert_problem(404, "not_found");
+        let pb = format!("/api/v1/clients/{}/sla-policy", w.client_b.id);
+        assert_eq!(call(&t, Method::GET, &pb, &b, None).await.json()[2]["custom"], false);
+        // A ticket's SLA uses the client's targets.
+        agree_round_the_clock(&t).await;
+        let (id, _) = open(&t, &it, "Printer offline").await;
+        let v = call(&t, Method::GET, &format!("/api/v1/tickets/{id}"), &it, None).await.json();
+        assert_eq!(v["sla"]["response_target_minutes"], 120, "{v}");
+        // The page shows and saves the same; back to the default.
+        let s = t.sign_in(&w.it_a).await;
+        let page = t.send(t.req(Method::GET, &format!("/clients/{}/sla", w.client_a.id), &s.cred())).await;
+        assert!(page.text.contains("this client") && page.text.contains("Use default"));
+        let r = post_form(&t, &s, &format!("/clients/{}/sla", w.client_a.id), &[("priority", "P3"), ("reset", "1")]).await;
+        assert_eq!(r.flash().1, "");
+        let r = post_form(&t, &s, &format!("/clients/{}/sla", w.client_a.id), &[("priority", "P1"), ("response_minutes", "x"), ("resolution_minutes", "10"), ("warn_percent", "80")]).await;
+        assert!(r.flash().1.contains("whole number"), "{:?} {} {:?} {}", r.flash(), r.status, r.location(), r.text);
+        let rows = call(&t, Method::GET, &p, &it, None).await.json();
+        assert_eq!(rows[2]["custom"], false);
+        let audit = Cred::Bearer(t.token_for(&w.padmin, &[Capability::AuditRead], None).await.1);
+        let r = call(&t, Method::GET, "/api/v1/audit?action=sla_policy.&limit=50", &audit, None).await;
+        assert_eq!(items(&r.json()).len(), 2, "{}", r.text);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_records_each_warning_and_breach_once_even_when_two_sweeps_race() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        agree_round_the_clock(&t).await;
+        let it = bearer(&t, &w.it_a).await;
+        let p = format!("/api/v1/clients/{}/sla-policy/P3", w.client_a.id);
+        let r = call(
+            &t,
+            Method::PUT,
+            &p,
+            &it,
+            Some(json!({"response_minutes": 10, "resolution_minutes": 100, "warn_percent": 50})),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let (id, _) = open(&t, &it, "Laptop will not boot").await;
+        let start = Timestamp::now();
+        let at = |m: i64| start.plus_seconds(m * 60);
+        assert_eq!(t.app.sweep_sla(at(1)).await.unwrap(), 0, "nothing due yet");
+        // Two servers sweeping at once: the response warning is recorded once.
+        let (x, y) = tokio::join!(t.app.sweep_sla(at(6)), t.app.sweep_sla(at(6)));
+        assert_eq!(x.unwrap() + y.unwrap(), 1);
+        let q = call(&t, Method::GET, "/api/v1/tickets?sla=at_risk", &it, None)
+            .await
+            .json();
+        assert_eq!(items(&q).len(), 1, "{q}");
+        // Later: the response breach and the resolution warning; then the resolution breach.
+        let (x, y) = tokio::join!(t.app.sweep_sla(at(60)), t.app.sweep_sla(at(60)));
+        assert_eq!(x.unwrap() + y.unwrap(), 2);
+        assert_eq!(t.app.sweep_sla(at(60)).await.unwrap(), 0, "once each");
+        assert_eq!(t.app.sweep_sla(at(120)).await.unwrap(), 1);
+        assert_eq!(t.app.sweep_sla(at(500)).await.unwrap(), 0);
+        let q = call(&t, Method::GET, "/api/v1/tickets?sla=breached", &it, None)
+            .await
+            .json();
+        assert_eq!(items(&q).len(), 1, "{q}");
+        assert!(items(
+            &call(&t, Method::GET, "/api/v1/tickets?sla=at_risk", &it, None)
+                .await
+                .json()
+        )
+        .is_empty());
+        call(&t, Method::GET, "/api/v1/tickets?sla=late", &it, None)
+            .await
+            .assert_problem(400, "invalid_query");
+
+        // On the ticket's timeline, for the IT sides only.
+        let v = call(&t, Method::GET, &format!("/api/v1/tickets/{id}"), &it, None)
+            .await
+            .json();
+        let kinds: Vec<&str> = v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "sla_warning").count(),
+            2,
+            "{kinds:?}"
+        );
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "sla_breach").count(),
+            2,
+            "{kinds:?}"
+        );
+        let s = t.sign_in(&w.end_a).await;
+        let end = Cred::Session {
+            cookie: s.cookie,
+            csrf: s.csrf,
+        };
+        let v = call(
+            &t,
+            Method::GET,
+            &format!("/api/v1/tickets/{id}"),
+            &end,
+            None,
+        )
+        .await
+        .json();
+        assert!(!v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "sla_breach"));
+
+        // The feed: in order, resumable from a cursor, scoped to the caller's clients.
+        let f = call(&t, Method::GET, "/api/v1/sla-events", &it, None)
+            .await
+            .json();
+        let got: Vec<(String, String)> = items(&f)
+            .iter()
+            .map(|e| {
+                (
+                    e["clock"].as_str().unwrap().into(),
+                    e["kind"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        assert_eq!(got.len(), 4, "{f}");
+        assert_eq!(got[0], ("first_response".into(), "sla_warning".into()));
+        assert_eq!(got[3], ("resolution".into(), "sla_breach".into()));
+        let seqs: Vec<i64> = items(&f)
+            .iter()
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect();
+        assert!(seqs.windows(2).all(|p| p[0] < p[1]), "{seqs:?}");
+        let after = seqs[1];
+        let f2 = call(
+            &t,
+            Method::GET,
+            &format!("/api/v1/sla-events?after={after}&limit=1"),
+            &it,
+            None,
+        )
+        .await
+        .json();
+        assert_eq!(items(&f2).len(), 1);
+        assert_eq!(f2["next_after"], seqs[2]);
+        let b = bearer(&t, &w.it_b).await;
+        assert!(items(
+            &call(&t, Method::GET, "/api/v1/sla-events", &b, None)
+                .await
+                .json()
+        )
+        .is_empty());
+        call(&t, Method::GET, "/api/v1/sla-events", &end, None)
+            .await
+            .assert_problem(403, "forbidden");
+        call(&t, Method::GET, "/api/v1/sla-events?after=x", &it, None)
+            .await
+            .assert_problem(400, "invalid_query");
+        // Audited as Tandem's own.
+        let audit = Cred::Bearer(
+            t.token_for(&w.padmin, &[Capability::AuditRead], None)
+                .await
+                .1,
+        );
+        let r = call(
+            &t,
+            Method::GET,
+            "/api/v1/audit?action=ticket.sla_&limit=50",
+            &audit,
+            None,
+        )
+        .await;
+        assert_eq!(items(&r.json()).len(), 4, "{}", r.text);
+    })
+    .await;
+}
