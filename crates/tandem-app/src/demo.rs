@@ -297,6 +297,8 @@ impl App {
         )
         .await?;
         self.seed_demo_tickets().await?;
+        // tickets2: tags, watchers, a related pair, a merged duplicate, a breached ticket.
+        self.seed_demo_ticket_data().await?;
         let mut w = self.store.write().await?;
         settings::set(&mut w, "provider.name", PROVIDER_NAME).await?;
         settings::set(&mut w, "demo.password", &password).await?;

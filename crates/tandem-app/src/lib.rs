@@ -9,6 +9,8 @@ mod audit_log;
 mod credentials;
 pub mod demo;
 mod demo_fleet;
+// tickets2
+mod demo_tickets2;
 mod directory;
 mod endpoints;
 mod error;

@@ -736,3 +736,44 @@ async fn the_sweeper_records_each_warning_and_breach_once_even_when_two_sweeps_r
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_has_tags_watchers_a_merged_duplicate_and_a_breached_ticket() {
+    // The demo seeds only an empty database: its own, on every backend.
+    for db in tandem_store::testing::all().await {
+        let name = format!("{:?}", db.backend());
+        let app = tandem_app::App::new(db.store.clone(), Default::default());
+        app.seed_demo().await.expect("demo seeds");
+        let sys = tandem_app::Actor::system();
+        let all = app
+            .list_tickets(&sys, &Default::default(), tandem_store::Page::new(0, 500))
+            .await
+            .unwrap()
+            .items;
+        let find = |s: &str| all.iter().find(|x| x.subject.contains(s)).expect(s).id;
+        let printer = app
+            .get_ticket(&sys, find("second-floor plotter"))
+            .await
+            .unwrap();
+        assert_eq!(printer.data.tags, vec!["hardware", "printer"], "{name}");
+        assert_eq!(printer.data.merged_from.len(), 1, "{name}");
+        let login = app.get_ticket(&sys, find("Sign-in alert")).await.unwrap();
+        assert_eq!(login.data.watchers.len(), 1, "{name}");
+        assert_eq!(login.data.links.len(), 1, "{name}");
+        let breached = app
+            .list_tickets(
+                &sys,
+                &tandem_store::tickets::TicketFilter {
+                    sla: Some(tandem_store::tickets::SlaFilter::Breached),
+                    ..Default::default()
+                },
+                tandem_store::Page::new(0, 50),
+            )
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(breached.len(), 1, "{name}: {breached:?}");
+        assert!(breached[0].subject.contains("Shared mailbox for referrals"));
+        db.cleanup().await;
+    }
+}

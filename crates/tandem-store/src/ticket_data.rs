@@ -423,3 +423,24 @@ pub async fn ticket_by_number(
         .map(crate::tickets::ticket_row)
         .transpose()
 }
+
+/// Demo seeding only: moves a just-opened ticket's history `seconds` into the past (its
+/// opening, its clock segments as given in `t`, and its events), so the demo story can
+/// contain a ticket opened days ago. The caller audits it.
+pub async fn demo_shift_back(c: &mut AnyConnection, t: &Ticket, seconds: i64) -> Result<()> {
+    let d = seconds * Timestamp::SECOND;
+    crate::tickets::update_ticket(c, t).await?;
+    Sql::new("UPDATE tickets SET created_at = created_at - ")
+        .int(d)
+        .push(" WHERE id = ")
+        .text(t.id.to_string())
+        .execute(c)
+        .await?;
+    Sql::new("UPDATE ticket_events SET at = at - ")
+        .int(d)
+        .push(" WHERE ticket_id = ")
+        .text(t.id.to_string())
+        .execute(c)
+        .await?;
+    Ok(())
+}
