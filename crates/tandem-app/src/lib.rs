@@ -16,6 +16,8 @@ mod identity;
 mod ingest;
 mod scope;
 mod tickets;
+// search (issue #5)
+mod ticket_search;
 mod tokens;
 
 pub use audit_log::AuditQuery;

@@ -16,6 +16,8 @@ pub mod endpoints;
 mod query;
 mod read_pool;
 pub mod scope;
+// search (issue #5)
+pub mod search;
 pub mod settings;
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -94,6 +94,8 @@ pub async fn insert_ticket(c: &mut AnyConnection, t: &Ticket) -> Result<()> {
         .text(clock_json(t)?)
         .push(")");
     q.execute(c).await?;
+    // search (issue #5): the ticket's text becomes searchable in the same write.
+    crate::search::index_ticket(c, t).await?;
     Ok(())
 }
 
@@ -147,6 +149,8 @@ pub async fn insert_event(c: &mut AnyConnection, t: &Ticket, e: &TicketEvent) ->
         .push(")")
         .execute(c)
         .await?;
+    // search (issue #5): replies and notes become searchable in the same write.
+    crate::search::index_event(c, t, e).await?;
     Ok(())
 }
 
@@ -240,6 +244,11 @@ fn party(s: &str) -> Result<Party> {
         "provider" => Ok(Party::Provider),
         other => Err(StoreError::Corrupt(format!("side {other:?}"))),
     }
+}
+
+/// Decodes a `tickets` row (for the search module's queries).
+pub(crate) fn ticket_row(r: &AnyRow) -> Result<Ticket> {
+    ticket(r)
 }
 
 fn ticket(r: &AnyRow) -> Result<Ticket> {

@@ -31,6 +31,8 @@ pub(crate) struct Row {
     priority: &'static str,
     status: &'static str,
     updated: String,
+    /// With a search: where the ticket matched.
+    snippet: Option<String>,
 }
 
 #[derive(Template)]
@@ -95,31 +97,22 @@ pub async fn queue(
     };
     let me = ctx.actor.principal.as_ref().map(|p| p.user_id);
     let filter = q.filter(me).map_err(|e| e.into_response())?;
-    if raw.get("format").map(String::as_str) == Some("csv") {
-        let all = st
-            .app
-            .list_tickets(&ctx.actor, &filter, Page::new(0, 100_000))
+    // search (issue #5): `q` searches the text; exports carry every match as CSV or JSON.
+    let search = raw.get("q").map(String::as_str);
+    if let Some(format @ ("csv" | "json-export")) = raw.get("format").map(String::as_str) {
+        let all = crate::http::api_tickets::queue_all(&st, &ctx.actor, &filter, search)
             .await
             .map_err(fail)?;
-        return Ok((
-            [
-                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (
-                    axum::http::header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"tandem-tickets.csv\"",
-                ),
-            ],
-            crate::http::api_tickets::tickets_csv(&all.items),
-        )
-            .into_response());
+        if let Some(file) = crate::http::api_tickets::export_file(Some(format), all) {
+            return Ok(file);
+        }
     }
     let offset = raw.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
     let page = Page::new(offset, 100);
-    let r = st
-        .app
-        .list_tickets(&ctx.actor, &filter, page)
-        .await
-        .map_err(fail)?;
+    let (items, has_more) =
+        crate::http::api_tickets::queue_page(&st, &ctx.actor, &filter, search, page)
+            .await
+            .map_err(fail)?;
     let clients: HashMap<String, String> = chrome
         .switcher
         .iter()
@@ -144,15 +137,23 @@ pub async fn queue(
         }
         parts.join("&")
     };
+    // search (issue #5): pages and exports keep the words searched for.
+    let with_q = match search.filter(|q| !q.trim().is_empty()) {
+        Some(q) => format!(
+            "{current}&{}",
+            serde_urlencoded::to_string([("q", q)]).unwrap_or_default()
+        ),
+        None => current.clone(),
+    };
     let views = VIEWS
         .iter()
         .filter(|(q, _)| !end_user || !(q.contains("assignee") || q.contains("owner")))
         .map(|(q, label)| (format!("/tickets?{q}"), *label, current == *q))
         .collect();
-    let rows = r
-        .items
+    let rows = items
         .iter()
-        .map(|t| Row {
+        .map(|i| (&i.ticket, i.snippet.clone()))
+        .map(|(t, snippet)| Row {
             id: t.id.to_string(),
             number: format!("#{}", t.number),
             subject: t.subject.clone(),
@@ -165,6 +166,7 @@ pub async fn queue(
             priority: t.priority.as_str(),
             status: status_label(t.status),
             updated: t.updated_at.display_in(&tz),
+            snippet,
         })
         .collect();
     let clear = chrome.clear_flash;
@@ -173,11 +175,9 @@ pub async fn queue(
             rows,
             views,
             f_q: raw.get("q").cloned().unwrap_or_default(),
-            query: current.clone(),
+            query: with_q.clone(),
             can_open: authorize(&p, Action::TicketsCreate, Timestamp::now()).is_ok(),
-            next_href: r
-                .has_more
-                .then(|| format!("/tickets?{current}&cursor={}", offset + 100)),
+            next_href: has_more.then(|| format!("/tickets?{with_q}&cursor={}", offset + 100)),
             chrome,
         },
         clear,
