@@ -18,6 +18,7 @@ mod scope;
 mod tickets;
 // search (issue #5)
 mod ticket_search;
+mod ticket_views;
 mod tokens;
 
 pub use audit_log::AuditQuery;
@@ -31,6 +32,8 @@ pub use identity::{principal_of, totp_code_now, MfaEnrollment, SessionInfo, Sign
 pub use scope::{DomainPatch, NewDomain, RouteAnswer};
 pub use tickets::{NewTicket, TicketView};
 pub use tokens::{NewToken, TOKEN_PREFIX};
+// search (issue #5)
+pub use ticket_views::{BuiltinView, TicketViewItem, ViewPage, BREACH_SCAN_LIMIT};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -73,7 +73,7 @@ fn invalid(field: &'static str, message: impl Into<String>) -> Error {
 
 impl App {
     /// The requester narrowing for end users (they see only what they asked).
-    fn requester_scope(actor: &Actor) -> Option<UserId> {
+    pub(crate) fn requester_scope(actor: &Actor) -> Option<UserId> {
         actor
             .principal
             .as_ref()
@@ -82,7 +82,7 @@ impl App {
     }
 
     /// The agreement in force for a client at `at`, compiled (Tandem's own read).
-    async fn agreement_at(
+    pub(crate) async fn agreement_at(
         &self,
         client: ClientId,
         at: Timestamp,

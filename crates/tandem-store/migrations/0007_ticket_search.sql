@@ -49,6 +49,9 @@ UPDATE ticket_search SET public_text = COALESCE((SELECT group_concat(e.body, ' '
 -- only: postgres
 UPDATE ticket_search SET public_text = COALESCE((SELECT string_agg(e.body, ' ') FROM ticket_events e WHERE e.ticket_id = ticket_search.ticket_id AND e.kind = 'reply' AND e.public = 1), ''), internal_text = COALESCE((SELECT string_agg(e.body, ' ') FROM ticket_events e WHERE e.ticket_id = ticket_search.ticket_id AND e.kind = 'note' AND e.public = 0), '');
 
+-- The queue across every client a grant reaches, most recently changed first.
+CREATE INDEX tickets_recent ON tickets (updated_at, id);
+
 -- Per-user saved views of the ticket queue: a name and the queue's filter as a query string.
 CREATE TABLE ticket_views (
     id TEXT PRIMARY KEY,

@@ -21,6 +21,7 @@ pub mod search;
 pub mod settings;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod ticket_views;
 pub mod tickets;
 
 pub use query::{Page, Paged};

@@ -43,6 +43,10 @@ pub struct TicketParams {
     /// `json` (default, a page), `csv` or `json-export` (every match, up to 100,000, as a
     /// file).
     pub format: Option<String>,
+    /// A built-in view: `provider_after_hours` (provider-owned active tickets of clients
+    /// whose internal IT is closed now) or `breaching_soon` (an SLA deadline within two
+    /// hours); combines with the other filters but not with `q`.
+    pub view: Option<String>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Items per page, 1 to 500 (default 50).
@@ -50,6 +54,24 @@ pub struct TicketParams {
 }
 
 impl TicketParams {
+    /// The built-in view asked for, checked; `q` and a view do not combine.
+    pub fn builtin_view(&self) -> ApiResult<Option<tandem_app::BuiltinView>> {
+        match self.view.as_deref().filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => {
+                let view = tandem_app::BuiltinView::parse(v).ok_or_else(|| {
+                    bad_query(format!(
+                        "view must be provider_after_hours or breaching_soon, not {v:?}"
+                    ))
+                })?;
+                if self.q.as_deref().is_some_and(|q| !q.trim().is_empty()) {
+                    return Err(bad_query("a view and a search (q) do not combine".into()));
+                }
+                Ok(Some(view))
+            }
+        }
+    }
+
     /// The store filter these parameters ask for, checked.
     pub fn filter(&self, me: Option<UserId>) -> ApiResult<TicketFilter> {
         let statuses = match self.status.as_deref().filter(|s| !s.is_empty()) {
@@ -167,8 +189,16 @@ pub async fn queue_page(
     actor: &tandem_app::Actor,
     filter: &TicketFilter,
     q: Option<&str>,
+    view: Option<tandem_app::BuiltinView>,
     page: tandem_store::Page,
 ) -> Result<(Vec<TicketItem>, bool), tandem_app::Error> {
+    if let Some(v) = view {
+        let r = st.app.builtin_view(actor, v, filter, page).await?;
+        return Ok((
+            r.page.items.into_iter().map(TicketItem::plain).collect(),
+            r.page.has_more,
+        ));
+    }
     match q.filter(|q| !q.trim().is_empty()) {
         Some(q) => {
             let r = st.app.search_tickets(actor, filter, q, page).await?;
@@ -200,12 +230,13 @@ pub async fn queue_all(
     actor: &tandem_app::Actor,
     filter: &TicketFilter,
     q: Option<&str>,
+    view: Option<tandem_app::BuiltinView>,
 ) -> Result<Vec<TicketItem>, tandem_app::Error> {
     let mut out = Vec::new();
     let mut offset = 0;
     loop {
         let page = tandem_store::Page::new(offset, tandem_store::Page::MAX_LIMIT);
-        let (items, more) = queue_page(st, actor, filter, q, page).await?;
+        let (items, more) = queue_page(st, actor, filter, q, view, page).await?;
         offset += items.len() as u32;
         out.extend(items);
         if !more || offset >= EXPORT_MAX {
@@ -256,6 +287,7 @@ pub async fn list_tickets(
 ) -> ApiResult<Response> {
     let me = ctx.actor.principal.as_ref().map(|p| p.user_id);
     let filter = q.filter(me)?;
+    let view = q.builtin_view()?;
     let format = q.format.as_deref().unwrap_or("json");
     if !matches!(format, "json" | "csv" | "json-export") {
         return Err(bad_query(format!(
@@ -263,7 +295,7 @@ pub async fn list_tickets(
         )));
     }
     if format != "json" {
-        let all = queue_all(&st, &ctx.actor, &filter, q.q.as_deref()).await?;
+        let all = queue_all(&st, &ctx.actor, &filter, q.q.as_deref(), view).await?;
         if let Some(file) = export_file(Some(format), all) {
             return Ok(file);
         }
@@ -273,7 +305,7 @@ pub async fn list_tickets(
         limit: q.limit,
     }
     .page()?;
-    let (items, more) = queue_page(&st, &ctx.actor, &filter, q.q.as_deref(), page).await?;
+    let (items, more) = queue_page(&st, &ctx.actor, &filter, q.q.as_deref(), view, page).await?;
     Ok(Json(List {
         next_cursor: more.then(|| (page.offset + page.limit).to_string()),
         items,

@@ -45,6 +45,8 @@ struct QueuePage {
     f_q: String,
     /// The current view's query, for the export link.
     query: String,
+    /// The person's saved views: (id, name, href, active).
+    saved: Vec<(String, String, String, bool)>,
     can_open: bool,
     next_href: Option<String>,
 }
@@ -68,12 +70,21 @@ fn status_label(s: Status) -> &'static str {
 }
 
 /// The saved views of the queue: (query, label).
-const VIEWS: [(&str, &str); 5] = [
+const VIEWS: [(&str, &str); 7] = [
     ("status=active", "Open tickets"),
     ("status=active&assignee=me", "My queue"),
     ("status=active&owner=provider", "Provider queue"),
     ("status=active&owner=internal", "Internal IT queue"),
     ("status=resolved,closed", "Done"),
+    // search (issue #5): the built-in views computed by tandem_app::ticket_views.
+    (
+        "status=active&view=provider_after_hours",
+        "Provider queue, after hours",
+    ),
+    (
+        "status=active&view=breaching_soon",
+        "Breaching within 2 hours",
+    ),
 ];
 
 /// GET /tickets
@@ -91,16 +102,18 @@ pub async fn queue(
         assignee: raw.get("assignee").cloned(),
         priority: raw.get("priority").cloned(),
         q: raw.get("q").cloned(),
+        view: raw.get("view").cloned(),
         format: None,
         cursor: None,
         limit: None,
     };
     let me = ctx.actor.principal.as_ref().map(|p| p.user_id);
     let filter = q.filter(me).map_err(|e| e.into_response())?;
+    let view = q.builtin_view().map_err(|e| e.into_response())?;
     // search (issue #5): `q` searches the text; exports carry every match as CSV or JSON.
     let search = raw.get("q").map(String::as_str);
     if let Some(format @ ("csv" | "json-export")) = raw.get("format").map(String::as_str) {
-        let all = crate::http::api_tickets::queue_all(&st, &ctx.actor, &filter, search)
+        let all = crate::http::api_tickets::queue_all(&st, &ctx.actor, &filter, search, view)
             .await
             .map_err(fail)?;
         if let Some(file) = crate::http::api_tickets::export_file(Some(format), all) {
@@ -110,7 +123,7 @@ pub async fn queue(
     let offset = raw.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
     let page = Page::new(offset, 100);
     let (items, has_more) =
-        crate::http::api_tickets::queue_page(&st, &ctx.actor, &filter, search, page)
+        crate::http::api_tickets::queue_page(&st, &ctx.actor, &filter, search, view, page)
             .await
             .map_err(fail)?;
     let clients: HashMap<String, String> = chrome
@@ -130,7 +143,7 @@ pub async fn queue(
             "status={}",
             raw.get("status").map_or("active", String::as_str)
         )];
-        for k in ["assignee", "owner"] {
+        for k in ["assignee", "owner", "view"] {
             if let Some(v) = raw.get(k).filter(|v| !v.is_empty()) {
                 parts.push(format!("{k}={v}"));
             }
@@ -147,8 +160,23 @@ pub async fn queue(
     };
     let views = VIEWS
         .iter()
-        .filter(|(q, _)| !end_user || !(q.contains("assignee") || q.contains("owner")))
+        .filter(|(q, _)| {
+            !end_user || !(q.contains("assignee") || q.contains("owner") || q.contains("view"))
+        })
         .map(|(q, label)| (format!("/tickets?{q}"), *label, current == *q))
+        .collect();
+    // search (issue #5): the person's own saved views, beside the built-in ones.
+    let saved: Vec<(String, String, String, bool)> = st
+        .app
+        .ticket_views(&ctx.actor)
+        .await
+        .map_err(fail)?
+        .into_iter()
+        .filter(|v| !v.builtin)
+        .map(|v| {
+            let active = v.query == with_q || format!("status=active&{}", v.query) == with_q;
+            (v.id, v.name, format!("/tickets?{}", v.query), active)
+        })
         .collect();
     let rows = items
         .iter()
@@ -176,6 +204,7 @@ pub async fn queue(
             views,
             f_q: raw.get("q").cloned().unwrap_or_default(),
             query: with_q.clone(),
+            saved,
             can_open: authorize(&p, Action::TicketsCreate, Timestamp::now()).is_ok(),
             next_href: has_more.then(|| format!("/tickets?{with_q}&cursor={}", offset + 100)),
             chrome,
