@@ -20,6 +20,9 @@ mod scope;
 mod tickets;
 // tickets2: watchers, tags, links, merges, SLA policies, the SLA sweeper.
 mod ticket_data;
+// search (issue #5)
+mod ticket_search;
+mod ticket_views;
 mod tokens;
 
 pub use audit_log::AuditQuery;
@@ -37,6 +40,8 @@ pub use ticket_data::{
     AudienceMember, AudienceReason, SlaEventPage, SlaPolicyRow, TicketData, TicketRef, Watcher,
 };
 pub use tokens::{NewToken, TOKEN_PREFIX};
+// search (issue #5)
+pub use ticket_views::{BuiltinView, TicketViewItem, ViewPage, BREACH_SCAN_LIMIT};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -14,6 +14,8 @@
 //! * `ingest` loads `tandem demo` with `tandem-agent simulate` on SQLite and PostgreSQL to find
 //!   the check-ins per second it sustains with p99 under 100 ms, next to each database's raw
 //!   batched-insert and single-commit ceilings measured in the same run (see `ingest`).
+//! * `tickets` loads 1,000,000 tickets across 50 clients and measures the queue list, full-text
+//!   search and ticket creation through `tandem_app`, on SQLite and PostgreSQL (see `tickets`).
 //! * `machine` prints what the figures were measured on.
 //!
 //! Everything it starts is a child process that it stops; all traffic stays on 127.0.0.1;
@@ -28,6 +30,8 @@ mod machine;
 mod proc_tree;
 mod scope;
 mod server;
+// search (issue #5): the helpdesk at a million tickets
+mod tickets;
 mod wrk;
 
 use anyhow::{bail, Context, Result};
@@ -51,6 +55,9 @@ usage:
                       [--inventory-count N (1000)] [--rates 500,1000,2000,4000,8000,16700,25000]
                       [--refine N (1)] [--step SECS (25)] [--concurrency N (128)]
                       [--ceiling-secs SECS (3)]
+  tandem-bench tickets [--tickets N (1000000)] [--clients N (50)] [--samples N (200)]
+                       [--creates N (300)] [--backends sqlite,postgres]
+                       [--pg-url postgres://postgres@127.0.0.1:5432/postgres]
   tandem-bench machine";
 
 fn main() -> ExitCode {
@@ -85,6 +92,13 @@ fn main() -> ExitCode {
                 .build()
                 .context("cannot start the runtime")?
                 .block_on(ingest::run(o))
+        }),
+        Some("tickets") => tickets::Options::parse(&args[1..]).and_then(|o| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?
+                .block_on(tickets::run(o))
         }),
         Some("build") => clean_build::Options::parse(&args[1..]).and_then(clean_build::run),
         Some("machine") => {

@@ -293,7 +293,7 @@ async fn open_store(pg_admin: Option<&str>) -> Result<(tandem_store::Store, Clea
 }
 
 /// A client whose 20-domain agreement was proposed by the provider and accepted by its IT admin.
-async fn seed(app: &App) -> Result<tandem_domain::ClientId> {
+pub(crate) async fn seed(app: &App) -> Result<tandem_domain::ClientId> {
     let sys = Actor::system();
     for key in EXTRA_DOMAINS {
         app.create_domain(

@@ -10,6 +10,8 @@ pub mod fleet;
 pub mod helpdesk;
 pub mod ids;
 pub mod scope;
+// search (issue #5)
+pub mod search;
 pub mod signin;
 pub mod tenancy;
 // tickets2: watchers, tags, merges, SLA policies and events.

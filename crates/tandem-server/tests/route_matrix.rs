@@ -162,6 +162,12 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("PUT",    "/api/v1/clients/{client_id}/sla-policy/{priority}",  ".    Y    .    Y    .    .    .    .    .    Y    ."),
     ("DELETE", "/api/v1/clients/{client_id}/sla-policy/{priority}",  ".    Y    .    Y    .    .    .    .    .    Y    ."),
     ("GET",    "/api/v1/sla-events",                                 ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    // search (issue #5): saved views of the ticket queue; {view_id} is one of the caller's own
+    ("POST",   "/tickets/views",                                     ".    Y    Y    Y    Y    Y    Y    .    Y    .    ."),
+    ("POST",   "/tickets/views/{view_id}/delete",                    ".    Y    Y    Y    Y    Y    Y    .    Y    .    ."),
+    ("GET",    "/api/v1/ticket-views",                               ".    Y    Y    Y    Y    Y    Y    .    Y    Y    ."),
+    ("POST",   "/api/v1/ticket-views",                               ".    Y    Y    Y    Y    Y    Y    .    Y    Y    ."),
+    ("DELETE", "/api/v1/ticket-views/{view_id}",                     ".    Y    Y    Y    Y    Y    Y    .    Y    Y    ."),
     // Fleet. `{endpoint_id}` is an endpoint of client A; `{enrollment_token_id}` a fresh
     // enrollment token of client A for each probe.
     ("GET",    "/api/v1/endpoints",                                  ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
@@ -489,6 +495,30 @@ struct Fill<'a> {
     ticket: (String, &'static str),
     /// tickets2: another fresh ticket of client A (id, number), to link or merge into.
     other_ticket: (String, i64),
+    /// search (issue #5): a saved view of the caller's own (a random id for callers who
+    /// cannot save one).
+    view: String,
+}
+
+/// search (issue #5): saves a view as the caller, through the API; its id, or a random one.
+async fn own_view(t: &TestApp, c: &Caller) -> String {
+    let r = t
+        .send(
+            t.api(Method::POST, "/api/v1/ticket-views", &c.cred)
+                .json(&json!({
+                    "name": format!("Matrix view {}", uuid_like()),
+                    "query": "status=active"
+                })),
+        )
+        .await;
+    match r.status.as_u16() {
+        201 => r.json()["id"].as_str().unwrap_or_default().to_string(),
+        _ => uuid_like(),
+    }
+}
+
+fn uuid_like() -> String {
+    tandem_domain::TicketId::new().to_string()
 }
 
 fn probe(
@@ -519,7 +549,8 @@ fn probe(
         .replace("{endpoint_id}", &fill.endpoint)
         .replace("{enrollment_token_id}", &fill.enrollment_token)
         .replace("{ticket_id}", &fill.ticket.0)
-        .replace("{priority}", "P2"); // tickets2
+        .replace("{priority}", "P2") // tickets2
+        .replace("{view_id}", &fill.view);
     let path = match template {
         "/api/v1/clients/{client_id}/scope/diff" => format!("{path}?from={number}&to={number}"),
         "/api/v1/clients/{client_id}/route" => format!("{path}?domain=patching"),
@@ -582,6 +613,7 @@ fn probe(
         ])),
         ("POST", "/scope/domains/{key}") => rb.form(&form(&[("description", &format!("Described on the page by {n}"))])),
         ("POST", "/tickets/new") => rb.form(&form(&[("client_id", &a), ("subject", &format!("Scanner offline, says {n}"))])),
+        ("POST", "/tickets/views") => rb.form(&form(&[("name", &format!("Page view by {n} {}", uuid_like())), ("query", "status=active&owner=provider")])),
         ("POST", "/tickets/{ticket_id}/reply") => rb.form(&form(&[("body", &format!("Page reply from {n}"))])),
         ("POST", "/tickets/{ticket_id}/status") => rb.form(&form(&[("status", "waiting_on_vendor")])),
         ("POST", "/tickets/{ticket_id}/handoff") => rb.form(&form(&[("to", fill.ticket.1), ("reason", &format!("Page handoff by {n}"))])),
@@ -610,6 +642,7 @@ fn probe(
         })),
         ("PATCH", "/api/v1/users/{user_id}") => rb.json(&json!({"display_name": format!("Eddie via {n}")})),
         ("POST", "/api/v1/tokens") => rb.json(&json!({"name": format!("api token {n}"), "capabilities": ["clients:read"], "expires_in_days": 30})),
+        ("POST", "/api/v1/ticket-views") => rb.json(&json!({"name": format!("API view by {n} {}", uuid_like()), "query": "status=active&q=printer"})),
         ("POST", "/api/v1/tickets") => rb.json(&json!({"client_id": a, "subject": format!("Printer jam reported by {n}")})),
         ("POST", "/api/v1/tickets/{ticket_id}/replies") => rb.json(&json!({"body": format!("Reply from {n}")})),
         ("POST", "/api/v1/tickets/{ticket_id}/status") => rb.json(&json!({"status": "waiting_on_vendor"})),
@@ -771,6 +804,11 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                 } else {
                     (String::new(), 0)
                 };
+                let view = if path.contains("{view_id}") {
+                    own_view(&t, c).await
+                } else {
+                    String::new()
+                };
                 let head = t.audit_head().await;
                 let r = t
                     .send(probe(
@@ -787,6 +825,7 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                             enrollment_token,
                             ticket,
                             other_ticket,
+                            view,
                         },
                     ))
                     .await;
@@ -957,6 +996,7 @@ async fn state_changing_requests_without_csrf_are_refused() {
                         enrollment_token: tandem_domain::EnrollmentTokenId::new().to_string(),
                         ticket: (tandem_domain::TicketId::new().to_string(), "provider"),
                         other_ticket: (tandem_domain::TicketId::new().to_string(), 1),
+                        view: uuid_like(),
                     },
                 )
             };

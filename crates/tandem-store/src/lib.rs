@@ -16,9 +16,12 @@ pub mod endpoints;
 mod query;
 mod read_pool;
 pub mod scope;
+// search (issue #5)
+pub mod search;
 pub mod settings;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod ticket_views;
 pub mod tickets;
 // tickets2: watchers, tags, links, merges, SLA policies and events.
 pub mod ticket_data;

@@ -263,26 +263,41 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "tickets2",
         include_str!("../migrations/0005_tickets2.sql"),
     ),
+    // search (issue #5): full-text search and saved views
+    (
+        7,
+        "ticket_search",
+        include_str!("../migrations/0007_ticket_search.sql"),
+    ),
 ];
 
-/// Statements of a migration file, without comments.
-fn statements(sql: &str) -> Vec<String> {
+/// Statements of a migration file, without comments, each with the backend it is limited to:
+/// a statement right after a `-- only: sqlite` or `-- only: postgres` line runs only there.
+fn statements(sql: &str) -> Vec<(Option<Backend>, String)> {
     let mut out = Vec::new();
     let mut cur = String::new();
+    let mut only = None;
     for line in sql.lines() {
         let l = line.trim();
+        if cur.is_empty() {
+            match l {
+                "-- only: sqlite" => only = Some(Backend::Sqlite),
+                "-- only: postgres" => only = Some(Backend::Postgres),
+                _ => {}
+            }
+        }
         if l.starts_with("--") || l.is_empty() {
             continue;
         }
         cur.push_str(line);
         cur.push('\n');
         if l.ends_with(';') {
-            out.push(cur.trim().trim_end_matches(';').to_string());
+            out.push((only.take(), cur.trim().trim_end_matches(';').to_string()));
             cur.clear();
         }
     }
     if !cur.trim().is_empty() {
-        out.push(cur.trim().to_string());
+        out.push((only, cur.trim().to_string()));
     }
     out
 }
@@ -338,7 +353,10 @@ async fn migrate_locked(store: &Store, conn: &mut AnyConnection) -> Result<Vec<&
             Err(StoreError::Conflict(_)) => continue,
             Err(e) => return Err(e),
         }
-        for stmt in statements(sql) {
+        for (only, stmt) in statements(sql) {
+            if only.is_some_and(|b| b != store.backend) {
+                continue;
+            }
             tx.execute(stmt.as_str()).await?;
         }
         tx.commit().await?;
@@ -356,7 +374,28 @@ mod tests {
         let s = statements("-- a\nCREATE TABLE a (x TEXT);\nINSERT INTO a\nVALUES ('1');\n");
         assert_eq!(
             s,
-            vec!["CREATE TABLE a (x TEXT)", "INSERT INTO a\nVALUES ('1')"]
+            vec![
+                (None, "CREATE TABLE a (x TEXT)".to_string()),
+                (None, "INSERT INTO a\nVALUES ('1')".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_statement_may_be_limited_to_one_backend() {
+        let s = statements(
+            "-- only: sqlite\nCREATE TABLE a (x TEXT);\n-- only: postgres\n-- why\nCREATE TABLE b (x TEXT);\nCREATE TABLE c (x TEXT);\n",
+        );
+        assert_eq!(
+            s,
+            vec![
+                (Some(Backend::Sqlite), "CREATE TABLE a (x TEXT)".to_string()),
+                (
+                    Some(Backend::Postgres),
+                    "CREATE TABLE b (x TEXT)".to_string()
+                ),
+                (None, "CREATE TABLE c (x TEXT)".to_string())
+            ]
         );
     }
 }

@@ -108,6 +108,8 @@ pub async fn insert_ticket(c: &mut AnyConnection, t: &Ticket) -> Result<()> {
         .text(clock_json(t)?)
         .push(")");
     q.execute(c).await?;
+    // search (issue #5): the ticket's text becomes searchable in the same write.
+    crate::search::index_ticket(c, t).await?;
     Ok(())
 }
 
@@ -161,6 +163,8 @@ pub async fn insert_event(c: &mut AnyConnection, t: &Ticket, e: &TicketEvent) ->
         .push(")")
         .execute(c)
         .await?;
+    // search (issue #5): replies and notes become searchable in the same write.
+    crate::search::index_event(c, t, e).await?;
     Ok(())
 }
 

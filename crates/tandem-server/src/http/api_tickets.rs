@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tandem_app::{NewTicket, TicketView};
 use tandem_domain::helpdesk::{Status, Ticket};
 use tandem_domain::scope::Party;
@@ -37,14 +37,20 @@ pub struct TicketParams {
     pub assignee: Option<String>,
     /// `P1` … `P4`.
     pub priority: Option<String>,
-    /// Subject or description contains this.
+    /// Full-text search: tickets whose subject, description, public replies or (IT sides
+    /// only) internal notes hold every word, best match first, each with a `snippet`.
     pub q: Option<String>,
     /// tickets2: carrying this tag.
     pub tag: Option<String>,
     /// tickets2: `breached` (a target was breached) or `at_risk` (warned, not breached, still open).
     pub sla: Option<String>,
-    /// `json` (default) or `csv` (every match, up to 100,000, as a file).
+    /// `json` (default, a page), `csv` or `json-export` (every match, up to 100,000, as a
+    /// file).
     pub format: Option<String>,
+    /// A built-in view: `provider_after_hours` (provider-owned active tickets of clients
+    /// whose internal IT is closed now) or `breaching_soon` (an SLA deadline within two
+    /// hours); combines with the other filters but not with `q`.
+    pub view: Option<String>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Items per page, 1 to 500 (default 50).
@@ -52,6 +58,24 @@ pub struct TicketParams {
 }
 
 impl TicketParams {
+    /// The built-in view asked for, checked; `q` and a view do not combine.
+    pub fn builtin_view(&self) -> ApiResult<Option<tandem_app::BuiltinView>> {
+        match self.view.as_deref().filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => {
+                let view = tandem_app::BuiltinView::parse(v).ok_or_else(|| {
+                    bad_query(format!(
+                        "view must be provider_after_hours or breaching_soon, not {v:?}"
+                    ))
+                })?;
+                if self.q.as_deref().is_some_and(|q| !q.trim().is_empty()) {
+                    return Err(bad_query("a view and a search (q) do not combine".into()));
+                }
+                Ok(Some(view))
+            }
+        }
+    }
+
     /// The store filter these parameters ask for, checked.
     pub fn filter(&self, me: Option<UserId>) -> ApiResult<TicketFilter> {
         let statuses = match self.status.as_deref().filter(|s| !s.is_empty()) {
@@ -119,7 +143,8 @@ impl TicketParams {
             assignee,
             requester: None,
             priority,
-            text: self.q.clone(),
+            // search (issue #5): `q` is a full-text search (see `queue_page`), not a filter.
+            text: None,
         })
     }
 }
@@ -155,9 +180,129 @@ pub fn tickets_csv(items: &[Ticket]) -> String {
     out
 }
 
+/// One ticket of the queue; a search adds how well and where it matched.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketItem {
+    /// The ticket.
+    #[serde(flatten)]
+    pub ticket: Ticket,
+    /// With `q`: relevance, higher is better (comparable within one search only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// With `q`: a passage around the first matching word, from text the caller may see.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snippet: Option<String>,
+}
+
+impl TicketItem {
+    fn plain(ticket: Ticket) -> Self {
+        TicketItem {
+            ticket,
+            score: None,
+            snippet: None,
+        }
+    }
+}
+
+/// The most a file export holds.
+pub const EXPORT_MAX: u32 = 100_000;
+
+/// A page of the queue: ranked search hits when `q` holds a word, else by last change.
+pub async fn queue_page(
+    st: &AppState,
+    actor: &tandem_app::Actor,
+    filter: &TicketFilter,
+    q: Option<&str>,
+    view: Option<tandem_app::BuiltinView>,
+    page: tandem_store::Page,
+) -> Result<(Vec<TicketItem>, bool), tandem_app::Error> {
+    if let Some(v) = view {
+        let r = st.app.builtin_view(actor, v, filter, page).await?;
+        return Ok((
+            r.page.items.into_iter().map(TicketItem::plain).collect(),
+            r.page.has_more,
+        ));
+    }
+    match q.filter(|q| !q.trim().is_empty()) {
+        Some(q) => {
+            let r = st.app.search_tickets(actor, filter, q, page).await?;
+            Ok((
+                r.items
+                    .into_iter()
+                    .map(|h| TicketItem {
+                        ticket: h.ticket,
+                        score: Some(h.score),
+                        snippet: Some(h.snippet),
+                    })
+                    .collect(),
+                r.has_more,
+            ))
+        }
+        None => {
+            let r = st.app.list_tickets(actor, filter, page).await?;
+            Ok((
+                r.items.into_iter().map(TicketItem::plain).collect(),
+                r.has_more,
+            ))
+        }
+    }
+}
+
+/// Every match of the queue, page by page, up to [`EXPORT_MAX`].
+pub async fn queue_all(
+    st: &AppState,
+    actor: &tandem_app::Actor,
+    filter: &TicketFilter,
+    q: Option<&str>,
+    view: Option<tandem_app::BuiltinView>,
+) -> Result<Vec<TicketItem>, tandem_app::Error> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = tandem_store::Page::new(offset, tandem_store::Page::MAX_LIMIT);
+        let (items, more) = queue_page(st, actor, filter, q, view, page).await?;
+        offset += items.len() as u32;
+        out.extend(items);
+        if !more || offset >= EXPORT_MAX {
+            out.truncate(EXPORT_MAX as usize);
+            return Ok(out);
+        }
+    }
+}
+
+/// The queue as a file download: `csv` or `json-export`; `None` for any other format.
+pub fn export_file(format: Option<&str>, items: Vec<TicketItem>) -> Option<Response> {
+    let (kind, name, body) = match format? {
+        "csv" => {
+            let tickets: Vec<Ticket> = items.into_iter().map(|i| i.ticket).collect();
+            (
+                "text/csv; charset=utf-8",
+                "attachment; filename=\"tandem-tickets.csv\"",
+                tickets_csv(&tickets),
+            )
+        }
+        "json-export" => (
+            "application/json",
+            "attachment; filename=\"tandem-tickets.json\"",
+            serde_json::to_string_pretty(&items).unwrap_or_else(|_| "[]".into()),
+        ),
+        _ => return None,
+    };
+    Some(
+        (
+            [
+                (axum::http::header::CONTENT_TYPE, kind),
+                (axum::http::header::CONTENT_DISPOSITION, name),
+            ],
+            body,
+        )
+            .into_response(),
+    )
+}
+
 /// The ticket queue the caller may see (end users: their own tickets).
 #[utoipa::path(get, path = "/api/v1/tickets", tag = "helpdesk", params(TicketParams),
-    responses((status = 200, body = List<Ticket>, description = "A page, or with format=csv every match as CSV"),
+    responses((status = 200, body = List<TicketItem>, description = "A page, or with format=csv or json-export every match as a file"),
         (status = 400, body = Problem), (status = 403, body = Problem)))]
 pub async fn list_tickets(
     State(st): State<AppState>,
@@ -166,32 +311,28 @@ pub async fn list_tickets(
 ) -> ApiResult<Response> {
     let me = ctx.actor.principal.as_ref().map(|p| p.user_id);
     let filter = q.filter(me)?;
-    if q.format.as_deref() == Some("csv") {
-        let all = st
-            .app
-            .list_tickets(&ctx.actor, &filter, tandem_store::Page::new(0, 100_000))
-            .await?;
-        return Ok((
-            [
-                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (
-                    axum::http::header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"tandem-tickets.csv\"",
-                ),
-            ],
-            tickets_csv(&all.items),
-        )
-            .into_response());
+    let view = q.builtin_view()?;
+    let format = q.format.as_deref().unwrap_or("json");
+    if !matches!(format, "json" | "csv" | "json-export") {
+        return Err(bad_query(format!(
+            "format must be json, csv or json-export, not {format:?}"
+        )));
+    }
+    if format != "json" {
+        let all = queue_all(&st, &ctx.actor, &filter, q.q.as_deref(), view).await?;
+        if let Some(file) = export_file(Some(format), all) {
+            return Ok(file);
+        }
     }
     let page = PageParams {
         cursor: q.cursor.clone(),
         limit: q.limit,
     }
     .page()?;
-    let r = st.app.list_tickets(&ctx.actor, &filter, page).await?;
+    let (items, more) = queue_page(&st, &ctx.actor, &filter, q.q.as_deref(), view, page).await?;
     Ok(Json(List {
-        next_cursor: r.has_more.then(|| (page.offset + page.limit).to_string()),
-        items: r.items,
+        next_cursor: more.then(|| (page.offset + page.limit).to_string()),
+        items,
     })
     .into_response())
 }

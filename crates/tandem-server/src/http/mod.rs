@@ -7,6 +7,8 @@ pub mod api_scope;
 pub mod api_tickets;
 // tickets2
 pub mod api_ticket_data;
+// search (issue #5): saved views of the ticket queue
+pub mod api_ticket_views;
 pub mod context;
 pub mod extract;
 pub mod metrics;
@@ -103,6 +105,7 @@ pub fn routes() -> Vec<RouteSpec> {
     use api_fleet as f;
     use api_scope as s;
     use api_ticket_data as td; // tickets2
+    use api_ticket_views as tv;
     use api_tickets as tk;
     use pages as p;
     use pages_fleet as pf;
@@ -389,6 +392,22 @@ pub fn routes() -> Vec<RouteSpec> {
             td::reset_sla_policy
         ),
         route!(GET, "/api/v1/sla-events", Api, td::sla_events),
+        // search (issue #5): saved views of the ticket queue
+        route!(POST, "/tickets/views", Page, tv::save_page),
+        route!(
+            POST,
+            "/tickets/views/{view_id}/delete",
+            Page,
+            tv::delete_page
+        ),
+        route!(GET, "/api/v1/ticket-views", Api, tv::list_views),
+        route!(POST, "/api/v1/ticket-views", Api, tv::create_view),
+        route!(
+            DELETE,
+            "/api/v1/ticket-views/{view_id}",
+            Api,
+            tv::delete_view
+        ),
         // Fleet
         route!(GET, "/api/v1/endpoints", Api, f::list_endpoints),
         route!(GET, "/api/v1/endpoints/{endpoint_id}", Api, f::get_endpoint),

@@ -33,6 +33,8 @@ use utoipa::{Modify, OpenApi};
         super::api_ticket_data::link, super::api_ticket_data::merge, super::api_ticket_data::sla_policy,
         super::api_ticket_data::set_sla_policy, super::api_ticket_data::reset_sla_policy,
         super::api_ticket_data::sla_events,
+        super::api_ticket_views::list_views, super::api_ticket_views::create_view,
+        super::api_ticket_views::delete_view,
     ),
     // Schemas referenced only from query parameters are not collected from `paths`.
     components(schemas(super::api::ExportFormat)),

@@ -31,6 +31,8 @@ pub(crate) struct Row {
     priority: &'static str,
     status: &'static str,
     updated: String,
+    /// With a search: where the ticket matched.
+    snippet: Option<String>,
 }
 
 #[derive(Template)]
@@ -43,6 +45,8 @@ struct QueuePage {
     f_q: String,
     /// The current view's query, for the export link.
     query: String,
+    /// The person's saved views: (id, name, href, active).
+    saved: Vec<(String, String, String, bool)>,
     can_open: bool,
     next_href: Option<String>,
 }
@@ -66,7 +70,7 @@ fn status_label(s: Status) -> &'static str {
 }
 
 /// The saved views of the queue: (query, label).
-const VIEWS: [(&str, &str); 7] = [
+const VIEWS: [(&str, &str); 9] = [
     ("status=active", "Open tickets"),
     ("status=active&assignee=me", "My queue"),
     ("status=active&owner=provider", "Provider queue"),
@@ -75,6 +79,15 @@ const VIEWS: [(&str, &str); 7] = [
     // tickets2: from the SLA events the sweeper records.
     ("status=active&sla=at_risk", "At risk"),
     ("status=active&sla=breached", "Breached"),
+    // search (issue #5): the built-in views computed by tandem_app::ticket_views.
+    (
+        "status=active&view=provider_after_hours",
+        "Provider queue, after hours",
+    ),
+    (
+        "status=active&view=breaching_soon",
+        "Breaching within 2 hours",
+    ),
 ];
 
 /// GET /tickets
@@ -95,37 +108,30 @@ pub async fn queue(
         // tickets2
         tag: raw.get("tag").cloned(),
         sla: raw.get("sla").cloned(),
+        view: raw.get("view").cloned(),
         format: None,
         cursor: None,
         limit: None,
     };
     let me = ctx.actor.principal.as_ref().map(|p| p.user_id);
     let filter = q.filter(me).map_err(|e| e.into_response())?;
-    if raw.get("format").map(String::as_str) == Some("csv") {
-        let all = st
-            .app
-            .list_tickets(&ctx.actor, &filter, Page::new(0, 100_000))
+    let view = q.builtin_view().map_err(|e| e.into_response())?;
+    // search (issue #5): `q` searches the text; exports carry every match as CSV or JSON.
+    let search = raw.get("q").map(String::as_str);
+    if let Some(format @ ("csv" | "json-export")) = raw.get("format").map(String::as_str) {
+        let all = crate::http::api_tickets::queue_all(&st, &ctx.actor, &filter, search, view)
             .await
             .map_err(fail)?;
-        return Ok((
-            [
-                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (
-                    axum::http::header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"tandem-tickets.csv\"",
-                ),
-            ],
-            crate::http::api_tickets::tickets_csv(&all.items),
-        )
-            .into_response());
+        if let Some(file) = crate::http::api_tickets::export_file(Some(format), all) {
+            return Ok(file);
+        }
     }
     let offset = raw.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
     let page = Page::new(offset, 100);
-    let r = st
-        .app
-        .list_tickets(&ctx.actor, &filter, page)
-        .await
-        .map_err(fail)?;
+    let (items, has_more) =
+        crate::http::api_tickets::queue_page(&st, &ctx.actor, &filter, search, view, page)
+            .await
+            .map_err(fail)?;
     let clients: HashMap<String, String> = chrome
         .switcher
         .iter()
@@ -143,24 +149,49 @@ pub async fn queue(
             "status={}",
             raw.get("status").map_or("active", String::as_str)
         )];
-        for k in ["assignee", "owner", "sla", "tag"] {
+        for k in ["assignee", "owner", "sla", "tag", "view"] {
             if let Some(v) = raw.get(k).filter(|v| !v.is_empty()) {
                 parts.push(format!("{k}={v}"));
             }
         }
         parts.join("&")
     };
+    // search (issue #5): pages and exports keep the words searched for.
+    let with_q = match search.filter(|q| !q.trim().is_empty()) {
+        Some(q) => format!(
+            "{current}&{}",
+            serde_urlencoded::to_string([("q", q)]).unwrap_or_default()
+        ),
+        None => current.clone(),
+    };
     let views = VIEWS
         .iter()
         .filter(|(q, _)| {
-            !end_user || !(q.contains("assignee") || q.contains("owner") || q.contains("sla"))
+            !end_user
+                || !(q.contains("assignee")
+                    || q.contains("owner")
+                    || q.contains("sla")
+                    || q.contains("view"))
         })
         .map(|(q, label)| (format!("/tickets?{q}"), *label, current == *q))
         .collect();
-    let rows = r
-        .items
+    // search (issue #5): the person's own saved views, beside the built-in ones.
+    let saved: Vec<(String, String, String, bool)> = st
+        .app
+        .ticket_views(&ctx.actor)
+        .await
+        .map_err(fail)?
+        .into_iter()
+        .filter(|v| !v.builtin)
+        .map(|v| {
+            let active = v.query == with_q || format!("status=active&{}", v.query) == with_q;
+            (v.id, v.name, format!("/tickets?{}", v.query), active)
+        })
+        .collect();
+    let rows = items
         .iter()
-        .map(|t| Row {
+        .map(|i| (&i.ticket, i.snippet.clone()))
+        .map(|(t, snippet)| Row {
             id: t.id.to_string(),
             number: format!("#{}", t.number),
             subject: t.subject.clone(),
@@ -173,6 +204,7 @@ pub async fn queue(
             priority: t.priority.as_str(),
             status: status_label(t.status),
             updated: t.updated_at.display_in(&tz),
+            snippet,
         })
         .collect();
     let clear = chrome.clear_flash;
@@ -181,11 +213,10 @@ pub async fn queue(
             rows,
             views,
             f_q: raw.get("q").cloned().unwrap_or_default(),
-            query: current.clone(),
+            query: with_q.clone(),
+            saved,
             can_open: authorize(&p, Action::TicketsCreate, Timestamp::now()).is_ok(),
-            next_href: r
-                .has_more
-                .then(|| format!("/tickets?{current}&cursor={}", offset + 100)),
+            next_href: has_more.then(|| format!("/tickets?{with_q}&cursor={}", offset + 100)),
             chrome,
         },
         clear,

@@ -1,0 +1,37 @@
+//! Finding tickets (issue #5): full-text search combined with the queue's filters. The
+//! store matches and ranks; this use case decides who may search what: end users only
+//! their own tickets and never internal notes.
+
+use crate::{Actor, App, Result};
+use tandem_domain::authz::Action;
+use tandem_domain::Role;
+use tandem_store::search::{self as store, SearchHit};
+use tandem_store::tickets::TicketFilter;
+use tandem_store::{Page, Paged};
+
+impl App {
+    /// Tickets the actor may see whose text holds every word of `query` (letters and digits
+    /// only; other characters separate words), best match first, with a snippet. A query
+    /// without any word finds nothing.
+    pub async fn search_tickets(
+        &self,
+        actor: &Actor,
+        filter: &TicketFilter,
+        query: &str,
+        page: Page,
+    ) -> Result<Paged<SearchHit>> {
+        let g = self.grant(actor, Action::TicketsRead)?;
+        let p = actor
+            .principal
+            .as_ref()
+            .ok_or(crate::Error::Unauthenticated)?;
+        let end_user = p.role == Role::EndUser;
+        let mut f = filter.clone();
+        if end_user {
+            f.requester = Some(p.user_id);
+        }
+        let terms = tandem_domain::search::terms(query);
+        let mut r = self.store.read().await?;
+        Ok(store::search_tickets(&mut r, &g, &f, &terms, !end_user, page).await?)
+    }
+}
