@@ -14,6 +14,8 @@ mod endpoints;
 mod error;
 mod identity;
 mod ingest;
+// Mail (issue #5).
+mod mail;
 mod scope;
 mod tickets;
 mod tokens;
@@ -26,6 +28,10 @@ pub use endpoints::{
 };
 pub use error::{Error, Result};
 pub use identity::{principal_of, totp_code_now, MfaEnrollment, SessionInfo, SignIn, SignInNext};
+pub use mail::{
+    mail_recipients, retry_delay_seconds, Inbound, MailPreference, MailSettings, OutboxEntry,
+    MAX_ATTEMPTS, SIGNIN_LINK_SECONDS,
+};
 pub use scope::{DomainPatch, NewDomain, RouteAnswer};
 pub use tickets::{NewTicket, TicketView};
 pub use tokens::{NewToken, TOKEN_PREFIX};
@@ -74,6 +80,8 @@ pub struct App {
     policy: Arc<Policy>,
     /// The check-in writer, started on first use (it needs a running runtime).
     ingest: Arc<std::sync::OnceLock<ingest::Ingest>>,
+    /// Mail settings, once the server turns mail on (issue #5).
+    mail: Arc<std::sync::OnceLock<MailSettings>>,
 }
 
 /// Who is acting, for one request: the principal, or Tandem itself.
@@ -227,6 +235,7 @@ impl App {
             store,
             policy: Arc::new(policy),
             ingest: Arc::default(),
+            mail: Arc::default(),
         }
     }
 
@@ -258,7 +267,7 @@ impl App {
 }
 
 /// Tandem itself may do anything: it acts only from the server's own console.
-fn system_grant(action: Action) -> Grant {
+pub(crate) fn system_grant(action: Action) -> Grant {
     let root = Principal {
         user_id: tandem_domain::UserId::new(),
         label: "Tandem".into(),

@@ -257,6 +257,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0003_endpoints.sql"),
     ),
     (4, "tickets", include_str!("../migrations/0004_tickets.sql")),
+    // Mail (issue #5).
+    (6, "mail", include_str!("../migrations/0006_mail.sql")),
 ];
 
 /// Statements of a migration file, without comments.

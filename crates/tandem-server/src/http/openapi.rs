@@ -28,6 +28,10 @@ use utoipa::{Modify, OpenApi};
         super::api_tickets::list_tickets, super::api_tickets::create_ticket, super::api_tickets::get_ticket,
         super::api_tickets::reply, super::api_tickets::set_status, super::api_tickets::hand_off,
         super::api_tickets::assign,
+        // Mail (issue #5)
+        super::api_mail::list_outbox, super::api_mail::resend,
+        super::api_mail::get_support_address, super::api_mail::set_support_address,
+        super::api_mail::get_preferences, super::api_mail::set_preferences,
     ),
     // Schemas referenced only from query parameters are not collected from `paths`.
     components(schemas(super::api::ExportFormat)),
