@@ -881,9 +881,8 @@ impl App {
                 .write(&mut w)
                 .await?;
             w.commit().await?;
-            return Err(Error::Conflict(
-                "This sign-in link is not valid: it was already used or has expired. Ask for a new one.".into(),
-            ));
+            // Said on the page as "already used or expired"; counted like a wrong code.
+            return Err(Error::BadCode);
         };
         let user = &creds.user;
         let next = if !mfa_required(user) && creds.totp_secret.is_none() {

@@ -850,7 +850,7 @@ async fn a_sign_in_link_works_once_within_fifteen_minutes_and_is_only_a_first_fa
         let home = b.get("/tickets").await;
         assert_eq!(home.status, 200, "signed in: {}", home.text);
         let (_b, again) = use_link(&t, &path).await;
-        assert_eq!(again.status, 409, "{}", again.text);
+        assert_eq!(again.status, 401, "{}", again.text);
         assert!(again.text.contains("already used or has expired"));
         // The secret is stored hashed and the sent mail's body is scrubbed.
         let secret = path.rsplit('/').next().unwrap();
@@ -908,7 +908,7 @@ async fn a_sign_in_link_works_once_within_fifteen_minutes_and_is_only_a_first_fa
         t.sql("UPDATE mail_signin_links SET expires_at = 1 WHERE used_at IS NULL")
             .await;
         let (_b, expired) = use_link(&t, link2.trim_start_matches(&t.base)).await;
-        assert_eq!(expired.status, 409, "{}", expired.text);
+        assert_eq!(expired.status, 401, "{}", expired.text);
         let audit = t.audit_all().await;
         assert_eq!(
             audit

@@ -97,9 +97,9 @@ pub async fn request_link(
                 &st,
                 &headers,
                 None,
+                // The input is not echoed: the answer is the same for anyone.
                 Some(format!(
-                    "If {} belongs to someone here, a sign-in link is on its way to their e-mail address. It works once, within {} minutes.",
-                    f.who.trim(),
+                    "If that belongs to someone here, a sign-in link is on its way to their e-mail address. It works once, within {} minutes.",
                     tandem_app::SIGNIN_LINK_SECONDS / 60
                 )),
                 None,
@@ -179,6 +179,17 @@ pub async fn use_link(
                 set_cookie(LOGIN_CSRF_COOKIE, "", 0, st.cfg.secure_cookies),
             );
             r
+        }
+        Err(Error::BadCode) => {
+            link_page(
+                &st,
+                &headers,
+                None,
+                None,
+                Some("This sign-in link is not valid: it was already used or has expired. Ask for a new one below.".into()),
+                StatusCode::UNAUTHORIZED,
+            )
+            .await
         }
         Err(e) => {
             let p = problem_for(&e);
