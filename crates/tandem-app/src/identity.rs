@@ -484,7 +484,7 @@ pub fn principal_of(u: &User) -> Principal {
 }
 
 /// The same request, attributed to `user` (for sign-in, before a principal exists).
-fn as_user(actor: &Actor, user: &User) -> Actor {
+pub(crate) fn as_user(actor: &Actor, user: &User) -> Actor {
     let mut a = actor.clone();
     a.principal = Some(principal_of(user));
     a

@@ -16,6 +16,8 @@ mod endpoints;
 mod error;
 mod identity;
 mod ingest;
+// Mail (issue #5).
+mod mail;
 mod scope;
 mod tickets;
 // tickets2: watchers, tags, links, merges, SLA policies, the SLA sweeper.
@@ -33,6 +35,10 @@ pub use endpoints::{
 };
 pub use error::{Error, Result};
 pub use identity::{principal_of, totp_code_now, MfaEnrollment, SessionInfo, SignIn, SignInNext};
+pub use mail::{
+    mail_recipients, retry_delay_seconds, Inbound, MailPreference, MailSettings, OutboxEntry,
+    MAX_ATTEMPTS, SIGNIN_LINK_SECONDS,
+};
 pub use scope::{DomainPatch, NewDomain, RouteAnswer};
 pub use tickets::{NewTicket, TicketView};
 // tickets2
@@ -87,6 +93,8 @@ pub struct App {
     policy: Arc<Policy>,
     /// The check-in writer, started on first use (it needs a running runtime).
     ingest: Arc<std::sync::OnceLock<ingest::Ingest>>,
+    /// Mail settings, once the server turns mail on (issue #5).
+    mail: Arc<std::sync::OnceLock<MailSettings>>,
 }
 
 /// Who is acting, for one request: the principal, or Tandem itself.
@@ -240,6 +248,7 @@ impl App {
             store,
             policy: Arc::new(policy),
             ingest: Arc::default(),
+            mail: Arc::default(),
         }
     }
 
@@ -271,7 +280,7 @@ impl App {
 }
 
 /// Tandem itself may do anything: it acts only from the server's own console.
-fn system_grant(action: Action) -> Grant {
+pub(crate) fn system_grant(action: Action) -> Grant {
     let root = Principal {
         user_id: tandem_domain::UserId::new(),
         label: "Tandem".into(),

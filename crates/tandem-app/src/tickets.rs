@@ -11,6 +11,7 @@ use tandem_domain::helpdesk::{
     sla_state, Calendars, ClockSegment, Impact, Priority, SlaState, Status, Ticket, TicketEvent,
     Urgency,
 };
+use tandem_domain::mail::MailEvent;
 use tandem_domain::scope::{CompiledAgreement, Party};
 use tandem_domain::validate::Invalid;
 use tandem_domain::{ClientId, Role, Side, SiteId, TicketId, Timestamp, UserId};
@@ -212,6 +213,9 @@ impl App {
             .after(json!({"number": t.number, "subject": t.subject, "domain": t.domain, "owner": t.owner, "priority": t.priority}))
             .write(&mut w)
             .await?;
+        // Mail (issue #5): the acknowledgement, queued in this same transaction.
+        self.mail_ticket_event(&mut w, actor, &t, MailEvent::TicketOpened, &t.description)
+            .await?;
         w.commit().await?;
         Ok(t)
     }
@@ -341,6 +345,11 @@ impl App {
             .after(json!({"number": t.number, "chars": body.chars().count()}))
             .write(&mut w)
             .await?;
+        // Mail (issue #5): public replies only; internal notes are never mailed.
+        if !internal {
+            self.mail_ticket_event(&mut w, actor, &t, MailEvent::TicketReply, body)
+                .await?;
+        }
         w.commit().await?;
         Ok(())
     }
@@ -390,6 +399,11 @@ impl App {
             .after(json!({"status": to}))
             .write(&mut w)
             .await?;
+        // Mail (issue #5).
+        if to == Status::Resolved {
+            self.mail_ticket_event(&mut w, actor, &t, MailEvent::TicketResolved, "")
+                .await?;
+        }
         w.commit().await?;
         Ok(t)
     }
@@ -440,6 +454,9 @@ impl App {
             .before(json!({"owner": from}))
             .after(json!({"owner": to, "reason": reason}))
             .write(&mut w)
+            .await?;
+        // Mail (issue #5): to the receiving side.
+        self.mail_ticket_event(&mut w, actor, &t, MailEvent::TicketHandedOff, reason)
             .await?;
         w.commit().await?;
         Ok(t)

@@ -9,6 +9,8 @@ pub mod directory;
 pub mod fleet;
 pub mod helpdesk;
 pub mod ids;
+// Mail (issue #5).
+pub mod mail;
 pub mod scope;
 // search (issue #5)
 pub mod search;

@@ -67,6 +67,53 @@ pub struct Settings {
     /// With tls = files: the CA agents pin (one certificate, PEM), served at /agent/v1/ca.pem. Default: none; agents trust public roots
     #[arg(long, env = "TANDEM_TLS_CA", value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
+    // Mail (issue #5): in the file, the keys of a [mail] table.
+    /// Outbound mail server: smtps://[user:pass@]host[:465], smtp+starttls://[user:pass@]host[:587], or smtp://127.0.0.1:25 (plain, loopback only). Default: unset (no mail is sent)
+    #[arg(
+        long,
+        env = "TANDEM_MAIL_SMTP_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub mail_smtp_url: Option<String>,
+    /// The From of Tandem's mail, such as "Tandem <help@support.example.test>". Default: Tandem <tandem@<mail.support_domain>>
+    #[arg(long, env = "TANDEM_MAIL_FROM", value_name = "MAILBOX")]
+    pub mail_from: Option<String>,
+    /// Domain of ticket reply addresses (support+t-TOKEN@<this>) and message ids; its MX must reach the inbound listener. Default: the domain of mail.from
+    #[arg(long, env = "TANDEM_MAIL_SUPPORT_DOMAIN", value_name = "DOMAIN")]
+    pub mail_support_domain: Option<String>,
+    /// Address and port of the SMTP receiver for inbound mail (replies and support addresses). Default: unset (off)
+    #[arg(long, env = "TANDEM_MAIL_INBOUND_LISTEN", value_name = "ADDR")]
+    pub mail_inbound_listen: Option<SocketAddr>,
+    /// Largest inbound message accepted, in KiB (16 to 51200). Default: 10240
+    #[arg(long, env = "TANDEM_MAIL_MAX_MESSAGE_KB", value_name = "KIB")]
+    pub mail_max_message_kb: Option<usize>,
+}
+
+/// The `[mail]` table of the TOML file.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileMail {
+    smtp_url: Option<String>,
+    from: Option<String>,
+    support_domain: Option<String>,
+    inbound_listen: Option<SocketAddr>,
+    max_message_kb: Option<usize>,
+}
+
+/// Mail settings with defaults applied; `None` in [`Resolved::mail`] when mail is off.
+#[derive(Clone, Debug)]
+pub struct MailConfig {
+    /// Where outbound mail goes; `None`: nothing is sent (inbound may still be on).
+    pub smtp_url: Option<String>,
+    /// The From mailbox.
+    pub from: String,
+    /// The support domain.
+    pub support_domain: Option<String>,
+    /// Where the SMTP receiver listens, if on.
+    pub inbound_listen: Option<SocketAddr>,
+    /// Largest inbound message, in bytes.
+    pub max_message_bytes: usize,
 }
 
 /// The same settings as read from the TOML file.
@@ -89,6 +136,7 @@ struct FileSettings {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_ca: Option<PathBuf>,
+    mail: Option<FileMail>,
 }
 
 /// Settings with every default applied.
@@ -118,6 +166,8 @@ pub struct Resolved {
     pub metrics_token: Option<String>,
     /// TLS.
     pub tls: TlsSettings,
+    /// Mail (issue #5), when configured.
+    pub mail: Option<MailConfig>,
 }
 
 impl Settings {
@@ -209,6 +259,7 @@ impl Settings {
         if !(5..=3600).contains(&sla_sweep_secs) {
             anyhow::bail!("sla_sweep_seconds must be between 5 and 3600");
         }
+        let mail = self.resolve_mail(file.mail.unwrap_or_default())?;
         let session_hours = self.session_hours.or(file.session_hours).unwrap_or(12);
         if !(1..=24 * 30).contains(&session_hours) {
             anyhow::bail!("session_hours must be between 1 and 720");
@@ -230,7 +281,40 @@ impl Settings {
             max_connections: self.max_connections.or(file.max_connections),
             metrics_token: self.metrics_token.clone().or(file.metrics_token),
             tls,
+            mail,
         })
+    }
+
+    /// Mail is on when an SMTP URL or an inbound listener is given.
+    fn resolve_mail(&self, file: FileMail) -> anyhow::Result<Option<MailConfig>> {
+        let smtp_url = self.mail_smtp_url.clone().or(file.smtp_url);
+        let inbound_listen = self.mail_inbound_listen.or(file.inbound_listen);
+        if smtp_url.is_none() && inbound_listen.is_none() {
+            return Ok(None);
+        }
+        if let Some(u) = &smtp_url {
+            crate::mail::sender::SmtpUrl::parse(u)?;
+        }
+        let support_domain = self.mail_support_domain.clone().or(file.support_domain);
+        let from = match (self.mail_from.clone().or(file.from), &support_domain) {
+            (Some(f), _) => f,
+            (None, Some(d)) => format!("Tandem <tandem@{d}>"),
+            (None, None) => anyhow::bail!("mail needs mail.from or mail.support_domain"),
+        };
+        let kb = self
+            .mail_max_message_kb
+            .or(file.max_message_kb)
+            .unwrap_or(10 * 1024);
+        if !(16..=50 * 1024).contains(&kb) {
+            anyhow::bail!("mail.max_message_kb must be between 16 and 51200");
+        }
+        Ok(Some(MailConfig {
+            smtp_url,
+            from,
+            support_domain,
+            inbound_listen,
+            max_message_bytes: kb * 1024,
+        }))
     }
 }
 
@@ -261,6 +345,8 @@ pub fn reference() -> String {
         }
         let key = if id == "config" {
             "—".to_string()
+        } else if let Some(k) = id.strip_prefix("mail_") {
+            format!("`mail.{k}`")
         } else {
             format!("`{id}`")
         };
@@ -272,6 +358,6 @@ pub fn reference() -> String {
         let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
         out.push_str(&format!("| {key} | {env} | {flag} | {help} |\n"));
     }
-    out.push_str("\nExample `tandem.toml`:\n\n```toml\nlisten = \"0.0.0.0:8080\"\npublic_url = \"https://tandem.example.test\"\ndatabase_url = \"postgres://tandem@db.example.test/tandem\"\nlog_format = \"json\"\n# Tandem's own CA and certificate, kept in <data>/tls (the default with an https public_url)\ntls = \"self-signed\"\n```\n");
+    out.push_str("\nExample `tandem.toml`:\n\n```toml\nlisten = \"0.0.0.0:8080\"\npublic_url = \"https://tandem.example.test\"\ndatabase_url = \"postgres://tandem@db.example.test/tandem\"\nlog_format = \"json\"\n# Tandem's own CA and certificate, kept in <data>/tls (the default with an https public_url)\ntls = \"self-signed\"\n\n# Mail: replies and support addresses reach the receiver through the support domain's MX\n[mail]\nsmtp_url = \"smtps://tandem:secret@mail.example.test\"\nsupport_domain = \"help.example.test\"\ninbound_listen = \"0.0.0.0:2525\"\n```\n");
     out
 }

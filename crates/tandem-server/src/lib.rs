@@ -6,5 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod http;
+// Mail (issue #5).
+pub mod mail;
 pub mod serve;
 pub mod tls;

@@ -111,6 +111,8 @@ pub async fn run(
     let store = app.store().clone();
     // tickets2: the SLA sweeper records warnings and breaches while serving.
     let sla_sweeper = app.start_sla_sweeper(Duration::from_secs(cfg.sla_sweep_secs));
+    // Mail (issue #5): the outbox sender and the SMTP receiver, when configured.
+    let mail_tasks = start_mail(&app, cfg).await?;
     let router = http::app(state(app, cfg, tls.as_ref()))
         .into_make_service_with_connect_info::<SocketAddr>();
     on_ready(&Listening {
@@ -139,10 +141,63 @@ pub async fn run(
             }
         }
     }
+    for t in mail_tasks {
+        t.abort();
+    }
     tracing::info!("stopped accepting; in-flight requests finished");
     sla_sweeper.abort();
     store.close().await;
     Ok(())
+}
+
+/// Turns mail on for `app` and starts the outbox sender and the SMTP receiver that the
+/// settings ask for (issue #5). Every server may run both: see `crate::mail`.
+pub async fn start_mail(
+    app: &App,
+    cfg: &Resolved,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let Some(m) = &cfg.mail else {
+        return Ok(Vec::new());
+    };
+    let settings =
+        tandem_app::MailSettings::new(&m.from, m.support_domain.as_deref(), &cfg.public_url)
+            .map_err(|e| anyhow::anyhow!("mail settings: {e}"))?;
+    let domain = settings.support_domain.clone();
+    app.set_mail(settings);
+    let mut tasks = Vec::new();
+    match &m.smtp_url {
+        Some(url) => {
+            let out = crate::mail::sender::Outbound::new(url, &m.from)?;
+            let worker = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7());
+            tracing::info!(support_domain = %domain, "mail: sending the outbox through the configured SMTP server");
+            tasks.push(tokio::spawn(crate::mail::sender::run(
+                app.clone(),
+                out,
+                worker,
+                Duration::from_secs(2),
+            )));
+        }
+        None => {
+            tracing::info!("mail: no smtp_url, so nothing is sent; messages wait in the outbox")
+        }
+    }
+    if let Some(addr) = m.inbound_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("mail: cannot listen for inbound mail on {addr}: {e}"))?;
+        tracing::info!(%addr, "mail: receiving inbound SMTP for support and reply addresses");
+        let limits = crate::mail::receiver::Limits {
+            max_message_bytes: m.max_message_bytes,
+            ..Default::default()
+        };
+        tasks.push(tokio::spawn(crate::mail::receiver::serve(
+            app.clone(),
+            listener,
+            domain,
+            limits,
+        )));
+    }
+    Ok(tasks)
 }
 
 /// Says loudly how the server is reachable: the TLS mode and the CA agents pin.

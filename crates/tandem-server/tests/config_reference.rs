@@ -79,6 +79,15 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
         ("tls_cert", "\"/etc/tandem/server.pem\""),
         ("tls_key", "\"/etc/tandem/server.key\""),
         ("tls_ca", "\"/etc/tandem/ca.pem\""),
+        // Mail (issue #5): the [mail] table, written as dotted keys.
+        (
+            "mail.smtp_url",
+            "\"smtps://tandem:secret@mail.example.test\"",
+        ),
+        ("mail.from", "\"Help <help@help.example.test>\""),
+        ("mail.support_domain", "\"help.example.test\""),
+        ("mail.inbound_listen", "\"0.0.0.0:2525\""),
+        ("mail.max_message_kb", "2048"),
     ];
     let keys = documented_keys();
     assert!(!keys.is_empty(), "no keys found in the reference");
@@ -118,6 +127,19 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
     assert_eq!(r.tls.cert, Some(PathBuf::from("/etc/tandem/server.pem")));
     assert_eq!(r.tls.key, Some(PathBuf::from("/etc/tandem/server.key")));
     assert_eq!(r.tls.ca, Some(PathBuf::from("/etc/tandem/ca.pem")));
+    // Mail (issue #5).
+    let mail = r.mail.as_ref().expect("mail is on");
+    assert_eq!(
+        mail.smtp_url.as_deref(),
+        Some("smtps://tandem:secret@mail.example.test")
+    );
+    assert_eq!(mail.from, "Help <help@help.example.test>");
+    assert_eq!(mail.support_domain.as_deref(), Some("help.example.test"));
+    assert_eq!(
+        mail.inbound_listen.map(|a| a.to_string()).as_deref(),
+        Some("0.0.0.0:2525")
+    );
+    assert_eq!(mail.max_message_bytes, 2048 * 1024);
     // A flag beats the file.
     let r = Settings {
         config: Some(file.clone()),
@@ -136,6 +158,35 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
     .resolve()
     .expect_err("a misspelt key");
     assert!(e.to_string().contains("lissen"), "{e}");
+}
+
+/// Mail (issue #5): off unless asked for; plain SMTP only on loopback; a From is needed.
+#[test]
+fn mail_settings_are_checked() {
+    let r = Settings::default().resolve().unwrap();
+    assert!(r.mail.is_none(), "mail is off by default");
+    let with = |url: &str| Settings {
+        mail_smtp_url: Some(url.into()),
+        mail_support_domain: Some("help.example.test".into()),
+        ..Default::default()
+    };
+    let r = with("smtp://127.0.0.1:2525").resolve().unwrap();
+    assert_eq!(
+        r.mail.unwrap().from,
+        "Tandem <tandem@help.example.test>",
+        "the From defaults to the support domain"
+    );
+    let e = with("smtp://mail.example.test").resolve().unwrap_err();
+    assert!(e.to_string().contains("loopback"), "{e}");
+    let e = with("imap://mail.example.test").resolve().unwrap_err();
+    assert!(e.to_string().contains("scheme"), "{e}");
+    let e = Settings {
+        mail_inbound_listen: Some("127.0.0.1:2525".parse().unwrap()),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap_err();
+    assert!(e.to_string().contains("mail.from"), "{e}");
 }
 
 #[test]

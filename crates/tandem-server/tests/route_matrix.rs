@@ -188,6 +188,27 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET",    "/agent/v1/ca.pem",                                   "Y    Y    Y    Y    Y    Y    Y    Y    Y    Y    Y"),
     ("POST",   "/agent/v1/enroll",                                   ".    .    .    .    .    .    .    .    .    .    ."),
     ("POST",   "/agent/v1/checkin",                                  ".    .    .    .    .    .    .    .    .    .    ."),
+    // Mail (issue #5). The matrix runs with mail on. `{link_token}` is a well-formed link
+    // that was never issued (its page only shows a button); using a link gets a fresh one
+    // of the sign-in probe for each caller;
+    // `{mail_id}` a fresh failed outbox message of client A for each probe.
+    ("GET",    "/login/link",                                        "Y    Y    Y    Y    Y    Y    Y    Y    Y    Y    Y"),
+    ("POST",   "/login/link",                                        "Y    Y    Y    Y    Y    Y    Y    Y    Y    .    Y"),
+    ("GET",    "/login/link/{link_token}",                           "Y    Y    Y    Y    Y    Y    Y    Y    Y    Y    Y"),
+    ("POST",   "/login/link/use",                                    "Y    Y    Y    Y    Y    Y    Y    Y    Y    .    Y"),
+    ("GET",    "/mail/outbox",                                       ".    Y    .    .    .    .    .    .    .    .    ."),
+    ("GET",    "/mail/outbox.csv",                                   ".    Y    .    .    .    .    .    .    .    .    ."),
+    ("POST",   "/mail/outbox/{mail_id}/resend",                      ".    Y    .    .    .    .    .    .    .    .    ."),
+    ("GET",    "/clients/{client_id}/support-address",               ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("POST",   "/clients/{client_id}/support-address",               ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("GET",    "/account/mail",                                      ".    Y    Y    Y    Y    Y    Y    Y    Y    .    ."),
+    ("POST",   "/account/mail",                                      ".    Y    Y    Y    Y    Y    Y    Y    Y    .    ."),
+    ("GET",    "/api/v1/mail/outbox",                                ".    Y    .    .    .    .    .    .    .    Y    ."),
+    ("POST",   "/api/v1/mail/outbox/{mail_id}/resend",               ".    Y    .    .    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/clients/{client_id}/support-address",        ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("PUT",    "/api/v1/clients/{client_id}/support-address",        ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/me/mail-preferences",                        ".    Y    Y    Y    Y    Y    Y    Y    Y    Y    ."),
+    ("PUT",    "/api/v1/me/mail-preferences",                        ".    Y    Y    Y    Y    Y    Y    Y    Y    Y    ."),
 ];
 
 /// A small agreement: internal owns the helpdesk in business hours, the provider patching.
@@ -473,6 +494,31 @@ fn classify(access: Access, r: &Resp) -> Result<Seen, String> {
     }
 }
 
+/// Mail (issue #5): a failed outbox message of client A, made as the sender leaves one.
+async fn failed_mail(t: &TestApp) -> String {
+    let id = uuid::Uuid::now_v7().to_string();
+    t.sql(&format!(
+        "INSERT INTO mail_outbox (id, client_id, event, to_address, subject, body, message_id, status, attempts, next_attempt_at, last_error, created_at) \
+         VALUES ('{id}', '{}', 'ticket_reply', 'eddie.enduser@example.test', 'Re: [#1] Probe', 'body', 'probe-{id}@help.example.test', 'failed', 6, 0, 'refused', 1)",
+        t.w.client_a.id
+    ))
+    .await;
+    id
+}
+
+/// Mail (issue #5): a live sign-in link of the sign-in probe, as a sign-in mail carries it.
+async fn fresh_link(t: &TestApp) -> String {
+    let secret = tandem_app::new_secret(32);
+    t.sql(&format!(
+        "INSERT INTO mail_signin_links (token_hash, user_id, created_at, expires_at) VALUES ('{}', '{}', 1, {})",
+        tandem_app::sha256_hex(&secret),
+        t.w.login_probe.id,
+        tandem_domain::Timestamp::now().plus_seconds(900).0
+    ))
+    .await;
+    secret
+}
+
 fn login_csrf() -> &'static str {
     "0123456789abcdef0123456789abcdef0123456789abcdef"
 }
@@ -498,6 +544,10 @@ struct Fill<'a> {
     /// search (issue #5): a saved view of the caller's own (a random id for callers who
     /// cannot save one).
     view: String,
+    /// Mail (issue #5): a fresh failed outbox message of client A.
+    mail: String,
+    /// Mail (issue #5): a fresh sign-in link of the sign-in probe.
+    link: String,
 }
 
 /// search (issue #5): saves a view as the caller, through the API; its id, or a random one.
@@ -550,7 +600,10 @@ fn probe(
         .replace("{enrollment_token_id}", &fill.enrollment_token)
         .replace("{ticket_id}", &fill.ticket.0)
         .replace("{priority}", "P2") // tickets2
-        .replace("{view_id}", &fill.view);
+        .replace("{view_id}", &fill.view)
+        // Mail (issue #5)
+        .replace("{link_token}", &"0".repeat(64))
+        .replace("{mail_id}", &fill.mail);
     let path = match template {
         "/api/v1/clients/{client_id}/scope/diff" => format!("{path}?from={number}&to={number}"),
         "/api/v1/clients/{client_id}/route" => format!("{path}?domain=patching"),
@@ -628,6 +681,15 @@ fn probe(
             ("resolution_minutes", "2000"),
             ("warn_percent", "80"),
         ])),
+        // Mail (issue #5)
+        ("POST", "/login/link") => rb
+            .header(COOKIE, format!("tandem_login_csrf={}", login_csrf()))
+            .form(&[("csrf", login_csrf()), ("who", &w.login_probe.username)]),
+        ("POST", "/login/link/use") => rb
+            .header(COOKIE, format!("tandem_login_csrf={}", login_csrf()))
+            .form(&[("csrf", login_csrf()), ("token", &fill.link)]),
+        ("POST", "/clients/{client_id}/support-address") => rb.form(&form(&[("address", &format!("page-{n}@alderbrook.example.test"))])),
+        ("POST", "/account/mail") => rb.form(&form(&[("event", "ticket_opened"), ("event", "ticket_reply")])),
         ("POST", "/endpoints/enroll") => rb.form(&form(&[
             ("site_id", &w.site_a.id.to_string()),
             ("label", &format!("Page enrollment {n}")),
@@ -656,6 +718,9 @@ fn probe(
         ("PUT", "/api/v1/clients/{client_id}/sla-policy/{priority}") => {
             rb.json(&json!({"response_minutes": 120, "resolution_minutes": 900, "warn_percent": 70}))
         }
+        // Mail (issue #5)
+        ("PUT", "/api/v1/clients/{client_id}/support-address") => rb.json(&json!({"address": format!("api-{n}@alderbrook.example.test")})),
+        ("PUT", "/api/v1/me/mail-preferences") => rb.json(&json!({"preferences": [{"event": "ticket_reply", "enabled": true}]})),
         ("POST", "/api/v1/clients/{client_id}/enrollment-tokens") => rb.json(&json!({
             "site_id": w.site_a.id, "label": format!("Api enrollment {n}"), "expires_in_hours": 2,
         })),
@@ -759,6 +824,11 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
         ..HttpConfig::default()
     };
     common::run_with(cfg, routes, |t: Arc<TestApp>| async move {
+        // Mail (issue #5): on, so that sign-in links can be asked for (nothing is sent).
+        t.app.set_mail(
+            tandem_app::MailSettings::new("Tandem <help@help.example.test>", None, &t.base)
+                .expect("mail settings"),
+        );
         let (mut callers, victim) = callers(&t).await;
         let scope = Scope::new(&t).await;
         let (endpoint_a, _) = t.enrolled_agent(&t.w.site_a, "a-laptop-01").await;
@@ -809,6 +879,17 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                 } else {
                     String::new()
                 };
+                // Mail (issue #5): a failed message to re-send.
+                let mail = if path.contains("{mail_id}") {
+                    failed_mail(&t).await
+                } else {
+                    String::new()
+                };
+                let link = if path == "/login/link/use" {
+                    fresh_link(&t).await
+                } else {
+                    String::new()
+                };
                 let head = t.audit_head().await;
                 let r = t
                     .send(probe(
@@ -826,6 +907,8 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                             ticket,
                             other_ticket,
                             view,
+                            mail,
+                            link,
                         },
                     ))
                     .await;
@@ -981,6 +1064,15 @@ async fn state_changing_requests_without_csrf_are_refused() {
                         ("username", t.w.login_probe.username.as_str()),
                         ("password", common::PASSWORD),
                     ])
+            } else if r.path.starts_with("/login/link") {
+                // Mail (issue #5): the sign-in link forms, with a field that does not match.
+                t.req(r.method.clone(), r.path, &Cred::None)
+                    .header(COOKIE, format!("tandem_login_csrf={}", login_csrf()))
+                    .form(&[
+                        ("csrf", "f".repeat(48).as_str()),
+                        ("who", t.w.login_probe.username.as_str()),
+                        ("token", "0".repeat(64).as_str()),
+                    ])
             } else {
                 probe(
                     &t,
@@ -997,6 +1089,8 @@ async fn state_changing_requests_without_csrf_are_refused() {
                         ticket: (tandem_domain::TicketId::new().to_string(), "provider"),
                         other_ticket: (tandem_domain::TicketId::new().to_string(), 1),
                         view: uuid_like(),
+                        mail: uuid::Uuid::now_v7().to_string(),
+                        link: "0".repeat(64),
                     },
                 )
             };

@@ -13,6 +13,8 @@ pub mod audit;
 pub mod auth;
 pub mod directory;
 pub mod endpoints;
+// Mail (issue #5).
+pub mod mail;
 mod query;
 mod read_pool;
 pub mod scope;

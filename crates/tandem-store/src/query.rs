@@ -263,6 +263,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "tickets2",
         include_str!("../migrations/0005_tickets2.sql"),
     ),
+    // Mail (issue #5).
+    (6, "mail", include_str!("../migrations/0006_mail.sql")),
     // search (issue #5): full-text search and saved views
     (
         7,

@@ -3,6 +3,8 @@
 pub mod agent;
 pub mod api;
 pub mod api_fleet;
+// Mail (issue #5).
+pub mod api_mail;
 pub mod api_scope;
 pub mod api_tickets;
 // tickets2
@@ -15,6 +17,8 @@ pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod pages_fleet;
+// Mail (issue #5).
+pub mod pages_mail;
 pub mod pages_scope;
 pub mod pages_tickets;
 // tickets2
@@ -446,6 +450,69 @@ pub fn routes() -> Vec<RouteSpec> {
             pf::revoke_token
         ),
         route!(GET, "/endpoints/{endpoint_id}", Page, pf::endpoint),
+        // Mail (issue #5): sign-in links, the outbox, support addresses, preferences.
+        route!(GET, "/login/link", Public, pages_mail::link_form),
+        route!(POST, "/login/link", SignIn, pages_mail::request_link),
+        route!(
+            GET,
+            "/login/link/{link_token}",
+            Public,
+            pages_mail::link_landing
+        ),
+        route!(POST, "/login/link/use", SignIn, pages_mail::use_link),
+        route!(GET, "/mail/outbox", Page, pages_mail::outbox),
+        route!(GET, "/mail/outbox.csv", Page, pages_mail::outbox_csv),
+        route!(
+            POST,
+            "/mail/outbox/{mail_id}/resend",
+            Page,
+            pages_mail::resend
+        ),
+        route!(
+            GET,
+            "/clients/{client_id}/support-address",
+            Page,
+            pages_mail::support_address
+        ),
+        route!(
+            POST,
+            "/clients/{client_id}/support-address",
+            Page,
+            pages_mail::set_support_address
+        ),
+        route!(GET, "/account/mail", Page, pages_mail::preferences),
+        route!(POST, "/account/mail", Page, pages_mail::set_preferences),
+        route!(GET, "/api/v1/mail/outbox", Api, api_mail::list_outbox),
+        route!(
+            POST,
+            "/api/v1/mail/outbox/{mail_id}/resend",
+            Api,
+            api_mail::resend
+        ),
+        route!(
+            GET,
+            "/api/v1/clients/{client_id}/support-address",
+            Api,
+            api_mail::get_support_address
+        ),
+        route!(
+            PUT,
+            "/api/v1/clients/{client_id}/support-address",
+            Api,
+            api_mail::set_support_address
+        ),
+        route!(
+            GET,
+            "/api/v1/me/mail-preferences",
+            Api,
+            api_mail::get_preferences
+        ),
+        route!(
+            PUT,
+            "/api/v1/me/mail-preferences",
+            Api,
+            api_mail::set_preferences
+        ),
         // Agents: no human credentials; enrollment tokens and signatures (see http::agent).
         // The CA is public: an agent trusts it only if its fingerprint is the one it was given.
         route!(GET, "/agent/v1/ca.pem", Public, agent::ca_pem),

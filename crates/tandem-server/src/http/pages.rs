@@ -225,6 +225,14 @@ pub(crate) async fn chrome(
             active: active == "tokens",
         });
     }
+    // Mail (issue #5): the outbox, for provider admins.
+    if user.role == tandem_domain::Role::ProviderAdmin {
+        nav.push(NavItem {
+            href: "/mail/outbox".into(),
+            label: "Mail outbox",
+            active: active == "mail",
+        });
+    }
     nav.push(NavItem {
         href: "/account".into(),
         label: "Your account",
@@ -351,7 +359,7 @@ pub struct LoginForm {
 }
 
 /// The caller's network address, for sign-in throttling ("unknown" when not served over TCP).
-pub struct ClientIp(String);
+pub struct ClientIp(pub(crate) String);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
