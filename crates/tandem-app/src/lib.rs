@@ -20,6 +20,7 @@ mod scope;
 mod tickets;
 // tickets2: watchers, tags, links, merges, SLA policies, the SLA sweeper.
 mod ticket_data;
+mod ticket_reports;
 mod tokens;
 
 pub use audit_log::AuditQuery;
@@ -36,6 +37,7 @@ pub use tickets::{NewTicket, TicketView};
 pub use ticket_data::{
     AudienceMember, AudienceReason, SlaEventPage, SlaPolicyRow, TicketData, TicketRef, Watcher,
 };
+pub use ticket_reports::{HandoffReport, SlaReport};
 pub use tokens::{NewToken, TOKEN_PREFIX};
 
 use std::sync::atomic::{AtomicBool, Ordering};
