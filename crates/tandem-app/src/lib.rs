@@ -25,6 +25,7 @@ mod ticket_data;
 // search (issue #5)
 mod ticket_search;
 mod ticket_views;
+mod ticket_reports;
 mod tokens;
 
 pub use audit_log::AuditQuery;
@@ -45,6 +46,7 @@ pub use tickets::{NewTicket, TicketView};
 pub use ticket_data::{
     AudienceMember, AudienceReason, SlaEventPage, SlaPolicyRow, TicketData, TicketRef, Watcher,
 };
+pub use ticket_reports::{HandoffReport, SlaReport};
 pub use tokens::{NewToken, TOKEN_PREFIX};
 // search (issue #5)
 pub use ticket_views::{BuiltinView, TicketViewItem, ViewPage, BREACH_SCAN_LIMIT};

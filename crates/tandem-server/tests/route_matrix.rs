@@ -168,6 +168,9 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET",    "/api/v1/ticket-views",                               ".    Y    Y    Y    Y    Y    Y    .    Y    Y    ."),
     ("POST",   "/api/v1/ticket-views",                               ".    Y    Y    Y    Y    Y    Y    .    Y    Y    ."),
     ("DELETE", "/api/v1/ticket-views/{view_id}",                     ".    Y    Y    Y    Y    Y    Y    .    Y    Y    ."),
+    ("GET",    "/clients/{client_id}/reports",                       ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("GET",    "/api/v1/clients/{client_id}/reports/sla",            ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("GET",    "/api/v1/clients/{client_id}/reports/handoffs",       ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
     // Fleet. `{endpoint_id}` is an endpoint of client A; `{enrollment_token_id}` a fresh
     // enrollment token of client A for each probe.
     ("GET",    "/api/v1/endpoints",                                  ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),

@@ -777,3 +777,196 @@ async fn the_demo_has_tags_watchers_a_merged_duplicate_and_a_breached_ticket() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monthly_sla_and_handoff_reports_per_client_as_json_csv_and_page() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        let it = bearer(&t, &w.it_a).await;
+        let tech = bearer(&t, &w.tech).await;
+        let base = format!("/api/v1/clients/{}/reports", w.client_a.id);
+        // Without an agreement there are no business hours: said plainly.
+        call(&t, Method::GET, &format!("{base}/sla"), &it, None)
+            .await
+            .assert_problem(409, "conflict");
+        agree_round_the_clock(&t).await;
+        let (a, _) = open(&t, &it, "Outlook crashes on start").await;
+        let (b, _) = open(&t, &it, "Firewall rule for the plotter").await;
+        let (c, _) = open(&t, &it, "Second firewall change").await;
+        call(
+            &t,
+            Method::POST,
+            &format!("/api/v1/tickets/{a}/replies"),
+            &it,
+            Some(json!({"body": "Reinstalling Office now."})),
+        )
+        .await;
+        call(
+            &t,
+            Method::POST,
+            &format!("/api/v1/tickets/{a}/status"),
+            &it,
+            Some(json!({"status": "resolved"})),
+        )
+        .await;
+        for (id, reason) in [
+            (&b, "Firewall is the provider's"),
+            (&c, "firewall is the provider's"),
+        ] {
+            let r = call(
+                &t,
+                Method::POST,
+                &format!("/api/v1/tickets/{id}/handoff"),
+                &it,
+                Some(json!({"to": "provider", "reason": reason})),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+        call(
+            &t,
+            Method::POST,
+            &format!("/api/v1/tickets/{b}/replies"),
+            &tech,
+            Some(json!({"body": "Rule added."})),
+        )
+        .await;
+
+        let r = call(&t, Method::GET, &format!("{base}/sla"), &it, None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let rows = r.json()["rows"].clone();
+        assert_eq!(rows[0]["side"], "internal");
+        assert_eq!(rows[0]["tickets"], 1);
+        assert_eq!(rows[0]["first_response_met_percent"], 100);
+        assert_eq!(rows[0]["resolution_met_percent"], 100);
+        assert_eq!(rows[0]["breaches"], 0);
+        assert_eq!(rows[0]["median_first_response_minutes"], 0);
+        assert_eq!(rows[1]["side"], "provider");
+        assert_eq!(rows[1]["tickets"], 2);
+        assert_eq!(
+            rows[1]["first_response_met_percent"], 100,
+            "answered in time: {rows}"
+        );
+
+        let r = call(&t, Method::GET, &format!("{base}/handoffs"), &it, None).await;
+        let h = r.json()["rows"].clone();
+        assert_eq!(
+            h.as_array().unwrap().len(),
+            1,
+            "reasons group case-insensitively: {h}"
+        );
+        assert_eq!(h[0]["from"], "internal");
+        assert_eq!(h[0]["count"], 2);
+        assert_eq!(h[0]["not_picked_up"], 1);
+        assert_eq!(h[0]["median_pickup_minutes"], 0);
+
+        let csv = call(
+            &t,
+            Method::GET,
+            &format!("{base}/handoffs?format=csv"),
+            &it,
+            None,
+        )
+        .await;
+        assert!(csv.content_type().starts_with("text/csv"));
+        assert!(
+            csv.text.starts_with("month,from,to,reason,count"),
+            "{}",
+            csv.text
+        );
+        assert!(
+            csv.text
+                .contains(",internal,provider,Firewall is the provider's,2,0,1"),
+            "{}",
+            csv.text
+        );
+        let csv = call(
+            &t,
+            Method::GET,
+            &format!("{base}/sla?format=csv"),
+            &it,
+            None,
+        )
+        .await;
+        assert!(
+            csv.text.lines().nth(2).unwrap().contains(",provider,2,"),
+            "{}",
+            csv.text
+        );
+
+        // A month with nothing, bad months, the other tenant, end users.
+        let r = call(
+            &t,
+            Method::GET,
+            &format!("{base}/sla?month=2099-01"),
+            &it,
+            None,
+        )
+        .await;
+        assert_eq!(r.json()["rows"][0]["tickets"], 0);
+        assert_eq!(
+            r.json()["rows"][0]["first_response_met_percent"],
+            Value::Null
+        );
+        call(
+            &t,
+            Method::GET,
+            &format!("{base}/sla?month=2020-13"),
+            &it,
+            None,
+        )
+        .await
+        .assert_problem(422, "validation_failed");
+        call(
+            &t,
+            Method::GET,
+            &format!("{base}/sla?time_zone=Mars%2FOlympus"),
+            &it,
+            None,
+        )
+        .await
+        .assert_problem(422, "validation_failed");
+        let other = bearer(&t, &w.it_b).await;
+        call(&t, Method::GET, &format!("{base}/handoffs"), &other, None)
+            .await
+            .assert_problem(404, "not_found");
+
+        // The page, in the viewer's time zone, with both CSV downloads.
+        let s = t.sign_in(&w.viewer_a).await;
+        let page = t
+            .send(t.req(
+                Method::GET,
+                &format!("/clients/{}/reports", w.client_a.id),
+                &s.cred(),
+            ))
+            .await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        assert!(
+            page.text.contains("Firewall is the provider&#39;s"),
+            "{}",
+            page.text
+        );
+        assert!(page.text.contains("Internal IT → Provider"));
+        let dl = t
+            .send(t.req(
+                Method::GET,
+                &format!("/clients/{}/reports?format=csv&kind=sla", w.client_a.id),
+                &s.cred(),
+            ))
+            .await;
+        assert!(dl.text.starts_with("month,side,tickets"), "{}", dl.text);
+        let bad = t
+            .send(t.req(
+                Method::GET,
+                &format!("/clients/{}/reports?month=soon", w.client_a.id),
+                &s.cred(),
+            ))
+            .await;
+        assert!(
+            bad.flash().1.contains("month must look like"),
+            "{:?}",
+            bad.flash()
+        );
+    })
+    .await;
+}

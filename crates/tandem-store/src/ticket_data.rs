@@ -444,3 +444,49 @@ pub async fn demo_shift_back(c: &mut AnyConnection, t: &Ticket, seconds: i64) ->
         .await?;
     Ok(())
 }
+
+/// A client's tickets opened in `[from, to)`, if the grant reaches the client (reports).
+pub async fn tickets_opened_between(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    client: ClientId,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<Ticket>> {
+    let mut q = Sql::new("SELECT * FROM tickets WHERE client_id = ");
+    q.text(client.to_string())
+        .push(" AND created_at >= ")
+        .int(from.0)
+        .push(" AND created_at < ")
+        .int(to.0)
+        .push(" AND ");
+    q.scope("client_id", grant).push(" ORDER BY created_at, id");
+    q.fetch_all(c)
+        .await?
+        .iter()
+        .map(crate::tickets::ticket_row)
+        .collect()
+}
+
+/// A client's tickets with a handoff in `[from, to)`, if the grant reaches the client.
+pub async fn tickets_handed_off_between(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    client: ClientId,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<Ticket>> {
+    let mut q = Sql::new("SELECT * FROM tickets WHERE client_id = ");
+    q.text(client.to_string())
+        .push(" AND id IN (SELECT ticket_id FROM ticket_events WHERE kind = 'handoff' AND at >= ")
+        .int(from.0)
+        .push(" AND at < ")
+        .int(to.0)
+        .push(") AND ");
+    q.scope("client_id", grant).push(" ORDER BY created_at, id");
+    q.fetch_all(c)
+        .await?
+        .iter()
+        .map(crate::tickets::ticket_row)
+        .collect()
+}

@@ -250,3 +250,165 @@ pub async fn sla_events(
             .await?,
     ))
 }
+
+// ---- reports --------------------------------------------------------------------------
+
+/// Which month, where, and in which format.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReportParams {
+    /// `YYYY-MM` (default: the current month in `time_zone`).
+    pub month: Option<String>,
+    /// IANA time zone the month is taken in (default UTC).
+    pub time_zone: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+impl ReportParams {
+    /// The month and time zone asked for, with the defaults.
+    pub fn month_tz(&self, default_tz: &str) -> (String, String) {
+        let tz = self
+            .time_zone
+            .clone()
+            .filter(|z| !z.is_empty())
+            .unwrap_or_else(|| default_tz.to_string());
+        let month = self
+            .month
+            .clone()
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| current_month(&tz));
+        (month, tz)
+    }
+}
+
+/// `YYYY-MM` now in a time zone (UTC if the zone is unknown; the use case then says so).
+pub fn current_month(tz: &str) -> String {
+    let z = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+    let d = jiff::Timestamp::now().to_zoned(z).date();
+    format!("{:04}-{:02}", d.year(), d.month())
+}
+
+fn opt(v: Option<i64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn csv(header: &str, rows: Vec<Vec<String>>) -> String {
+    let mut out = format!("{header}\n");
+    for r in rows {
+        let cells: Vec<String> = r.iter().map(|c| crate::http::api::csv_cell(c)).collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// The SLA report as CSV.
+pub fn sla_report_csv(r: &tandem_app::SlaReport) -> String {
+    csv(
+        "month,side,tickets,first_response_met_percent,resolution_met_percent,breaches,median_first_response_minutes,median_resolution_minutes",
+        r.rows
+            .iter()
+            .map(|x| {
+                vec![
+                    r.month.clone(),
+                    x.side.as_str().to_string(),
+                    x.tickets.to_string(),
+                    opt(x.first_response_met_percent),
+                    opt(x.resolution_met_percent),
+                    x.breaches.to_string(),
+                    opt(x.median_first_response_minutes),
+                    opt(x.median_resolution_minutes),
+                ]
+            })
+            .collect(),
+    )
+}
+
+/// The handoff report as CSV.
+pub fn handoff_report_csv(r: &tandem_app::HandoffReport) -> String {
+    csv(
+        "month,from,to,reason,count,median_pickup_minutes,not_picked_up",
+        r.rows
+            .iter()
+            .map(|x| {
+                vec![
+                    r.month.clone(),
+                    x.from.as_str().to_string(),
+                    x.to.as_str().to_string(),
+                    x.reason.clone(),
+                    x.count.to_string(),
+                    opt(x.median_pickup_minutes),
+                    x.not_picked_up.to_string(),
+                ]
+            })
+            .collect(),
+    )
+}
+
+/// A CSV download.
+pub fn csv_file(name: &str, body: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/csv; charset=utf-8".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A client's monthly SLA report per side.
+#[utoipa::path(get, path = "/api/v1/clients/{client_id}/reports/sla", tag = "helpdesk",
+    params(("client_id" = String, Path, description = "The client's id"), ReportParams),
+    responses((status = 200, body = tandem_app::SlaReport, description = "The report, or with format=csv as CSV"),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn sla_report(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(client): ApiPath<ClientId>,
+    ApiQuery(q): ApiQuery<ReportParams>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let (month, tz) = q.month_tz("UTC");
+    let r = st.app.sla_report(&ctx.actor, client, &month, &tz).await?;
+    Ok(if q.format.as_deref() == Some("csv") {
+        csv_file(&format!("tandem-sla-{month}.csv"), sla_report_csv(&r))
+    } else {
+        Json(r).into_response()
+    })
+}
+
+/// A client's monthly handoff report: reasons by direction, and how fast they are picked up.
+#[utoipa::path(get, path = "/api/v1/clients/{client_id}/reports/handoffs", tag = "helpdesk",
+    params(("client_id" = String, Path, description = "The client's id"), ReportParams),
+    responses((status = 200, body = tandem_app::HandoffReport, description = "The report, or with format=csv as CSV"),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn handoff_report(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(client): ApiPath<ClientId>,
+    ApiQuery(q): ApiQuery<ReportParams>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let (month, tz) = q.month_tz("UTC");
+    let r = st
+        .app
+        .handoff_report(&ctx.actor, client, &month, &tz)
+        .await?;
+    Ok(if q.format.as_deref() == Some("csv") {
+        csv_file(
+            &format!("tandem-handoffs-{month}.csv"),
+            handoff_report_csv(&r),
+        )
+    } else {
+        Json(r).into_response()
+    })
+}

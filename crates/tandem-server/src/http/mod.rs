@@ -372,6 +372,7 @@ pub fn routes() -> Vec<RouteSpec> {
         route!(POST, "/tickets/{ticket_id}/merge", Page, ptd::merge),
         route!(GET, "/clients/{client_id}/sla", Page, ptd::sla_page),
         route!(POST, "/clients/{client_id}/sla", Page, ptd::sla_save),
+        route!(GET, "/clients/{client_id}/reports", Page, ptd::reports),
         route!(POST, "/api/v1/tickets/{ticket_id}/watchers", Api, td::watch),
         route!(POST, "/api/v1/tickets/{ticket_id}/tags", Api, td::tag),
         route!(GET, "/api/v1/ticket-tags", Api, td::tags_in_use),
@@ -411,6 +412,18 @@ pub fn routes() -> Vec<RouteSpec> {
             "/api/v1/ticket-views/{view_id}",
             Api,
             tv::delete_view
+        ),
+        route!(
+            GET,
+            "/api/v1/clients/{client_id}/reports/sla",
+            Api,
+            td::sla_report
+        ),
+        route!(
+            GET,
+            "/api/v1/clients/{client_id}/reports/handoffs",
+            Api,
+            td::handoff_report
         ),
         // Fleet
         route!(GET, "/api/v1/endpoints", Api, f::list_endpoints),

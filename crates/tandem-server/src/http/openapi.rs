@@ -32,13 +32,14 @@ use utoipa::{Modify, OpenApi};
         super::api_ticket_data::watch, super::api_ticket_data::tag, super::api_ticket_data::tags_in_use,
         super::api_ticket_data::link, super::api_ticket_data::merge, super::api_ticket_data::sla_policy,
         super::api_ticket_data::set_sla_policy, super::api_ticket_data::reset_sla_policy,
-        super::api_ticket_data::sla_events,
         super::api_ticket_views::list_views, super::api_ticket_views::create_view,
         super::api_ticket_views::delete_view,
         // Mail (issue #5)
         super::api_mail::list_outbox, super::api_mail::resend,
         super::api_mail::get_support_address, super::api_mail::set_support_address,
         super::api_mail::get_preferences, super::api_mail::set_preferences,
+        super::api_ticket_data::sla_events, super::api_ticket_data::sla_report,
+        super::api_ticket_data::handoff_report,
     ),
     // Schemas referenced only from query parameters are not collected from `paths`.
     components(schemas(super::api::ExportFormat)),

@@ -295,3 +295,108 @@ pub(crate) async fn watcher_choices(
         .map(|u| (u.id.to_string(), u.display_name))
         .collect()
 }
+
+#[derive(Template)]
+#[template(path = "ticket_reports.html")]
+struct ReportsPage {
+    chrome: Chrome,
+    client_id: String,
+    client: String,
+    month: String,
+    time_zone: String,
+    /// The SLA report's cells per side, or why there is none.
+    sla: Result<Vec<Vec<String>>, String>,
+    handoffs: Vec<Vec<String>>,
+}
+
+/// GET /clients/{id}/reports — `month` (`YYYY-MM`, default this month in the viewer's time
+/// zone); `format=csv` with `kind=sla` or `kind=handoffs` downloads that report.
+pub async fn reports(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> PageResult {
+    use crate::http::api_ticket_data as api;
+    let id: ClientId = id.parse().map_err(|_| fail(Error::NotFound("client")))?;
+    let chrome = chrome(&st, &ctx, &headers, "clients", Some(id)).await?;
+    let params = api::ReportParams {
+        month: q.get("month").cloned(),
+        time_zone: None,
+        format: None,
+    };
+    let (month, tz) = params.month_tz(&chrome.time_zone);
+    let handoff = st.app.handoff_report(&ctx.actor, id, &month, &tz).await;
+    let handoff = match handoff {
+        Ok(h) => h,
+        Err(e @ Error::Invalid(_)) => {
+            return Err(back_with(&st, &format!("/clients/{id}/reports"), e))
+        }
+        Err(e) => return Err(fail(e)),
+    };
+    let sla = st.app.sla_report(&ctx.actor, id, &month, &tz).await;
+    if q.get("format").map(String::as_str) == Some("csv") {
+        return Ok(match q.get("kind").map(String::as_str) {
+            Some("handoffs") => api::csv_file(
+                &format!("tandem-handoffs-{month}.csv"),
+                api::handoff_report_csv(&handoff),
+            ),
+            _ => api::csv_file(
+                &format!("tandem-sla-{month}.csv"),
+                api::sla_report_csv(&sla.map_err(fail)?),
+            ),
+        });
+    }
+    let opt = |v: Option<i64>, unit: &str| v.map_or("—".to_string(), |v| format!("{v}{unit}"));
+    let sla = match sla {
+        Ok(r) => Ok(r
+            .rows
+            .iter()
+            .map(|x| {
+                vec![
+                    x.side.label().to_string(),
+                    x.tickets.to_string(),
+                    opt(x.first_response_met_percent, " %"),
+                    opt(x.resolution_met_percent, " %"),
+                    x.breaches.to_string(),
+                    opt(x.median_first_response_minutes, " min"),
+                    opt(x.median_resolution_minutes, " min"),
+                ]
+            })
+            .collect()),
+        Err(Error::Conflict(why)) => Err(why),
+        Err(e) => return Err(fail(e)),
+    };
+    let handoffs = handoff
+        .rows
+        .iter()
+        .map(|x| {
+            vec![
+                format!("{} → {}", x.from.label(), x.to.label()),
+                x.reason.clone(),
+                x.count.to_string(),
+                opt(x.median_pickup_minutes, " min"),
+                x.not_picked_up.to_string(),
+            ]
+        })
+        .collect();
+    let clear = chrome.clear_flash;
+    Ok(render(
+        &ReportsPage {
+            client_id: id.to_string(),
+            client: chrome
+                .switcher
+                .iter()
+                .find(|(c, _, _)| *c == id.to_string())
+                .map(|(_, n, _)| n.clone())
+                .unwrap_or_default(),
+            month,
+            time_zone: tz,
+            sla,
+            handoffs,
+            chrome,
+        },
+        clear,
+    ))
+}
