@@ -226,6 +226,7 @@ async fn bulk_load(url: &str, postgres: bool, w: &World, n: u64, vocab: &[String
     let two_years = 2 * 365 * 86_400 * 1_000_000i64;
     let total: u64 = STATUSES.iter().map(|s| s.1).sum();
     let batch = 400u64;
+    let mut tx = c.begin().await?;
     let mut numbers = vec![0i64; w.clients.len()];
     let mut done = 0u64;
     while done < n {
@@ -325,7 +326,6 @@ async fn bulk_load(url: &str, postgres: bool, w: &World, n: u64, vocab: &[String
             }
             sq.push(')');
         }
-        let mut tx = c.begin().await?;
         let mut q = sqlx::query(&tq);
         for (s, i) in &targs {
             q = match i {
@@ -339,11 +339,30 @@ async fn bulk_load(url: &str, postgres: bool, w: &World, n: u64, vocab: &[String
             q = q.bind(s.clone());
         }
         q.execute(&mut *tx).await?;
-        tx.commit().await?;
         done += size;
+        if done.is_multiple_of(batch * 25) {
+            tx.commit().await?;
+            tx = c.begin().await?;
+        }
         bar.set_position(done);
     }
+    tx.commit().await?;
     bar.finish_with_message("tickets loaded");
+    if !postgres {
+        let ib = ProgressBar::new_spinner();
+        ib.set_message("rebuilding the FTS5 index");
+        ib.enable_steady_tick(Duration::from_millis(200));
+        sqlx::query("INSERT INTO ticket_fts (ticket_fts) VALUES ('rebuild')")
+            .execute(&mut c)
+            .await?;
+        for stmt in TRIGGERS {
+            sqlx::query(stmt).execute(&mut c).await?;
+        }
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut c)
+            .await?;
+        ib.finish_with_message("FTS5 index rebuilt");
+    }
     if postgres {
         let ib = ProgressBar::new_spinner();
         ib.set_message("building the GIN indexes");
@@ -363,6 +382,13 @@ async fn bulk_load(url: &str, postgres: bool, w: &World, n: u64, vocab: &[String
     c.close().await?;
     Ok(t0.elapsed().as_secs_f64())
 }
+
+/// The triggers of migration 0007 that keep `ticket_fts` (put back after the bulk load).
+const TRIGGERS: [&str; 3] = [
+    "CREATE TRIGGER IF NOT EXISTS ticket_search_ai AFTER INSERT ON ticket_search BEGIN INSERT INTO ticket_fts (rowid, subject, description, public_text, internal_text) VALUES (new.doc, new.subject, new.description, new.public_text, new.internal_text); END",
+    "CREATE TRIGGER IF NOT EXISTS ticket_search_ad AFTER DELETE ON ticket_search BEGIN INSERT INTO ticket_fts (ticket_fts, rowid, subject, description, public_text, internal_text) VALUES ('delete', old.doc, old.subject, old.description, old.public_text, old.internal_text); END",
+    "CREATE TRIGGER IF NOT EXISTS ticket_search_au AFTER UPDATE ON ticket_search BEGIN INSERT INTO ticket_fts (ticket_fts, rowid, subject, description, public_text, internal_text) VALUES ('delete', old.doc, old.subject, old.description, old.public_text, old.internal_text); INSERT INTO ticket_fts (rowid, subject, description, public_text, internal_text) VALUES (new.doc, new.subject, new.description, new.public_text, new.internal_text); END",
+];
 
 async fn timed<F, Fut, T>(samples: u64, mut f: F) -> Result<(Duration, Duration, usize)>
 where
