@@ -297,6 +297,8 @@ impl App {
         )
         .await?;
         self.seed_demo_tickets().await?;
+        // Mail (issue #5): support addresses, as each client's IT admin sets them.
+        self.seed_demo_mail(&slugs).await?;
         let mut w = self.store.write().await?;
         settings::set(&mut w, "provider.name", PROVIDER_NAME).await?;
         settings::set(&mut w, "demo.password", &password).await?;

@@ -9,6 +9,8 @@ mod audit_log;
 mod credentials;
 pub mod demo;
 mod demo_fleet;
+// Mail (issue #5): the demo's support addresses.
+mod demo_mail;
 mod directory;
 mod endpoints;
 mod error;

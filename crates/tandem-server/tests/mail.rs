@@ -949,3 +949,139 @@ async fn a_sign_in_link_works_once_within_fifteen_minutes_and_is_only_a_first_fa
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_pages_set_the_support_address_and_the_mail_preferences() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        let a = w.client_a.id;
+        // A client IT admin sets the address on the client's page; a wrong one is explained.
+        let it = t.sign_in(&w.it_a).await;
+        let page = t
+            .send(t.req(
+                Method::GET,
+                &format!("/clients/{a}/support-address"),
+                &it.cred(),
+            ))
+            .await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        assert!(
+            page.text.contains("name=\"address\""),
+            "the form is offered"
+        );
+        let post = |addr: &str| {
+            t.req(
+                Method::POST,
+                &format!("/clients/{a}/support-address"),
+                &it.cred(),
+            )
+            .form(&[("csrf", it.csrf.as_str()), ("address", addr)])
+        };
+        let r = t.send(post("not an address")).await;
+        assert_eq!(r.status, 303);
+        assert!(r.flash().1.contains("address"), "{:?}", r.flash());
+        let r = t.send(post("desk@alderbrook.example.test")).await;
+        assert_eq!(r.status, 303);
+        assert!(
+            r.flash().0.contains("desk@alderbrook.example.test"),
+            "{:?}",
+            r.flash()
+        );
+        let sys = Actor::system();
+        assert_eq!(
+            t.app.support_address(&sys, a).await.unwrap().as_deref(),
+            Some("desk@alderbrook.example.test")
+        );
+        // A viewer sees it and gets no form.
+        let v = t.sign_in(&w.viewer_a).await;
+        let page = t
+            .send(t.req(
+                Method::GET,
+                &format!("/clients/{a}/support-address"),
+                &v.cred(),
+            ))
+            .await;
+        assert!(page.text.contains("desk@alderbrook.example.test"));
+        assert!(!page.text.contains("name=\"address\""));
+
+        // The end user unticks reply mail on the account's mail page.
+        let end = t.sign_in(&w.end_a).await;
+        let page = t
+            .send(t.req(Method::GET, "/account/mail", &end.cred()))
+            .await;
+        assert_eq!(page.status, 200);
+        assert!(
+            page.text.contains("value=\"ticket_reply\" checked"),
+            "{}",
+            page.text
+        );
+        assert!(
+            !page.text.contains("ticket_handed_off"),
+            "end users are never mailed handoffs"
+        );
+        let r = t
+            .send(t.req(Method::POST, "/account/mail", &end.cred()).form(&[
+                ("csrf", end.csrf.as_str()),
+                ("event", "ticket_opened"),
+                ("event", "ticket_resolved"),
+            ]))
+            .await;
+        assert_eq!(r.status, 303);
+        let page = t
+            .send(t.req(Method::GET, "/account/mail", &end.cred()))
+            .await;
+        assert!(page.text.contains("value=\"ticket_opened\" checked"));
+        assert!(!page.text.contains("value=\"ticket_reply\" checked"));
+        let r = call(
+            &t,
+            Method::GET,
+            "/api/v1/me/mail-preferences",
+            &end.cred(),
+            None,
+        )
+        .await;
+        let prefs = r.json()["preferences"].as_array().cloned().unwrap();
+        assert!(prefs
+            .iter()
+            .any(|p| p["event"] == "ticket_reply" && p["enabled"] == false));
+        let r = call(
+            &t,
+            Method::PUT,
+            "/api/v1/me/mail-preferences",
+            &end.cred(),
+            Some(json!({"preferences": [{"event": "ticket_note", "enabled": true}]})),
+        )
+        .await;
+        assert_eq!(r.status, 422, "an unknown event is refused: {}", r.text);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_gives_each_client_a_support_address_set_by_its_it_admin() {
+    for db in [
+        Some(tandem_store::testing::sqlite().await),
+        tandem_store::testing::postgres().await,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let app = tandem_app::App::new(db.store.clone(), tandem_app::Policy::default());
+        app.seed_demo().await.expect("demo");
+        let all = app.support_addresses(&Actor::system()).await.unwrap();
+        let addresses: Vec<&str> = all.iter().map(|(_, a)| a.as_str()).collect();
+        assert_eq!(
+            addresses,
+            ["help@harborpoint-eng.test", "it-help@baysidefamilymed.test"]
+        );
+        let audit = app
+            .list_audit(&Actor::system(), &Default::default(), 100_000)
+            .await
+            .unwrap();
+        assert!(audit
+            .iter()
+            .any(|e| e.entry.action == "mail.support_address_set"
+                && e.entry.actor_label.contains("Dana Whitfield")));
+        db.cleanup().await;
+    }
+}
