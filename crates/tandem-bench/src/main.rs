@@ -14,8 +14,6 @@
 //! * `ingest` loads `tandem demo` with `tandem-agent simulate` on SQLite and PostgreSQL to find
 //!   the check-ins per second it sustains with p99 under 100 ms, next to each database's raw
 //!   batched-insert and single-commit ceilings measured in the same run (see `ingest`).
-//! * `mail` sends mail into `tandem demo`'s SMTP receiver (each message a new ticket) and
-//!   counts the acknowledgements its sender delivers (see `mail`).
 //! * `machine` prints what the figures were measured on.
 //!
 //! Everything it starts is a child process that it stops; all traffic stays on 127.0.0.1;
@@ -27,8 +25,6 @@ mod demo;
 mod footprint;
 mod ingest;
 mod machine;
-// Mail (issue #5).
-mod mail;
 mod proc_tree;
 mod scope;
 mod server;
@@ -55,8 +51,6 @@ usage:
                       [--inventory-count N (1000)] [--rates 500,1000,2000,4000,8000,16700,25000]
                       [--refine N (1)] [--step SECS (25)] [--concurrency N (128)]
                       [--ceiling-secs SECS (3)]
-  tandem-bench mail --tandem PATH [--backends sqlite,postgres]
-                    [--pg-url postgres://postgres@127.0.0.1:5432] [--count N (500)] [--concurrency N (8)]
   tandem-bench machine";
 
 fn main() -> ExitCode {
@@ -91,15 +85,6 @@ fn main() -> ExitCode {
                 .build()
                 .context("cannot start the runtime")?
                 .block_on(ingest::run(o))
-        }),
-        // Mail (issue #5).
-        Some("mail") => mail::Options::parse(&args[1..]).and_then(|o| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .context("cannot start the runtime")?
-                .block_on(mail::run(o))
         }),
         Some("build") => clean_build::Options::parse(&args[1..]).and_then(clean_build::run),
         Some("machine") => {
