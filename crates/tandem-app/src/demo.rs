@@ -299,6 +299,8 @@ impl App {
         self.seed_demo_tickets().await?;
         // tickets2: tags, watchers, a related pair, a merged duplicate, a breached ticket.
         self.seed_demo_ticket_data().await?;
+        // Mail (issue #5): support addresses, as each client's IT admin sets them.
+        self.seed_demo_mail(&slugs).await?;
         let mut w = self.store.write().await?;
         settings::set(&mut w, "provider.name", PROVIDER_NAME).await?;
         settings::set(&mut w, "demo.password", &password).await?;

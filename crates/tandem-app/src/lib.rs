@@ -11,6 +11,8 @@ pub mod demo;
 mod demo_fleet;
 // tickets2
 mod demo_tickets2;
+// Mail (issue #5): the demo's support addresses.
+mod demo_mail;
 mod directory;
 mod endpoints;
 mod error;

@@ -617,6 +617,14 @@ impl App {
         let Some(msg) = parsed else {
             return Ok(Inbound::Refused("the message could not be read".into()));
         };
+        // Bounces (empty envelope sender) and automatic replies (RFC 3834) are not people
+        // writing: taking them would let two autoresponders talk through a ticket forever.
+        let auto = msg
+            .header_raw("Auto-Submitted")
+            .is_some_and(|v| !v.trim().eq_ignore_ascii_case("no"));
+        if envelope_from.trim().is_empty() || auto {
+            return Ok(Inbound::Refused("automatic mail is not taken".into()));
+        }
         let from = msg
             .from()
             .and_then(|a| a.first())
@@ -679,8 +687,10 @@ impl App {
             }
             let mut actor = Actor::person(principal_of(u), None);
             actor.reference = Some("mail".into());
-            self.reply(&actor, ticket_id, &body, false).await?;
-            return Ok(Inbound::Replied(ticket.number));
+            return match self.reply(&actor, ticket_id, &body, false).await {
+                Ok(()) => Ok(Inbound::Replied(ticket.number)),
+                Err(e) => self.refuse_for(e, &from, &rcpt).await,
+            };
         }
         let client = {
             let mut r = self.store.read().await?;
@@ -707,7 +717,7 @@ impl App {
         } else {
             description
         };
-        let t = self
+        let t = match self
             .create_ticket(
                 &actor,
                 crate::NewTicket {
@@ -721,8 +731,32 @@ impl App {
                     urgency: None,
                 },
             )
-            .await?;
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => return self.refuse_for(e, &from, &rcpt).await,
+        };
         Ok(Inbound::Opened(t.number))
+    }
+
+    /// A use case's refusal of an inbound message is final for the sending server (5xx);
+    /// only a failure of Tandem itself is worth its retrying (4xx).
+    async fn refuse_for(&self, e: Error, from: &str, rcpt: &str) -> Result<Inbound> {
+        match e {
+            Error::Conflict(m) => self.refuse(from, rcpt, &m).await,
+            Error::Invalid(f) => {
+                let why = f
+                    .iter()
+                    .map(|i| format!("{}: {}", i.field, i.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                self.refuse(from, rcpt, &why).await
+            }
+            Error::NotFound(_) | Error::Forbidden(_) | Error::Unauthenticated => {
+                self.refuse(from, rcpt, "the sender may not do this").await
+            }
+            other => Err(other),
+        }
     }
 
     async fn refuse(&self, from: &str, rcpt: &str, why: &str) -> Result<Inbound> {
@@ -871,8 +905,9 @@ impl App {
             None => None,
         };
         let Some(creds) = creds.filter(|c| !c.user.disabled) else {
-            drop(w);
-            let mut w = self.store.write().await?;
+            // The same transaction records the refusal (the use above changed nothing, or
+            // only a disabled person's link, which stays used). Not a second one: on SQLite a
+            // dropped transaction still holds the write lock until it is rolled back.
             let a = store_auth::throttle(&mut w, &ikey).await?;
             store_auth::save_throttle(&mut w, &ikey, &ThrottlePolicy::ADDRESS.fail(&a, now).0)
                 .await?;
