@@ -5,6 +5,7 @@
 //! change writes it together with its audit entry in one store transaction. HTTP handlers
 //! and the command line call these functions and nothing below them.
 
+mod alerts; // alerts (issue #6): alert lifecycle
 mod audit_log;
 mod credentials;
 pub mod demo;
@@ -14,6 +15,7 @@ mod endpoints;
 mod error;
 mod identity;
 mod ingest;
+mod monitoring; // alerts (issue #6): policies, groups, evaluation
 mod scope;
 mod tickets;
 mod tokens;
@@ -29,6 +31,9 @@ pub use identity::{principal_of, totp_code_now, MfaEnrollment, SessionInfo, Sign
 pub use scope::{DomainPatch, NewDomain, RouteAnswer};
 pub use tickets::{NewTicket, TicketView};
 pub use tokens::{NewToken, TOKEN_PREFIX};
+// alerts (issue #6)
+pub use alerts::{AlertView, RaiseAlert, Raised};
+pub use monitoring::{PassReport, PolicyInput};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -134,6 +139,15 @@ impl Actor {
             anonymous: false,
             agent: None,
             decided: Arc::default(),
+        }
+    }
+
+    /// Tandem's own monitoring (alerts): the evaluation loop and alert sources acting as
+    /// Tandem, named so in the audit trail and alert timelines.
+    pub fn monitoring() -> Self {
+        Actor {
+            agent: Some("Tandem monitoring".into()),
+            ..Actor::system()
         }
     }
 

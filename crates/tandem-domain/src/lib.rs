@@ -9,12 +9,14 @@ pub mod directory;
 pub mod fleet;
 pub mod helpdesk;
 pub mod ids;
+pub mod monitoring; // alerts: checks, policies, alert lifecycle, evaluation
 pub mod scope;
 pub mod signin;
 pub mod tenancy;
 pub mod time;
 pub mod validate;
 
+pub use ids::{AlertId, EndpointGroupId, MonitoringPolicyId}; // alerts
 pub use ids::{ClientId, EndpointId, EnrollmentTokenId, SiteId, TicketId, TokenId, UserId};
 pub use tenancy::{Role, Side, Tenant};
 pub use time::Timestamp;

@@ -257,6 +257,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0003_endpoints.sql"),
     ),
     (4, "tickets", include_str!("../migrations/0004_tickets.sql")),
+    // alerts (issue #6)
+    (8, "alerts", include_str!("../migrations/0008_alerts.sql")),
 ];
 
 /// Statements of a migration file, without comments.
