@@ -64,6 +64,10 @@ pub struct Settings {
     /// With tls = files: the CA agents pin (one certificate, PEM), served at /agent/v1/ca.pem. Default: none; agents trust public roots
     #[arg(long, env = "TANDEM_TLS_CA", value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
+    // alerts (issue #6)
+    /// Seconds between monitoring evaluation passes (checks over the agents' latest facts); 0 turns the loop off on this server. Several servers on one database take turns through a lease. Default: 60
+    #[arg(long, env = "TANDEM_EVALUATION_SECONDS", value_name = "SECONDS")]
+    pub evaluation_seconds: Option<i64>,
 }
 
 /// The same settings as read from the TOML file.
@@ -85,6 +89,8 @@ struct FileSettings {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_ca: Option<PathBuf>,
+    // alerts (issue #6)
+    evaluation_seconds: Option<i64>,
 }
 
 /// Settings with every default applied.
@@ -112,6 +118,9 @@ pub struct Resolved {
     pub metrics_token: Option<String>,
     /// TLS.
     pub tls: TlsSettings,
+    // alerts (issue #6)
+    /// Seconds between evaluation passes; 0: no loop on this server.
+    pub evaluation_secs: i64,
 }
 
 impl Settings {
@@ -196,6 +205,14 @@ impl Settings {
         if !(1..=7 * 24 * 60).contains(&offline_after) {
             anyhow::bail!("offline_after_minutes must be between 1 and 10080 (a week)");
         }
+        // alerts (issue #6)
+        let evaluation_secs = self
+            .evaluation_seconds
+            .or(file.evaluation_seconds)
+            .unwrap_or(60);
+        if !(0..=3600).contains(&evaluation_secs) {
+            anyhow::bail!("evaluation_seconds must be between 0 (off) and 3600");
+        }
         let session_hours = self.session_hours.or(file.session_hours).unwrap_or(12);
         if !(1..=24 * 30).contains(&session_hours) {
             anyhow::bail!("session_hours must be between 1 and 720");
@@ -216,6 +233,7 @@ impl Settings {
             max_connections: self.max_connections.or(file.max_connections),
             metrics_token: self.metrics_token.clone().or(file.metrics_token),
             tls,
+            evaluation_secs,
         })
     }
 }

@@ -6,5 +6,6 @@
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod monitoring; // alerts (issue #6): the evaluation loop
 pub mod serve;
 pub mod tls;

@@ -109,6 +109,13 @@ pub async fn run(
     let addr = listener.local_addr()?;
     announce(cfg, addr, tls.as_ref());
     let store = app.store().clone();
+    // alerts (issue #6): the monitoring evaluation loop.
+    let evaluation = (cfg.evaluation_secs > 0).then(|| {
+        tokio::spawn(crate::monitoring::evaluate_periodically(
+            app.clone(),
+            cfg.evaluation_secs,
+        ))
+    });
     let router = http::app(state(app, cfg, tls.as_ref()))
         .into_make_service_with_connect_info::<SocketAddr>();
     on_ready(&Listening {
@@ -136,6 +143,9 @@ pub async fn run(
                 task.abort();
             }
         }
+    }
+    if let Some(task) = evaluation {
+        task.abort();
     }
     tracing::info!("stopped accepting; in-flight requests finished");
     store.close().await;

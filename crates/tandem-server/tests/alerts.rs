@@ -621,3 +621,100 @@ async fn one_server_at_a_time_holds_the_evaluation_lease() {
     })
     .await;
 }
+
+// ---- over HTTP: the API and the pages -----------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_over_http_filter_export_acknowledge_resolve_and_pages() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        let mon = Actor::monitoring();
+        let disk = t.app.raise_alert(&mon, raise(w.client_a.id, "disk:fs01", "onsite_hardware")).await.unwrap().alert;
+        let mut patch = raise(w.client_a.id, "patch:fs01", "patching");
+        patch.severity = Severity::Warning;
+        patch.title = "Security updates pending on fs01".into();
+        t.app.raise_alert(&mon, patch).await.unwrap();
+        let caps = [Capability::EndpointsRead, Capability::EndpointsWrite];
+        let it_a = bearer(&t, &w.it_a, &caps).await;
+        let it_b = bearer(&t, &w.it_b, &caps).await;
+
+        // The list, filtered; the other tenant sees nothing and cannot open it.
+        let r = call(&t, Method::GET, "/api/v1/alerts?state=open&severity=critical", &it_a, None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let items = r.json()["items"].as_array().unwrap().clone();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["id"], json!(disk.id));
+        let r = call(&t, Method::GET, "/api/v1/alerts", &it_b, None).await;
+        assert!(r.json()["items"].as_array().unwrap().is_empty());
+        let r = call(&t, Method::GET, &format!("/api/v1/alerts/{}", disk.id), &it_b, None).await;
+        r.assert_problem(404, "not_found");
+        // Bad filters are a clear problem.
+        let r = call(&t, Method::GET, "/api/v1/alerts?state=burning", &it_a, None).await;
+        r.assert_problem(400, "invalid_query");
+        // CSV export of every match.
+        let r = call(&t, Method::GET, "/api/v1/alerts?format=csv", &it_a, None).await;
+        assert_eq!(r.status, 200);
+        assert!(r.content_type().starts_with("text/csv"));
+        assert_eq!(r.text.lines().count(), 3, "{}", r.text);
+        assert!(r.text.contains("Security updates pending on fs01"));
+
+        // Acknowledge, then again (a conflict), resolve without a note (what to fix), resolve.
+        let ack = format!("/api/v1/alerts/{}/acknowledge", disk.id);
+        let r = call(&t, Method::POST, &ack, &it_a, Some(json!({"note": "on my way"}))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json()["state"], "acknowledged");
+        assert_eq!(r.json()["acknowledged_side"], "client");
+        call(&t, Method::POST, &ack, &it_a, Some(json!({}))).await.assert_problem(409, "conflict");
+        call(&t, Method::POST, &ack, &it_a, Some(json!({"nope": 1}))).await.assert_problem(422, "invalid_body");
+        let res = format!("/api/v1/alerts/{}/resolve", disk.id);
+        let r = call(&t, Method::POST, &res, &it_a, Some(json!({"note": ""}))).await;
+        assert_eq!(r.status, 422, "{}", r.text);
+        let r = call(&t, Method::POST, &res, &it_a, Some(json!({"note": "cleaned up old exports"}))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let r = call(&t, Method::GET, &format!("/api/v1/alerts/{}", disk.id), &it_a, None).await;
+        let kinds: Vec<String> = r.json()["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();
+        assert_eq!(kinds, ["fired", "acknowledged", "resolved"]);
+
+        // Policies through the API: a bad check says which field to fix.
+        let r = call(&t, Method::PUT, "/api/v1/monitoring/policies", &it_a,
+            Some(json!({"target": {"level": "client", "id": w.client_a.id}, "checks": [{"key": "cpu", "kind": "cpu_high", "percent": 300, "minutes": 5}]}))).await;
+        assert_eq!(r.status, 422, "{}", r.text);
+        assert!(r.text.contains("percent"), "{}", r.text);
+        let r = call(&t, Method::PUT, "/api/v1/monitoring/policies", &it_a,
+            Some(json!({"target": {"level": "client", "id": w.client_a.id}, "checks": [{"key": "cpu", "kind": "cpu_high", "percent": 95, "minutes": 5}]}))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let r = call(&t, Method::GET, &format!("/api/v1/monitoring/policies?client_id={}", w.client_a.id), &it_b, None).await;
+        r.assert_problem(404, "not_found");
+
+        // The pages, in the viewer's session.
+        let s = t.sign_in(&w.it_a).await;
+        let page = Cred::Session { cookie: s.cookie.clone(), csrf: s.csrf.clone() };
+        let r = t.send(t.req(Method::GET, "/alerts", &page)).await;
+        assert_eq!(r.status, 200);
+        assert!(r.text.contains("Security updates pending on fs01"), "open alerts listed");
+        assert!(!r.text.contains("Disk almost full"), "resolved ones are not open");
+        let r = t.send(t.req(Method::GET, &format!("/alerts/{}", disk.id), &page)).await;
+        assert_eq!(r.status, 200);
+        assert!(r.text.contains("Timeline") && r.text.contains("cleaned up old exports"));
+        let r = t.send(t.req(Method::GET, "/alerts?format=csv&state=resolved", &page)).await;
+        assert!(r.text.contains("Disk almost full on fs01"));
+        let r = t.send(t.req(Method::GET, "/monitoring", &page)).await;
+        assert_eq!(r.status, 200);
+        assert!(r.text.contains("CPU above 95% for 5 min"), "{}", r.text);
+        // A policy form with broken JSON comes back with what to fix.
+        let r = t.send(t.req(Method::POST, "/monitoring/policy", &page).form(&[
+            ("csrf", s.csrf.as_str()), ("target", &format!("client:{}", w.client_a.id)), ("checks", "[{not json"), ("exclusions", ""),
+        ])).await;
+        assert_eq!(r.status, 303, "{}", r.text);
+        assert!(r.flash().1.contains("not a valid JSON"), "{:?}", r.flash());
+        // Acknowledging on the page.
+        let open = t.app.list_alerts(&Actor::system(), &AlertFilter { states: vec![AlertState::Firing], ..Default::default() }, Page::new(0, 5)).await.unwrap();
+        let id = open.items[0].id;
+        let r = t.send(t.req(Method::POST, &format!("/alerts/{id}/acknowledge"), &page).form(&[("csrf", s.csrf.as_str()), ("note", "")])).await;
+        assert_eq!(r.status, 303);
+        assert_eq!(r.flash().0, "Acknowledged.");
+        let v = t.app.get_alert(&Actor::system(), id).await.unwrap();
+        assert_eq!(v.alert.acknowledged_by, Some(w.it_a.id));
+    })
+    .await;
+}

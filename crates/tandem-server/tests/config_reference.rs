@@ -78,6 +78,8 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
         ("tls_cert", "\"/etc/tandem/server.pem\""),
         ("tls_key", "\"/etc/tandem/server.key\""),
         ("tls_ca", "\"/etc/tandem/ca.pem\""),
+        // alerts (issue #6)
+        ("evaluation_seconds", "30"),
     ];
     let keys = documented_keys();
     assert!(!keys.is_empty(), "no keys found in the reference");
@@ -116,7 +118,8 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
     assert_eq!(r.tls.cert, Some(PathBuf::from("/etc/tandem/server.pem")));
     assert_eq!(r.tls.key, Some(PathBuf::from("/etc/tandem/server.key")));
     assert_eq!(r.tls.ca, Some(PathBuf::from("/etc/tandem/ca.pem")));
-    // A flag beats the file.
+    assert_eq!(r.evaluation_secs, 30); // alerts (issue #6)
+                                       // A flag beats the file.
     let r = Settings {
         config: Some(file.clone()),
         session_hours: Some(7),

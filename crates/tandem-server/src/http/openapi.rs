@@ -28,6 +28,11 @@ use utoipa::{Modify, OpenApi};
         super::api_tickets::list_tickets, super::api_tickets::create_ticket, super::api_tickets::get_ticket,
         super::api_tickets::reply, super::api_tickets::set_status, super::api_tickets::hand_off,
         super::api_tickets::assign,
+        // alerts (issue #6)
+        super::api_alerts::list_alerts, super::api_alerts::get_alert, super::api_alerts::acknowledge,
+        super::api_alerts::resolve, super::api_alerts::list_policies, super::api_alerts::put_policy,
+        super::api_alerts::effective_checks, super::api_alerts::accept_baseline,
+        super::api_alerts::list_groups, super::api_alerts::create_group, super::api_alerts::set_member,
     ),
     // Schemas referenced only from query parameters are not collected from `paths`.
     components(schemas(super::api::ExportFormat)),
