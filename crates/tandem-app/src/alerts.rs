@@ -80,12 +80,13 @@ pub(crate) async fn alert_transitioned(
     w: &mut Write,
     a: &Alert,
     actor: &Actor,
+    at: Timestamp,
     kind: &str,
     body: String,
     notify: bool,
 ) -> Result<()> {
     let e = AlertEvent {
-        at: Timestamp::now(),
+        at,
         kind: kind.to_string(),
         actor_label: actor.label(),
         actor_side: actor.side(),
@@ -100,6 +101,7 @@ impl App {
     /// Raises an alert, or refreshes the open one with the same (client, dedup key). A new
     /// alert records the side that owns its domain at this instant, from the scope agreement.
     pub async fn raise_alert(&self, actor: &Actor, r: RaiseAlert) -> Result<Raised> {
+        let now = Timestamp::now();
         let g = self.grant(actor, Action::AlertsWrite)?;
         g.check_client(r.client_id)
             .map_err(|_| Error::NotFound("client"))?;
@@ -146,7 +148,6 @@ impl App {
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
-        let now = Timestamp::now();
         // Refresh an open alert with this key, if there is one.
         for _ in 0..2 {
             let mut w = self.store.write().await?;
@@ -161,6 +162,7 @@ impl App {
                         &mut w,
                         &a,
                         actor,
+                        now,
                         "updated",
                         format!("Still firing ({}): {}", a.severity.as_str(), a.summary),
                         false,
@@ -243,6 +245,7 @@ impl App {
                 &mut w,
                 &a,
                 actor,
+                now,
                 "fired",
                 format!(
                     "Fired ({}): {}. Routed to {} ({shift}) — {reason}",
@@ -299,6 +302,7 @@ impl App {
             &mut w,
             &a,
             actor,
+            now,
             "resolved",
             format!("Resolved automatically: {}", note.trim()),
             true,
@@ -374,7 +378,7 @@ impl App {
         if !note.trim().is_empty() {
             body.push_str(&format!(": {}", note.trim()));
         }
-        alert_transitioned(&mut w, &a, actor, "acknowledged", body, true).await?;
+        alert_transitioned(&mut w, &a, actor, now, "acknowledged", body, true).await?;
         Audit::new(actor, "alert.acknowledged", "alert", a.id)
             .client(Some(a.client_id))
             .before(json!({"state": "firing"}))
@@ -406,6 +410,7 @@ impl App {
             &mut w,
             &a,
             actor,
+            now,
             "resolved",
             format!("Resolved by {}: {note}", actor.label()),
             true,
@@ -447,7 +452,16 @@ impl App {
         } else {
             ("settled", "The condition settled; notifications resume")
         };
-        alert_transitioned(&mut w, &a, actor, kind, body.into(), false).await?;
+        alert_transitioned(
+            &mut w,
+            &a,
+            actor,
+            Timestamp::now(),
+            kind,
+            body.into(),
+            false,
+        )
+        .await?;
         w.commit().await?;
         Ok(())
     }
@@ -473,7 +487,7 @@ impl App {
                 a.renotify_minutes.unwrap_or_default(),
                 a.owner.label()
             );
-            alert_transitioned(&mut w, &a, actor, "renotify", body, true).await?;
+            alert_transitioned(&mut w, &a, actor, now, "renotify", body, true).await?;
             w.commit().await?;
         }
         Ok(n)

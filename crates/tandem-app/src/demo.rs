@@ -297,6 +297,7 @@ impl App {
         )
         .await?;
         self.seed_demo_tickets().await?;
+        self.seed_demo_alerts(hp).await?; // alerts (issue #6)
         let mut w = self.store.write().await?;
         settings::set(&mut w, "provider.name", PROVIDER_NAME).await?;
         settings::set(&mut w, "demo.password", &password).await?;

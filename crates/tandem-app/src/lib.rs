@@ -9,6 +9,7 @@ mod alerts; // alerts (issue #6): alert lifecycle
 mod audit_log;
 mod credentials;
 pub mod demo;
+mod demo_alerts; // alerts (issue #6): the demo's monitoring chapter
 mod demo_fleet;
 mod directory;
 mod endpoints;

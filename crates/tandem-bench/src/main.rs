@@ -14,12 +14,15 @@
 //! * `ingest` loads `tandem demo` with `tandem-agent simulate` on SQLite and PostgreSQL to find
 //!   the check-ins per second it sustains with p99 under 100 ms, next to each database's raw
 //!   batched-insert and single-commit ceilings measured in the same run (see `ingest`).
+//! * `checks` times one monitoring evaluation pass of 10 checks over 100,000 endpoints' facts
+//!   in memory on one thread, and loading those facts from SQLite and PostgreSQL.
 //! * `machine` prints what the figures were measured on.
 //!
 //! Everything it starts is a child process that it stops; all traffic stays on 127.0.0.1;
 //! every wait is bounded.
 
 mod ceilings;
+mod checks; // alerts (issue #6)
 mod clean_build;
 mod demo;
 mod footprint;
@@ -51,6 +54,8 @@ usage:
                       [--inventory-count N (1000)] [--rates 500,1000,2000,4000,8000,16700,25000]
                       [--refine N (1)] [--step SECS (25)] [--concurrency N (128)]
                       [--ceiling-secs SECS (3)]
+  tandem-bench checks [--endpoints N (100000)] [--passes N (7)] [--no-db]
+                      [--pg-url postgres://postgres@127.0.0.1:5432/postgres]
   tandem-bench machine";
 
 fn main() -> ExitCode {
@@ -85,6 +90,14 @@ fn main() -> ExitCode {
                 .build()
                 .context("cannot start the runtime")?
                 .block_on(ingest::run(o))
+        }),
+        // alerts (issue #6)
+        Some("checks") => checks::Options::parse(&args[1..]).and_then(|o| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?
+                .block_on(checks::run(o))
         }),
         Some("build") => clean_build::Options::parse(&args[1..]).and_then(clean_build::run),
         Some("machine") => {

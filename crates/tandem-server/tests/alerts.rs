@@ -718,3 +718,64 @@ async fn alerts_over_http_filter_export_acknowledge_resolve_and_pages() {
     })
     .await;
 }
+
+// ---- the demo's chapter ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_file_server_alert_is_routed_by_the_agreement_in_force_when_it_fired() {
+    for db in tandem_store::testing::all().await {
+        let app = tandem_app::App::new(db.store.clone(), tandem_app::Policy::default());
+        app.seed_demo().await.expect("demo");
+        let sys = Actor::system();
+        let all = app
+            .list_alerts(&sys, &AlertFilter::default(), Page::new(0, 50))
+            .await
+            .unwrap();
+        assert_eq!(all.items.len(), 1, "{:?}", all.items);
+        let a = &all.items[0];
+        assert!(a.title.starts_with("hp-fs-01"), "{}", a.title);
+        // Harbor Point's on-site hardware: Dana's in its hours, the provider's after them.
+        let route = app
+            .route(&sys, a.client_id, "onsite_hardware", a.fired_at)
+            .await
+            .expect("route");
+        assert_eq!(a.owner, route.decision.owner, "{}", a.route_reason);
+        assert_eq!(a.window, Some(route.decision.window));
+        let expected = match route.decision.window {
+            tandem_domain::scope::Window::AfterHours => Party::Provider,
+            tandem_domain::scope::Window::BusinessHours => Party::Internal,
+        };
+        assert_eq!(a.owner, expected);
+        // The loop's first pass sees the full disk and keeps the same alert.
+        let r = app
+            .evaluation_pass(tandem_domain::Timestamp::now())
+            .await
+            .expect("pass");
+        assert!(r.endpoints >= 170, "{r:?}");
+        let disk = AlertFilter {
+            check: Some("disk".into()),
+            ..Default::default()
+        };
+        let disk = app
+            .list_alerts(&sys, &disk, Page::new(0, 50))
+            .await
+            .unwrap();
+        assert_eq!(
+            disk.items.len(),
+            1,
+            "still one disk alert: {:?}",
+            disk.items
+        );
+        assert_eq!(disk.items[0].id, a.id);
+        // The group's service check applies to the file server, and says why.
+        let why = app
+            .effective_checks(&sys, a.endpoint_id.unwrap())
+            .await
+            .unwrap();
+        assert!(why
+            .checks
+            .iter()
+            .any(|c| c.check.key == "ssh" && matches!(c.set_at, PolicyTarget::Group(_))));
+        db.cleanup().await;
+    }
+}

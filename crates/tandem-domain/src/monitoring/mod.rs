@@ -254,9 +254,6 @@ pub struct Check {
     /// Notify again every this many minutes while firing and unacknowledged.
     #[serde(default)]
     pub renotify_minutes: Option<u32>,
-    /// Open a ticket when it fires (and note the resolution on it).
-    #[serde(default)]
-    pub open_ticket: bool,
 }
 
 fn default_severity() -> Severity {

@@ -15,7 +15,6 @@ fn check(key: &str, kind: CheckKind) -> Check {
         severity: Severity::Warning,
         flap: FlapRule::default(),
         renotify_minutes: None,
-        open_ticket: false,
     }
 }
 
