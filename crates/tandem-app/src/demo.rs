@@ -301,6 +301,7 @@ impl App {
         self.seed_demo_ticket_data().await?;
         // Mail (issue #5): support addresses, as each client's IT admin sets them.
         self.seed_demo_mail(&slugs).await?;
+        self.seed_demo_alerts(hp).await?; // alerts (issue #6)
         let mut w = self.store.write().await?;
         settings::set(&mut w, "provider.name", PROVIDER_NAME).await?;
         settings::set(&mut w, "demo.password", &password).await?;

@@ -5,9 +5,11 @@
 //! change writes it together with its audit entry in one store transaction. HTTP handlers
 //! and the command line call these functions and nothing below them.
 
+mod alerts; // alerts (issue #6): alert lifecycle
 mod audit_log;
 mod credentials;
 pub mod demo;
+mod demo_alerts; // alerts (issue #6): the demo's monitoring chapter
 mod demo_fleet;
 // tickets2
 mod demo_tickets2;
@@ -20,6 +22,7 @@ mod identity;
 mod ingest;
 // Mail (issue #5).
 mod mail;
+mod monitoring; // alerts (issue #6): policies, groups, evaluation
 mod scope;
 mod tickets;
 // tickets2: watchers, tags, links, merges, SLA policies, the SLA sweeper.
@@ -52,6 +55,9 @@ pub use ticket_reports::{HandoffReport, SlaReport};
 pub use tokens::{NewToken, TOKEN_PREFIX};
 // search (issue #5)
 pub use ticket_views::{BuiltinView, TicketViewItem, ViewPage, BREACH_SCAN_LIMIT};
+// alerts (issue #6)
+pub use alerts::{AlertView, RaiseAlert, Raised};
+pub use monitoring::{PassReport, PolicyInput};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -159,6 +165,15 @@ impl Actor {
             anonymous: false,
             agent: None,
             decided: Arc::default(),
+        }
+    }
+
+    /// Tandem's own monitoring (alerts): the evaluation loop and alert sources acting as
+    /// Tandem, named so in the audit trail and alert timelines.
+    pub fn monitoring() -> Self {
+        Actor {
+            agent: Some("Tandem monitoring".into()),
+            ..Actor::system()
         }
     }
 

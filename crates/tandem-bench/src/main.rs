@@ -16,12 +16,15 @@
 //!   batched-insert and single-commit ceilings measured in the same run (see `ingest`).
 //! * `tickets` loads 1,000,000 tickets across 50 clients and measures the queue list, full-text
 //!   search and ticket creation through `tandem_app`, on SQLite and PostgreSQL (see `tickets`).
+//! * `checks` times one monitoring evaluation pass of 10 checks over 100,000 endpoints' facts
+//!   in memory on one thread, and loading those facts from SQLite and PostgreSQL.
 //! * `machine` prints what the figures were measured on.
 //!
 //! Everything it starts is a child process that it stops; all traffic stays on 127.0.0.1;
 //! every wait is bounded.
 
 mod ceilings;
+mod checks; // alerts (issue #6)
 mod clean_build;
 mod demo;
 mod footprint;
@@ -58,6 +61,8 @@ usage:
   tandem-bench tickets [--tickets N (1000000)] [--clients N (50)] [--samples N (200)]
                        [--creates N (300)] [--backends sqlite,postgres]
                        [--pg-url postgres://postgres@127.0.0.1:5432/postgres]
+  tandem-bench checks [--endpoints N (100000)] [--passes N (7)] [--no-db]
+                      [--pg-url postgres://postgres@127.0.0.1:5432/postgres]
   tandem-bench machine";
 
 fn main() -> ExitCode {
@@ -99,6 +104,14 @@ fn main() -> ExitCode {
                 .build()
                 .context("cannot start the runtime")?
                 .block_on(tickets::run(o))
+        }),
+        // alerts (issue #6)
+        Some("checks") => checks::Options::parse(&args[1..]).and_then(|o| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?
+                .block_on(checks::run(o))
         }),
         Some("build") => clean_build::Options::parse(&args[1..]).and_then(clean_build::run),
         Some("machine") => {

@@ -253,9 +253,9 @@ pub async fn run(o: Options) -> Result<()> {
     Ok(())
 }
 
-type Cleanup = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+pub(crate) type Cleanup = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
 
-async fn open_store(pg_admin: Option<&str>) -> Result<(tandem_store::Store, Cleanup)> {
+pub(crate) async fn open_store(pg_admin: Option<&str>) -> Result<(tandem_store::Store, Cleanup)> {
     match pg_admin {
         None => {
             let dir = tempfile::tempdir()?;

@@ -47,6 +47,14 @@ pub enum Action {
     TicketsCreate,
     /// Work tickets: internal notes, status, assignment, handoffs between the sides.
     TicketsWrite,
+    // ---- alerts ----
+    /// See alerts, monitoring policies, endpoint groups and why a check applies.
+    AlertsRead,
+    /// Acknowledge and resolve alerts.
+    AlertsWrite,
+    /// Edit monitoring policies (provider-wide needs the provider level), endpoint groups and
+    /// accept local-admin baselines.
+    MonitoringManage,
 }
 
 impl Action {
@@ -65,6 +73,9 @@ impl Action {
             Action::EndpointsManage => Some(Capability::EndpointsWrite),
             Action::TicketsRead => Some(Capability::TicketsRead),
             Action::TicketsCreate | Action::TicketsWrite => Some(Capability::TicketsWrite),
+            // alerts: monitoring rides on the endpoint capabilities.
+            Action::AlertsRead => Some(Capability::EndpointsRead),
+            Action::AlertsWrite | Action::MonitoringManage => Some(Capability::EndpointsWrite),
             // A token that can mint tokens would outlive its own revocation.
             Action::TokensManage => None,
         }
@@ -159,8 +170,12 @@ impl Capability {
             Capability::ScopeRead => &[Action::ScopeRead],
             Capability::ScopeWrite => &[Action::ScopeWrite],
             Capability::DomainsWrite => &[Action::DomainsManage],
-            Capability::EndpointsRead => &[Action::EndpointsRead],
-            Capability::EndpointsWrite => &[Action::EndpointsManage],
+            Capability::EndpointsRead => &[Action::EndpointsRead, Action::AlertsRead],
+            Capability::EndpointsWrite => &[
+                Action::EndpointsManage,
+                Action::AlertsWrite,
+                Action::MonitoringManage,
+            ],
             Capability::TicketsRead => &[Action::TicketsRead],
             Capability::TicketsWrite => &[Action::TicketsCreate, Action::TicketsWrite],
         }
@@ -381,6 +396,12 @@ pub fn authorize(who: &Principal, action: Action, now: Timestamp) -> Result<Gran
             ClientsRead | AuditRead | ScopeRead | EndpointsRead | EndpointsManage | TicketsRead
             | TicketsCreate | TicketsWrite,
         ) => Some((who.technician.scope(), false)),
+        // alerts: technicians work alerts and client-level policies of their clients.
+        (Role::ProviderTechnician, AlertsRead | AlertsWrite | MonitoringManage) => {
+            Some((who.technician.scope(), false))
+        }
+        (Role::ClientItAdmin, AlertsRead | AlertsWrite | MonitoringManage) => Some((own(), false)),
+        (Role::ClientViewer | Role::Auditor, AlertsRead) => Some((own(), false)),
         (Role::ProviderTechnician, UsersRead) => Some((who.technician.scope(), true)),
         (Role::ProviderTechnician, TokensManage) => Some((ClientScope::none(), true)),
         (

@@ -86,3 +86,16 @@ id_type!(
     /// A helpdesk ticket.
     TicketId
 );
+// ---- monitoring (alerts) ----
+id_type!(
+    /// An alert: one firing condition, from a check or an external source.
+    AlertId
+);
+id_type!(
+    /// A named group of a client's endpoints that a monitoring policy can target.
+    EndpointGroupId
+);
+id_type!(
+    /// A monitoring policy (the checks set at one level: provider, client, site, group, endpoint).
+    MonitoringPolicyId
+);

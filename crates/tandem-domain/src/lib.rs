@@ -11,6 +11,7 @@ pub mod helpdesk;
 pub mod ids;
 // Mail (issue #5).
 pub mod mail;
+pub mod monitoring; // alerts: checks, policies, alert lifecycle, evaluation
 pub mod scope;
 // search (issue #5)
 pub mod search;
@@ -22,6 +23,7 @@ pub mod ticket_reports;
 pub mod time;
 pub mod validate;
 
+pub use ids::{AlertId, EndpointGroupId, MonitoringPolicyId}; // alerts
 pub use ids::{ClientId, EndpointId, EnrollmentTokenId, SiteId, TicketId, TokenId, UserId};
 pub use tenancy::{Role, Side, Tenant};
 pub use time::Timestamp;

@@ -88,6 +88,10 @@ pub struct Settings {
     /// Largest inbound message accepted, in KiB (16 to 51200). Default: 10240
     #[arg(long, env = "TANDEM_MAIL_MAX_MESSAGE_KB", value_name = "KIB")]
     pub mail_max_message_kb: Option<usize>,
+    // alerts (issue #6)
+    /// Seconds between monitoring evaluation passes (checks over the agents' latest facts); 0 turns the loop off on this server. Several servers on one database take turns through a lease. Default: 60
+    #[arg(long, env = "TANDEM_EVALUATION_SECONDS", value_name = "SECONDS")]
+    pub evaluation_seconds: Option<i64>,
 }
 
 /// The `[mail]` table of the TOML file.
@@ -137,6 +141,8 @@ struct FileSettings {
     tls_key: Option<PathBuf>,
     tls_ca: Option<PathBuf>,
     mail: Option<FileMail>,
+    // alerts (issue #6)
+    evaluation_seconds: Option<i64>,
 }
 
 /// Settings with every default applied.
@@ -168,6 +174,9 @@ pub struct Resolved {
     pub tls: TlsSettings,
     /// Mail (issue #5), when configured.
     pub mail: Option<MailConfig>,
+    // alerts (issue #6)
+    /// Seconds between evaluation passes; 0: no loop on this server.
+    pub evaluation_secs: i64,
 }
 
 impl Settings {
@@ -260,6 +269,14 @@ impl Settings {
             anyhow::bail!("sla_sweep_seconds must be between 5 and 3600");
         }
         let mail = self.resolve_mail(file.mail.unwrap_or_default())?;
+        // alerts (issue #6)
+        let evaluation_secs = self
+            .evaluation_seconds
+            .or(file.evaluation_seconds)
+            .unwrap_or(60);
+        if !(0..=3600).contains(&evaluation_secs) {
+            anyhow::bail!("evaluation_seconds must be between 0 (off) and 3600");
+        }
         let session_hours = self.session_hours.or(file.session_hours).unwrap_or(12);
         if !(1..=24 * 30).contains(&session_hours) {
             anyhow::bail!("session_hours must be between 1 and 720");
@@ -282,6 +299,7 @@ impl Settings {
             metrics_token: self.metrics_token.clone().or(file.metrics_token),
             tls,
             mail,
+            evaluation_secs,
         })
     }
 

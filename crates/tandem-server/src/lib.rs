@@ -8,5 +8,6 @@ pub mod config;
 pub mod http;
 // Mail (issue #5).
 pub mod mail;
+pub mod monitoring; // alerts (issue #6): the evaluation loop
 pub mod serve;
 pub mod tls;

@@ -113,6 +113,13 @@ pub async fn run(
     let sla_sweeper = app.start_sla_sweeper(Duration::from_secs(cfg.sla_sweep_secs));
     // Mail (issue #5): the outbox sender and the SMTP receiver, when configured.
     let mail_tasks = start_mail(&app, cfg).await?;
+    // alerts (issue #6): the monitoring evaluation loop.
+    let evaluation = (cfg.evaluation_secs > 0).then(|| {
+        tokio::spawn(crate::monitoring::evaluate_periodically(
+            app.clone(),
+            cfg.evaluation_secs,
+        ))
+    });
     let router = http::app(state(app, cfg, tls.as_ref()))
         .into_make_service_with_connect_info::<SocketAddr>();
     on_ready(&Listening {
@@ -143,6 +150,9 @@ pub async fn run(
     }
     for t in mail_tasks {
         t.abort();
+    }
+    if let Some(task) = evaluation {
+        task.abort();
     }
     tracing::info!("stopped accepting; in-flight requests finished");
     sla_sweeper.abort();

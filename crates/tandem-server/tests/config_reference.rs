@@ -88,6 +88,8 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
         ("mail.support_domain", "\"help.example.test\""),
         ("mail.inbound_listen", "\"0.0.0.0:2525\""),
         ("mail.max_message_kb", "2048"),
+        // alerts (issue #6)
+        ("evaluation_seconds", "30"),
     ];
     let keys = documented_keys();
     assert!(!keys.is_empty(), "no keys found in the reference");
@@ -140,7 +142,9 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
         Some("0.0.0.0:2525")
     );
     assert_eq!(mail.max_message_bytes, 2048 * 1024);
-    // A flag beats the file.
+
+    assert_eq!(r.evaluation_secs, 30); // alerts (issue #6)
+                                       // A flag beats the file.
     let r = Settings {
         config: Some(file.clone()),
         session_hours: Some(7),

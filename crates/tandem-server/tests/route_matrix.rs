@@ -185,6 +185,30 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET",    "/endpoints/enroll",                                  ".    Y    Y    Y    .    .    .    .    Y    .    ."),
     ("POST",   "/endpoints/enroll",                                  ".    Y    Y    Y    .    .    .    .    .    .    ."),
     ("POST",   "/endpoints/enroll/{enrollment_token_id}/revoke",     ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    // Alerts and monitoring (issue #6). `{alert_id}` is a fresh firing alert of client A per
+    // probe; `{group_id}` a fresh endpoint group of client A; `{endpoint_id}` has facts with
+    // local administrators (so a baseline can be accepted).
+    ("GET",    "/alerts",                                            ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("GET",    "/alerts/{alert_id}",                                 ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("POST",   "/alerts/{alert_id}/acknowledge",                     ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/alerts/{alert_id}/resolve",                         ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("GET",    "/monitoring",                                        ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("POST",   "/monitoring/policy",                                 ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/monitoring/groups",                                 ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/monitoring/groups/{group_id}/members",              ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("GET",    "/endpoints/{endpoint_id}/checks",                    ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("POST",   "/endpoints/{endpoint_id}/admin-baseline",            ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("GET",    "/api/v1/alerts",                                     ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("GET",    "/api/v1/alerts/{alert_id}",                          ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("POST",   "/api/v1/alerts/{alert_id}/acknowledge",              ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("POST",   "/api/v1/alerts/{alert_id}/resolve",                  ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/monitoring/policies",                        ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("PUT",    "/api/v1/monitoring/policies",                        ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/endpoints/{endpoint_id}/checks",             ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("POST",   "/api/v1/endpoints/{endpoint_id}/admin-baseline",     ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/endpoint-groups",                            ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("POST",   "/api/v1/clients/{client_id}/endpoint-groups",        ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("POST",   "/api/v1/endpoint-groups/{group_id}/members",         ".    Y    Y    Y    .    .    .    .    .    Y    ."),
     // Agents. The CA is public (the matrix runs with a server CA configured, so it answers
     // 200; without one it is 404 `no_ca` for everyone). No human credential opens the others
     // (the probe sends a valid body with a bogus enrollment token, and an unsigned check-in).
@@ -522,6 +546,64 @@ async fn fresh_link(t: &TestApp) -> String {
     secret
 }
 
+// ---- alerts (issue #6) ----
+
+/// A fresh firing alert of client A.
+async fn fresh_alert(t: &TestApp) -> String {
+    let r = t
+        .app
+        .raise_alert(
+            &tandem_app::Actor::monitoring(),
+            tandem_app::RaiseAlert {
+                client_id: t.w.client_a.id,
+                dedup_key: format!("matrix:{}", uuid::Uuid::now_v7()),
+                grouping_key: None,
+                source: "test".into(),
+                endpoint_id: None,
+                check_key: None,
+                domain: "patching".into(),
+                severity: tandem_domain::monitoring::Severity::Warning,
+                title: "Matrix probe alert".into(),
+                summary: String::new(),
+                renotify_minutes: None,
+            },
+        )
+        .await
+        .expect("alert");
+    r.alert.id.to_string()
+}
+
+/// A fresh endpoint group of client A.
+async fn fresh_group(t: &TestApp) -> String {
+    t.app
+        .create_endpoint_group(
+            &tandem_app::Actor::system(),
+            t.w.client_a.id,
+            &format!("Matrix group {}", uuid::Uuid::now_v7()),
+        )
+        .await
+        .expect("group")
+        .id
+        .to_string()
+}
+
+/// Derived facts with local administrators for an endpoint, as the evaluation writes them.
+async fn facts_with_admins(t: &TestApp, id: tandem_domain::EndpointId) {
+    let f = tandem_domain::monitoring::EndpointFacts {
+        endpoint_id: id,
+        client_id: t.w.client_a.id,
+        site_id: t.w.site_a.id,
+        hostname: "a-laptop-01".into(),
+        admins: Some(vec!["dana".into()]),
+        ..Default::default()
+    };
+    let mut w = t.app.store().write().await.expect("write");
+    tandem_store::monitoring::upsert_facts(&mut w, &f, None)
+        .await
+        .expect("facts");
+    w.commit().await.expect("commit");
+}
+
 fn login_csrf() -> &'static str {
     "0123456789abcdef0123456789abcdef0123456789abcdef"
 }
@@ -551,6 +633,11 @@ struct Fill<'a> {
     mail: String,
     /// Mail (issue #5): a fresh sign-in link of the sign-in probe.
     link: String,
+    // alerts (issue #6)
+    /// A fresh firing alert of client A.
+    alert: String,
+    /// A fresh endpoint group of client A.
+    group: String,
 }
 
 /// search (issue #5): saves a view as the caller, through the API; its id, or a random one.
@@ -606,7 +693,9 @@ fn probe(
         .replace("{view_id}", &fill.view)
         // Mail (issue #5)
         .replace("{link_token}", &"0".repeat(64))
-        .replace("{mail_id}", &fill.mail);
+        .replace("{mail_id}", &fill.mail)
+        .replace("{alert_id}", &fill.alert)
+        .replace("{group_id}", &fill.group);
     let path = match template {
         "/api/v1/clients/{client_id}/scope/diff" => format!("{path}?from={number}&to={number}"),
         "/api/v1/clients/{client_id}/route" => format!("{path}?domain=patching"),
@@ -693,6 +782,16 @@ fn probe(
             .form(&[("csrf", login_csrf()), ("token", &fill.link)]),
         ("POST", "/clients/{client_id}/support-address") => rb.form(&form(&[("address", &format!("page-{n}@alderbrook.example.test"))])),
         ("POST", "/account/mail") => rb.form(&form(&[("event", "ticket_opened"), ("event", "ticket_reply")])),
+        // alerts (issue #6)
+        ("POST", "/alerts/{alert_id}/acknowledge") => rb.form(&form(&[("note", &format!("on it, says {n}"))])),
+        ("POST", "/alerts/{alert_id}/resolve") => rb.form(&form(&[("note", &format!("fixed by {n}"))])),
+        ("POST", "/monitoring/policy") => rb.form(&form(&[
+            ("target", &format!("client:{a}")),
+            ("checks", r#"[{"key": "disk", "kind": "disk_free", "min_percent": 10}]"#),
+            ("exclusions", ""),
+        ])),
+        ("POST", "/monitoring/groups") => rb.form(&form(&[("client_id", &a), ("name", &format!("Page group {n}"))])),
+        ("POST", "/monitoring/groups/{group_id}/members") => rb.form(&form(&[("endpoint_id", &fill.endpoint)])),
         ("POST", "/endpoints/enroll") => rb.form(&form(&[
             ("site_id", &w.site_a.id.to_string()),
             ("label", &format!("Page enrollment {n}")),
@@ -724,6 +823,15 @@ fn probe(
         // Mail (issue #5)
         ("PUT", "/api/v1/clients/{client_id}/support-address") => rb.json(&json!({"address": format!("api-{n}@alderbrook.example.test")})),
         ("PUT", "/api/v1/me/mail-preferences") => rb.json(&json!({"preferences": [{"event": "ticket_reply", "enabled": true}]})),
+        // alerts (issue #6)
+        ("POST", "/api/v1/alerts/{alert_id}/acknowledge") => rb.json(&json!({"note": format!("on it, says {n}")})),
+        ("POST", "/api/v1/alerts/{alert_id}/resolve") => rb.json(&json!({"note": format!("fixed by {n}")})),
+        ("PUT", "/api/v1/monitoring/policies") => rb.json(&json!({
+            "target": {"level": "client", "id": a},
+            "checks": [{"key": "disk", "kind": "disk_free", "min_percent": 10}],
+        })),
+        ("POST", "/api/v1/clients/{client_id}/endpoint-groups") => rb.json(&json!({"name": format!("Api group {n}")})),
+        ("POST", "/api/v1/endpoint-groups/{group_id}/members") => rb.json(&json!({"endpoint_id": fill.endpoint, "member": true})),
         ("POST", "/api/v1/clients/{client_id}/enrollment-tokens") => rb.json(&json!({
             "site_id": w.site_a.id, "label": format!("Api enrollment {n}"), "expires_in_hours": 2,
         })),
@@ -835,6 +943,7 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
         let (mut callers, victim) = callers(&t).await;
         let scope = Scope::new(&t).await;
         let (endpoint_a, _) = t.enrolled_agent(&t.w.site_a, "a-laptop-01").await;
+        facts_with_admins(&t, endpoint_a).await; // alerts (issue #6)
         let markers = t.w.a_markers();
         let mut table: Vec<_> = routes()
             .into_iter()
@@ -893,6 +1002,17 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                 } else {
                     String::new()
                 };
+                // alerts (issue #6)
+                let alert = if path.contains("{alert_id}") {
+                    fresh_alert(&t).await
+                } else {
+                    String::new()
+                };
+                let group = if path.contains("{group_id}") {
+                    fresh_group(&t).await
+                } else {
+                    String::new()
+                };
                 let head = t.audit_head().await;
                 let r = t
                     .send(probe(
@@ -912,6 +1032,8 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                             view,
                             mail,
                             link,
+                            alert,
+                            group,
                         },
                     ))
                     .await;
@@ -1094,6 +1216,8 @@ async fn state_changing_requests_without_csrf_are_refused() {
                         view: uuid_like(),
                         mail: uuid::Uuid::now_v7().to_string(),
                         link: "0".repeat(64),
+                        alert: tandem_domain::AlertId::new().to_string(),
+                        group: tandem_domain::EndpointGroupId::new().to_string(),
                     },
                 )
             };
@@ -1123,7 +1247,12 @@ async fn state_changing_requests_without_csrf_are_refused() {
                     &tandem_domain::EnrollmentTokenId::new().to_string(),
                 )
                 .replace("{ticket_id}", &tandem_domain::TicketId::new().to_string())
-                .replace("{priority}", "P2"); // tickets2
+                .replace("{priority}", "P2") // tickets2
+                .replace("{alert_id}", &tandem_domain::AlertId::new().to_string())
+                .replace(
+                    "{group_id}",
+                    &tandem_domain::EndpointGroupId::new().to_string(),
+                );
             let bare = t.req(
                 r.method.clone(),
                 &path,

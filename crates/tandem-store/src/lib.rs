@@ -15,6 +15,7 @@ pub mod directory;
 pub mod endpoints;
 // Mail (issue #5).
 pub mod mail;
+pub mod monitoring; // alerts (issue #6)
 mod query;
 mod read_pool;
 pub mod scope;

@@ -271,6 +271,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ticket_search",
         include_str!("../migrations/0007_ticket_search.sql"),
     ),
+    // alerts (issue #6)
+    (8, "alerts", include_str!("../migrations/0008_alerts.sql")),
 ];
 
 /// Statements of a migration file, without comments, each with the backend it is limited to:

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod api_alerts; // alerts (issue #6)
 pub mod api_fleet;
 // Mail (issue #5).
 pub mod api_mail;
@@ -16,6 +17,7 @@ pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
+pub mod pages_alerts; // alerts (issue #6)
 pub mod pages_fleet;
 // Mail (issue #5).
 pub mod pages_mail;
@@ -106,12 +108,14 @@ macro_rules! route {
 /// and OpenAPI tests walk it, so a route cannot exist without being tested.
 pub fn routes() -> Vec<RouteSpec> {
     use api as a;
+    use api_alerts as al; // alerts (issue #6)
     use api_fleet as f;
     use api_scope as s;
     use api_ticket_data as td; // tickets2
     use api_ticket_views as tv;
     use api_tickets as tk;
     use pages as p;
+    use pages_alerts as pa; // alerts (issue #6)
     use pages_fleet as pf;
     use pages_scope as ps;
     use pages_ticket_data as ptd;
@@ -525,6 +529,73 @@ pub fn routes() -> Vec<RouteSpec> {
             "/api/v1/me/mail-preferences",
             Api,
             api_mail::set_preferences
+        ),
+        // Alerts and monitoring (issue #6)
+        route!(GET, "/alerts", Page, pa::list),
+        route!(GET, "/alerts/{alert_id}", Page, pa::alert),
+        route!(
+            POST,
+            "/alerts/{alert_id}/acknowledge",
+            Page,
+            pa::acknowledge
+        ),
+        route!(POST, "/alerts/{alert_id}/resolve", Page, pa::resolve),
+        route!(GET, "/monitoring", Page, pa::monitoring),
+        route!(POST, "/monitoring/policy", Page, pa::save_policy),
+        route!(POST, "/monitoring/groups", Page, pa::create_group),
+        route!(
+            POST,
+            "/monitoring/groups/{group_id}/members",
+            Page,
+            pa::group_member
+        ),
+        route!(
+            GET,
+            "/endpoints/{endpoint_id}/checks",
+            Page,
+            pa::endpoint_checks
+        ),
+        route!(
+            POST,
+            "/endpoints/{endpoint_id}/admin-baseline",
+            Page,
+            pa::accept_baseline
+        ),
+        route!(GET, "/api/v1/alerts", Api, al::list_alerts),
+        route!(GET, "/api/v1/alerts/{alert_id}", Api, al::get_alert),
+        route!(
+            POST,
+            "/api/v1/alerts/{alert_id}/acknowledge",
+            Api,
+            al::acknowledge
+        ),
+        route!(POST, "/api/v1/alerts/{alert_id}/resolve", Api, al::resolve),
+        route!(GET, "/api/v1/monitoring/policies", Api, al::list_policies),
+        route!(PUT, "/api/v1/monitoring/policies", Api, al::put_policy),
+        route!(
+            GET,
+            "/api/v1/endpoints/{endpoint_id}/checks",
+            Api,
+            al::effective_checks
+        ),
+        route!(
+            POST,
+            "/api/v1/endpoints/{endpoint_id}/admin-baseline",
+            Api,
+            al::accept_baseline
+        ),
+        route!(GET, "/api/v1/endpoint-groups", Api, al::list_groups),
+        route!(
+            POST,
+            "/api/v1/clients/{client_id}/endpoint-groups",
+            Api,
+            al::create_group
+        ),
+        route!(
+            POST,
+            "/api/v1/endpoint-groups/{group_id}/members",
+            Api,
+            al::set_member
         ),
         // Agents: no human credentials; enrollment tokens and signatures (see http::agent).
         // The CA is public: an agent trusts it only if its fingerprint is the one it was given.

@@ -40,6 +40,11 @@ use utoipa::{Modify, OpenApi};
         super::api_mail::get_preferences, super::api_mail::set_preferences,
         super::api_ticket_data::sla_events, super::api_ticket_data::sla_report,
         super::api_ticket_data::handoff_report,
+        // alerts (issue #6)
+        super::api_alerts::list_alerts, super::api_alerts::get_alert, super::api_alerts::acknowledge,
+        super::api_alerts::resolve, super::api_alerts::list_policies, super::api_alerts::put_policy,
+        super::api_alerts::effective_checks, super::api_alerts::accept_baseline,
+        super::api_alerts::list_groups, super::api_alerts::create_group, super::api_alerts::set_member,
     ),
     // Schemas referenced only from query parameters are not collected from `paths`.
     components(schemas(super::api::ExportFormat)),

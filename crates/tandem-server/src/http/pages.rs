@@ -190,6 +190,14 @@ pub(crate) async fn chrome(
             active: active == "endpoints",
         });
     }
+    // alerts (issue #6)
+    if can(Action::AlertsRead) {
+        nav.push(NavItem {
+            href: "/alerts".into(),
+            label: "Alerts",
+            active: active == "alerts",
+        });
+    }
     if let (Some(c), true) = (user.client_id, can(Action::ScopeRead)) {
         nav.push(NavItem {
             href: format!("/clients/{c}/scope"),

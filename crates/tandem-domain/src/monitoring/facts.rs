@@ -1,0 +1,261 @@
+//! The compact facts checks read, one record per endpoint.
+//!
+//! They are derived once per change — the heartbeat when it moves, the inventory only when a
+//! new one arrived — and kept, so an evaluation pass never parses a whole inventory.
+
+use crate::{ClientId, EndpointId, SiteId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// One filesystem's space, from the latest heartbeat (or the inventory when the heartbeat has none).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskFact {
+    /// Mount point.
+    pub mount: String,
+    /// Size.
+    pub total_bytes: u64,
+    /// Free.
+    pub free_bytes: u64,
+}
+
+/// A TLS certificate the agent found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsFact {
+    /// Where: `file:/etc/…` or `tcp:443`.
+    pub source: String,
+    /// Its subject.
+    pub subject: String,
+    /// When it expires.
+    pub not_after: Timestamp,
+}
+
+/// What the checks know about one endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EndpointFacts {
+    /// The endpoint.
+    pub endpoint_id: EndpointId,
+    /// Its client.
+    pub client_id: ClientId,
+    /// Its site.
+    pub site_id: SiteId,
+    /// Its name.
+    pub hostname: String,
+    /// Its last check-in.
+    #[serde(default)]
+    pub last_seen_at: Option<Timestamp>,
+    /// CPU use in the latest heartbeat, percent.
+    #[serde(default)]
+    pub cpu_percent: Option<f64>,
+    /// Memory in use in the latest heartbeat, percent.
+    #[serde(default)]
+    pub memory_percent: Option<f64>,
+    /// Filesystems.
+    #[serde(default)]
+    pub disks: Vec<DiskFact>,
+    /// Active systemd units; `None` when services were not collected.
+    #[serde(default)]
+    pub active_units: Option<Vec<String>>,
+    /// Security updates pending.
+    #[serde(default)]
+    pub security_updates: Option<u32>,
+    /// Since when security updates have been pending (first inventory that showed any).
+    #[serde(default)]
+    pub security_pending_since: Option<Timestamp>,
+    /// Whether a reboot is pending.
+    #[serde(default)]
+    pub reboot_required: Option<bool>,
+    /// Since when a reboot has been pending.
+    #[serde(default)]
+    pub reboot_pending_since: Option<Timestamp>,
+    /// Whether the firewall is on.
+    #[serde(default)]
+    pub firewall_enabled: Option<bool>,
+    /// Local administrators (sorted); `None` when not collected.
+    #[serde(default)]
+    pub admins: Option<Vec<String>>,
+    /// The administrators a person accepted (or the first set seen); not part of the stored facts.
+    #[serde(skip)]
+    pub admin_baseline: Option<Vec<String>>,
+    /// TLS certificates found.
+    #[serde(default)]
+    pub tls: Vec<TlsFact>,
+}
+
+/// The inventory-derived part of the facts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InventoryFacts {
+    /// Filesystems from the inventory.
+    pub disks: Vec<DiskFact>,
+    /// Active units.
+    pub active_units: Option<Vec<String>>,
+    /// Local admins.
+    pub admins: Option<Vec<String>>,
+    /// Certificates.
+    pub tls: Vec<TlsFact>,
+}
+
+/// Reads what the checks need from an inventory (JSON as stored). Unknown or missing
+/// sections stay unknown. `tls_certificates` is read by name: `[{source, subject, issuer,
+/// not_after (unix seconds), dns_names}]`.
+pub fn inventory_facts(inventory_json: &str) -> InventoryFacts {
+    let v: serde_json::Value = match serde_json::from_str(inventory_json) {
+        Ok(v) => v,
+        Err(_) => return InventoryFacts::default(),
+    };
+    let disks = v
+        .pointer("/hardware/filesystems")
+        .and_then(|f| f.as_array())
+        .map(|fs| {
+            fs.iter()
+                .filter_map(|f| {
+                    Some(DiskFact {
+                        mount: f.get("mount")?.as_str()?.to_string(),
+                        total_bytes: f.get("size_bytes")?.as_u64()?,
+                        free_bytes: f.get("free_bytes")?.as_u64()?,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let active_units = v
+        .pointer("/services/units")
+        .and_then(|u| u.as_array())
+        .map(|units| {
+            let mut names: Vec<String> = units
+                .iter()
+                .filter(|u| u.get("active_state").and_then(|s| s.as_str()) == Some("active"))
+                .filter_map(|u| u.get("name")?.as_str().map(str::to_string))
+                .collect();
+            names.sort();
+            names
+        });
+    let admins = v
+        .pointer("/users/admin_groups")
+        .and_then(|g| g.as_object())
+        .map(|groups| {
+            let mut set: Vec<String> = groups
+                .values()
+                .filter_map(|m| m.as_array())
+                .flatten()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect();
+            set.sort();
+            set.dedup();
+            set
+        });
+    let tls = v
+        .get("tls_certificates")
+        .and_then(|t| t.as_array())
+        .map(|certs| {
+            certs
+                .iter()
+                .filter_map(|c| {
+                    Some(TlsFact {
+                        source: c.get("source")?.as_str()?.to_string(),
+                        subject: c
+                            .get("subject")
+                            .and_then(|s| s.as_str())
+                            .unwrap_or("")
+                            .to_string(),
+                        not_after: Timestamp(
+                            c.get("not_after")?
+                                .as_i64()?
+                                .saturating_mul(Timestamp::SECOND),
+                        ),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    InventoryFacts {
+        disks,
+        active_units,
+        admins,
+        tls,
+    }
+}
+
+/// The heartbeat-derived part: CPU, memory percent and disks.
+pub fn heartbeat_facts(heartbeat_json: &str) -> (Option<f64>, Option<f64>, Option<Vec<DiskFact>>) {
+    let hb: tandem_agent_protocol::heartbeat::Heartbeat = match serde_json::from_str(heartbeat_json)
+    {
+        Ok(h) => h,
+        Err(_) => return (None, None, None),
+    };
+    let mem = (hb.memory_total_bytes > 0).then(|| {
+        let used = hb
+            .memory_total_bytes
+            .saturating_sub(hb.memory_available_bytes);
+        used as f64 * 100.0 / hb.memory_total_bytes as f64
+    });
+    let disks = hb
+        .disks
+        .iter()
+        .map(|d| DiskFact {
+            mount: d.mount.clone(),
+            total_bytes: d.total_bytes,
+            free_bytes: d.free_bytes,
+        })
+        .collect();
+    (hb.cpu_percent.map(f64::from), mem, Some(disks))
+}
+
+/// The endpoint's summary columns, as the checks need them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SummaryFacts {
+    /// Security updates pending.
+    pub security_updates: Option<u32>,
+    /// Reboot pending.
+    pub reboot_required: Option<bool>,
+    /// Firewall on.
+    pub firewall_enabled: Option<bool>,
+}
+
+impl EndpointFacts {
+    /// Folds a newer observation into facts: the heartbeat (if given), the summary and the
+    /// inventory-derived facts (if a new inventory arrived at `inventory_at`). Keeps the
+    /// "pending since" instants across refreshes.
+    pub fn refresh(
+        &mut self,
+        last_seen_at: Option<Timestamp>,
+        heartbeat: Option<&str>,
+        summary: SummaryFacts,
+        inventory: Option<(InventoryFacts, Timestamp)>,
+    ) {
+        self.last_seen_at = last_seen_at;
+        let mut hb_disks = None;
+        if let Some(h) = heartbeat {
+            let (cpu, mem, disks) = heartbeat_facts(h);
+            self.cpu_percent = cpu;
+            self.memory_percent = mem;
+            hb_disks = disks.filter(|d| !d.is_empty());
+        }
+        let at = inventory.as_ref().map(|(_, at)| *at);
+        if let Some((inv, _)) = inventory {
+            if hb_disks.is_none() {
+                self.disks = inv.disks;
+            }
+            self.active_units = inv.active_units;
+            self.admins = inv.admins;
+            self.tls = inv.tls;
+        }
+        if let Some(d) = hb_disks {
+            self.disks = d;
+        }
+        let since = |was: Option<Timestamp>, now_pending: bool| match (now_pending, was) {
+            (false, _) => None,
+            (true, Some(t)) => Some(t),
+            (true, None) => Some(at.or(last_seen_at).unwrap_or_default()),
+        };
+        self.security_pending_since = since(
+            self.security_pending_since,
+            summary.security_updates.unwrap_or(0) > 0,
+        );
+        self.reboot_pending_since = since(
+            self.reboot_pending_since,
+            summary.reboot_required == Some(true),
+        );
+        self.security_updates = summary.security_updates;
+        self.reboot_required = summary.reboot_required;
+        self.firewall_enabled = summary.firewall_enabled;
+    }
+}

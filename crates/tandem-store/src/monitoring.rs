@@ -1,0 +1,915 @@
+//! Monitoring: alerts and their timeline, the per-endpoint facts checks read, the evaluation
+//! state, policies, endpoint groups, admin baselines and the evaluation lease.
+//!
+//! People's reads are scoped by a grant. The evaluation's own reads (every endpoint's facts,
+//! every policy) are unscoped by design: it is Tandem's background work over all tenants.
+
+use crate::query::{int, opt_int, opt_parsed, opt_text, opt_ts, parsed, text, ts, Sql};
+use crate::{Page, Paged, Result, StoreError};
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+use std::collections::HashMap;
+use tandem_domain::authz::Grant;
+use tandem_domain::monitoring::facts::SummaryFacts;
+use tandem_domain::monitoring::policy::{EndpointGroup, MonitoringPolicy, PolicyTarget};
+use tandem_domain::monitoring::{
+    Alert, AlertEvent, AlertState, CheckState, EndpointFacts, StateKey,
+};
+use tandem_domain::scope::{Party, Window};
+use tandem_domain::{
+    AlertId, ClientId, EndpointGroupId, EndpointId, Side, SiteId, Timestamp, UserId,
+};
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| corrupt("json", e))
+}
+
+// ---- alerts -----------------------------------------------------------------------------
+
+/// What the alert list can be narrowed to.
+#[derive(Clone, Debug, Default)]
+pub struct AlertFilter {
+    /// One client's alerts.
+    pub client: Option<ClientId>,
+    /// Only these states (empty: all).
+    pub states: Vec<AlertState>,
+    /// Only alerts owned by this side.
+    pub owner: Option<Party>,
+    /// Only this severity.
+    pub severity: Option<String>,
+    /// Only this check.
+    pub check: Option<String>,
+    /// Only this endpoint.
+    pub endpoint: Option<EndpointId>,
+    /// Only this grouping key.
+    pub group: Option<String>,
+}
+
+fn open_key(client: ClientId, dedup: &str) -> String {
+    format!("{client}|{dedup}")
+}
+
+/// Stores a new alert. Fails with a conflict if an open alert has the same key.
+pub async fn insert_alert(c: &mut AnyConnection, a: &Alert) -> Result<()> {
+    let mut q = Sql::new(
+        "INSERT INTO alerts (id, client_id, endpoint_id, source, check_key, dedup_key, open_key, \
+         grouping_key, domain, severity, title, summary, state, owner_side, route_window, \
+         owner_on_shift, route_reason, fired_at, last_seen_at, acknowledged_at, acknowledged_by, \
+         acknowledged_label, acknowledged_side, resolved_at, resolution, notified_at, \
+         renotify_minutes, flapping, ticket_id) VALUES (",
+    );
+    q.text(a.id.to_string())
+        .push(", ")
+        .text(a.client_id.to_string())
+        .push(", ")
+        .opt_text(a.endpoint_id.map(|e| e.to_string()))
+        .push(", ")
+        .text(a.source.clone())
+        .push(", ")
+        .opt_text(a.check_key.clone())
+        .push(", ")
+        .text(a.dedup_key.clone())
+        .push(", ")
+        .opt_text(
+            a.state
+                .is_open()
+                .then(|| open_key(a.client_id, &a.dedup_key)),
+        )
+        .push(", ")
+        .text(a.grouping_key.clone())
+        .push(", ")
+        .text(a.domain.clone())
+        .push(", ")
+        .text(a.severity.as_str())
+        .push(", ")
+        .text(a.title.clone())
+        .push(", ")
+        .text(a.summary.clone())
+        .push(", ")
+        .text(a.state.as_str())
+        .push(", ")
+        .text(a.owner.as_str())
+        .push(", ")
+        .opt_text(a.window.map(|w| window_str(w).to_string()))
+        .push(", ")
+        .int(i64::from(a.owner_on_shift))
+        .push(", ")
+        .text(a.route_reason.clone())
+        .push(", ");
+    changeable(&mut q, a);
+    q.push(")");
+    match q.execute(c).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::Conflict(_)) => Err(StoreError::Conflict(
+            "an open alert with this key already exists".into(),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+fn changeable(q: &mut Sql, a: &Alert) {
+    q.int(a.fired_at.0)
+        .push(", ")
+        .int(a.last_seen_at.0)
+        .push(", ")
+        .opt_int(a.acknowledged_at.map(|t| t.0))
+        .push(", ")
+        .opt_text(a.acknowledged_by.map(|u| u.to_string()))
+        .push(", ")
+        .opt_text(a.acknowledged_label.clone())
+        .push(", ")
+        .opt_text(a.acknowledged_side.map(|s| s.as_str().to_string()))
+        .push(", ")
+        .opt_int(a.resolved_at.map(|t| t.0))
+        .push(", ")
+        .opt_text(a.resolution.clone())
+        .push(", ")
+        .int(a.notified_at.0)
+        .push(", ")
+        .opt_int(a.renotify_minutes.map(i64::from))
+        .push(", ")
+        .int(i64::from(a.flapping))
+        .push(", ")
+        .opt_text(a.ticket_id.map(|t| t.to_string()));
+}
+
+/// Writes an alert's changeable fields back (state, summary, acknowledgement, resolution…).
+pub async fn update_alert(c: &mut AnyConnection, a: &Alert) -> Result<()> {
+    Sql::new("UPDATE alerts SET state = ")
+        .text(a.state.as_str())
+        .push(", open_key = ")
+        .opt_text(
+            a.state
+                .is_open()
+                .then(|| open_key(a.client_id, &a.dedup_key)),
+        )
+        .push(", summary = ")
+        .text(a.summary.clone())
+        .push(", severity = ")
+        .text(a.severity.as_str())
+        .push(", last_seen_at = ")
+        .int(a.last_seen_at.0)
+        .push(", acknowledged_at = ")
+        .opt_int(a.acknowledged_at.map(|t| t.0))
+        .push(", acknowledged_by = ")
+        .opt_text(a.acknowledged_by.map(|u| u.to_string()))
+        .push(", acknowledged_label = ")
+        .opt_text(a.acknowledged_label.clone())
+        .push(", acknowledged_side = ")
+        .opt_text(a.acknowledged_side.map(|s| s.as_str().to_string()))
+        .push(", resolved_at = ")
+        .opt_int(a.resolved_at.map(|t| t.0))
+        .push(", resolution = ")
+        .opt_text(a.resolution.clone())
+        .push(", notified_at = ")
+        .int(a.notified_at.0)
+        .push(", renotify_minutes = ")
+        .opt_int(a.renotify_minutes.map(i64::from))
+        .push(", flapping = ")
+        .int(i64::from(a.flapping))
+        .push(", ticket_id = ")
+        .opt_text(a.ticket_id.map(|t| t.to_string()))
+        .push(" WHERE id = ")
+        .text(a.id.to_string())
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// The open alert of a client with this deduplication key (Tandem's own read, unscoped).
+pub async fn open_alert(
+    c: &mut AnyConnection,
+    client: ClientId,
+    dedup_key: &str,
+) -> Result<Option<Alert>> {
+    Sql::new("SELECT * FROM alerts WHERE open_key = ")
+        .text(open_key(client, dedup_key))
+        .fetch_optional(c)
+        .await?
+        .as_ref()
+        .map(alert)
+        .transpose()
+}
+
+/// Open alerts that re-notify (Tandem's own read, unscoped).
+pub async fn renotifying_alerts(c: &mut AnyConnection) -> Result<Vec<Alert>> {
+    Sql::new("SELECT * FROM alerts WHERE state = 'firing' AND renotify_minutes IS NOT NULL")
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(alert)
+        .collect()
+}
+
+/// Alerts the grant reaches, newest first.
+pub async fn list_alerts(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    f: &AlertFilter,
+    page: Page,
+) -> Result<Paged<Alert>> {
+    let mut q = Sql::new("SELECT * FROM alerts WHERE ");
+    q.scope("client_id", grant);
+    if let Some(cid) = f.client {
+        q.push(" AND client_id = ").text(cid.to_string());
+    }
+    if !f.states.is_empty() {
+        q.push(" AND state IN (");
+        for (i, s) in f.states.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.text(s.as_str());
+        }
+        q.push(")");
+    }
+    if let Some(o) = f.owner {
+        q.push(" AND owner_side = ").text(o.as_str());
+    }
+    if let Some(s) = &f.severity {
+        q.push(" AND severity = ").text(s.clone());
+    }
+    if let Some(k) = &f.check {
+        q.push(" AND check_key = ").text(k.clone());
+    }
+    if let Some(e) = f.endpoint {
+        q.push(" AND endpoint_id = ").text(e.to_string());
+    }
+    if let Some(g) = &f.group {
+        q.push(" AND grouping_key = ").text(g.clone());
+    }
+    q.push(" ORDER BY fired_at DESC, id DESC")
+        .page(&page.probe());
+    let items = q
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(alert)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Paged::from_probe(items, &page))
+}
+
+/// One alert, if the grant reaches it.
+pub async fn get_alert(c: &mut AnyConnection, grant: &Grant, id: AlertId) -> Result<Option<Alert>> {
+    let mut q = Sql::new("SELECT * FROM alerts WHERE id = ");
+    q.text(id.to_string())
+        .push(" AND ")
+        .scope("client_id", grant);
+    q.fetch_optional(c).await?.as_ref().map(alert).transpose()
+}
+
+/// Appends to an alert's timeline.
+pub async fn insert_alert_event(
+    c: &mut AnyConnection,
+    a: &Alert,
+    actor_id: Option<UserId>,
+    e: &AlertEvent,
+) -> Result<()> {
+    Sql::new("INSERT INTO alert_events (id, alert_id, client_id, at, kind, actor_id, actor_label, actor_side, body, notify) VALUES (")
+        .text(uuid::Uuid::now_v7().to_string())
+        .push(", ")
+        .text(a.id.to_string())
+        .push(", ")
+        .text(a.client_id.to_string())
+        .push(", ")
+        .int(e.at.0)
+        .push(", ")
+        .text(e.kind.clone())
+        .push(", ")
+        .opt_text(actor_id.map(|u| u.to_string()))
+        .push(", ")
+        .text(e.actor_label.clone())
+        .push(", ")
+        .text(e.actor_side.as_str())
+        .push(", ")
+        .text(e.body.clone())
+        .push(", ")
+        .int(i64::from(e.notify))
+        .push(")")
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// An alert's timeline, oldest first.
+pub async fn alert_events(c: &mut AnyConnection, a: &Alert) -> Result<Vec<AlertEvent>> {
+    Sql::new("SELECT * FROM alert_events WHERE alert_id = ")
+        .text(a.id.to_string())
+        .push(" ORDER BY at, id")
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AlertEvent {
+                at: ts(r, "at")?,
+                kind: text(r, "kind")?,
+                actor_label: text(r, "actor_label")?,
+                actor_side: side(&text(r, "actor_side")?)?,
+                body: text(r, "body")?,
+                notify: int(r, "notify")? != 0,
+            })
+        })
+        .collect()
+}
+
+fn window_str(w: Window) -> &'static str {
+    match w {
+        Window::BusinessHours => "business_hours",
+        Window::AfterHours => "after_hours",
+    }
+}
+
+fn side(s: &str) -> Result<Side> {
+    Ok(match s {
+        "provider" => Side::Provider,
+        "client" => Side::Client,
+        "outside" => Side::Outside,
+        "system" => Side::System,
+        other => return Err(corrupt("side", other)),
+    })
+}
+
+fn alert(r: &AnyRow) -> Result<Alert> {
+    Ok(Alert {
+        id: parsed(r, "id")?,
+        client_id: parsed(r, "client_id")?,
+        endpoint_id: opt_parsed(r, "endpoint_id")?,
+        source: text(r, "source")?,
+        check_key: opt_text(r, "check_key")?,
+        dedup_key: text(r, "dedup_key")?,
+        grouping_key: text(r, "grouping_key")?,
+        domain: text(r, "domain")?,
+        severity: text(r, "severity")?
+            .parse()
+            .map_err(|e| corrupt("severity", e))?,
+        title: text(r, "title")?,
+        summary: text(r, "summary")?,
+        state: text(r, "state")?.parse().map_err(|e| corrupt("state", e))?,
+        owner: match text(r, "owner_side")?.as_str() {
+            "internal" => Party::Internal,
+            "provider" => Party::Provider,
+            o => return Err(corrupt("owner_side", o)),
+        },
+        window: match opt_text(r, "route_window")?.as_deref() {
+            Some("business_hours") => Some(Window::BusinessHours),
+            Some("after_hours") => Some(Window::AfterHours),
+            _ => None,
+        },
+        owner_on_shift: int(r, "owner_on_shift")? != 0,
+        route_reason: text(r, "route_reason")?,
+        fired_at: ts(r, "fired_at")?,
+        last_seen_at: ts(r, "last_seen_at")?,
+        acknowledged_at: opt_ts(r, "acknowledged_at")?,
+        acknowledged_by: opt_parsed(r, "acknowledged_by")?,
+        acknowledged_label: opt_text(r, "acknowledged_label")?,
+        acknowledged_side: opt_text(r, "acknowledged_side")?
+            .map(|s| side(&s))
+            .transpose()?,
+        resolved_at: opt_ts(r, "resolved_at")?,
+        resolution: opt_text(r, "resolution")?,
+        notified_at: ts(r, "notified_at")?,
+        renotify_minutes: opt_int(r, "renotify_minutes")?.and_then(|m| u32::try_from(m).ok()),
+        flapping: int(r, "flapping")? != 0,
+        ticket_id: opt_parsed(r, "ticket_id")?,
+    })
+}
+
+// ---- facts ------------------------------------------------------------------------------
+
+/// An endpoint whose facts are stale: its row moved since the facts were derived.
+#[derive(Clone, Debug)]
+pub struct StaleFacts {
+    /// The endpoint.
+    pub endpoint_id: EndpointId,
+    /// Its client.
+    pub client_id: ClientId,
+    /// Its site.
+    pub site_id: SiteId,
+    /// Its name.
+    pub hostname: String,
+    /// Last check-in.
+    pub last_seen_at: Option<Timestamp>,
+    /// Last inventory.
+    pub last_inventory_at: Option<Timestamp>,
+    /// The summary columns.
+    pub summary: SummaryFacts,
+    /// The latest heartbeat (JSON).
+    pub heartbeat: Option<String>,
+    /// The facts as last derived (JSON), if any.
+    pub previous: Option<String>,
+    /// The inventory instant those facts were derived from.
+    pub previous_inventory_at: Option<Timestamp>,
+}
+
+/// Endpoints whose check-in or inventory moved since their facts were derived (at most
+/// `limit`), Tandem's own read over every tenant.
+pub async fn stale_facts(c: &mut AnyConnection, limit: u32) -> Result<Vec<StaleFacts>> {
+    let mut q = Sql::new(
+        "SELECT e.id, e.client_id, e.site_id, e.hostname, e.last_seen_at, e.last_inventory_at, \
+         e.security_updates, e.reboot_required, e.firewall_enabled, e.heartbeat, \
+         f.facts, f.inventory_at AS facts_inventory_at \
+         FROM endpoints e LEFT JOIN endpoint_facts f ON f.endpoint_id = e.id \
+         WHERE e.retired_at IS NULL AND (f.endpoint_id IS NULL \
+         OR COALESCE(f.seen_at, -1) <> COALESCE(e.last_seen_at, -1) \
+         OR COALESCE(f.inventory_at, -1) <> COALESCE(e.last_inventory_at, -1)) LIMIT ",
+    );
+    q.int(i64::from(limit));
+    q.fetch_all(c)
+        .await?
+        .iter()
+        .map(|r| {
+            let flag = |col: &str| -> Result<Option<bool>> { Ok(opt_int(r, col)?.map(|v| v != 0)) };
+            Ok(StaleFacts {
+                endpoint_id: parsed(r, "id")?,
+                client_id: parsed(r, "client_id")?,
+                site_id: parsed(r, "site_id")?,
+                hostname: text(r, "hostname")?,
+                last_seen_at: opt_ts(r, "last_seen_at")?,
+                last_inventory_at: opt_ts(r, "last_inventory_at")?,
+                summary: SummaryFacts {
+                    security_updates: opt_int(r, "security_updates")?
+                        .and_then(|v| u32::try_from(v).ok()),
+                    reboot_required: flag("reboot_required")?,
+                    firewall_enabled: flag("firewall_enabled")?,
+                },
+                heartbeat: opt_text(r, "heartbeat")?,
+                previous: opt_text(r, "facts")?,
+                previous_inventory_at: opt_ts(r, "facts_inventory_at")?,
+            })
+        })
+        .collect()
+}
+
+/// The endpoint's current inventory (JSON) as the facts derivation reads it. The one place
+/// monitoring reads inventories: repoint it if the inventory moves to its own table.
+pub async fn inventory_for_facts(c: &mut AnyConnection, id: EndpointId) -> Result<Option<String>> {
+    crate::endpoints::inventory_json(c, id).await
+}
+
+/// Stores an endpoint's derived facts.
+pub async fn upsert_facts(
+    c: &mut AnyConnection,
+    f: &EndpointFacts,
+    inventory_at: Option<Timestamp>,
+) -> Result<()> {
+    Sql::new("INSERT INTO endpoint_facts (endpoint_id, client_id, seen_at, inventory_at, facts) VALUES (")
+        .text(f.endpoint_id.to_string())
+        .push(", ")
+        .text(f.client_id.to_string())
+        .push(", ")
+        .opt_int(f.last_seen_at.map(|t| t.0))
+        .push(", ")
+        .opt_int(inventory_at.map(|t| t.0))
+        .push(", ")
+        .text(json(f)?)
+        .push(") ON CONFLICT (endpoint_id) DO UPDATE SET client_id = excluded.client_id, \
+               seen_at = excluded.seen_at, inventory_at = excluded.inventory_at, facts = excluded.facts")
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// Every live endpoint's facts with its accepted admin baseline (Tandem's own read).
+pub async fn load_facts(c: &mut AnyConnection) -> Result<Vec<EndpointFacts>> {
+    Sql::new(
+        "SELECT f.facts, b.admins FROM endpoint_facts f \
+         JOIN endpoints e ON e.id = f.endpoint_id \
+         LEFT JOIN admin_baselines b ON b.endpoint_id = f.endpoint_id \
+         WHERE e.retired_at IS NULL ORDER BY f.endpoint_id",
+    )
+    .fetch_all(c)
+    .await?
+    .iter()
+    .map(|r| {
+        let mut f: EndpointFacts =
+            serde_json::from_str(&text(r, "facts")?).map_err(|e| corrupt("facts", e))?;
+        f.admin_baseline = opt_text(r, "admins")?
+            .map(|a| serde_json::from_str(&a))
+            .transpose()
+            .map_err(|e| corrupt("baseline", e))?;
+        Ok(f)
+    })
+    .collect()
+}
+
+/// One endpoint's facts, if the grant reaches it.
+pub async fn get_facts(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    id: EndpointId,
+) -> Result<Option<EndpointFacts>> {
+    let mut q = Sql::new("SELECT facts FROM endpoint_facts WHERE endpoint_id = ");
+    q.text(id.to_string())
+        .push(" AND ")
+        .scope("client_id", grant);
+    match q.fetch_optional(c).await? {
+        Some(r) => Ok(Some(
+            serde_json::from_str(&text(&r, "facts")?).map_err(|e| corrupt("facts", e))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+// ---- admin baselines ----------------------------------------------------------------------
+
+/// The accepted administrators of an endpoint (unscoped; the caller holds a grant for it).
+pub async fn admin_baseline(c: &mut AnyConnection, id: EndpointId) -> Result<Option<Vec<String>>> {
+    match Sql::new("SELECT admins FROM admin_baselines WHERE endpoint_id = ")
+        .text(id.to_string())
+        .fetch_optional(c)
+        .await?
+    {
+        Some(r) => Ok(Some(
+            serde_json::from_str(&text(&r, "admins")?).map_err(|e| corrupt("baseline", e))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Records the accepted administrators of an endpoint.
+pub async fn set_admin_baseline(
+    c: &mut AnyConnection,
+    endpoint: EndpointId,
+    client: ClientId,
+    admins: &[String],
+    by: Option<UserId>,
+    label: &str,
+    at: Timestamp,
+) -> Result<()> {
+    Sql::new("INSERT INTO admin_baselines (endpoint_id, client_id, admins, accepted_by, accepted_label, accepted_at) VALUES (")
+        .text(endpoint.to_string())
+        .push(", ")
+        .text(client.to_string())
+        .push(", ")
+        .text(json(&admins)?)
+        .push(", ")
+        .opt_text(by.map(|u| u.to_string()))
+        .push(", ")
+        .text(label)
+        .push(", ")
+        .int(at.0)
+        .push(") ON CONFLICT (endpoint_id) DO UPDATE SET admins = excluded.admins, \
+               accepted_by = excluded.accepted_by, accepted_label = excluded.accepted_label, \
+               accepted_at = excluded.accepted_at")
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+// ---- evaluation state --------------------------------------------------------------------
+
+/// Every remembered check state (Tandem's own read).
+pub async fn load_check_states(c: &mut AnyConnection) -> Result<HashMap<StateKey, CheckState>> {
+    let rows = Sql::new("SELECT endpoint_id, check_key, state FROM check_states")
+        .fetch_all(c)
+        .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let s: CheckState =
+            serde_json::from_str(&text(r, "state")?).map_err(|e| corrupt("check state", e))?;
+        out.insert((parsed(r, "endpoint_id")?, text(r, "check_key")?), s);
+    }
+    Ok(out)
+}
+
+/// Stores a check state.
+pub async fn put_check_state(
+    c: &mut AnyConnection,
+    key: &StateKey,
+    client: ClientId,
+    s: &CheckState,
+) -> Result<()> {
+    Sql::new("INSERT INTO check_states (endpoint_id, check_key, client_id, state) VALUES (")
+        .text(key.0.to_string())
+        .push(", ")
+        .text(key.1.clone())
+        .push(", ")
+        .text(client.to_string())
+        .push(", ")
+        .text(json(s)?)
+        .push(") ON CONFLICT (endpoint_id, check_key) DO UPDATE SET state = excluded.state")
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// Forgets a check state.
+pub async fn delete_check_state(c: &mut AnyConnection, key: &StateKey) -> Result<()> {
+    Sql::new("DELETE FROM check_states WHERE endpoint_id = ")
+        .text(key.0.to_string())
+        .push(" AND check_key = ")
+        .text(key.1.clone())
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+// ---- policies ----------------------------------------------------------------------------
+
+fn policy(r: &AnyRow) -> Result<MonitoringPolicy> {
+    let level = text(r, "level")?;
+    let target_id = text(r, "target_id")?;
+    Ok(MonitoringPolicy {
+        id: parsed(r, "id")?,
+        client_id: opt_parsed(r, "client_id")?,
+        target: PolicyTarget::parse(&level, &target_id)
+            .ok_or_else(|| corrupt("policy target", format!("{level}/{target_id}")))?,
+        checks: serde_json::from_str(&text(r, "checks")?).map_err(|e| corrupt("checks", e))?,
+        exclusions: serde_json::from_str(&text(r, "exclusions")?)
+            .map_err(|e| corrupt("exclusions", e))?,
+    })
+}
+
+/// Every policy (Tandem's own read, for the evaluation and the "why" view).
+pub async fn all_policies(c: &mut AnyConnection) -> Result<Vec<MonitoringPolicy>> {
+    Sql::new("SELECT * FROM monitoring_policies ORDER BY level, target_id")
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(policy)
+        .collect()
+}
+
+/// Policies the grant reaches (provider-wide ones only for grants that cover the provider,
+/// or `with_provider`: people of a client may read the provider-wide checks that apply to them).
+pub async fn list_policies(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    client: Option<ClientId>,
+    with_provider: bool,
+) -> Result<Vec<MonitoringPolicy>> {
+    let mut q = Sql::new("SELECT * FROM monitoring_policies WHERE (");
+    q.scope("client_id", grant);
+    if with_provider {
+        q.push(" OR client_id IS NULL");
+    }
+    q.push(")");
+    if let Some(cid) = client {
+        q.push(" AND (client_id = ")
+            .text(cid.to_string())
+            .push(" OR client_id IS NULL)");
+    }
+    q.push(" ORDER BY level, target_id");
+    q.fetch_all(c).await?.iter().map(policy).collect()
+}
+
+/// The policy at a target (unscoped: the caller checked the target's client).
+pub async fn policy_at(
+    c: &mut AnyConnection,
+    t: &PolicyTarget,
+) -> Result<Option<MonitoringPolicy>> {
+    Sql::new("SELECT * FROM monitoring_policies WHERE level = ")
+        .text(t.level())
+        .push(" AND target_id = ")
+        .text(t.target_id())
+        .fetch_optional(c)
+        .await?
+        .as_ref()
+        .map(policy)
+        .transpose()
+}
+
+/// Stores a policy (one per target).
+pub async fn put_policy(c: &mut AnyConnection, p: &MonitoringPolicy, at: Timestamp) -> Result<()> {
+    Sql::new("INSERT INTO monitoring_policies (id, client_id, level, target_id, checks, exclusions, updated_at) VALUES (")
+        .text(p.id.to_string())
+        .push(", ")
+        .opt_text(p.client_id.map(|c| c.to_string()))
+        .push(", ")
+        .text(p.target.level())
+        .push(", ")
+        .text(p.target.target_id())
+        .push(", ")
+        .text(json(&p.checks)?)
+        .push(", ")
+        .text(json(&p.exclusions)?)
+        .push(", ")
+        .int(at.0)
+        .push(") ON CONFLICT (level, target_id) DO UPDATE SET checks = excluded.checks, \
+               exclusions = excluded.exclusions, updated_at = excluded.updated_at")
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// Removes the policy at a target. Returns whether there was one.
+pub async fn delete_policy(c: &mut AnyConnection, t: &PolicyTarget) -> Result<bool> {
+    Ok(Sql::new("DELETE FROM monitoring_policies WHERE level = ")
+        .text(t.level())
+        .push(" AND target_id = ")
+        .text(t.target_id())
+        .execute(c)
+        .await?
+        == 1)
+}
+
+// ---- endpoint groups ----------------------------------------------------------------------
+
+/// Groups the grant reaches, with members, by name.
+pub async fn list_groups(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    client: Option<ClientId>,
+) -> Result<Vec<EndpointGroup>> {
+    let mut q = Sql::new("SELECT * FROM endpoint_groups WHERE ");
+    q.scope("client_id", grant);
+    if let Some(cid) = client {
+        q.push(" AND client_id = ").text(cid.to_string());
+    }
+    q.push(" ORDER BY name, id");
+    let mut groups: Vec<EndpointGroup> = q
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(EndpointGroup {
+                id: parsed(r, "id")?,
+                client_id: parsed(r, "client_id")?,
+                name: text(r, "name")?,
+                members: Vec::new(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut m = Sql::new("SELECT group_id, endpoint_id FROM endpoint_group_members WHERE ");
+    m.scope("client_id", grant).push(" ORDER BY endpoint_id");
+    for r in m.fetch_all(c).await? {
+        let g: EndpointGroupId = parsed(&r, "group_id")?;
+        if let Some(group) = groups.iter_mut().find(|x| x.id == g) {
+            group.members.push(parsed(&r, "endpoint_id")?);
+        }
+    }
+    Ok(groups)
+}
+
+/// Stores a new group.
+pub async fn insert_group(
+    c: &mut AnyConnection,
+    id: EndpointGroupId,
+    client: ClientId,
+    name: &str,
+    at: Timestamp,
+) -> Result<()> {
+    Sql::new("INSERT INTO endpoint_groups (id, client_id, name, created_at) VALUES (")
+        .text(id.to_string())
+        .push(", ")
+        .text(client.to_string())
+        .push(", ")
+        .text(name)
+        .push(", ")
+        .int(at.0)
+        .push(")")
+        .execute(c)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => StoreError::Conflict("a group with this name exists".into()),
+            e => e,
+        })?;
+    Ok(())
+}
+
+/// Deletes a group, its members and its policy.
+pub async fn delete_group(c: &mut AnyConnection, id: EndpointGroupId) -> Result<()> {
+    delete_policy(c, &PolicyTarget::Group(id)).await?;
+    for table in ["endpoint_group_members", "endpoint_groups"] {
+        let col = if table == "endpoint_groups" {
+            "id"
+        } else {
+            "group_id"
+        };
+        Sql::new(&format!("DELETE FROM {table} WHERE {col} = "))
+            .text(id.to_string())
+            .execute(c)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Adds or removes a member.
+pub async fn set_member(
+    c: &mut AnyConnection,
+    group: EndpointGroupId,
+    endpoint: EndpointId,
+    client: ClientId,
+    member: bool,
+) -> Result<()> {
+    if member {
+        Sql::new("INSERT INTO endpoint_group_members (group_id, endpoint_id, client_id) VALUES (")
+            .text(group.to_string())
+            .push(", ")
+            .text(endpoint.to_string())
+            .push(", ")
+            .text(client.to_string())
+            .push(") ON CONFLICT (group_id, endpoint_id) DO NOTHING")
+            .execute(c)
+            .await?;
+    } else {
+        Sql::new("DELETE FROM endpoint_group_members WHERE group_id = ")
+            .text(group.to_string())
+            .push(" AND endpoint_id = ")
+            .text(endpoint.to_string())
+            .execute(c)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Every membership, each endpoint's groups in name order (Tandem's own read).
+pub async fn all_memberships(
+    c: &mut AnyConnection,
+) -> Result<HashMap<EndpointId, Vec<EndpointGroupId>>> {
+    let rows = Sql::new(
+        "SELECT m.endpoint_id, m.group_id FROM endpoint_group_members m \
+         JOIN endpoint_groups g ON g.id = m.group_id ORDER BY m.endpoint_id, g.name, g.id",
+    )
+    .fetch_all(c)
+    .await?;
+    let mut out: HashMap<EndpointId, Vec<EndpointGroupId>> = HashMap::new();
+    for r in &rows {
+        out.entry(parsed(r, "endpoint_id")?)
+            .or_default()
+            .push(parsed(r, "group_id")?);
+    }
+    Ok(out)
+}
+
+/// The group's client (unscoped: to check a grant against it).
+pub async fn group_client(c: &mut AnyConnection, id: EndpointGroupId) -> Result<Option<ClientId>> {
+    match Sql::new("SELECT client_id FROM endpoint_groups WHERE id = ")
+        .text(id.to_string())
+        .fetch_optional(c)
+        .await?
+    {
+        Some(r) => Ok(Some(parsed(&r, "client_id")?)),
+        None => Ok(None),
+    }
+}
+
+/// An endpoint's client and site (unscoped: to check a grant against it).
+pub async fn endpoint_place(
+    c: &mut AnyConnection,
+    id: EndpointId,
+) -> Result<Option<(ClientId, SiteId, String)>> {
+    match Sql::new(
+        "SELECT client_id, site_id, hostname FROM endpoints WHERE retired_at IS NULL AND id = ",
+    )
+    .text(id.to_string())
+    .fetch_optional(c)
+    .await?
+    {
+        Some(r) => Ok(Some((
+            parsed(&r, "client_id")?,
+            parsed(&r, "site_id")?,
+            text(&r, "hostname")?,
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// A site's client (unscoped: to check a grant against it).
+pub async fn site_client(c: &mut AnyConnection, id: SiteId) -> Result<Option<ClientId>> {
+    match Sql::new("SELECT client_id FROM sites WHERE id = ")
+        .text(id.to_string())
+        .fetch_optional(c)
+        .await?
+    {
+        Some(r) => Ok(Some(parsed(&r, "client_id")?)),
+        None => Ok(None),
+    }
+}
+
+// ---- the evaluation lease -------------------------------------------------------------------
+
+/// Claims the evaluation lease for `holder` until `until`, if it is free, expired or already
+/// this holder's. One conditional update: safe with several servers on one database.
+pub async fn claim_lease(
+    c: &mut AnyConnection,
+    holder: &str,
+    now: Timestamp,
+    until: Timestamp,
+) -> Result<bool> {
+    let n = Sql::new("UPDATE monitoring_leases SET holder = ")
+        .text(holder)
+        .push(", expires_at = ")
+        .int(until.0)
+        .push(" WHERE name = 'evaluation' AND (expires_at <= ")
+        .int(now.0)
+        .push(" OR holder = ")
+        .text(holder)
+        .push(")")
+        .execute(c)
+        .await?;
+    Ok(n == 1)
+}
+
+/// Gives the lease up (only if still held by `holder`).
+pub async fn release_lease(c: &mut AnyConnection, holder: &str) -> Result<()> {
+    Sql::new("UPDATE monitoring_leases SET expires_at = 0 WHERE name = 'evaluation' AND holder = ")
+        .text(holder)
+        .execute(c)
+        .await?;
+    Ok(())
+}
