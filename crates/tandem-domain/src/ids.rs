@@ -86,3 +86,16 @@ id_type!(
     /// A helpdesk ticket.
     TicketId
 );
+// ---- on-call (issue #6, oncall branch) ----
+id_type!(
+    /// An on-call schedule.
+    ScheduleId
+);
+id_type!(
+    /// An escalation policy.
+    PolicyId
+);
+id_type!(
+    /// A page: one problem being escalated until someone acknowledges it.
+    PageId
+);

@@ -9,12 +9,16 @@ pub mod directory;
 pub mod fleet;
 pub mod helpdesk;
 pub mod ids;
+pub mod oncall; // on-call (issue #6)
 pub mod scope;
 pub mod signin;
 pub mod tenancy;
 pub mod time;
 pub mod validate;
 
-pub use ids::{ClientId, EndpointId, EnrollmentTokenId, SiteId, TicketId, TokenId, UserId};
+pub use ids::{
+    ClientId, EndpointId, EnrollmentTokenId, PageId, PolicyId, ScheduleId, SiteId, TicketId,
+    TokenId, UserId,
+};
 pub use tenancy::{Role, Side, Tenant};
 pub use time::Timestamp;
