@@ -14,6 +14,7 @@ mod endpoints;
 mod error;
 mod identity;
 mod ingest;
+mod oncall; // on-call (issue #6)
 mod scope;
 mod tickets;
 mod tokens;
@@ -26,6 +27,11 @@ pub use endpoints::{
 };
 pub use error::{Error, Result};
 pub use identity::{principal_of, totp_code_now, MfaEnrollment, SessionInfo, SignIn, SignInNext};
+// on-call (issue #6)
+pub use oncall::{
+    FeedCreated, NewFeed, NewPage, NewSchedule, PageOpened, PageView, PolicyInput, SchedulePatch,
+    ScheduleView, FEED_TOKEN_PREFIX,
+};
 pub use scope::{DomainPatch, NewDomain, RouteAnswer};
 pub use tickets::{NewTicket, TicketView};
 pub use tokens::{NewToken, TOKEN_PREFIX};

@@ -9,7 +9,7 @@
 
 use crate::scope::Party;
 use crate::validate::Invalid;
-use crate::{PolicyId, ScheduleId, Timestamp, UserId};
+use crate::{ClientId, PageId, PolicyId, ScheduleId, Timestamp, UserId};
 use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
@@ -533,13 +533,199 @@ pub enum Step {
     OtherSide,
 }
 
-/// A policy's owner and id, for the other-side step.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PolicyRef {
-    /// The policy.
-    pub id: PolicyId,
-    /// Its side.
+// ---- records ---------------------------------------------------------------------------
+
+/// A stored schedule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Schedule {
+    /// Id.
+    pub id: ScheduleId,
+    /// The client, for the client's own IT; absent for the provider's (provider-wide) ones.
+    pub client_id: Option<ClientId>,
+    /// Whose schedule it is.
     pub side: Party,
+    /// Name.
+    pub name: String,
+    /// Layers and overrides.
+    pub rules: ScheduleRules,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
+}
+
+/// A stored escalation policy (one per side: the provider's, and each client's own IT's).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Policy {
+    /// Id.
+    pub id: PolicyId,
+    /// The client, for the client's own IT; absent for the provider's.
+    pub client_id: Option<ClientId>,
+    /// Whose policy it is.
+    pub side: Party,
+    /// Name.
+    pub name: String,
+    /// Levels and repeats.
+    pub rules: PolicyRules,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
+}
+
+/// How bad a paged problem is (the PagerDuty Events v2 severities).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Down or about to be.
+    Critical,
+    /// Broken.
+    Error,
+    /// Degrading.
+    Warning,
+    /// For information.
+    Info,
+}
+
+impl Severity {
+    /// Stable name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "critical" => Severity::Critical,
+            "error" => Severity::Error,
+            "warning" => Severity::Warning,
+            "info" => Severity::Info,
+            other => return Err(format!("unknown severity {other:?}")),
+        })
+    }
+}
+
+/// Where a page stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PageStatus {
+    /// Escalating until someone acknowledges it.
+    Open,
+    /// Someone has it; escalation stopped.
+    Acknowledged,
+    /// Over.
+    Resolved,
+}
+
+impl PageStatus {
+    /// Stable name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PageStatus::Open => "open",
+            PageStatus::Acknowledged => "acknowledged",
+            PageStatus::Resolved => "resolved",
+        }
+    }
+}
+
+impl std::str::FromStr for PageStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "open" => PageStatus::Open,
+            "acknowledged" => PageStatus::Acknowledged,
+            "resolved" => PageStatus::Resolved,
+            other => return Err(format!("unknown page status {other:?}")),
+        })
+    }
+}
+
+/// A problem being escalated until someone acknowledges it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Page {
+    /// Id.
+    pub id: PageId,
+    /// The client.
+    pub client_id: ClientId,
+    /// The scope agreement's domain.
+    pub domain: String,
+    /// The caller's key for the problem; one open page per client and key.
+    pub dedup_key: String,
+    /// One line.
+    pub summary: String,
+    /// How bad.
+    pub severity: Severity,
+    /// Where to look (a URL or path), if given.
+    pub link: Option<String>,
+    /// The side being paged now.
+    pub side: Party,
+    /// The policy being walked, if that side has one.
+    pub policy_id: Option<PolicyId>,
+    /// Whether the agreement lets the page go on to the other side.
+    pub other_side_ok: bool,
+    /// Where it stands.
+    pub status: PageStatus,
+    /// The next step of the policy to take.
+    pub step: i64,
+    /// When that step is due (absent: nothing more to do).
+    pub next_step_at: Option<Timestamp>,
+    /// Opened.
+    pub opened_at: Timestamp,
+    /// Acknowledged.
+    pub acknowledged_at: Option<Timestamp>,
+    /// By whom.
+    pub acknowledged_by: Option<UserId>,
+    /// Resolved.
+    pub resolved_at: Option<Timestamp>,
+    /// By whom (absent: by the caller that opened it, or Tandem).
+    pub resolved_by: Option<UserId>,
+}
+
+/// One thing that happened to a page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PageEvent {
+    /// When.
+    pub at: Timestamp,
+    /// `opened`, `notified`, `escalated`, `other_side`, `exhausted`, `acknowledged`, `resolved`.
+    pub kind: String,
+    /// The person concerned.
+    pub user_id: Option<UserId>,
+    /// In words.
+    pub body: String,
+}
+
+/// A calendar feed (its token is never stored, only its hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Feed {
+    /// Id.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub id: uuid::Uuid,
+    /// The schedule, for a schedule's feed.
+    pub schedule_id: Option<ScheduleId>,
+    /// The person, for a person's feed.
+    pub user_id: Option<UserId>,
+    /// The client the schedule belongs to, if any.
+    pub client_id: Option<ClientId>,
+    /// Who made it.
+    pub created_by: UserId,
+    /// When.
+    pub created_at: Timestamp,
+    /// Revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
 }
 
 // ---- iCalendar -------------------------------------------------------------------------

@@ -109,6 +109,8 @@ pub async fn run(
     let addr = listener.local_addr()?;
     announce(cfg, addr, tls.as_ref());
     let store = app.store().clone();
+    // on-call (issue #6): escalation steps, on every replica (steps are claimed).
+    let oncall_worker = app.start_oncall_worker();
     let router = http::app(state(app, cfg, tls.as_ref()))
         .into_make_service_with_connect_info::<SocketAddr>();
     on_ready(&Listening {
@@ -138,6 +140,7 @@ pub async fn run(
         }
     }
     tracing::info!("stopped accepting; in-flight requests finished");
+    oncall_worker.abort();
     store.close().await;
     Ok(())
 }

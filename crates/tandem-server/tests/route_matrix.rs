@@ -161,6 +161,35 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     // Agents. The CA is public (the matrix runs with a server CA configured, so it answers
     // 200; without one it is 404 `no_ca` for everyone). No human credential opens the others
     // (the probe sends a valid body with a bogus enrollment token, and an unsigned check-in).
+    // ---- on-call (issue #6) ----
+    ("GET",    "/api/v1/oncall/schedules",                           ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("POST",   "/api/v1/oncall/schedules",                           ".    .    .    Y    .    .    .    .    .    .    ."),
+    ("GET",    "/api/v1/oncall/schedules/{schedule_id}",             ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("PATCH",  "/api/v1/oncall/schedules/{schedule_id}",             ".    .    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/api/v1/oncall/schedules/{schedule_id}/overrides",   ".    .    .    Y    .    .    .    .    .    .    ."),
+    ("GET",    "/api/v1/oncall/schedules/{schedule_id}/shifts",      ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("GET",    "/api/v1/oncall/policies",                            ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("PUT",    "/api/v1/oncall/policies",                            ".    .    .    Y    .    .    .    .    .    .    ."),
+    ("GET",    "/api/v1/oncall/pages",                               ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("POST",   "/api/v1/oncall/pages",                               ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/oncall/pages/{page_id}",                     ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("POST",   "/api/v1/oncall/pages/{page_id}/acknowledge",         ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("POST",   "/api/v1/oncall/pages/{page_id}/resolve",             ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/oncall/feeds",                               ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("POST",   "/api/v1/oncall/feeds",                               ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("DELETE", "/api/v1/oncall/feeds/{feed_id}",                     ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("GET",    "/oncall/feeds/{token}",                              "Y    Y    Y    Y    Y    Y    Y    Y    Y    Y    Y"),
+    ("GET",    "/oncall",                                            ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("POST",   "/oncall/schedules",                                  ".    Y    .    Y    .    .    .    .    Y    .    ."),
+    ("GET",    "/oncall/schedules/{schedule_id}",                    ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("POST",   "/oncall/schedules/{schedule_id}/overrides",          ".    .    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/oncall/policies",                                   ".    Y    .    Y    .    .    .    .    Y    .    ."),
+    ("GET",    "/oncall/pages/{page_id}",                            ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("POST",   "/oncall/pages/{page_id}/acknowledge",                ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/oncall/pages/{page_id}/resolve",                    ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/oncall/feeds",                                      ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("POST",   "/oncall/feeds/{feed_id}/revoke",                     ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    // ---- end on-call ----
     ("GET",    "/agent/v1/ca.pem",                                   "Y    Y    Y    Y    Y    Y    Y    Y    Y    Y    Y"),
     ("POST",   "/agent/v1/enroll",                                   ".    .    .    .    .    .    .    .    .    .    ."),
     ("POST",   "/agent/v1/checkin",                                  ".    .    .    .    .    .    .    .    .    .    ."),
@@ -183,6 +212,85 @@ fn agreement() -> Value {
         "provider_calendar": {"time_zone": "America/New_York", "week": week(480, 1080), "holidays": []},
         "assignments": [row("helpdesk", "internal", "provider"), row("patching", "provider", "provider")]
     })
+}
+
+/// One weekly layer of one person (on-call probes).
+fn oncall_rules(user: &str) -> Value {
+    json!({"time_zone": "America/New_York", "layers": [{"name": "Nights", "users": [user], "start": "2026-01-05T18:00", "turn": {"kind": "weekly"}}]})
+}
+
+/// Who a caller column is, for on-call setup (the token is the provider admin's).
+fn person<'a>(t: &'a TestApp, caller: &str) -> Option<&'a User> {
+    let w = &t.w;
+    Some(match caller {
+        "padmin" | "token" => &w.padmin,
+        "tech" => &w.tech,
+        "it_a" => &w.it_a,
+        "view_a" => &w.viewer_a,
+        "aud_a" => &w.auditor_a,
+        "end_a" => &w.end_a,
+        "exp_aud" => &w.expired,
+        "it_b" => &w.it_b,
+        _ => return None,
+    })
+}
+
+/// Client A's internal schedule, a page of A, a feed token and a feed that is not the
+/// callers' (the victim of revocation probes).
+async fn oncall_setup(t: &TestApp) -> OncallFill {
+    let as_ = |u: &User| tandem_app::Actor::person(tandem_app::principal_of(u), None);
+    let w = &t.w;
+    let rules = serde_json::from_value(oncall_rules(&w.it_a.id.to_string())).expect("rules");
+    let s = t
+        .app
+        .create_schedule(
+            &as_(&w.it_a),
+            tandem_app::NewSchedule {
+                client_id: Some(w.client_a.id),
+                name: "A nights".into(),
+                rules,
+            },
+        )
+        .await
+        .expect("schedule");
+    let p = t
+        .app
+        .open_page(
+            &as_(&w.tech),
+            tandem_app::NewPage {
+                client_id: w.client_a.id,
+                domain: "helpdesk".into(),
+                dedup_key: "matrix-setup".into(),
+                summary: "Matrix page".into(),
+                severity: tandem_domain::oncall::Severity::Info,
+                link: None,
+            },
+        )
+        .await
+        .expect("page");
+    let token = t
+        .app
+        .create_feed(
+            &as_(&w.padmin),
+            tandem_app::NewFeed {
+                schedule_id: Some(s.id),
+            },
+        )
+        .await
+        .expect("feed")
+        .token;
+    let victim = t
+        .app
+        .create_feed(&as_(&w.it_a), tandem_app::NewFeed { schedule_id: None })
+        .await
+        .expect("feed");
+    OncallFill {
+        schedule: s.id.to_string(),
+        page: p.page.id.to_string(),
+        feed: victim.feed.id.to_string(),
+        feed_token: token,
+        me: String::new(),
+    }
 }
 
 /// A client A agreement in force, and the means to make versions ready for probes.
@@ -469,6 +577,18 @@ struct Fill<'a> {
     enrollment_token: String,
     /// A fresh ticket of client A, and the side that does not own it.
     ticket: (String, &'static str),
+    // on-call (issue #6): client A's internal schedule, a page of A, a calendar feed of the
+    // caller (or someone else's), a live feed token, and the caller's own user id.
+    oncall: OncallFill,
+}
+
+#[derive(Clone, Default)]
+struct OncallFill {
+    schedule: String,
+    page: String,
+    feed: String,
+    feed_token: String,
+    me: String,
 }
 
 fn probe(
@@ -498,7 +618,11 @@ fn probe(
         .replace("{key}", "helpdesk")
         .replace("{endpoint_id}", &fill.endpoint)
         .replace("{enrollment_token_id}", &fill.enrollment_token)
-        .replace("{ticket_id}", &fill.ticket.0);
+        .replace("{ticket_id}", &fill.ticket.0)
+        .replace("{schedule_id}", &fill.oncall.schedule)
+        .replace("{page_id}", &fill.oncall.page)
+        .replace("{feed_id}", &fill.oncall.feed)
+        .replace("{token}", &fill.oncall.feed_token);
     let path = match template {
         "/api/v1/clients/{client_id}/scope/diff" => format!("{path}?from={number}&to={number}"),
         "/api/v1/clients/{client_id}/route" => format!("{path}?domain=patching"),
@@ -569,6 +693,10 @@ fn probe(
             ("label", &format!("Page enrollment {n}")),
             ("expires_in_hours", "2"),
         ])),
+        // on-call (issue #6)
+        ("POST", "/oncall/schedules") => rb.form(&form(&[("name", &format!("Page schedule {n}")), ("time_zone", "America/New_York"), ("user", &fill.oncall.me), ("start", "2026-01-05T18:00"), ("turn", "weekly")])),
+        ("POST", "/oncall/schedules/{schedule_id}/overrides") => rb.form(&form(&[("user", &w.it_a.id.to_string()), ("from", "2026-12-24T18:00"), ("to", "2026-12-25T06:00")])),
+        ("POST", "/oncall/policies") => rb.form(&form(&[("name", &format!("Page policy {n}")), ("target1", "side:"), ("wait1", "5")])),
         ("POST", _) if !matches!(access, Access::Api | Access::Agent) => rb.form(&form(&[])),
         ("POST", "/api/v1/clients") => rb.json(&json!({"name": format!("Api client {n}")})),
         ("POST", "/api/v1/clients/{client_id}/sites") => rb.json(&json!({"name": format!("Api site {n}"), "time_zone": "UTC"})),
@@ -583,6 +711,13 @@ fn probe(
         ("POST", "/api/v1/tickets/{ticket_id}/status") => rb.json(&json!({"status": "waiting_on_vendor"})),
         ("POST", "/api/v1/tickets/{ticket_id}/handoff") => rb.json(&json!({"to": fill.ticket.1, "reason": format!("Needs the other side, says {n}")})),
         ("POST", "/api/v1/tickets/{ticket_id}/assign") => rb.json(&json!({"assignee_id": null})),
+        // on-call (issue #6)
+        ("POST", "/api/v1/oncall/schedules") => rb.json(&json!({"client_id": a, "name": format!("Matrix {n}"), "rules": oncall_rules(&w.it_a.id.to_string())})),
+        ("PATCH", "/api/v1/oncall/schedules/{schedule_id}") => rb.json(&json!({"name": format!("Renamed by {n}")})),
+        ("POST", "/api/v1/oncall/schedules/{schedule_id}/overrides") => rb.json(&json!({"user": w.it_a.id, "from": "2026-12-24T23:00:00Z", "to": "2026-12-25T11:00:00Z"})),
+        ("PUT", "/api/v1/oncall/policies") => rb.json(&json!({"client_id": a, "name": format!("Policy by {n}"), "rules": {"levels": [{"targets": [{"kind": "side", "side": "internal"}], "wait_minutes": 5}]}})),
+        ("POST", "/api/v1/oncall/pages") => rb.json(&json!({"client_id": a, "domain": "helpdesk", "dedup_key": "matrix", "summary": format!("Paged by {n}"), "severity": "warning"})),
+        ("POST", "/api/v1/oncall/feeds") => rb.json(&json!({})),
         ("POST", "/api/v1/clients/{client_id}/enrollment-tokens") => rb.json(&json!({
             "site_id": w.site_a.id, "label": format!("Api enrollment {n}"), "expires_in_hours": 2,
         })),
@@ -690,6 +825,7 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
         let scope = Scope::new(&t).await;
         let (endpoint_a, _) = t.enrolled_agent(&t.w.site_a, "a-laptop-01").await;
         let markers = t.w.a_markers();
+        let oncall_base = oncall_setup(&t).await;
         let mut table: Vec<_> = routes()
             .into_iter()
             .map(|r| (r.method, r.path, r.access))
@@ -724,6 +860,20 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                 } else {
                     (String::new(), "")
                 };
+                let mut oncall = oncall_base.clone();
+                if let Some(u) = person(&t, c.name) {
+                    oncall.me = u.id.to_string();
+                    if path.contains("{feed_id}") {
+                        let actor = tandem_app::Actor::person(tandem_app::principal_of(u), None);
+                        if let Ok(f) = t
+                            .app
+                            .create_feed(&actor, tandem_app::NewFeed { schedule_id: None })
+                            .await
+                        {
+                            oncall.feed = f.feed.id.to_string();
+                        }
+                    }
+                }
                 let head = t.audit_head().await;
                 let r = t
                     .send(probe(
@@ -739,6 +889,7 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                             endpoint: endpoint_a.to_string(),
                             enrollment_token,
                             ticket,
+                            oncall,
                         },
                     ))
                     .await;
@@ -908,6 +1059,13 @@ async fn state_changing_requests_without_csrf_are_refused() {
                         endpoint: tandem_domain::EndpointId::new().to_string(),
                         enrollment_token: tandem_domain::EnrollmentTokenId::new().to_string(),
                         ticket: (tandem_domain::TicketId::new().to_string(), "provider"),
+                        oncall: OncallFill {
+                            schedule: tandem_domain::ScheduleId::new().to_string(),
+                            page: tandem_domain::PageId::new().to_string(),
+                            feed: tandem_domain::TicketId::new().to_string(),
+                            feed_token: "tdcal_none".into(),
+                            me: t.w.padmin.id.to_string(),
+                        },
                     },
                 )
             };
@@ -936,7 +1094,13 @@ async fn state_changing_requests_without_csrf_are_refused() {
                     "{enrollment_token_id}",
                     &tandem_domain::EnrollmentTokenId::new().to_string(),
                 )
-                .replace("{ticket_id}", &tandem_domain::TicketId::new().to_string());
+                .replace("{ticket_id}", &tandem_domain::TicketId::new().to_string())
+                .replace(
+                    "{schedule_id}",
+                    &tandem_domain::ScheduleId::new().to_string(),
+                )
+                .replace("{page_id}", &tandem_domain::PageId::new().to_string())
+                .replace("{feed_id}", &tandem_domain::TicketId::new().to_string());
             let bare = t.req(
                 r.method.clone(),
                 &path,

@@ -257,6 +257,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0003_endpoints.sql"),
     ),
     (4, "tickets", include_str!("../migrations/0004_tickets.sql")),
+    // on-call (issue #6)
+    (9, "oncall", include_str!("../migrations/0009_oncall.sql")),
 ];
 
 /// Statements of a migration file, without comments.

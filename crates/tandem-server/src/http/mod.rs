@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod api;
 pub mod api_fleet;
+pub mod api_oncall; // on-call (issue #6)
 pub mod api_scope;
 pub mod api_tickets;
 pub mod context;
@@ -11,6 +12,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod pages_fleet;
+pub mod pages_oncall; // on-call (issue #6)
 pub mod pages_scope;
 pub mod pages_tickets;
 pub mod problem;
@@ -97,10 +99,12 @@ macro_rules! route {
 pub fn routes() -> Vec<RouteSpec> {
     use api as a;
     use api_fleet as f;
+    use api_oncall as oc; // on-call (issue #6)
     use api_scope as s;
     use api_tickets as tk;
     use pages as p;
     use pages_fleet as pf;
+    use pages_oncall as po; // on-call (issue #6)
     use pages_scope as ps;
     use pages_tickets as pt;
     vec![
@@ -392,6 +396,85 @@ pub fn routes() -> Vec<RouteSpec> {
         route!(GET, "/endpoints/{endpoint_id}", Page, pf::endpoint),
         // Agents: no human credentials; enrollment tokens and signatures (see http::agent).
         // The CA is public: an agent trusts it only if its fingerprint is the one it was given.
+        // ---- on-call (issue #6) ----
+        route!(GET, "/api/v1/oncall/schedules", Api, oc::list_schedules),
+        route!(POST, "/api/v1/oncall/schedules", Api, oc::create_schedule),
+        route!(
+            GET,
+            "/api/v1/oncall/schedules/{schedule_id}",
+            Api,
+            oc::get_schedule
+        ),
+        route!(
+            PATCH,
+            "/api/v1/oncall/schedules/{schedule_id}",
+            Api,
+            oc::update_schedule
+        ),
+        route!(
+            POST,
+            "/api/v1/oncall/schedules/{schedule_id}/overrides",
+            Api,
+            oc::add_override
+        ),
+        route!(
+            GET,
+            "/api/v1/oncall/schedules/{schedule_id}/shifts",
+            Api,
+            oc::shifts
+        ),
+        route!(GET, "/api/v1/oncall/policies", Api, oc::list_policies),
+        route!(PUT, "/api/v1/oncall/policies", Api, oc::put_policy),
+        route!(GET, "/api/v1/oncall/pages", Api, oc::list_pages),
+        route!(POST, "/api/v1/oncall/pages", Api, oc::open_page),
+        route!(GET, "/api/v1/oncall/pages/{page_id}", Api, oc::get_page),
+        route!(
+            POST,
+            "/api/v1/oncall/pages/{page_id}/acknowledge",
+            Api,
+            oc::acknowledge_page
+        ),
+        route!(
+            POST,
+            "/api/v1/oncall/pages/{page_id}/resolve",
+            Api,
+            oc::resolve_page
+        ),
+        route!(GET, "/api/v1/oncall/feeds", Api, oc::list_feeds),
+        route!(POST, "/api/v1/oncall/feeds", Api, oc::create_feed),
+        route!(
+            DELETE,
+            "/api/v1/oncall/feeds/{feed_id}",
+            Api,
+            oc::revoke_feed
+        ),
+        route!(GET, "/oncall/feeds/{token}", Public, oc::feed_ics),
+        route!(GET, "/oncall", Page, po::overview),
+        route!(POST, "/oncall/schedules", Page, po::create_schedule),
+        route!(GET, "/oncall/schedules/{schedule_id}", Page, po::schedule),
+        route!(
+            POST,
+            "/oncall/schedules/{schedule_id}/overrides",
+            Page,
+            po::add_override
+        ),
+        route!(POST, "/oncall/policies", Page, po::put_policy),
+        route!(GET, "/oncall/pages/{page_id}", Page, po::page),
+        route!(
+            POST,
+            "/oncall/pages/{page_id}/acknowledge",
+            Page,
+            po::acknowledge
+        ),
+        route!(POST, "/oncall/pages/{page_id}/resolve", Page, po::resolve),
+        route!(POST, "/oncall/feeds", Page, po::create_feed),
+        route!(
+            POST,
+            "/oncall/feeds/{feed_id}/revoke",
+            Page,
+            po::revoke_feed
+        ),
+        // ---- end on-call ----
         route!(GET, "/agent/v1/ca.pem", Public, agent::ca_pem),
         route!(POST, "/agent/v1/enroll", Agent, agent::enroll),
         RouteSpec::new(

@@ -28,6 +28,13 @@ use utoipa::{Modify, OpenApi};
         super::api_tickets::list_tickets, super::api_tickets::create_ticket, super::api_tickets::get_ticket,
         super::api_tickets::reply, super::api_tickets::set_status, super::api_tickets::hand_off,
         super::api_tickets::assign,
+        // on-call (issue #6)
+        super::api_oncall::list_schedules, super::api_oncall::create_schedule, super::api_oncall::get_schedule,
+        super::api_oncall::update_schedule, super::api_oncall::add_override, super::api_oncall::shifts,
+        super::api_oncall::list_policies, super::api_oncall::put_policy,
+        super::api_oncall::list_pages, super::api_oncall::open_page, super::api_oncall::get_page,
+        super::api_oncall::acknowledge_page, super::api_oncall::resolve_page,
+        super::api_oncall::list_feeds, super::api_oncall::create_feed, super::api_oncall::revoke_feed,
     ),
     // Schemas referenced only from query parameters are not collected from `paths`.
     components(schemas(super::api::ExportFormat)),
