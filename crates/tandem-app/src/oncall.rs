@@ -17,12 +17,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tandem_domain::authz::{Action, Denied, Grant};
 use tandem_domain::oncall::{
-    ical_feed, Compiled, Feed, FeedEvent, Override, Page, PageEvent, PageStatus, Policy,
-    PolicyRules, Schedule, ScheduleRules, Severity, Shift, Step, Target,
+    ical_feed, Compiled, Feed, FeedEvent, Handoff, HandoffItem, HandoffNote, Override, Page,
+    PageEvent, PageStatus, Policy, PolicyRules, Schedule, ScheduleRules, Severity, Shift, Step,
+    Target,
 };
 use tandem_domain::scope::Party;
 use tandem_domain::validate::Invalid;
-use tandem_domain::{ClientId, PageId, PolicyId, ScheduleId, Side, Tenant, Timestamp, UserId};
+use tandem_domain::{
+    ClientId, HandoffId, PageId, PolicyId, ScheduleId, Side, Tenant, Timestamp, UserId,
+};
 use tandem_store::oncall::{self as store, PageFilter};
 use tandem_store::{Page as Paging, Paged};
 
@@ -496,6 +499,16 @@ impl App {
     /// Opens a page — or, while one is open for the client and key, answers that one.
     /// The scope agreement in force now picks the side; that side's policy is walked.
     pub async fn open_page(&self, actor: &Actor, new: NewPage) -> Result<PageOpened> {
+        self.open_page_for(actor, new, None).await
+    }
+
+    /// Opens a page for a given side (`None`: the side the agreement names now).
+    async fn open_page_for(
+        &self,
+        actor: &Actor,
+        new: NewPage,
+        forced: Option<(Party, String)>,
+    ) -> Result<PageOpened> {
         let g = self.grant(actor, Action::TicketsWrite)?;
         g.check_client(new.client_id)
             .map_err(|_| Error::NotFound("client"))?;
@@ -534,21 +547,25 @@ impl App {
             }
         }
         let now = Timestamp::now();
-        let (side, other_side_ok, why) = match self
-            .route(&Actor::system(), new.client_id, &new.domain, now)
-            .await
-        {
-            Ok(a) => {
-                let other = a.decision.owner.other();
-                let ok = a.decision.accountable == other || a.decision.responsible.contains(&other);
-                (a.decision.owner, ok, a.decision.reason)
-            }
-            Err(_) => (
-                Party::Internal,
-                false,
-                "no scope agreement in force names an owner; the client's own IT is paged"
-                    .to_string(),
-            ),
+        let (side, other_side_ok, why) = match forced {
+            Some((side, why)) => (side, false, why),
+            None => match self
+                .route(&Actor::system(), new.client_id, &new.domain, now)
+                .await
+            {
+                Ok(a) => {
+                    let other = a.decision.owner.other();
+                    let ok =
+                        a.decision.accountable == other || a.decision.responsible.contains(&other);
+                    (a.decision.owner, ok, a.decision.reason)
+                }
+                Err(_) => (
+                    Party::Internal,
+                    false,
+                    "no scope agreement in force names an owner; the client's own IT is paged"
+                        .to_string(),
+                ),
+            },
         };
         let policy = self.policy_for(side, new.client_id).await?;
         let page = Page {
@@ -1059,12 +1076,279 @@ impl App {
         tokio::spawn(async move {
             let mut every = tokio::time::interval(WORKER_TICK);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut tick: u64 = 0;
             loop {
                 every.tick().await;
                 if let Err(e) = app.advance_due_pages(Timestamp::now()).await {
                     tracing::warn!(error = %e, "on-call: escalation pass failed");
                 }
+                // Handoffs change at most a few times a day: look every 30 seconds.
+                if tick.is_multiple_of(60) {
+                    if let Err(e) = app.handoff_pass(Timestamp::now()).await {
+                        tracing::warn!(error = %e, "on-call: handoff pass failed");
+                    }
+                }
+                tick = tick.wrapping_add(1);
             }
         })
+    }
+}
+
+// ---- shift handoffs ---------------------------------------------------------------------
+
+/// Minutes the receiving side has to acknowledge a handoff (from the handoff, or from when
+/// its record was made if later) before it is paged.
+pub const HANDOFF_ACK_MINUTES: i64 = 30;
+
+/// How far back the handoff pass looks for a change it has not recorded (a server that was
+/// down at 18:00 still records it when it comes back, within a day).
+const HANDOFF_LOOKBACK_SECONDS: i64 = 24 * 3600;
+
+impl App {
+    /// Records the latest handoff of each client up to `now` and pages about handoffs not
+    /// acknowledged in time. Safe on several servers (one record per client and instant; one
+    /// page per handoff). Returns (records made, pages opened).
+    pub async fn handoff_pass(&self, now: Timestamp) -> Result<(usize, usize)> {
+        let system = Actor::system();
+        let clients = self.list_clients(&system, Paging::new(0, 500)).await?.items;
+        let mut made = 0;
+        for c in clients {
+            let Some(v) = self.version_in_force(&system, c.id, now).await? else {
+                continue;
+            };
+            let Ok(compiled) = tandem_domain::scope::CompiledAgreement::new(&v.content) else {
+                continue;
+            };
+            let since = now.plus_seconds(-HANDOFF_LOOKBACK_SECONDS);
+            let Some(h) = tandem_domain::oncall::handovers(&v.content, &compiled, since, now).pop()
+            else {
+                continue;
+            };
+            if self.record_handoff(c.id, &h, now).await? {
+                made += 1;
+            }
+        }
+        let mut paged = 0;
+        let due = {
+            let mut r = self.store.read().await?;
+            store::unacknowledged_handoffs(&mut r, now.plus_seconds(-HANDOFF_ACK_MINUTES * 60))
+                .await?
+        };
+        for h in due {
+            let opened = self
+                .open_page_for(
+                    &system,
+                    NewPage {
+                        client_id: h.client_id,
+                        domain: "helpdesk".into(),
+                        dedup_key: format!("handoff:{}", h.id),
+                        summary: format!(
+                            "Shift handoff from {} not acknowledged after {HANDOFF_ACK_MINUTES} minutes",
+                            h.from_side.label()
+                        ),
+                        severity: Severity::Warning,
+                        link: Some(format!("/oncall/handoffs/{}", h.id)),
+                    },
+                    Some((
+                        h.to_side,
+                        format!(
+                            "{} has not acknowledged the shift handoff it received",
+                            h.to_side.label()
+                        ),
+                    )),
+                )
+                .await?;
+            let mut w = self.store.write().await?;
+            if store::set_handoff_page(&mut w, h.id, opened.page.id).await? {
+                Audit::new(&system, "handoff.paged", "handoff", h.id)
+                    .client(Some(h.client_id))
+                    .after(json!({"page_id": opened.page.id}))
+                    .write(&mut w)
+                    .await?;
+                w.commit().await?;
+                paged += 1;
+            }
+        }
+        Ok((made, paged))
+    }
+
+    /// Records one handoff with what is open for the client (pages, and tickets owned by the
+    /// outgoing side). Returns whether this call recorded it.
+    async fn record_handoff(
+        &self,
+        client: ClientId,
+        h: &tandem_domain::oncall::Handover,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let mut items = Vec::new();
+        {
+            let mut r = self.store.read().await?;
+            if store::handoff_exists(&mut r, client, h.at).await? {
+                return Ok(false);
+            }
+            for p in store::unresolved_pages_of(&mut r, client).await? {
+                items.push(HandoffItem {
+                    kind: "page".into(),
+                    id: p.id.to_string(),
+                    label: format!(
+                        "{} ({}, {})",
+                        p.summary,
+                        p.severity.as_str(),
+                        p.status.as_str()
+                    ),
+                    link: format!("/oncall/pages/{}", p.id),
+                });
+            }
+        }
+        let tickets = self
+            .list_tickets(
+                &Actor::system(),
+                &tandem_store::tickets::TicketFilter {
+                    client: Some(client),
+                    statuses: ["new", "open", "waiting_on_requester", "waiting_on_vendor"]
+                        .map(String::from)
+                        .to_vec(),
+                    owner: Some(h.from),
+                    ..Default::default()
+                },
+                Paging::new(0, 500),
+            )
+            .await?;
+        for t in tickets.items {
+            items.push(HandoffItem {
+                kind: "ticket".into(),
+                id: t.id.to_string(),
+                label: format!("#{} {} ({})", t.number, t.subject, t.priority.as_str()),
+                link: format!("/tickets/{}", t.id),
+            });
+        }
+        let rec = Handoff {
+            id: HandoffId::new(),
+            client_id: client,
+            at: h.at,
+            from_side: h.from,
+            to_side: h.to,
+            items,
+            notes: Vec::new(),
+            acknowledged_at: None,
+            acknowledged_by: None,
+            page_id: None,
+        };
+        let mut w = self.store.write().await?;
+        if !store::insert_handoff(&mut w, &rec, now).await? {
+            return Ok(false);
+        }
+        Audit::new(&Actor::system(), "handoff.recorded", "handoff", rec.id)
+            .client(Some(client))
+            .after(json!({"at": rec.at, "from": rec.from_side, "to": rec.to_side, "items": rec.items.len()}))
+            .write(&mut w)
+            .await?;
+        w.commit().await?;
+        Ok(true)
+    }
+
+    /// Handoff records the actor may see, newest first.
+    pub async fn list_handoffs(
+        &self,
+        actor: &Actor,
+        f: &store::HandoffFilter,
+        paging: Paging,
+    ) -> Result<Paged<Handoff>> {
+        let g = self.grant(actor, Action::ScopeRead)?;
+        let mut r = self.store.read().await?;
+        Ok(store::list_handoffs(&mut r, &g, f, paging).await?)
+    }
+
+    /// One handoff record with its notes.
+    pub async fn get_handoff(&self, actor: &Actor, id: HandoffId) -> Result<Handoff> {
+        let g = self.grant(actor, Action::ScopeRead)?;
+        let mut r = self.store.read().await?;
+        store::get_handoff(&mut r, Some(&g), id)
+            .await?
+            .ok_or(Error::NotFound("handoff"))
+    }
+
+    async fn handoff_to_work(
+        &self,
+        actor: &Actor,
+        id: HandoffId,
+    ) -> Result<(Handoff, Option<Party>)> {
+        let g = self.grant(actor, Action::TicketsWrite)?;
+        let h = {
+            let mut r = self.store.read().await?;
+            store::get_handoff(&mut r, Some(&g), id)
+                .await?
+                .ok_or(Error::NotFound("handoff"))?
+        };
+        let side = match actor.principal.as_ref().map(|p| p.side()) {
+            Some(Side::Provider) => Some(Party::Provider),
+            Some(Side::Client) => Some(Party::Internal),
+            _ => None,
+        };
+        Ok((h, side))
+    }
+
+    /// The outgoing side adds a note to a handoff (until it is acknowledged).
+    pub async fn add_handoff_note(
+        &self,
+        actor: &Actor,
+        id: HandoffId,
+        body: &str,
+    ) -> Result<Handoff> {
+        let (h, side) = self.handoff_to_work(actor, id).await?;
+        if side.is_some_and(|s| s != h.from_side) {
+            return Err(Error::Forbidden(Denied(
+                "only the side handing over adds notes",
+            )));
+        }
+        if h.acknowledged_at.is_some() {
+            return Err(Error::Conflict(
+                "the handoff was acknowledged; notes are closed".into(),
+            ));
+        }
+        let body = body.trim();
+        if body.is_empty() || body.len() > 8000 {
+            return Err(invalid("body", "write a note of 1 to 8000 characters"));
+        }
+        let note = HandoffNote {
+            at: Timestamp::now(),
+            author_id: actor.principal.as_ref().map(|p| p.user_id),
+            author_label: actor
+                .principal
+                .as_ref()
+                .map_or_else(|| "Tandem".into(), |p| p.label.clone()),
+            body: body.to_string(),
+        };
+        let mut w = self.store.write().await?;
+        store::insert_handoff_note(&mut w, id, &note).await?;
+        Audit::new(actor, "handoff.note_added", "handoff", id)
+            .client(Some(h.client_id))
+            .after(json!({"body": note.body}))
+            .write(&mut w)
+            .await?;
+        w.commit().await?;
+        self.get_handoff(actor, id).await
+    }
+
+    /// The receiving side acknowledges a handoff. Acknowledging again changes nothing.
+    pub async fn acknowledge_handoff(&self, actor: &Actor, id: HandoffId) -> Result<Handoff> {
+        let (h, side) = self.handoff_to_work(actor, id).await?;
+        if side.is_some_and(|s| s != h.to_side) {
+            return Err(Error::Forbidden(Denied(
+                "only the side taking over acknowledges",
+            )));
+        }
+        let by = actor.principal.as_ref().map(|p| p.user_id);
+        let mut w = self.store.write().await?;
+        if store::acknowledge_handoff(&mut w, id, by, Timestamp::now()).await? {
+            Audit::new(actor, "handoff.acknowledged", "handoff", id)
+                .client(Some(h.client_id))
+                .write(&mut w)
+                .await?;
+            w.commit().await?;
+        } else {
+            drop(w);
+        }
+        self.get_handoff(actor, id).await
     }
 }

@@ -99,3 +99,7 @@ id_type!(
     /// A page: one problem being escalated until someone acknowledges it.
     PageId
 );
+id_type!(
+    /// A shift handoff record between the two sides of a client.
+    HandoffId
+);

@@ -17,8 +17,8 @@ pub mod time;
 pub mod validate;
 
 pub use ids::{
-    ClientId, EndpointId, EnrollmentTokenId, PageId, PolicyId, ScheduleId, SiteId, TicketId,
-    TokenId, UserId,
+    ClientId, EndpointId, EnrollmentTokenId, HandoffId, PageId, PolicyId, ScheduleId, SiteId,
+    TicketId, TokenId, UserId,
 };
 pub use tenancy::{Role, Side, Tenant};
 pub use time::Timestamp;

@@ -9,7 +9,7 @@
 
 use crate::scope::Party;
 use crate::validate::Invalid;
-use crate::{ClientId, PageId, PolicyId, ScheduleId, Timestamp, UserId};
+use crate::{ClientId, HandoffId, PageId, PolicyId, ScheduleId, Timestamp, UserId};
 use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
@@ -728,6 +728,108 @@ pub struct Feed {
     pub revoked_at: Option<Timestamp>,
 }
 
+// ---- shift handoffs ----------------------------------------------------------------------
+
+/// A change of the side that owns a client's work: at the end of the client's business hours
+/// the after-hours owner takes over, at their start the business-hours owner takes it back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handover {
+    /// When.
+    pub at: Timestamp,
+    /// The side handing over.
+    pub from: Party,
+    /// The side taking over.
+    pub to: Party,
+}
+
+/// The handovers in `(after, until]` under an agreement. None when no domain changes owner
+/// between business hours and after hours. The sides are those of the domains that do change
+/// (the first such domain of the agreement, in its order).
+pub fn handovers(
+    agreement: &crate::scope::Agreement,
+    compiled: &crate::scope::CompiledAgreement,
+    after: Timestamp,
+    until: Timestamp,
+) -> Vec<Handover> {
+    let Some(changing) = agreement
+        .assignments
+        .iter()
+        .find(|a| a.business_hours_owner != a.after_hours_owner)
+    else {
+        return Vec::new();
+    };
+    let internal = compiled.calendar(Party::Internal);
+    let mut out = Vec::new();
+    let mut t = after;
+    while let Some(at) = internal.next_change(t, 8) {
+        if at > until {
+            break;
+        }
+        let (from, to) = if internal.is_open(at) {
+            (changing.after_hours_owner, changing.business_hours_owner)
+        } else {
+            (changing.business_hours_owner, changing.after_hours_owner)
+        };
+        out.push(Handover { at, from, to });
+        t = at;
+    }
+    out
+}
+
+/// One open thing listed on a handoff record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HandoffItem {
+    /// `page` or `ticket` (other modules add their own kinds).
+    pub kind: String,
+    /// Its id.
+    pub id: String,
+    /// One line.
+    pub label: String,
+    /// Where to look.
+    pub link: String,
+}
+
+/// A note the outgoing side left.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HandoffNote {
+    /// When.
+    pub at: Timestamp,
+    /// Who.
+    pub author_id: Option<UserId>,
+    /// How they are named.
+    pub author_label: String,
+    /// The text.
+    pub body: String,
+}
+
+/// The record of a shift handoff between the sides of a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Handoff {
+    /// Id.
+    pub id: HandoffId,
+    /// The client.
+    pub client_id: ClientId,
+    /// When the owning side changed.
+    pub at: Timestamp,
+    /// The side handing over.
+    pub from_side: Party,
+    /// The side taking over (it acknowledges).
+    pub to_side: Party,
+    /// What was open at the handoff.
+    pub items: Vec<HandoffItem>,
+    /// Notes of the outgoing side, oldest first.
+    pub notes: Vec<HandoffNote>,
+    /// When the receiving side acknowledged it.
+    pub acknowledged_at: Option<Timestamp>,
+    /// Who did.
+    pub acknowledged_by: Option<UserId>,
+    /// The page opened because nobody acknowledged in time.
+    pub page_id: Option<PageId>,
+}
+
 // ---- iCalendar -------------------------------------------------------------------------
 
 /// Escapes a TEXT value (RFC 5545 §3.3.11).
@@ -976,6 +1078,46 @@ mod tests {
         assert!(feed.contains("DTSTART:20261102T130000Z\r\n"));
         assert!(feed.contains("SUMMARY:On call: Dana\\, Lee\r\n"));
         assert!(feed.ends_with("END:VCALENDAR\r\n"));
+    }
+
+    #[test]
+    fn handovers_follow_the_client_business_hours() {
+        use crate::scope::{Agreement, CompiledAgreement};
+        let json = serde_json::json!({
+            "internal_calendar": {"time_zone": "America/New_York", "week": [[{"start": 450, "end": 1080}], [{"start": 450, "end": 1080}], [{"start": 450, "end": 1080}], [{"start": 450, "end": 1080}], [{"start": 450, "end": 1080}], [], []], "holidays": []},
+            "provider_calendar": {"time_zone": "America/New_York", "week": [[{"start": 480, "end": 1080}], [{"start": 480, "end": 1080}], [{"start": 480, "end": 1080}], [{"start": 480, "end": 1080}], [{"start": 480, "end": 1080}], [], []], "holidays": []},
+            "assignments": [{"domain": "monitoring", "raci": {"responsible": ["provider"], "accountable": ["provider"], "consulted": [], "informed": []},
+                "business_hours_owner": "internal", "after_hours_owner": "provider", "internal_contact": "", "provider_contact": "",
+                "internal_escalation": [], "provider_escalation": [], "notes": ""}]
+        });
+        let a: Agreement = serde_json::from_value(json).unwrap();
+        let c = CompiledAgreement::new(&a).unwrap();
+        // Monday 2026-11-30 in New York: 07:30 back to internal, 18:00 to the provider.
+        let h = handovers(
+            &a,
+            &c,
+            ts("2026-11-30T05:00:00Z"),
+            ts("2026-12-01T05:00:00Z"),
+        );
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert_eq!(
+            (h[0].at, h[0].from, h[0].to),
+            (ts("2026-11-30T12:30:00Z"), Party::Provider, Party::Internal)
+        );
+        assert_eq!(
+            (h[1].at, h[1].from, h[1].to),
+            (ts("2026-11-30T23:00:00Z"), Party::Internal, Party::Provider)
+        );
+        // Nothing to hand over when every domain has one owner around the clock.
+        let mut same = a.clone();
+        same.assignments[0].after_hours_owner = Party::Internal;
+        assert!(handovers(
+            &same,
+            &c,
+            ts("2026-11-30T05:00:00Z"),
+            ts("2026-12-01T05:00:00Z")
+        )
+        .is_empty());
     }
 
     fn zones() -> impl Strategy<Value = &'static str> {

@@ -417,3 +417,133 @@ async fn the_on_call_pages_show_who_is_on_call_and_acknowledge_from_the_browser(
     })
     .await;
 }
+
+/// Client A's agreement with one handover a day: the client's IT owns the helpdesk in its
+/// business hours (every day 08:00–17:00 New York), the provider after hours.
+async fn agree_with_handovers(t: &TestApp) {
+    let day = json!([{"start": 480, "end": 1020}]);
+    let content = json!({
+        "internal_calendar": {"time_zone": "America/New_York", "week": [day, day, day, day, day, day, day], "holidays": []},
+        "provider_calendar": {"time_zone": "America/New_York", "week": [day, day, day, day, day, day, day], "holidays": []},
+        "assignments": [{
+            "domain": "helpdesk",
+            "raci": {"responsible": ["internal", "provider"], "accountable": ["internal"], "consulted": [], "informed": []},
+            "business_hours_owner": "internal", "after_hours_owner": "provider",
+            "internal_contact": "Ada Itadmin", "provider_contact": "Provider desk",
+            "internal_escalation": ["Ada Itadmin"], "provider_escalation": ["On-call"], "notes": ""
+        }]
+    });
+    let provider = bearer(t, &t.w.padmin).await;
+    let internal = bearer(t, &t.w.it_a).await;
+    let v = format!("/api/v1/clients/{}/scope/versions", t.w.client_a.id);
+    let n = call(t, Method::POST, &v, &provider, None).await.json()["number"]
+        .as_i64()
+        .expect("draft");
+    let r = call(
+        t,
+        Method::PUT,
+        &format!("{v}/{n}/content"),
+        &provider,
+        Some(content),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let ack: Vec<String> = r.json()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| match f["domain"].as_str() {
+            Some(d) => format!("{}:{d}", f["code"].as_str().unwrap_or("")),
+            None => f["code"].as_str().unwrap_or("").to_string(),
+        })
+        .collect();
+    let r = call(
+        t,
+        Method::POST,
+        &format!("{v}/{n}/propose"),
+        &provider,
+        Some(json!({"acknowledge": ack})),
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let r = call(
+        t,
+        Method::POST,
+        &format!("{v}/{n}/accept"),
+        &internal,
+        Some(json!({"comment": "agreed"})),
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_change_of_owning_side_is_a_handoff_record_the_receiving_side_acknowledges() {
+    run(|t: Arc<TestApp>| async move {
+        agree_with_handovers(&t).await;
+        let w = &t.w;
+        let padmin = bearer(&t, &w.padmin).await;
+        let it_a = bearer(&t, &w.it_a).await;
+        let it_b = bearer(&t, &w.it_b).await;
+        // Something open for the client when the shift changes.
+        let r = call(&t, Method::POST, "/api/v1/oncall/pages", &padmin, Some(json!({"client_id": w.client_a.id, "domain": "helpdesk", "dedup_key": "disk:fs01", "summary": "Disk 92% on FS01", "severity": "warning"}))).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let now = Timestamp::now();
+        // A change happened within the last day; two passes (two servers) record it once.
+        let (a, b) = tokio::join!(t.app.handoff_pass(now), t.app.handoff_pass(now));
+        assert_eq!(a.unwrap().0 + b.unwrap().0, 1);
+        let list = call(&t, Method::GET, "/api/v1/oncall/handoffs?acknowledged=false", &it_a, None).await.json();
+        let items = list["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{list}");
+        let h = &items[0];
+        let hid = h["id"].as_str().unwrap().to_string();
+        assert!(h["items"].to_string().contains("Disk 92% on FS01"), "{h}");
+        let (from, to) = (h["from_side"].as_str().unwrap(), h["to_side"].as_str().unwrap());
+        assert_ne!(from, to);
+        let (outgoing, receiving) = if to == "provider" { (&it_a, &padmin) } else { (&padmin, &it_a) };
+        // The outgoing side leaves a note; the receiving side cannot write one, nor can the
+        // outgoing side acknowledge; the other tenant sees nothing.
+        let r = call(&t, Method::POST, &format!("/api/v1/oncall/handoffs/{hid}/notes"), outgoing, Some(json!({"body": "FS01 cleanup is scheduled for 09:00; ignore the disk page until then."}))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json()["notes"].as_array().unwrap().len(), 1);
+        let r = call(&t, Method::POST, &format!("/api/v1/oncall/handoffs/{hid}/notes"), receiving, Some(json!({"body": "x"}))).await;
+        r.assert_problem(403, "forbidden");
+        let r = call(&t, Method::POST, &format!("/api/v1/oncall/handoffs/{hid}/notes"), outgoing, Some(json!({"body": "  "}))).await;
+        r.assert_problem(422, "validation_failed");
+        let r = call(&t, Method::POST, &format!("/api/v1/oncall/handoffs/{hid}/acknowledge"), outgoing, None).await;
+        r.assert_problem(403, "forbidden");
+        let r = call(&t, Method::GET, &format!("/api/v1/oncall/handoffs/{hid}"), &it_b, None).await;
+        r.assert_problem(404, "not_found");
+
+        // Not acknowledged in time: the receiving side is paged, once.
+        // (the receiving side has 30 minutes from when the record was made)
+        assert_eq!(t.app.handoff_pass(now.plus_seconds(29 * 60)).await.unwrap().1, 0);
+        let late = now.plus_seconds(31 * 60);
+        let (a, b) = tokio::join!(t.app.handoff_pass(late), t.app.handoff_pass(late));
+        assert_eq!(a.unwrap().1 + b.unwrap().1, 1);
+        let h = call(&t, Method::GET, &format!("/api/v1/oncall/handoffs/{hid}"), receiving, None).await.json();
+        let pid = h["page_id"].as_str().expect("paged").to_string();
+        let p = call(&t, Method::GET, &format!("/api/v1/oncall/pages/{pid}"), receiving, None).await.json();
+        assert_eq!(p["page"]["side"], to);
+
+        // The receiving side acknowledges; notes close.
+        let r = call(&t, Method::POST, &format!("/api/v1/oncall/handoffs/{hid}/acknowledge"), receiving, None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(r.json()["acknowledged_at"].is_string());
+        let r = call(&t, Method::POST, &format!("/api/v1/oncall/handoffs/{hid}/notes"), outgoing, Some(json!({"body": "late"}))).await;
+        r.assert_problem(409, "conflict");
+        let r = call(&t, Method::GET, "/api/v1/oncall/handoffs?acknowledged=false", &it_a, None).await;
+        assert!(r.json()["items"].as_array().unwrap().is_empty());
+        let r = call(&t, Method::GET, "/api/v1/oncall/handoffs?format=csv", &it_a, None).await;
+        assert_eq!(r.text.lines().count(), 2, "{}", r.text);
+        // The browser shows the record with its note.
+        let s = t.sign_in(&w.it_a).await;
+        let page = t.send(t.req(Method::GET, &format!("/oncall/handoffs/{hid}"), &s.cred())).await;
+        assert!(page.text.contains("FS01 cleanup is scheduled") && page.text.contains("acknowledged"), "{}", page.text);
+        let actions: Vec<String> = t.audit_all().await.into_iter().map(|e| e.entry.action).collect();
+        for a in ["handoff.recorded", "handoff.note_added", "handoff.paged", "handoff.acknowledged"] {
+            assert!(actions.iter().any(|x| x == a), "no {a} in the audit trail");
+        }
+    })
+    .await;
+}

@@ -189,6 +189,14 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST",   "/oncall/pages/{page_id}/resolve",                    ".    Y    Y    Y    .    .    .    .    .    .    ."),
     ("POST",   "/oncall/feeds",                                      ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
     ("POST",   "/oncall/feeds/{feed_id}/revoke",                     ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("GET",    "/api/v1/oncall/handoffs",                            ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("GET",    "/api/v1/oncall/handoffs/{handoff_id}",               ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("POST",   "/api/v1/oncall/handoffs/{handoff_id}/notes",         ".    .    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/api/v1/oncall/handoffs/{handoff_id}/acknowledge",   ".    Y    Y    .    .    .    .    .    .    Y    ."),
+    ("GET",    "/oncall/handoffs",                                   ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("GET",    "/oncall/handoffs/{handoff_id}",                      ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("POST",   "/oncall/handoffs/{handoff_id}/notes",                ".    .    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/oncall/handoffs/{handoff_id}/acknowledge",          ".    Y    Y    .    .    .    .    .    .    .    ."),
     // ---- end on-call ----
     ("GET",    "/agent/v1/ca.pem",                                   "Y    Y    Y    Y    Y    Y    Y    Y    Y    Y    Y"),
     ("POST",   "/agent/v1/enroll",                                   ".    .    .    .    .    .    .    .    .    .    ."),
@@ -284,7 +292,38 @@ async fn oncall_setup(t: &TestApp) -> OncallFill {
         .create_feed(&as_(&w.it_a), tandem_app::NewFeed { schedule_id: None })
         .await
         .expect("feed");
+    // A handoff of A: the agreement hands the helpdesk to the provider at 17:00 New York on
+    // weekdays; the pass at next Monday 20:00 records Monday's 17:00 handoff.
+    let ny = jiff::tz::TimeZone::get("America/New_York").expect("zone");
+    let mut day = tandem_domain::Timestamp::now()
+        .to_jiff()
+        .to_zoned(ny.clone())
+        .date();
+    loop {
+        day = day.tomorrow().expect("date");
+        if day.weekday() == jiff::civil::Weekday::Monday {
+            break;
+        }
+    }
+    let at = day
+        .to_datetime(jiff::civil::Time::new(20, 0, 0, 0).expect("time"))
+        .to_zoned(ny)
+        .expect("instant");
+    let pass = tandem_domain::Timestamp(at.timestamp().as_microsecond());
+    assert_eq!(t.app.handoff_pass(pass).await.expect("handoff pass").0, 1);
+    let handoff = t
+        .app
+        .list_handoffs(
+            &as_(&w.padmin),
+            &Default::default(),
+            tandem_store::Page::new(0, 1),
+        )
+        .await
+        .expect("handoffs")
+        .items[0]
+        .id;
     OncallFill {
+        handoff: handoff.to_string(),
         schedule: s.id.to_string(),
         page: p.page.id.to_string(),
         feed: victim.feed.id.to_string(),
@@ -589,6 +628,7 @@ struct OncallFill {
     feed: String,
     feed_token: String,
     me: String,
+    handoff: String,
 }
 
 fn probe(
@@ -622,7 +662,8 @@ fn probe(
         .replace("{schedule_id}", &fill.oncall.schedule)
         .replace("{page_id}", &fill.oncall.page)
         .replace("{feed_id}", &fill.oncall.feed)
-        .replace("{token}", &fill.oncall.feed_token);
+        .replace("{token}", &fill.oncall.feed_token)
+        .replace("{handoff_id}", &fill.oncall.handoff);
     let path = match template {
         "/api/v1/clients/{client_id}/scope/diff" => format!("{path}?from={number}&to={number}"),
         "/api/v1/clients/{client_id}/route" => format!("{path}?domain=patching"),
@@ -696,6 +737,7 @@ fn probe(
         // on-call (issue #6)
         ("POST", "/oncall/schedules") => rb.form(&form(&[("name", &format!("Page schedule {n}")), ("time_zone", "America/New_York"), ("user", &fill.oncall.me), ("start", "2026-01-05T18:00"), ("turn", "weekly")])),
         ("POST", "/oncall/schedules/{schedule_id}/overrides") => rb.form(&form(&[("user", &w.it_a.id.to_string()), ("from", "2026-12-24T18:00"), ("to", "2026-12-25T06:00")])),
+        ("POST", "/oncall/handoffs/{handoff_id}/notes") => rb.form(&form(&[("body", &format!("Page note by {n}"))])),
         ("POST", "/oncall/policies") => rb.form(&form(&[("name", &format!("Page policy {n}")), ("target1", "side:"), ("wait1", "5")])),
         ("POST", _) if !matches!(access, Access::Api | Access::Agent) => rb.form(&form(&[])),
         ("POST", "/api/v1/clients") => rb.json(&json!({"name": format!("Api client {n}")})),
@@ -718,6 +760,7 @@ fn probe(
         ("PUT", "/api/v1/oncall/policies") => rb.json(&json!({"client_id": a, "name": format!("Policy by {n}"), "rules": {"levels": [{"targets": [{"kind": "side", "side": "internal"}], "wait_minutes": 5}]}})),
         ("POST", "/api/v1/oncall/pages") => rb.json(&json!({"client_id": a, "domain": "helpdesk", "dedup_key": "matrix", "summary": format!("Paged by {n}"), "severity": "warning"})),
         ("POST", "/api/v1/oncall/feeds") => rb.json(&json!({})),
+        ("POST", "/api/v1/oncall/handoffs/{handoff_id}/notes") => rb.json(&json!({"body": format!("Note by {n}")})),
         ("POST", "/api/v1/clients/{client_id}/enrollment-tokens") => rb.json(&json!({
             "site_id": w.site_a.id, "label": format!("Api enrollment {n}"), "expires_in_hours": 2,
         })),
@@ -1065,6 +1108,7 @@ async fn state_changing_requests_without_csrf_are_refused() {
                             feed: tandem_domain::TicketId::new().to_string(),
                             feed_token: "tdcal_none".into(),
                             me: t.w.padmin.id.to_string(),
+                            handoff: tandem_domain::HandoffId::new().to_string(),
                         },
                     },
                 )
@@ -1100,7 +1144,8 @@ async fn state_changing_requests_without_csrf_are_refused() {
                     &tandem_domain::ScheduleId::new().to_string(),
                 )
                 .replace("{page_id}", &tandem_domain::PageId::new().to_string())
-                .replace("{feed_id}", &tandem_domain::TicketId::new().to_string());
+                .replace("{feed_id}", &tandem_domain::TicketId::new().to_string())
+                .replace("{handoff_id}", &tandem_domain::HandoffId::new().to_string());
             let bare = t.req(
                 r.method.clone(),
                 &path,

@@ -72,3 +72,30 @@ CREATE TABLE oncall_feeds (
     created_at BIGINT NOT NULL,
     revoked_at BIGINT
 );
+
+-- Shift handoffs: one record per client and change instant (several servers may try to
+-- write it; the unique key keeps one).
+CREATE TABLE oncall_handoffs (
+    id TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL REFERENCES clients(id),
+    at BIGINT NOT NULL,
+    from_side TEXT NOT NULL,
+    to_side TEXT NOT NULL,
+    items TEXT NOT NULL,
+    acknowledged_at BIGINT,
+    acknowledged_by TEXT REFERENCES users(id),
+    page_id TEXT REFERENCES oncall_pages(id),
+    created_at BIGINT NOT NULL,
+    UNIQUE (client_id, at)
+);
+CREATE INDEX oncall_handoffs_open ON oncall_handoffs (acknowledged_at, at);
+
+CREATE TABLE oncall_handoff_notes (
+    id TEXT PRIMARY KEY,
+    handoff_id TEXT NOT NULL REFERENCES oncall_handoffs(id),
+    at BIGINT NOT NULL,
+    author_id TEXT REFERENCES users(id),
+    author_label TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX oncall_handoff_notes_handoff ON oncall_handoff_notes (handoff_id, at);

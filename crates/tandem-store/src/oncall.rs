@@ -630,3 +630,211 @@ fn feed(r: &AnyRow) -> Result<Feed> {
         revoked_at: opt_ts(r, "revoked_at")?,
     })
 }
+
+// ---- shift handoffs -------------------------------------------------------------------
+
+use tandem_domain::oncall::{Handoff, HandoffNote};
+use tandem_domain::HandoffId;
+
+/// Stores a handoff record unless one exists for its client and instant; returns whether
+/// this call stored it.
+pub async fn insert_handoff(c: &mut AnyConnection, h: &Handoff, now: Timestamp) -> Result<bool> {
+    let n = Sql::new("INSERT INTO oncall_handoffs (id, client_id, at, from_side, to_side, items, created_at) VALUES (")
+        .text(h.id.to_string())
+        .push(", ")
+        .text(h.client_id.to_string())
+        .push(", ")
+        .int(h.at.0)
+        .push(", ")
+        .text(h.from_side.as_str())
+        .push(", ")
+        .text(h.to_side.as_str())
+        .push(", ")
+        .text(json(&h.items)?)
+        .push(", ")
+        .int(now.0)
+        .push(") ON CONFLICT (client_id, at) DO NOTHING")
+        .execute(c)
+        .await?;
+    Ok(n == 1)
+}
+
+/// Whether a handoff record exists for a client and instant.
+pub async fn handoff_exists(
+    c: &mut AnyConnection,
+    client: ClientId,
+    at: Timestamp,
+) -> Result<bool> {
+    Ok(
+        Sql::new("SELECT id FROM oncall_handoffs WHERE client_id = ")
+            .text(client.to_string())
+            .push(" AND at = ")
+            .int(at.0)
+            .fetch_optional(c)
+            .await?
+            .is_some(),
+    )
+}
+
+/// What the handoff list can be narrowed to.
+#[derive(Clone, Debug, Default)]
+pub struct HandoffFilter {
+    /// One client's.
+    pub client: Option<ClientId>,
+    /// Only those not yet acknowledged (`Some(false)`) or only acknowledged (`Some(true)`).
+    pub acknowledged: Option<bool>,
+}
+
+/// Handoff records the grant reaches, newest first (without notes).
+pub async fn list_handoffs(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    f: &HandoffFilter,
+    paging: Paging,
+) -> Result<Paged<Handoff>> {
+    let mut q = Sql::new("SELECT * FROM oncall_handoffs WHERE ");
+    q.scope("client_id", grant);
+    if let Some(cid) = f.client {
+        q.push(" AND client_id = ").text(cid.to_string());
+    }
+    match f.acknowledged {
+        Some(true) => {
+            q.push(" AND acknowledged_at IS NOT NULL");
+        }
+        Some(false) => {
+            q.push(" AND acknowledged_at IS NULL");
+        }
+        None => {}
+    }
+    q.push(" ORDER BY at DESC, id DESC").page(&paging.probe());
+    let items = q
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(handoff)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Paged::from_probe(items, &paging))
+}
+
+/// One handoff record with its notes, if the grant reaches it (`None` grant: Tandem's own).
+pub async fn get_handoff(
+    c: &mut AnyConnection,
+    grant: Option<&Grant>,
+    id: HandoffId,
+) -> Result<Option<Handoff>> {
+    let mut q = Sql::new("SELECT * FROM oncall_handoffs WHERE id = ");
+    q.text(id.to_string());
+    if let Some(g) = grant {
+        q.push(" AND ").scope("client_id", g);
+    }
+    let Some(mut h) = q
+        .fetch_optional(c)
+        .await?
+        .as_ref()
+        .map(handoff)
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    h.notes = Sql::new("SELECT * FROM oncall_handoff_notes WHERE handoff_id = ")
+        .text(id.to_string())
+        .push(" ORDER BY at, id")
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(HandoffNote {
+                at: ts(r, "at")?,
+                author_id: opt_parsed(r, "author_id")?,
+                author_label: text(r, "author_label")?,
+                body: text(r, "body")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(h))
+}
+
+/// Adds a note to a handoff record.
+pub async fn insert_handoff_note(
+    c: &mut AnyConnection,
+    id: HandoffId,
+    n: &HandoffNote,
+) -> Result<()> {
+    Sql::new("INSERT INTO oncall_handoff_notes (id, handoff_id, at, author_id, author_label, body) VALUES (")
+        .text(uuid::Uuid::now_v7().to_string())
+        .push(", ")
+        .text(id.to_string())
+        .push(", ")
+        .int(n.at.0)
+        .push(", ")
+        .opt_text(n.author_id.map(|u| u.to_string()))
+        .push(", ")
+        .text(n.author_label.clone())
+        .push(", ")
+        .text(n.body.clone())
+        .push(")")
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// Marks a handoff acknowledged (only once); returns whether it changed.
+pub async fn acknowledge_handoff(
+    c: &mut AnyConnection,
+    id: HandoffId,
+    by: Option<UserId>,
+    at: Timestamp,
+) -> Result<bool> {
+    let n = Sql::new("UPDATE oncall_handoffs SET acknowledged_at = ")
+        .int(at.0)
+        .push(", acknowledged_by = ")
+        .opt_text(by.map(|u| u.to_string()))
+        .push(" WHERE acknowledged_at IS NULL AND id = ")
+        .text(id.to_string())
+        .execute(c)
+        .await?;
+    Ok(n == 1)
+}
+
+/// Handoffs (and their records) older than `cutoff`, not acknowledged, not yet paged about.
+pub async fn unacknowledged_handoffs(
+    c: &mut AnyConnection,
+    cutoff: Timestamp,
+) -> Result<Vec<Handoff>> {
+    Sql::new("SELECT * FROM oncall_handoffs WHERE acknowledged_at IS NULL AND page_id IS NULL AND at <= ")
+        .int(cutoff.0)
+        .push(" AND created_at <= ")
+        .int(cutoff.0)
+        .push(" ORDER BY at, id LIMIT 200")
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(handoff)
+        .collect()
+}
+
+/// Records the page opened about a handoff (only the first time); returns whether it did.
+pub async fn set_handoff_page(c: &mut AnyConnection, id: HandoffId, page: PageId) -> Result<bool> {
+    let n = Sql::new("UPDATE oncall_handoffs SET page_id = ")
+        .text(page.to_string())
+        .push(" WHERE page_id IS NULL AND id = ")
+        .text(id.to_string())
+        .execute(c)
+        .await?;
+    Ok(n == 1)
+}
+
+fn handoff(r: &AnyRow) -> Result<Handoff> {
+    Ok(Handoff {
+        id: parsed(r, "id")?,
+        client_id: parsed(r, "client_id")?,
+        at: ts(r, "at")?,
+        from_side: party(&text(r, "from_side")?)?,
+        to_side: party(&text(r, "to_side")?)?,
+        items: from_json(r, "items")?,
+        notes: Vec::new(),
+        acknowledged_at: opt_ts(r, "acknowledged_at")?,
+        acknowledged_by: opt_parsed(r, "acknowledged_by")?,
+        page_id: opt_parsed(r, "page_id")?,
+    })
+}

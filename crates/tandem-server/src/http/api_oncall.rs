@@ -15,10 +15,10 @@ use tandem_app::{
     FeedCreated, NewFeed, NewPage, NewSchedule, PageOpened, PageView, PolicyInput, SchedulePatch,
     ScheduleView,
 };
-use tandem_domain::oncall::{Feed, Override, Page, PageStatus, Policy, Schedule, Shift};
+use tandem_domain::oncall::{Feed, Handoff, Override, Page, PageStatus, Policy, Schedule, Shift};
 use tandem_domain::scope::Party;
-use tandem_domain::{ClientId, PageId, ScheduleId, Timestamp};
-use tandem_store::oncall::PageFilter;
+use tandem_domain::{ClientId, HandoffId, PageId, ScheduleId, Timestamp};
+use tandem_store::oncall::{HandoffFilter, PageFilter};
 use utoipa::IntoParams;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -391,4 +391,136 @@ pub async fn feed_ics(
         )
         .into()),
     }
+}
+
+// ---- shift handoffs -------------------------------------------------------------------
+
+/// Handoff list filters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HandoffParams {
+    /// One client's handoffs.
+    pub client_id: Option<ClientId>,
+    /// `true` only acknowledged ones, `false` only those waiting for acknowledgement.
+    pub acknowledged: Option<bool>,
+    /// `json` (default) or `csv` (every match, up to 100,000, as a file).
+    pub format: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page, 1 to 500 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// Handoff records as CSV (formula-safe cells).
+pub fn handoffs_csv(items: &[Handoff]) -> String {
+    let mut out =
+        String::from("id,client_id,at,from_side,to_side,open_items,acknowledged_at,page_id\n");
+    for h in items {
+        let cells = [
+            h.id.to_string(),
+            h.client_id.to_string(),
+            h.at.to_rfc3339(),
+            h.from_side.as_str().to_string(),
+            h.to_side.as_str().to_string(),
+            h.items.len().to_string(),
+            h.acknowledged_at
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default(),
+            h.page_id.map(|p| p.to_string()).unwrap_or_default(),
+        ];
+        let row: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// Shift handoff records the caller may see, newest first.
+#[utoipa::path(get, path = "/api/v1/oncall/handoffs", tag = "on-call", params(HandoffParams),
+    responses((status = 200, body = List<Handoff>, description = "A page, or with format=csv every match as CSV"),
+        (status = 400, body = Problem), (status = 403, body = Problem)))]
+pub async fn list_handoffs(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiQuery(q): ApiQuery<HandoffParams>,
+) -> ApiResult<Response> {
+    let filter = HandoffFilter {
+        client: q.client_id,
+        acknowledged: q.acknowledged,
+    };
+    if q.format.as_deref() == Some("csv") {
+        let all = st
+            .app
+            .list_handoffs(&ctx.actor, &filter, tandem_store::Page::new(0, 100_000))
+            .await?;
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"tandem-handoffs.csv\"",
+                ),
+            ],
+            handoffs_csv(&all.items),
+        )
+            .into_response());
+    }
+    let page = PageParams {
+        cursor: q.cursor.clone(),
+        limit: q.limit,
+    }
+    .page()?;
+    let r = st.app.list_handoffs(&ctx.actor, &filter, page).await?;
+    Ok(Json(List {
+        next_cursor: r.has_more.then(|| (page.offset + page.limit).to_string()),
+        items: r.items,
+    })
+    .into_response())
+}
+
+/// One handoff record with what was open and the outgoing side's notes.
+#[utoipa::path(get, path = "/api/v1/oncall/handoffs/{handoff_id}", tag = "on-call",
+    params(("handoff_id" = String, Path, description = "The handoff's id")),
+    responses((status = 200, body = Handoff), (status = 404, body = Problem)))]
+pub async fn get_handoff(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<HandoffId>,
+) -> ApiResult<Json<Handoff>> {
+    Ok(Json(st.app.get_handoff(&ctx.actor, id).await?))
+}
+
+/// A note.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewNote {
+    /// The text (1 to 8000 characters).
+    pub body: String,
+}
+
+/// The outgoing side adds a note to a handoff, until it is acknowledged.
+#[utoipa::path(post, path = "/api/v1/oncall/handoffs/{handoff_id}/notes", tag = "on-call",
+    params(("handoff_id" = String, Path, description = "The handoff's id")), request_body = NewNote,
+    responses((status = 200, body = Handoff), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn add_handoff_note(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<HandoffId>,
+    ApiJson(body): ApiJson<NewNote>,
+) -> ApiResult<Json<Handoff>> {
+    Ok(Json(
+        st.app.add_handoff_note(&ctx.actor, id, &body.body).await?,
+    ))
+}
+
+/// The receiving side acknowledges a handoff. Acknowledging again changes nothing.
+#[utoipa::path(post, path = "/api/v1/oncall/handoffs/{handoff_id}/acknowledge", tag = "on-call",
+    params(("handoff_id" = String, Path, description = "The handoff's id")),
+    responses((status = 200, body = Handoff), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn acknowledge_handoff(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<HandoffId>,
+) -> ApiResult<Json<Handoff>> {
+    Ok(Json(st.app.acknowledge_handoff(&ctx.actor, id).await?))
 }

@@ -448,6 +448,40 @@ pub fn routes() -> Vec<RouteSpec> {
             Api,
             oc::revoke_feed
         ),
+        // (notes before acknowledgements: the route matrix walks this order)
+        route!(GET, "/api/v1/oncall/handoffs", Api, oc::list_handoffs),
+        route!(
+            GET,
+            "/api/v1/oncall/handoffs/{handoff_id}",
+            Api,
+            oc::get_handoff
+        ),
+        route!(
+            POST,
+            "/api/v1/oncall/handoffs/{handoff_id}/notes",
+            Api,
+            oc::add_handoff_note
+        ),
+        route!(GET, "/oncall/handoffs", Page, po::handoffs),
+        route!(GET, "/oncall/handoffs/{handoff_id}", Page, po::handoff),
+        route!(
+            POST,
+            "/oncall/handoffs/{handoff_id}/notes",
+            Page,
+            po::add_note
+        ),
+        route!(
+            POST,
+            "/api/v1/oncall/handoffs/{handoff_id}/acknowledge",
+            Api,
+            oc::acknowledge_handoff
+        ),
+        route!(
+            POST,
+            "/oncall/handoffs/{handoff_id}/acknowledge",
+            Page,
+            po::acknowledge_handoff
+        ),
         route!(GET, "/oncall/feeds/{token}", Public, oc::feed_ics),
         route!(GET, "/oncall", Page, po::overview),
         route!(POST, "/oncall/schedules", Page, po::create_schedule),

@@ -35,6 +35,8 @@ use utoipa::{Modify, OpenApi};
         super::api_oncall::list_pages, super::api_oncall::open_page, super::api_oncall::get_page,
         super::api_oncall::acknowledge_page, super::api_oncall::resolve_page,
         super::api_oncall::list_feeds, super::api_oncall::create_feed, super::api_oncall::revoke_feed,
+        super::api_oncall::list_handoffs, super::api_oncall::get_handoff,
+        super::api_oncall::add_handoff_note, super::api_oncall::acknowledge_handoff,
     ),
     // Schemas referenced only from query parameters are not collected from `paths`.
     components(schemas(super::api::ExportFormat)),

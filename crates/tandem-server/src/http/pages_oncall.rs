@@ -839,3 +839,209 @@ pub async fn revoke_feed(State(st): State<AppState>, ctx: Ctx, Path(id): Path<St
         Err(e) => back_with(&st, "/oncall", e),
     }
 }
+
+// ---- shift handoffs -------------------------------------------------------------------
+
+pub(crate) struct HandoffRow {
+    id: String,
+    client: String,
+    at: String,
+    from: &'static str,
+    to: &'static str,
+    items: usize,
+    acknowledged: Option<String>,
+    paged: bool,
+}
+
+#[derive(Template)]
+#[template(path = "oncall_handoffs.html")]
+struct HandoffList {
+    chrome: Chrome,
+    rows: Vec<HandoffRow>,
+    waiting: bool,
+}
+
+/// GET /oncall/handoffs
+pub async fn handoffs(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Query(raw): Query<HashMap<String, String>>,
+) -> PageResult {
+    let chrome = chrome(&st, &ctx, &headers, "oncall", None).await?;
+    let waiting = raw.get("acknowledged").map(String::as_str) == Some("false");
+    let filter = tandem_store::oncall::HandoffFilter {
+        client: raw.get("client_id").and_then(|c| c.parse().ok()),
+        acknowledged: waiting.then_some(false),
+    };
+    if raw.get("format").map(String::as_str) == Some("csv") {
+        let all = st
+            .app
+            .list_handoffs(&ctx.actor, &filter, Page::new(0, 100_000))
+            .await
+            .map_err(fail)?;
+        return Ok((
+            [
+                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"tandem-handoffs.csv\"",
+                ),
+            ],
+            crate::http::api_oncall::handoffs_csv(&all.items),
+        )
+            .into_response());
+    }
+    let tz = chrome.time_zone.clone();
+    let clients: HashMap<String, String> = chrome
+        .switcher
+        .iter()
+        .map(|(id, name, _)| (id.clone(), name.clone()))
+        .collect();
+    let rows = st
+        .app
+        .list_handoffs(&ctx.actor, &filter, Page::new(0, 200))
+        .await
+        .map_err(fail)?
+        .items
+        .into_iter()
+        .map(|h| HandoffRow {
+            id: h.id.to_string(),
+            client: clients
+                .get(&h.client_id.to_string())
+                .cloned()
+                .unwrap_or_default(),
+            at: h.at.display_in(&tz),
+            from: h.from_side.label(),
+            to: h.to_side.label(),
+            items: h.items.len(),
+            acknowledged: h.acknowledged_at.map(|t| t.display_in(&tz)),
+            paged: h.page_id.is_some(),
+        })
+        .collect();
+    let clear = chrome.clear_flash;
+    Ok(render(
+        &HandoffList {
+            rows,
+            waiting,
+            chrome,
+        },
+        clear,
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "oncall_handoff.html")]
+struct HandoffDetail {
+    chrome: Chrome,
+    h: tandem_domain::oncall::Handoff,
+    client: String,
+    at: String,
+    from: &'static str,
+    to: &'static str,
+    /// (at, who, body)
+    notes: Vec<(String, String, String)>,
+    acknowledged: Option<String>,
+    can_note: bool,
+    can_ack: bool,
+}
+
+/// GET /oncall/handoffs/{handoff_id}
+pub async fn handoff(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> PageResult {
+    let id: tandem_domain::HandoffId = id.parse().map_err(|_| fail(Error::NotFound("handoff")))?;
+    let h = st.app.get_handoff(&ctx.actor, id).await.map_err(fail)?;
+    let chrome = chrome(&st, &ctx, &headers, "oncall", Some(h.client_id)).await?;
+    let tz = chrome.time_zone.clone();
+    let names = names(&st, &ctx).await;
+    let p = ctx
+        .actor
+        .principal
+        .clone()
+        .ok_or_else(|| fail(Error::Unauthenticated))?;
+    let may = authorize(&p, Action::TicketsWrite, Timestamp::now())
+        .is_ok_and(|g| g.check_client(h.client_id).is_ok());
+    let mine = match p.tenant.client() {
+        Some(_) => Party::Internal,
+        None => Party::Provider,
+    };
+    let client = chrome
+        .switcher
+        .iter()
+        .find(|(cid, _, _)| *cid == h.client_id.to_string())
+        .map(|(_, n, _)| n.clone())
+        .unwrap_or_default();
+    let clear = chrome.clear_flash;
+    Ok(render(
+        &HandoffDetail {
+            client,
+            at: h.at.display_in(&tz),
+            from: h.from_side.label(),
+            to: h.to_side.label(),
+            notes: h
+                .notes
+                .iter()
+                .map(|n| (n.at.display_in(&tz), n.author_label.clone(), n.body.clone()))
+                .collect(),
+            acknowledged: h.acknowledged_at.map(|t| {
+                format!(
+                    "{} by {}",
+                    t.display_in(&tz),
+                    name_of(&names, h.acknowledged_by)
+                )
+            }),
+            can_note: may && mine == h.from_side && h.acknowledged_at.is_none(),
+            can_ack: may && mine == h.to_side && h.acknowledged_at.is_none(),
+            h,
+            chrome,
+        },
+        clear,
+    ))
+}
+
+/// POST /oncall/handoffs/{handoff_id}/notes
+pub async fn add_note(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let f = FormFields(f);
+    let Ok(id) = id.parse::<tandem_domain::HandoffId>() else {
+        return fail(Error::NotFound("handoff"));
+    };
+    let back = format!("/oncall/handoffs/{id}");
+    match st
+        .app
+        .add_handoff_note(&ctx.actor, id, &f.text("body"))
+        .await
+    {
+        Ok(_) => redirect_with(&back, Some("Note added."), None, st.cfg.secure_cookies),
+        Err(e) => back_with(&st, &back, e),
+    }
+}
+
+/// POST /oncall/handoffs/{handoff_id}/acknowledge
+pub async fn acknowledge_handoff(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = id.parse::<tandem_domain::HandoffId>() else {
+        return fail(Error::NotFound("handoff"));
+    };
+    let back = format!("/oncall/handoffs/{id}");
+    match st.app.acknowledge_handoff(&ctx.actor, id).await {
+        Ok(_) => redirect_with(
+            &back,
+            Some("Handoff acknowledged: it is yours now."),
+            None,
+            st.cfg.secure_cookies,
+        ),
+        Err(e) => back_with(&st, &back, e),
+    }
+}
