@@ -297,6 +297,8 @@ impl App {
         )
         .await?;
         self.seed_demo_tickets().await?;
+        // on-call (issue #6): the rotation, the disk page and the morning handoff.
+        self.seed_demo_oncall(hp).await?;
         let mut w = self.store.write().await?;
         settings::set(&mut w, "provider.name", PROVIDER_NAME).await?;
         settings::set(&mut w, "demo.password", &password).await?;

@@ -9,6 +9,7 @@ mod audit_log;
 mod credentials;
 pub mod demo;
 mod demo_fleet;
+mod demo_oncall; // on-call (issue #6)
 mod directory;
 mod endpoints;
 mod error;

@@ -1174,7 +1174,7 @@ impl App {
 
     /// Records one handoff with what is open for the client (pages, and tickets owned by the
     /// outgoing side). Returns whether this call recorded it.
-    async fn record_handoff(
+    pub(crate) async fn record_handoff(
         &self,
         client: ClientId,
         h: &tandem_domain::oncall::Handover,

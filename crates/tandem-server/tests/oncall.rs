@@ -547,3 +547,65 @@ async fn each_change_of_owning_side_is_a_handoff_record_the_receiving_side_ackno
     })
     .await;
 }
+
+/// The demo's on-call chapter, on a fresh database of each backend: Crestline's rotation of
+/// its two technicians, the disk page acknowledged by the on-call technician, and the morning
+/// handoff at Harbor Point with its note, acknowledged by Dana.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_tells_the_on_call_chapter() {
+    let mut dbs = vec![tandem_store::testing::sqlite().await];
+    if let Some(pg) = tandem_store::testing::postgres().await {
+        dbs.push(pg);
+    }
+    for db in dbs {
+        let app = tandem_app::App::new(db.store.clone(), tandem_app::Policy::default());
+        app.seed_demo().await.expect("demo");
+        let sys = tandem_app::Actor::system();
+        let users = app.all_users_console().await.unwrap();
+        let id = |name: &str| users.iter().find(|u| u.username == name).unwrap().id;
+        let schedules = app
+            .list_schedules(&sys, None, Timestamp::now())
+            .await
+            .unwrap();
+        assert_eq!(schedules.len(), 1);
+        let s = &schedules[0];
+        assert_eq!(s.schedule.name, "Crestline nights and weekends");
+        let shifts = app
+            .schedule_shifts(
+                &sys,
+                s.schedule.id,
+                Timestamp::now(),
+                Timestamp::now().plus_seconds(14 * 86_400),
+            )
+            .await
+            .unwrap();
+        let people: std::collections::BTreeSet<_> = shifts.iter().map(|x| x.user).collect();
+        assert_eq!(
+            people,
+            [id("sam.okafor"), id("jordan.lee")].into_iter().collect()
+        );
+        let pages = app
+            .list_pages(&sys, &Default::default(), tandem_store::Page::new(0, 10))
+            .await
+            .unwrap();
+        assert_eq!(pages.items.len(), 1);
+        assert_eq!(pages.items[0].side, tandem_domain::scope::Party::Provider);
+        assert_eq!(pages.items[0].acknowledged_by, Some(id("sam.okafor")));
+        let handoffs = app
+            .list_handoffs(&sys, &Default::default(), tandem_store::Page::new(0, 10))
+            .await
+            .unwrap();
+        assert_eq!(handoffs.items.len(), 1);
+        let h = app.get_handoff(&sys, handoffs.items[0].id).await.unwrap();
+        assert_eq!(h.to_side, tandem_domain::scope::Party::Internal);
+        assert_eq!(h.acknowledged_by, Some(id("dana.whitfield")));
+        assert!(
+            h.items.iter().any(|i| i.label.contains("hp-fs-01")),
+            "{h:?}"
+        );
+        assert_eq!(h.notes.len(), 1);
+        let local = h.at.display_in("America/New_York");
+        assert!(local.contains("07:30"), "{local}");
+        db.cleanup().await;
+    }
+}
