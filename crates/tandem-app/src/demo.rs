@@ -302,6 +302,8 @@ impl App {
         // Mail (issue #5): support addresses, as each client's IT admin sets them.
         self.seed_demo_mail(&slugs).await?;
         self.seed_demo_alerts(hp).await?; // alerts (issue #6)
+        // on-call (issue #6): the rotation, the disk page and the morning handoff.
+        self.seed_demo_oncall(hp).await?;
         let mut w = self.store.write().await?;
         settings::set(&mut w, "provider.name", PROVIDER_NAME).await?;
         settings::set(&mut w, "demo.password", &password).await?;

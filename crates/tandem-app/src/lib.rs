@@ -15,6 +15,7 @@ mod demo_fleet;
 mod demo_tickets2;
 // Mail (issue #5): the demo's support addresses.
 mod demo_mail;
+mod demo_oncall; // on-call (issue #6)
 mod directory;
 mod endpoints;
 mod error;
@@ -23,6 +24,7 @@ mod ingest;
 // Mail (issue #5).
 mod mail;
 mod monitoring; // alerts (issue #6): policies, groups, evaluation
+mod oncall; // on-call (issue #6)
 mod scope;
 mod tickets;
 // tickets2: watchers, tags, links, merges, SLA policies, the SLA sweeper.
@@ -44,6 +46,11 @@ pub use identity::{principal_of, totp_code_now, MfaEnrollment, SessionInfo, Sign
 pub use mail::{
     mail_recipients, retry_delay_seconds, Inbound, MailPreference, MailSettings, OutboxEntry,
     MAX_ATTEMPTS, SIGNIN_LINK_SECONDS,
+};
+// on-call (issue #6)
+pub use oncall::{
+    FeedCreated, NewFeed, NewPage, NewSchedule, PageOpened, PageView, PolicyInput, SchedulePatch,
+    ScheduleView, FEED_TOKEN_PREFIX,
 };
 pub use scope::{DomainPatch, NewDomain, RouteAnswer};
 pub use tickets::{NewTicket, TicketView};

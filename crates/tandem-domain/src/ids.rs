@@ -99,3 +99,20 @@ id_type!(
     /// A monitoring policy (the checks set at one level: provider, client, site, group, endpoint).
     MonitoringPolicyId
 );
+// ---- on-call (issue #6, oncall branch) ----
+id_type!(
+    /// An on-call schedule.
+    ScheduleId
+);
+id_type!(
+    /// An escalation policy.
+    PolicyId
+);
+id_type!(
+    /// A page: one problem being escalated until someone acknowledges it.
+    PageId
+);
+id_type!(
+    /// A shift handoff record between the two sides of a client.
+    HandoffId
+);

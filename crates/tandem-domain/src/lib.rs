@@ -12,6 +12,7 @@ pub mod ids;
 // Mail (issue #5).
 pub mod mail;
 pub mod monitoring; // alerts: checks, policies, alert lifecycle, evaluation
+pub mod oncall; // on-call (issue #6)
 pub mod scope;
 // search (issue #5)
 pub mod search;
@@ -25,5 +26,9 @@ pub mod validate;
 
 pub use ids::{AlertId, EndpointGroupId, MonitoringPolicyId}; // alerts
 pub use ids::{ClientId, EndpointId, EnrollmentTokenId, SiteId, TicketId, TokenId, UserId};
+pub use ids::{
+    ClientId, EndpointId, EnrollmentTokenId, HandoffId, PageId, PolicyId, ScheduleId, SiteId,
+    TicketId, TokenId, UserId,
+};
 pub use tenancy::{Role, Side, Tenant};
 pub use time::Timestamp;

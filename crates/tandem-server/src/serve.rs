@@ -120,6 +120,8 @@ pub async fn run(
             cfg.evaluation_secs,
         ))
     });
+    // on-call (issue #6): escalation steps, on every replica (steps are claimed).
+    let oncall_worker = app.start_oncall_worker();
     let router = http::app(state(app, cfg, tls.as_ref()))
         .into_make_service_with_connect_info::<SocketAddr>();
     on_ready(&Listening {
@@ -156,6 +158,7 @@ pub async fn run(
     }
     tracing::info!("stopped accepting; in-flight requests finished");
     sla_sweeper.abort();
+    oncall_worker.abort();
     store.close().await;
     Ok(())
 }

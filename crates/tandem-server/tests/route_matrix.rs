@@ -212,6 +212,43 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     // Agents. The CA is public (the matrix runs with a server CA configured, so it answers
     // 200; without one it is 404 `no_ca` for everyone). No human credential opens the others
     // (the probe sends a valid body with a bogus enrollment token, and an unsigned check-in).
+    // ---- on-call (issue #6) ----
+    ("GET",    "/api/v1/oncall/schedules",                           ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("POST",   "/api/v1/oncall/schedules",                           ".    .    .    Y    .    .    .    .    .    .    ."),
+    ("GET",    "/api/v1/oncall/schedules/{schedule_id}",             ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("PATCH",  "/api/v1/oncall/schedules/{schedule_id}",             ".    .    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/api/v1/oncall/schedules/{schedule_id}/overrides",   ".    .    .    Y    .    .    .    .    .    .    ."),
+    ("GET",    "/api/v1/oncall/schedules/{schedule_id}/shifts",      ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("GET",    "/api/v1/oncall/policies",                            ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("PUT",    "/api/v1/oncall/policies",                            ".    .    .    Y    .    .    .    .    .    .    ."),
+    ("GET",    "/api/v1/oncall/pages",                               ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("POST",   "/api/v1/oncall/pages",                               ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/oncall/pages/{page_id}",                     ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("POST",   "/api/v1/oncall/pages/{page_id}/acknowledge",         ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("POST",   "/api/v1/oncall/pages/{page_id}/resolve",             ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/oncall/feeds",                               ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("POST",   "/api/v1/oncall/feeds",                               ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("DELETE", "/api/v1/oncall/feeds/{feed_id}",                     ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("GET",    "/oncall/feeds/{token}",                              "Y    Y    Y    Y    Y    Y    Y    Y    Y    Y    Y"),
+    ("GET",    "/oncall",                                            ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("POST",   "/oncall/schedules",                                  ".    Y    .    Y    .    .    .    .    Y    .    ."),
+    ("GET",    "/oncall/schedules/{schedule_id}",                    ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("POST",   "/oncall/schedules/{schedule_id}/overrides",          ".    .    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/oncall/policies",                                   ".    Y    .    Y    .    .    .    .    Y    .    ."),
+    ("GET",    "/oncall/pages/{page_id}",                            ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("POST",   "/oncall/pages/{page_id}/acknowledge",                ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/oncall/pages/{page_id}/resolve",                    ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/oncall/feeds",                                      ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("POST",   "/oncall/feeds/{feed_id}/revoke",                     ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("GET",    "/api/v1/oncall/handoffs",                            ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("GET",    "/api/v1/oncall/handoffs/{handoff_id}",               ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("POST",   "/api/v1/oncall/handoffs/{handoff_id}/notes",         ".    .    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/api/v1/oncall/handoffs/{handoff_id}/acknowledge",   ".    Y    Y    .    .    .    .    .    .    Y    ."),
+    ("GET",    "/oncall/handoffs",                                   ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("GET",    "/oncall/handoffs/{handoff_id}",                      ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("POST",   "/oncall/handoffs/{handoff_id}/notes",                ".    .    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/oncall/handoffs/{handoff_id}/acknowledge",          ".    Y    Y    .    .    .    .    .    .    .    ."),
+    // ---- end on-call ----
     ("GET",    "/agent/v1/ca.pem",                                   "Y    Y    Y    Y    Y    Y    Y    Y    Y    Y    Y"),
     ("POST",   "/agent/v1/enroll",                                   ".    .    .    .    .    .    .    .    .    .    ."),
     ("POST",   "/agent/v1/checkin",                                  ".    .    .    .    .    .    .    .    .    .    ."),
@@ -255,6 +292,116 @@ fn agreement() -> Value {
         "provider_calendar": {"time_zone": "America/New_York", "week": week(480, 1080), "holidays": []},
         "assignments": [row("helpdesk", "internal", "provider"), row("patching", "provider", "provider")]
     })
+}
+
+/// One weekly layer of one person (on-call probes).
+fn oncall_rules(user: &str) -> Value {
+    json!({"time_zone": "America/New_York", "layers": [{"name": "Nights", "users": [user], "start": "2026-01-05T18:00", "turn": {"kind": "weekly"}}]})
+}
+
+/// Who a caller column is, for on-call setup (the token is the provider admin's).
+fn person<'a>(t: &'a TestApp, caller: &str) -> Option<&'a User> {
+    let w = &t.w;
+    Some(match caller {
+        "padmin" | "token" => &w.padmin,
+        "tech" => &w.tech,
+        "it_a" => &w.it_a,
+        "view_a" => &w.viewer_a,
+        "aud_a" => &w.auditor_a,
+        "end_a" => &w.end_a,
+        "exp_aud" => &w.expired,
+        "it_b" => &w.it_b,
+        _ => return None,
+    })
+}
+
+/// Client A's internal schedule, a page of A, a feed token and a feed that is not the
+/// callers' (the victim of revocation probes).
+async fn oncall_setup(t: &TestApp) -> OncallFill {
+    let as_ = |u: &User| tandem_app::Actor::person(tandem_app::principal_of(u), None);
+    let w = &t.w;
+    let rules = serde_json::from_value(oncall_rules(&w.it_a.id.to_string())).expect("rules");
+    let s = t
+        .app
+        .create_schedule(
+            &as_(&w.it_a),
+            tandem_app::NewSchedule {
+                client_id: Some(w.client_a.id),
+                name: "A nights".into(),
+                rules,
+            },
+        )
+        .await
+        .expect("schedule");
+    let p = t
+        .app
+        .open_page(
+            &as_(&w.tech),
+            tandem_app::NewPage {
+                client_id: w.client_a.id,
+                domain: "helpdesk".into(),
+                dedup_key: "matrix-setup".into(),
+                summary: "Matrix page".into(),
+                severity: tandem_domain::oncall::Severity::Info,
+                link: None,
+            },
+        )
+        .await
+        .expect("page");
+    let token = t
+        .app
+        .create_feed(
+            &as_(&w.padmin),
+            tandem_app::NewFeed {
+                schedule_id: Some(s.id),
+            },
+        )
+        .await
+        .expect("feed")
+        .token;
+    let victim = t
+        .app
+        .create_feed(&as_(&w.it_a), tandem_app::NewFeed { schedule_id: None })
+        .await
+        .expect("feed");
+    // A handoff of A: the agreement hands the helpdesk to the provider at 17:00 New York on
+    // weekdays; the pass at next Monday 20:00 records Monday's 17:00 handoff.
+    let ny = jiff::tz::TimeZone::get("America/New_York").expect("zone");
+    let mut day = tandem_domain::Timestamp::now()
+        .to_jiff()
+        .to_zoned(ny.clone())
+        .date();
+    loop {
+        day = day.tomorrow().expect("date");
+        if day.weekday() == jiff::civil::Weekday::Monday {
+            break;
+        }
+    }
+    let at = day
+        .to_datetime(jiff::civil::Time::new(20, 0, 0, 0).expect("time"))
+        .to_zoned(ny)
+        .expect("instant");
+    let pass = tandem_domain::Timestamp(at.timestamp().as_microsecond());
+    assert_eq!(t.app.handoff_pass(pass).await.expect("handoff pass").0, 1);
+    let handoff = t
+        .app
+        .list_handoffs(
+            &as_(&w.padmin),
+            &Default::default(),
+            tandem_store::Page::new(0, 1),
+        )
+        .await
+        .expect("handoffs")
+        .items[0]
+        .id;
+    OncallFill {
+        handoff: handoff.to_string(),
+        schedule: s.id.to_string(),
+        page: p.page.id.to_string(),
+        feed: victim.feed.id.to_string(),
+        feed_token: token,
+        me: String::new(),
+    }
 }
 
 /// A client A agreement in force, and the means to make versions ready for probes.
@@ -638,6 +785,19 @@ struct Fill<'a> {
     alert: String,
     /// A fresh endpoint group of client A.
     group: String,
+    // on-call (issue #6): client A's internal schedule, a page of A, a calendar feed of the
+    // caller (or someone else's), a live feed token, and the caller's own user id.
+    oncall: OncallFill,
+}
+
+#[derive(Clone, Default)]
+struct OncallFill {
+    schedule: String,
+    page: String,
+    feed: String,
+    feed_token: String,
+    me: String,
+    handoff: String,
 }
 
 /// search (issue #5): saves a view as the caller, through the API; its id, or a random one.
@@ -695,7 +855,12 @@ fn probe(
         .replace("{link_token}", &"0".repeat(64))
         .replace("{mail_id}", &fill.mail)
         .replace("{alert_id}", &fill.alert)
-        .replace("{group_id}", &fill.group);
+        .replace("{group_id}", &fill.group)
+        .replace("{schedule_id}", &fill.oncall.schedule)
+        .replace("{page_id}", &fill.oncall.page)
+        .replace("{feed_id}", &fill.oncall.feed)
+        .replace("{token}", &fill.oncall.feed_token)
+        .replace("{handoff_id}", &fill.oncall.handoff);
     let path = match template {
         "/api/v1/clients/{client_id}/scope/diff" => format!("{path}?from={number}&to={number}"),
         "/api/v1/clients/{client_id}/route" => format!("{path}?domain=patching"),
@@ -797,6 +962,11 @@ fn probe(
             ("label", &format!("Page enrollment {n}")),
             ("expires_in_hours", "2"),
         ])),
+        // on-call (issue #6)
+        ("POST", "/oncall/schedules") => rb.form(&form(&[("name", &format!("Page schedule {n}")), ("time_zone", "America/New_York"), ("user", &fill.oncall.me), ("start", "2026-01-05T18:00"), ("turn", "weekly")])),
+        ("POST", "/oncall/schedules/{schedule_id}/overrides") => rb.form(&form(&[("user", &w.it_a.id.to_string()), ("from", "2026-12-24T18:00"), ("to", "2026-12-25T06:00")])),
+        ("POST", "/oncall/handoffs/{handoff_id}/notes") => rb.form(&form(&[("body", &format!("Page note by {n}"))])),
+        ("POST", "/oncall/policies") => rb.form(&form(&[("name", &format!("Page policy {n}")), ("target1", "side:"), ("wait1", "5")])),
         ("POST", _) if !matches!(access, Access::Api | Access::Agent) => rb.form(&form(&[])),
         ("POST", "/api/v1/clients") => rb.json(&json!({"name": format!("Api client {n}")})),
         ("POST", "/api/v1/clients/{client_id}/sites") => rb.json(&json!({"name": format!("Api site {n}"), "time_zone": "UTC"})),
@@ -832,6 +1002,14 @@ fn probe(
         })),
         ("POST", "/api/v1/clients/{client_id}/endpoint-groups") => rb.json(&json!({"name": format!("Api group {n}")})),
         ("POST", "/api/v1/endpoint-groups/{group_id}/members") => rb.json(&json!({"endpoint_id": fill.endpoint, "member": true})),
+        // on-call (issue #6)
+        ("POST", "/api/v1/oncall/schedules") => rb.json(&json!({"client_id": a, "name": format!("Matrix {n}"), "rules": oncall_rules(&w.it_a.id.to_string())})),
+        ("PATCH", "/api/v1/oncall/schedules/{schedule_id}") => rb.json(&json!({"name": format!("Renamed by {n}")})),
+        ("POST", "/api/v1/oncall/schedules/{schedule_id}/overrides") => rb.json(&json!({"user": w.it_a.id, "from": "2026-12-24T23:00:00Z", "to": "2026-12-25T11:00:00Z"})),
+        ("PUT", "/api/v1/oncall/policies") => rb.json(&json!({"client_id": a, "name": format!("Policy by {n}"), "rules": {"levels": [{"targets": [{"kind": "side", "side": "internal"}], "wait_minutes": 5}]}})),
+        ("POST", "/api/v1/oncall/pages") => rb.json(&json!({"client_id": a, "domain": "helpdesk", "dedup_key": "matrix", "summary": format!("Paged by {n}"), "severity": "warning"})),
+        ("POST", "/api/v1/oncall/feeds") => rb.json(&json!({})),
+        ("POST", "/api/v1/oncall/handoffs/{handoff_id}/notes") => rb.json(&json!({"body": format!("Note by {n}")})),
         ("POST", "/api/v1/clients/{client_id}/enrollment-tokens") => rb.json(&json!({
             "site_id": w.site_a.id, "label": format!("Api enrollment {n}"), "expires_in_hours": 2,
         })),
@@ -945,6 +1123,7 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
         let (endpoint_a, _) = t.enrolled_agent(&t.w.site_a, "a-laptop-01").await;
         facts_with_admins(&t, endpoint_a).await; // alerts (issue #6)
         let markers = t.w.a_markers();
+        let oncall_base = oncall_setup(&t).await;
         let mut table: Vec<_> = routes()
             .into_iter()
             .map(|r| (r.method, r.path, r.access))
@@ -1013,6 +1192,20 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                 } else {
                     String::new()
                 };
+                let mut oncall = oncall_base.clone();
+                if let Some(u) = person(&t, c.name) {
+                    oncall.me = u.id.to_string();
+                    if path.contains("{feed_id}") {
+                        let actor = tandem_app::Actor::person(tandem_app::principal_of(u), None);
+                        if let Ok(f) = t
+                            .app
+                            .create_feed(&actor, tandem_app::NewFeed { schedule_id: None })
+                            .await
+                        {
+                            oncall.feed = f.feed.id.to_string();
+                        }
+                    }
+                }
                 let head = t.audit_head().await;
                 let r = t
                     .send(probe(
@@ -1034,6 +1227,7 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                             link,
                             alert,
                             group,
+                            oncall,
                         },
                     ))
                     .await;
@@ -1218,6 +1412,14 @@ async fn state_changing_requests_without_csrf_are_refused() {
                         link: "0".repeat(64),
                         alert: tandem_domain::AlertId::new().to_string(),
                         group: tandem_domain::EndpointGroupId::new().to_string(),
+                        oncall: OncallFill {
+                            schedule: tandem_domain::ScheduleId::new().to_string(),
+                            page: tandem_domain::PageId::new().to_string(),
+                            feed: tandem_domain::TicketId::new().to_string(),
+                            feed_token: "tdcal_none".into(),
+                            me: t.w.padmin.id.to_string(),
+                            handoff: tandem_domain::HandoffId::new().to_string(),
+                        },
                     },
                 )
             };
@@ -1252,7 +1454,14 @@ async fn state_changing_requests_without_csrf_are_refused() {
                 .replace(
                     "{group_id}",
                     &tandem_domain::EndpointGroupId::new().to_string(),
-                );
+                )
+                .replace(
+                    "{schedule_id}",
+                    &tandem_domain::ScheduleId::new().to_string(),
+                )
+                .replace("{page_id}", &tandem_domain::PageId::new().to_string())
+                .replace("{feed_id}", &tandem_domain::TicketId::new().to_string())
+                .replace("{handoff_id}", &tandem_domain::HandoffId::new().to_string());
             let bare = t.req(
                 r.method.clone(),
                 &path,

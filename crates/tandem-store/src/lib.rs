@@ -16,6 +16,7 @@ pub mod endpoints;
 // Mail (issue #5).
 pub mod mail;
 pub mod monitoring; // alerts (issue #6)
+pub mod oncall; // on-call (issue #6)
 mod query;
 mod read_pool;
 pub mod scope;

@@ -273,6 +273,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     // alerts (issue #6)
     (8, "alerts", include_str!("../migrations/0008_alerts.sql")),
+    // on-call (issue #6)
+    (9, "oncall", include_str!("../migrations/0009_oncall.sql")),
 ];
 
 /// Statements of a migration file, without comments, each with the backend it is limited to:

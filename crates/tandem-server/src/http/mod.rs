@@ -6,6 +6,7 @@ pub mod api_alerts; // alerts (issue #6)
 pub mod api_fleet;
 // Mail (issue #5).
 pub mod api_mail;
+pub mod api_oncall; // on-call (issue #6)
 pub mod api_scope;
 pub mod api_tickets;
 // tickets2
@@ -21,6 +22,7 @@ pub mod pages_alerts; // alerts (issue #6)
 pub mod pages_fleet;
 // Mail (issue #5).
 pub mod pages_mail;
+pub mod pages_oncall; // on-call (issue #6)
 pub mod pages_scope;
 pub mod pages_tickets;
 // tickets2
@@ -110,6 +112,7 @@ pub fn routes() -> Vec<RouteSpec> {
     use api as a;
     use api_alerts as al; // alerts (issue #6)
     use api_fleet as f;
+    use api_oncall as oc; // on-call (issue #6)
     use api_scope as s;
     use api_ticket_data as td; // tickets2
     use api_ticket_views as tv;
@@ -117,6 +120,7 @@ pub fn routes() -> Vec<RouteSpec> {
     use pages as p;
     use pages_alerts as pa; // alerts (issue #6)
     use pages_fleet as pf;
+    use pages_oncall as po; // on-call (issue #6)
     use pages_scope as ps;
     use pages_ticket_data as ptd;
     use pages_tickets as pt; // tickets2
@@ -599,6 +603,119 @@ pub fn routes() -> Vec<RouteSpec> {
         ),
         // Agents: no human credentials; enrollment tokens and signatures (see http::agent).
         // The CA is public: an agent trusts it only if its fingerprint is the one it was given.
+        // ---- on-call (issue #6) ----
+        route!(GET, "/api/v1/oncall/schedules", Api, oc::list_schedules),
+        route!(POST, "/api/v1/oncall/schedules", Api, oc::create_schedule),
+        route!(
+            GET,
+            "/api/v1/oncall/schedules/{schedule_id}",
+            Api,
+            oc::get_schedule
+        ),
+        route!(
+            PATCH,
+            "/api/v1/oncall/schedules/{schedule_id}",
+            Api,
+            oc::update_schedule
+        ),
+        route!(
+            POST,
+            "/api/v1/oncall/schedules/{schedule_id}/overrides",
+            Api,
+            oc::add_override
+        ),
+        route!(
+            GET,
+            "/api/v1/oncall/schedules/{schedule_id}/shifts",
+            Api,
+            oc::shifts
+        ),
+        route!(GET, "/api/v1/oncall/policies", Api, oc::list_policies),
+        route!(PUT, "/api/v1/oncall/policies", Api, oc::put_policy),
+        route!(GET, "/api/v1/oncall/pages", Api, oc::list_pages),
+        route!(POST, "/api/v1/oncall/pages", Api, oc::open_page),
+        route!(GET, "/api/v1/oncall/pages/{page_id}", Api, oc::get_page),
+        route!(
+            POST,
+            "/api/v1/oncall/pages/{page_id}/acknowledge",
+            Api,
+            oc::acknowledge_page
+        ),
+        route!(
+            POST,
+            "/api/v1/oncall/pages/{page_id}/resolve",
+            Api,
+            oc::resolve_page
+        ),
+        route!(GET, "/api/v1/oncall/feeds", Api, oc::list_feeds),
+        route!(POST, "/api/v1/oncall/feeds", Api, oc::create_feed),
+        route!(
+            DELETE,
+            "/api/v1/oncall/feeds/{feed_id}",
+            Api,
+            oc::revoke_feed
+        ),
+        // (notes before acknowledgements: the route matrix walks this order)
+        route!(GET, "/api/v1/oncall/handoffs", Api, oc::list_handoffs),
+        route!(
+            GET,
+            "/api/v1/oncall/handoffs/{handoff_id}",
+            Api,
+            oc::get_handoff
+        ),
+        route!(
+            POST,
+            "/api/v1/oncall/handoffs/{handoff_id}/notes",
+            Api,
+            oc::add_handoff_note
+        ),
+        route!(GET, "/oncall/handoffs", Page, po::handoffs),
+        route!(GET, "/oncall/handoffs/{handoff_id}", Page, po::handoff),
+        route!(
+            POST,
+            "/oncall/handoffs/{handoff_id}/notes",
+            Page,
+            po::add_note
+        ),
+        route!(
+            POST,
+            "/api/v1/oncall/handoffs/{handoff_id}/acknowledge",
+            Api,
+            oc::acknowledge_handoff
+        ),
+        route!(
+            POST,
+            "/oncall/handoffs/{handoff_id}/acknowledge",
+            Page,
+            po::acknowledge_handoff
+        ),
+        route!(GET, "/oncall/feeds/{token}", Public, oc::feed_ics),
+        route!(GET, "/oncall", Page, po::overview),
+        route!(POST, "/oncall/schedules", Page, po::create_schedule),
+        route!(GET, "/oncall/schedules/{schedule_id}", Page, po::schedule),
+        route!(
+            POST,
+            "/oncall/schedules/{schedule_id}/overrides",
+            Page,
+            po::add_override
+        ),
+        route!(POST, "/oncall/policies", Page, po::put_policy),
+        route!(GET, "/oncall/pages/{page_id}", Page, po::page),
+        route!(
+            POST,
+            "/oncall/pages/{page_id}/acknowledge",
+            Page,
+            po::acknowledge
+        ),
+        route!(POST, "/oncall/pages/{page_id}/resolve", Page, po::resolve),
+        route!(POST, "/oncall/feeds", Page, po::create_feed),
+        route!(
+            POST,
+            "/oncall/feeds/{feed_id}/revoke",
+            Page,
+            po::revoke_feed
+        ),
+        // ---- end on-call ----
         route!(GET, "/agent/v1/ca.pem", Public, agent::ca_pem),
         route!(POST, "/agent/v1/enroll", Agent, agent::enroll),
         RouteSpec::new(

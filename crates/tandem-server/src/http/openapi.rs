@@ -45,6 +45,15 @@ use utoipa::{Modify, OpenApi};
         super::api_alerts::resolve, super::api_alerts::list_policies, super::api_alerts::put_policy,
         super::api_alerts::effective_checks, super::api_alerts::accept_baseline,
         super::api_alerts::list_groups, super::api_alerts::create_group, super::api_alerts::set_member,
+        // on-call (issue #6)
+        super::api_oncall::list_schedules, super::api_oncall::create_schedule, super::api_oncall::get_schedule,
+        super::api_oncall::update_schedule, super::api_oncall::add_override, super::api_oncall::shifts,
+        super::api_oncall::list_policies, super::api_oncall::put_policy,
+        super::api_oncall::list_pages, super::api_oncall::open_page, super::api_oncall::get_page,
+        super::api_oncall::acknowledge_page, super::api_oncall::resolve_page,
+        super::api_oncall::list_feeds, super::api_oncall::create_feed, super::api_oncall::revoke_feed,
+        super::api_oncall::list_handoffs, super::api_oncall::get_handoff,
+        super::api_oncall::add_handoff_note, super::api_oncall::acknowledge_handoff,
     ),
     // Schemas referenced only from query parameters are not collected from `paths`.
     components(schemas(super::api::ExportFormat)),

@@ -205,6 +205,14 @@ pub(crate) async fn chrome(
             active: active == "scope",
         });
     }
+    // on-call (issue #6)
+    if can(Action::ScopeRead) {
+        nav.push(NavItem {
+            href: "/oncall".into(),
+            label: "On-call",
+            active: active == "oncall",
+        });
+    }
     if can(Action::DomainsManage) {
         nav.push(NavItem {
             href: "/scope/domains".into(),
