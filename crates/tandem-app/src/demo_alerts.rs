@@ -11,7 +11,7 @@
 //! evaluation loop of `tandem demo` keeps it (it still sees the full disk) instead of raising
 //! a second one.
 
-use crate::{Actor, App, PolicyInput, RaiseAlert, Result};
+use crate::{Actor, App, CheckPolicyInput, RaiseAlert, Result};
 use tandem_domain::fleet::FleetFilter;
 use tandem_domain::monitoring::evaluate::dedup_key;
 use tandem_domain::monitoring::policy::PolicyTarget;
@@ -29,10 +29,10 @@ impl App {
         let morgan = self.demo_actor("morgan.reyes").await?;
         // Crestline's checks for every client. No "offline" check: the demo's agents do not
         // keep checking in, so it would page about every one of them.
-        self.put_policy(
+        self.put_check_policy(
             &morgan,
             PolicyTarget::Provider,
-            PolicyInput {
+            CheckPolicyInput {
                 checks: vec![
                     check(serde_json::json!({"key": "disk", "kind": "disk_free", "min_percent": 10, "severity": "critical", "renotify_minutes": 30}))?,
                     check(serde_json::json!({"key": "cpu", "kind": "cpu_high", "percent": 95, "minutes": 15}))?,
@@ -73,10 +73,10 @@ impl App {
                 }
             }
         }
-        self.put_policy(
+        self.put_check_policy(
             &morgan,
             PolicyTarget::Group(servers.id),
-            PolicyInput {
+            CheckPolicyInput {
                 checks: vec![check(serde_json::json!({"key": "ssh", "kind": "service_down", "unit": "ssh.service", "severity": "critical"}))?],
                 exclusions: vec![],
             },

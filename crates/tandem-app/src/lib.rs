@@ -64,7 +64,7 @@ pub use tokens::{NewToken, TOKEN_PREFIX};
 pub use ticket_views::{BuiltinView, TicketViewItem, ViewPage, BREACH_SCAN_LIMIT};
 // alerts (issue #6)
 pub use alerts::{AlertView, RaiseAlert, Raised};
-pub use monitoring::{PassReport, PolicyInput};
+pub use monitoring::{CheckPolicyInput, PassReport};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -24,7 +24,7 @@ use tandem_store::monitoring as store;
 #[derive(Clone, Debug, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-pub struct PolicyInput {
+pub struct CheckPolicyInput {
     /// Checks added or overridden at this level.
     #[serde(default)]
     pub checks: Vec<Check>,
@@ -94,7 +94,7 @@ impl App {
 
     /// Policies the actor may see: a client's (with the provider-wide ones that apply to it),
     /// or all reachable.
-    pub async fn list_policies(
+    pub async fn list_check_policies(
         &self,
         actor: &Actor,
         client: Option<ClientId>,
@@ -108,11 +108,11 @@ impl App {
     }
 
     /// Sets the checks and exclusions at one level (replacing what was there).
-    pub async fn put_policy(
+    pub async fn put_check_policy(
         &self,
         actor: &Actor,
         target: PolicyTarget,
-        input: PolicyInput,
+        input: CheckPolicyInput,
     ) -> Result<MonitoringPolicy> {
         let g = self.grant(actor, Action::MonitoringManage)?;
         let client = self.target_client(&target).await?;

@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tandem_agent_protocol::{signing_payload, CHECKIN_PATH};
-use tandem_app::{principal_of, Actor, Error, PolicyInput, RaiseAlert};
+use tandem_app::{principal_of, Actor, Error, CheckPolicyInput, RaiseAlert};
 use tandem_domain::authz::Capability;
 use tandem_domain::directory::User;
 use tandem_domain::monitoring::policy::PolicyTarget;
@@ -498,7 +498,7 @@ async fn checks_fire_from_check_ins_and_clear_when_the_condition_clears() {
         let mut other_seq = 1;
         // Provider-wide checks, set by the provider's admin.
         let padmin = person(&w.padmin);
-        let provider_checks = PolicyInput {
+        let provider_checks = CheckPolicyInput {
             checks: vec![
                 check(json!({"key": "disk", "kind": "disk_free", "min_percent": 10, "severity": "critical"})),
                 check(json!({"key": "firewall", "kind": "firewall_disabled"})),
@@ -510,8 +510,8 @@ async fn checks_fire_from_check_ins_and_clear_when_the_condition_clears() {
             exclusions: vec![],
         };
         // Only the provider's admins set provider-wide checks.
-        assert!(matches!(t.app.put_policy(&person(&w.it_a), PolicyTarget::Provider, provider_checks.clone()).await, Err(Error::Forbidden(_))));
-        t.app.put_policy(&padmin, PolicyTarget::Provider, provider_checks).await.expect("provider policy");
+        assert!(matches!(t.app.put_check_policy(&person(&w.it_a), PolicyTarget::Provider, provider_checks.clone()).await, Err(Error::Forbidden(_))));
+        t.app.put_check_policy(&padmin, PolicyTarget::Provider, provider_checks).await.expect("provider policy");
 
         // All well: nothing fires.
         send_state(&t, id, &key, &mut seq, heartbeat(50), Some(inventory(true, &["dana"], true))).await;
@@ -547,7 +547,7 @@ async fn checks_fire_from_check_ins_and_clear_when_the_condition_clears() {
 
         // A client-level override lowers the disk threshold below what is left: it clears.
         t.app
-            .put_policy(&person(&w.it_a), PolicyTarget::Client(w.client_a.id), PolicyInput {
+            .put_check_policy(&person(&w.it_a), PolicyTarget::Client(w.client_a.id), CheckPolicyInput {
                 checks: vec![check(json!({"key": "disk", "kind": "disk_free", "min_percent": 2}))],
                 exclusions: vec![],
             })
@@ -555,12 +555,12 @@ async fn checks_fire_from_check_ins_and_clear_when_the_condition_clears() {
             .expect("client policy");
         // The endpoint excludes the firewall check: it clears too.
         t.app
-            .put_policy(&person(&w.it_a), PolicyTarget::Endpoint(id), PolicyInput { checks: vec![], exclusions: vec!["firewall".into()] })
+            .put_check_policy(&person(&w.it_a), PolicyTarget::Endpoint(id), CheckPolicyInput { checks: vec![], exclusions: vec!["firewall".into()] })
             .await
             .expect("endpoint policy");
         // Client B's admin cannot set policies on A's endpoint.
         assert!(matches!(
-            t.app.put_policy(&person(&w.it_b), PolicyTarget::Endpoint(id), PolicyInput::default()).await,
+            t.app.put_check_policy(&person(&w.it_b), PolicyTarget::Endpoint(id), CheckPolicyInput::default()).await,
             Err(Error::NotFound(_))
         ));
         let why = t.app.effective_checks(&person(&w.it_a), id).await.unwrap();
@@ -592,7 +592,7 @@ async fn checks_fire_from_check_ins_and_clear_when_the_condition_clears() {
         assert!(matches!(t.app.set_group_member(&person(&w.it_b), g.id, id, true).await, Err(Error::Invalid(_))));
         t.app.set_group_member(&person(&w.it_b), g.id, other_id, true).await.expect("member");
         t.app
-            .put_policy(&person(&w.it_b), PolicyTarget::Group(g.id), PolicyInput { checks: vec![], exclusions: vec!["smbd".into()] })
+            .put_check_policy(&person(&w.it_b), PolicyTarget::Group(g.id), CheckPolicyInput { checks: vec![], exclusions: vec!["smbd".into()] })
             .await
             .expect("group policy");
         send_state(&t, other_id, &other_key, &mut other_seq, heartbeat(50), Some(inventory(true, &["lee"], false))).await;

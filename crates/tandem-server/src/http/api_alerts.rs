@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use tandem_app::{AlertView, PolicyInput};
+use tandem_app::{AlertView, CheckPolicyInput};
 use tandem_domain::monitoring::policy::{Effective, EndpointGroup, MonitoringPolicy, PolicyTarget};
 use tandem_domain::monitoring::{Alert, AlertState, Check, Severity};
 use tandem_domain::scope::Party;
@@ -235,12 +235,12 @@ pub struct PolicyParams {
 /// Monitoring policies the caller may see.
 #[utoipa::path(get, path = "/api/v1/monitoring/policies", tag = "alerts", params(PolicyParams),
     responses((status = 200, body = Vec<MonitoringPolicy>), (status = 403, body = Problem)))]
-pub async fn list_policies(
+pub async fn list_check_policies(
     State(st): State<AppState>,
     ctx: Ctx,
     ApiQuery(q): ApiQuery<PolicyParams>,
 ) -> ApiResult<Json<Vec<MonitoringPolicy>>> {
-    Ok(Json(st.app.list_policies(&ctx.actor, q.client_id).await?))
+    Ok(Json(st.app.list_check_policies(&ctx.actor, q.client_id).await?))
 }
 
 /// The checks to set at one level.
@@ -260,17 +260,17 @@ pub struct PolicyBody {
 /// Sets the checks and exclusions at one level (replacing what was there).
 #[utoipa::path(put, path = "/api/v1/monitoring/policies", tag = "alerts", request_body = PolicyBody,
     responses((status = 200, body = MonitoringPolicy), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-pub async fn put_policy(
+pub async fn put_check_policy(
     State(st): State<AppState>,
     ctx: Ctx,
     ApiJson(body): ApiJson<PolicyBody>,
 ) -> ApiResult<Json<MonitoringPolicy>> {
     Ok(Json(
         st.app
-            .put_policy(
+            .put_check_policy(
                 &ctx.actor,
                 body.target,
-                PolicyInput {
+                CheckPolicyInput {
                     checks: body.checks,
                     exclusions: body.exclusions,
                 },

@@ -13,7 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
-use tandem_app::{Error, PolicyInput};
+use tandem_app::{Error, CheckPolicyInput};
 use tandem_domain::authz::{authorize, Action};
 use tandem_domain::monitoring::policy::PolicyTarget;
 use tandem_domain::monitoring::{bytes_label, Alert, AlertState, Check};
@@ -367,7 +367,7 @@ pub async fn monitoring(
     headers: HeaderMap,
     Query(raw): Query<HashMap<String, String>>,
 ) -> PageResult {
-    let policies = st.app.list_policies(&ctx.actor, None).await.map_err(fail)?;
+    let policies = st.app.list_check_policies(&ctx.actor, None).await.map_err(fail)?;
     let groups = st
         .app
         .list_endpoint_groups(&ctx.actor, None)
@@ -533,7 +533,7 @@ pub async fn save_policy(
         .collect();
     match st
         .app
-        .put_policy(&ctx.actor, target, PolicyInput { checks, exclusions })
+        .put_check_policy(&ctx.actor, target, CheckPolicyInput { checks, exclusions })
         .await
     {
         Ok(p) => redirect_with(
