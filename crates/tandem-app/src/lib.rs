@@ -14,6 +14,7 @@ mod endpoints;
 mod error;
 mod identity;
 mod ingest;
+mod metrics; // agent metrics history (issue #6)
 mod scope;
 mod tickets;
 mod tokens;
@@ -26,6 +27,7 @@ pub use endpoints::{
 };
 pub use error::{Error, Result};
 pub use identity::{principal_of, totp_code_now, MfaEnrollment, SessionInfo, SignIn, SignInNext};
+pub use metrics::{RollupReport, ROLLUP_GRACE_SECONDS};
 pub use scope::{DomainPatch, NewDomain, RouteAnswer};
 pub use tickets::{NewTicket, TicketView};
 pub use tokens::{NewToken, TOKEN_PREFIX};

@@ -9,6 +9,7 @@ pub mod directory;
 pub mod fleet;
 pub mod helpdesk;
 pub mod ids;
+pub mod metrics; // agent metrics history (issue #6)
 pub mod scope;
 pub mod signin;
 pub mod tenancy;

@@ -64,6 +64,16 @@ pub struct Settings {
     /// With tls = files: the CA agents pin (one certificate, PEM), served at /agent/v1/ca.pem. Default: none; agents trust public roots
     #[arg(long, env = "TANDEM_TLS_CA", value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
+    // ---- agent metrics history (issue #6) ----
+    /// Hours raw metrics samples (one per heartbeat) are kept; the 24-hour charts read them (24 to 744). Default: 48
+    #[arg(long, env = "TANDEM_METRICS_RAW_HOURS", value_name = "HOURS")]
+    pub metrics_raw_hours: Option<i64>,
+    /// Days five-minute metrics rollups are kept; the 7-day charts read them (7 to 400). Default: 8
+    #[arg(long, env = "TANDEM_METRICS_FIVE_MINUTE_DAYS", value_name = "DAYS")]
+    pub metrics_five_minute_days: Option<i64>,
+    /// Days hourly metrics rollups are kept (7 to 3660). Default: 400
+    #[arg(long, env = "TANDEM_METRICS_HOURLY_DAYS", value_name = "DAYS")]
+    pub metrics_hourly_days: Option<i64>,
 }
 
 /// The same settings as read from the TOML file.
@@ -85,6 +95,9 @@ struct FileSettings {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_ca: Option<PathBuf>,
+    metrics_raw_hours: Option<i64>,
+    metrics_five_minute_days: Option<i64>,
+    metrics_hourly_days: Option<i64>,
 }
 
 /// Settings with every default applied.
@@ -112,6 +125,8 @@ pub struct Resolved {
     pub metrics_token: Option<String>,
     /// TLS.
     pub tls: TlsSettings,
+    /// How long each tier of the agent metrics history is kept (issue #6).
+    pub metrics_retention: tandem_domain::metrics::Retention,
 }
 
 impl Settings {
@@ -196,6 +211,22 @@ impl Settings {
         if !(1..=7 * 24 * 60).contains(&offline_after) {
             anyhow::bail!("offline_after_minutes must be between 1 and 10080 (a week)");
         }
+        let defaults = tandem_domain::metrics::Retention::default();
+        let metrics_retention = tandem_domain::metrics::Retention {
+            raw_hours: self
+                .metrics_raw_hours
+                .or(file.metrics_raw_hours)
+                .unwrap_or(defaults.raw_hours),
+            five_minute_days: self
+                .metrics_five_minute_days
+                .or(file.metrics_five_minute_days)
+                .unwrap_or(defaults.five_minute_days),
+            hourly_days: self
+                .metrics_hourly_days
+                .or(file.metrics_hourly_days)
+                .unwrap_or(defaults.hourly_days),
+        };
+        metrics_retention.validate().map_err(anyhow::Error::msg)?;
         let session_hours = self.session_hours.or(file.session_hours).unwrap_or(12);
         if !(1..=24 * 30).contains(&session_hours) {
             anyhow::bail!("session_hours must be between 1 and 720");
@@ -216,6 +247,7 @@ impl Settings {
             max_connections: self.max_connections.or(file.max_connections),
             metrics_token: self.metrics_token.clone().or(file.metrics_token),
             tls,
+            metrics_retention,
         })
     }
 }

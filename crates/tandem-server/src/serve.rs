@@ -109,6 +109,8 @@ pub async fn run(
     let addr = listener.local_addr()?;
     announce(cfg, addr, tls.as_ref());
     let store = app.store().clone();
+    // Agent metrics history (issue #6): rollups and pruning, on every server (replica-safe).
+    let housekeeping = tokio::spawn(app.clone().metrics_housekeeping(cfg.metrics_retention));
     let router = http::app(state(app, cfg, tls.as_ref()))
         .into_make_service_with_connect_info::<SocketAddr>();
     on_ready(&Listening {
@@ -137,6 +139,7 @@ pub async fn run(
             }
         }
     }
+    housekeeping.abort();
     tracing::info!("stopped accepting; in-flight requests finished");
     store.close().await;
     Ok(())

@@ -78,6 +78,10 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
         ("tls_cert", "\"/etc/tandem/server.pem\""),
         ("tls_key", "\"/etc/tandem/server.key\""),
         ("tls_ca", "\"/etc/tandem/ca.pem\""),
+        // agent metrics history (issue #6)
+        ("metrics_raw_hours", "72"),
+        ("metrics_five_minute_days", "10"),
+        ("metrics_hourly_days", "365"),
     ];
     let keys = documented_keys();
     assert!(!keys.is_empty(), "no keys found in the reference");
@@ -116,6 +120,14 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
     assert_eq!(r.tls.cert, Some(PathBuf::from("/etc/tandem/server.pem")));
     assert_eq!(r.tls.key, Some(PathBuf::from("/etc/tandem/server.key")));
     assert_eq!(r.tls.ca, Some(PathBuf::from("/etc/tandem/ca.pem")));
+    assert_eq!(
+        r.metrics_retention,
+        tandem_domain::metrics::Retention {
+            raw_hours: 72,
+            five_minute_days: 10,
+            hourly_days: 365
+        }
+    );
     // A flag beats the file.
     let r = Settings {
         config: Some(file.clone()),

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod auth;
 pub mod directory;
 pub mod endpoints;
+pub mod metrics; // agent metrics history (issue #6)
 mod query;
 mod read_pool;
 pub mod scope;

@@ -257,6 +257,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0003_endpoints.sql"),
     ),
     (4, "tickets", include_str!("../migrations/0004_tickets.sql")),
+    // metrics (issue #6) and the narrow endpoints row (issue #4)
+    (
+        10,
+        "metrics",
+        include_str!("../migrations/0010_metrics.sql"),
+    ),
 ];
 
 /// Statements of a migration file, without comments.

@@ -3,14 +3,17 @@
 pub mod agent;
 pub mod api;
 pub mod api_fleet;
+pub mod api_metrics; // agent metrics history (issue #6)
 pub mod api_scope;
 pub mod api_tickets;
+pub mod charts; // agent metrics history (issue #6)
 pub mod context;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod pages_fleet;
+pub mod pages_metrics; // agent metrics history (issue #6)
 pub mod pages_scope;
 pub mod pages_tickets;
 pub mod problem;
@@ -390,6 +393,19 @@ pub fn routes() -> Vec<RouteSpec> {
             pf::revoke_token
         ),
         route!(GET, "/endpoints/{endpoint_id}", Page, pf::endpoint),
+        // Agent metrics history (issue #6)
+        route!(
+            GET,
+            "/api/v1/endpoints/{endpoint_id}/metrics",
+            Api,
+            api_metrics::endpoint_metrics
+        ),
+        route!(
+            GET,
+            "/endpoints/{endpoint_id}/metrics",
+            Page,
+            pages_metrics::endpoint_metrics
+        ),
         // Agents: no human credentials; enrollment tokens and signatures (see http::agent).
         // The CA is public: an agent trusts it only if its fingerprint is the one it was given.
         route!(GET, "/agent/v1/ca.pem", Public, agent::ca_pem),
