@@ -9,6 +9,7 @@ mod audit_log;
 mod credentials;
 pub mod demo;
 mod demo_fleet;
+mod demo_metrics; // agent metrics history (issue #6)
 mod directory;
 mod endpoints;
 mod error;
