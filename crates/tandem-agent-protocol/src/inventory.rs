@@ -53,6 +53,9 @@ pub struct Inventory {
     pub ssh: Option<SshSection>,
     /// Logged-in users.
     pub sessions: Option<SessionsSection>,
+    /// Leaf TLS certificates found in PEM files (protocol 1.1; absent from older agents).
+    #[serde(default)]
+    pub tls_certificates: Option<Vec<TlsCertificate>>,
     /// Everything the agent could not read, with the reason.
     #[serde(default)]
     pub not_collected: Vec<NotCollected>,
@@ -113,11 +116,13 @@ pub enum SectionName {
     Ssh,
     /// [`SessionsSection`].
     Sessions,
+    /// [`TlsCertificate`]s (protocol 1.1).
+    TlsCertificates,
 }
 
 impl SectionName {
     /// Every section, in wire order.
-    pub const ALL: [SectionName; 12] = [
+    pub const ALL: [SectionName; 13] = [
         SectionName::System,
         SectionName::Hardware,
         SectionName::Network,
@@ -130,6 +135,7 @@ impl SectionName {
         SectionName::Encryption,
         SectionName::Ssh,
         SectionName::Sessions,
+        SectionName::TlsCertificates,
     ];
 
     /// The name as written on the wire.
@@ -147,6 +153,7 @@ impl SectionName {
             SectionName::Encryption => "encryption",
             SectionName::Ssh => "ssh",
             SectionName::Sessions => "sessions",
+            SectionName::TlsCertificates => "tls_certificates",
         }
     }
 
@@ -172,6 +179,7 @@ impl Inventory {
             SectionName::Encryption => self.encryption.is_some(),
             SectionName::Ssh => self.ssh.is_some(),
             SectionName::Sessions => self.sessions.is_some(),
+            SectionName::TlsCertificates => self.tls_certificates.is_some(),
         }
     }
 
@@ -205,6 +213,7 @@ impl Inventory {
             SectionName::Encryption => to_value(&self.encryption),
             SectionName::Ssh => to_value(&self.ssh),
             SectionName::Sessions => to_value(&self.sessions),
+            SectionName::TlsCertificates => to_value(&self.tls_certificates),
         }
     }
 
@@ -250,6 +259,7 @@ impl Inventory {
             SectionName::Encryption => self.encryption = None,
             SectionName::Ssh => self.ssh = None,
             SectionName::Sessions => self.sessions = None,
+            SectionName::TlsCertificates => self.tls_certificates = None,
         }
     }
 
@@ -267,8 +277,28 @@ impl Inventory {
             SectionName::Encryption => self.encryption.clone_from(&other.encryption),
             SectionName::Ssh => self.ssh.clone_from(&other.ssh),
             SectionName::Sessions => self.sessions.clone_from(&other.sessions),
+            SectionName::TlsCertificates => {
+                self.tls_certificates.clone_from(&other.tls_certificates)
+            }
         }
     }
+}
+
+/// A leaf TLS certificate the agent found (protocol 1.1). Only certificates that are not
+/// certificate authorities are reported: the leaves a service presents, not the chain.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TlsCertificate {
+    /// Where it was found: `file:/etc/nginx/certs/shop.pem` (or `tcp:PORT` for one served
+    /// on a local port).
+    pub source: String,
+    /// The subject's distinguished name, such as `CN=shop.example.com`.
+    pub subject: String,
+    /// The issuer's distinguished name.
+    pub issuer: String,
+    /// When it expires, in seconds since the Unix epoch.
+    pub not_after: i64,
+    /// The DNS names of its subject alternative name extension.
+    pub dns_names: Vec<String>,
 }
 
 /// Operating system, identity, uptime, reboot and time synchronisation.

@@ -55,6 +55,10 @@ pub struct AgentConfig {
     /// The most bytes of queued messages the outbox keeps.
     #[serde(default = "default_max_outbox_bytes")]
     pub max_outbox_bytes: u64,
+    /// Directories searched for TLS certificates (PEM files); unset means
+    /// `collect::tls_certs::DEFAULT_DIRS`, an empty list turns the search off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert_dirs: Option<Vec<PathBuf>>,
 }
 
 fn default_updates_check_seconds() -> u32 {

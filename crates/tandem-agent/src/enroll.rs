@@ -95,6 +95,7 @@ pub fn enroll(options: &EnrollOptions) -> anyhow::Result<AgentConfig> {
         updates_check_seconds: DEFAULT_UPDATES_CHECK_SECONDS,
         outbox_path: options.outbox_path.clone(),
         max_outbox_bytes: options.max_outbox_bytes,
+        tls_cert_dirs: None,
     };
     config.save(&options.config_path)?;
     Outbox::open(

@@ -19,6 +19,7 @@ fn config(dir: &std::path::Path) -> AgentConfig {
         updates_check_seconds: 21600,
         outbox_path: dir.join("outbox.db"),
         max_outbox_bytes: 1 << 20,
+        tls_cert_dirs: None,
     }
 }
 

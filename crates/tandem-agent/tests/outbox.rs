@@ -5,7 +5,7 @@ use tandem_agent::changes::{prepare, SectionHashes};
 use tandem_agent::collect::Collector;
 use tandem_agent::outbox::Outbox;
 use tandem_agent::simulate::fleet::SyntheticHost;
-use tandem_agent_protocol::{CheckinRequest, DiskUsage, Heartbeat, MessageBody};
+use tandem_agent_protocol::{CheckinRequest, DiskUsage, Heartbeat, MessageBody, SectionName};
 
 const AGENT: &str = "0190c3d2-0000-7000-8000-000000000001";
 
@@ -195,7 +195,7 @@ fn full_first_then_only_changes_against_the_acknowledged_baseline() {
     assert!(outcome.full_inventory);
     assert!(!outbox.full_inventory_wanted().unwrap());
     let baseline = outbox.acked_hashes().unwrap();
-    assert_eq!(baseline.len(), 12);
+    assert_eq!(baseline.len(), SectionName::ALL.len());
 
     let same = SyntheticHost::new(3, 1).inventory();
     assert!(prepare(same, &baseline, false).is_none(), "nothing changed");

@@ -264,8 +264,14 @@ impl App {
                         {"seq": 4, "collected_at": now, "body": {"kind": "inventory", "full": true, "sections": inventory(&m, true)}},
                     ]}));
                 }
+                let next_seq = batches.len() as u64 * 2 + 1;
                 for b in batches {
                     self.demo_checkin(&enrolled.agent_id, &key, &b).await?;
+                }
+                // Metrics chapter (issue #6): a week of history for the servers.
+                if m.kind == Kind::Server {
+                    self.seed_demo_metrics(&enrolled.agent_id, &key, &m.hostname, m.n, next_seq)
+                        .await?;
                 }
             }
         }
@@ -273,7 +279,12 @@ impl App {
     }
 
     /// One signed check-in, checked exactly as the HTTP route checks it.
-    async fn demo_checkin(&self, agent_id: &str, key: &SigningKey, body: &Value) -> Result<()> {
+    pub(crate) async fn demo_checkin(
+        &self,
+        agent_id: &str,
+        key: &SigningKey,
+        body: &Value,
+    ) -> Result<()> {
         let bytes = serde_json::to_vec(body).map_err(|e| crate::Error::Internal(e.to_string()))?;
         let ts = Timestamp::now().0 / Timestamp::SECOND;
         let sig = key.sign(&signing_payload("POST", CHECKIN_PATH, ts, &bytes));

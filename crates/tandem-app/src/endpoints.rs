@@ -21,6 +21,7 @@ use tandem_domain::fleet::{
     changes, summarize, Endpoint, EndpointEvent, EnrollmentToken, FleetFilter,
     MAX_ENROLLMENT_TOKEN_DAYS,
 };
+use tandem_domain::metrics::Sample;
 use tandem_domain::validate::{self, Invalid};
 use tandem_domain::{ClientId, EndpointId, EnrollmentTokenId, SiteId, Timestamp};
 use tandem_store::endpoints::{self as store, Agent, CheckinUpdate, InventoryUpdate, NewEndpoint};
@@ -361,6 +362,7 @@ impl App {
             seen_at: now,
             last_seq: messages.last().map_or(agent.last_seq, |m| m.seq),
             heartbeat: None,
+            samples: Vec::new(),
             inventory: None,
         };
         let mut events = Vec::new();
@@ -378,6 +380,8 @@ impl App {
         for (m, at) in messages.iter().zip(collected) {
             match &m.body {
                 MessageBody::Heartbeat(h) => {
+                    // A clock running ahead cannot put samples in the future.
+                    update.samples.push(Sample::from_heartbeat(at.min(now), h));
                     update.heartbeat =
                         Some(serde_json::to_string(h).map_err(|e| Error::Internal(e.to_string()))?);
                 }

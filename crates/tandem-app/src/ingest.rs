@@ -8,6 +8,7 @@
 
 use crate::{Error, Result};
 use tandem_domain::fleet::Change;
+use tandem_domain::metrics::Tier;
 use tandem_domain::Timestamp;
 use tandem_store::endpoints::{self as store, Agent, CheckinUpdate};
 use tandem_store::Store;
@@ -82,9 +83,18 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
 async fn write_batch(store: &Store, jobs: &[Job]) -> Result<Vec<bool>> {
     let mut w = store.write().await?;
     let mut written = Vec::with_capacity(jobs.len());
+    let mut samples = Vec::new();
     for Job { checkin: c, .. } in jobs {
-        let ok = store::record_checkin(&mut w, c.agent.id, c.agent.last_seq, &c.update).await?;
+        let ok = store::record_checkin(
+            &mut w,
+            c.agent.id,
+            c.agent.client_id,
+            c.agent.last_seq,
+            &c.update,
+        )
+        .await?;
         if ok {
+            samples.extend(c.update.samples.iter().map(|s| (c.agent.id, s)));
             for (at, change) in &c.events {
                 let one = std::slice::from_ref(change);
                 store::insert_events(&mut w, c.agent.id, c.agent.client_id, *at, one).await?;
@@ -92,6 +102,8 @@ async fn write_batch(store: &Store, jobs: &[Job]) -> Result<Vec<bool>> {
         }
         written.push(ok);
     }
+    // The metrics samples of every applied check-in, in a few multi-row statements.
+    tandem_store::metrics::insert_samples(&mut w, Tier::Raw, &samples).await?;
     w.commit().await?;
     Ok(written)
 }

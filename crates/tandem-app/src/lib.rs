@@ -16,6 +16,7 @@ mod demo_tickets2;
 // Mail (issue #5): the demo's support addresses.
 mod demo_mail;
 mod demo_oncall; // on-call (issue #6)
+mod demo_metrics; // agent metrics history (issue #6)
 mod directory;
 mod endpoints;
 mod error;
@@ -25,6 +26,7 @@ mod ingest;
 mod mail;
 mod monitoring; // alerts (issue #6): policies, groups, evaluation
 mod oncall; // on-call (issue #6)
+mod metrics; // agent metrics history (issue #6)
 mod scope;
 mod tickets;
 // tickets2: watchers, tags, links, merges, SLA policies, the SLA sweeper.
@@ -52,6 +54,7 @@ pub use oncall::{
     FeedCreated, NewFeed, NewPage, NewSchedule, PageOpened, PageView, PolicyInput, SchedulePatch,
     ScheduleView, FEED_TOKEN_PREFIX,
 };
+pub use metrics::{RollupReport, ROLLUP_GRACE_SECONDS};
 pub use scope::{DomainPatch, NewDomain, RouteAnswer};
 pub use tickets::{NewTicket, TicketView};
 // tickets2

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod mail;
 pub mod monitoring; // alerts: checks, policies, alert lifecycle, evaluation
 pub mod oncall; // on-call (issue #6)
+pub mod metrics; // agent metrics history (issue #6)
 pub mod scope;
 // search (issue #5)
 pub mod search;

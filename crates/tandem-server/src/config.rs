@@ -92,6 +92,16 @@ pub struct Settings {
     /// Seconds between monitoring evaluation passes (checks over the agents' latest facts); 0 turns the loop off on this server. Several servers on one database take turns through a lease. Default: 60
     #[arg(long, env = "TANDEM_EVALUATION_SECONDS", value_name = "SECONDS")]
     pub evaluation_seconds: Option<i64>,
+    // ---- agent metrics history (issue #6) ----
+    /// Hours raw metrics samples (one per heartbeat) are kept; the 24-hour charts read them (24 to 744). Default: 48
+    #[arg(long, env = "TANDEM_METRICS_RAW_HOURS", value_name = "HOURS")]
+    pub metrics_raw_hours: Option<i64>,
+    /// Days five-minute metrics rollups are kept; the 7-day charts read them (7 to 400). Default: 8
+    #[arg(long, env = "TANDEM_METRICS_FIVE_MINUTE_DAYS", value_name = "DAYS")]
+    pub metrics_five_minute_days: Option<i64>,
+    /// Days hourly metrics rollups are kept (7 to 3660). Default: 400
+    #[arg(long, env = "TANDEM_METRICS_HOURLY_DAYS", value_name = "DAYS")]
+    pub metrics_hourly_days: Option<i64>,
 }
 
 /// The `[mail]` table of the TOML file.
@@ -143,6 +153,9 @@ struct FileSettings {
     mail: Option<FileMail>,
     // alerts (issue #6)
     evaluation_seconds: Option<i64>,
+    metrics_raw_hours: Option<i64>,
+    metrics_five_minute_days: Option<i64>,
+    metrics_hourly_days: Option<i64>,
 }
 
 /// Settings with every default applied.
@@ -177,6 +190,8 @@ pub struct Resolved {
     // alerts (issue #6)
     /// Seconds between evaluation passes; 0: no loop on this server.
     pub evaluation_secs: i64,
+    /// How long each tier of the agent metrics history is kept (issue #6).
+    pub metrics_retention: tandem_domain::metrics::Retention,
 }
 
 impl Settings {
@@ -277,6 +292,22 @@ impl Settings {
         if !(0..=3600).contains(&evaluation_secs) {
             anyhow::bail!("evaluation_seconds must be between 0 (off) and 3600");
         }
+        let defaults = tandem_domain::metrics::Retention::default();
+        let metrics_retention = tandem_domain::metrics::Retention {
+            raw_hours: self
+                .metrics_raw_hours
+                .or(file.metrics_raw_hours)
+                .unwrap_or(defaults.raw_hours),
+            five_minute_days: self
+                .metrics_five_minute_days
+                .or(file.metrics_five_minute_days)
+                .unwrap_or(defaults.five_minute_days),
+            hourly_days: self
+                .metrics_hourly_days
+                .or(file.metrics_hourly_days)
+                .unwrap_or(defaults.hourly_days),
+        };
+        metrics_retention.validate().map_err(anyhow::Error::msg)?;
         let session_hours = self.session_hours.or(file.session_hours).unwrap_or(12);
         if !(1..=24 * 30).contains(&session_hours) {
             anyhow::bail!("session_hours must be between 1 and 720");
@@ -300,6 +331,7 @@ impl Settings {
             tls,
             mail,
             evaluation_secs,
+            metrics_retention,
         })
     }
 

@@ -122,6 +122,8 @@ pub async fn run(
     });
     // on-call (issue #6): escalation steps, on every replica (steps are claimed).
     let oncall_worker = app.start_oncall_worker();
+    // Agent metrics history (issue #6): rollups and pruning, on every server (replica-safe).
+    let housekeeping = tokio::spawn(app.clone().metrics_housekeeping(cfg.metrics_retention));
     let router = http::app(state(app, cfg, tls.as_ref()))
         .into_make_service_with_connect_info::<SocketAddr>();
     on_ready(&Listening {
@@ -156,6 +158,7 @@ pub async fn run(
     if let Some(task) = evaluation {
         task.abort();
     }
+    housekeeping.abort();
     tracing::info!("stopped accepting; in-flight requests finished");
     sla_sweeper.abort();
     oncall_worker.abort();

@@ -90,6 +90,10 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
         ("mail.max_message_kb", "2048"),
         // alerts (issue #6)
         ("evaluation_seconds", "30"),
+        // agent metrics history (issue #6)
+        ("metrics_raw_hours", "72"),
+        ("metrics_five_minute_days", "10"),
+        ("metrics_hourly_days", "365"),
     ];
     let keys = documented_keys();
     assert!(!keys.is_empty(), "no keys found in the reference");
@@ -144,7 +148,16 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
     assert_eq!(mail.max_message_bytes, 2048 * 1024);
 
     assert_eq!(r.evaluation_secs, 30); // alerts (issue #6)
-                                       // A flag beats the file.
+
+    assert_eq!(
+        r.metrics_retention,
+        tandem_domain::metrics::Retention {
+            raw_hours: 72,
+            five_minute_days: 10,
+            hourly_days: 365
+        }
+    );
+    // A flag beats the file.
     let r = Settings {
         config: Some(file.clone()),
         session_hours: Some(7),

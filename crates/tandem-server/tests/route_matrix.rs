@@ -182,6 +182,9 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET",    "/endpoints",                                         ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
     ("GET",    "/endpoints.csv",                                     ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
     ("GET",    "/endpoints/{endpoint_id}",                           ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    // Agent metrics history (issue #6): whoever may see the endpoint.
+    ("GET",    "/api/v1/endpoints/{endpoint_id}/metrics",            ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("GET",    "/endpoints/{endpoint_id}/metrics",                   ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
     ("GET",    "/endpoints/enroll",                                  ".    Y    Y    Y    .    .    .    .    Y    .    ."),
     ("POST",   "/endpoints/enroll",                                  ".    Y    Y    Y    .    .    .    .    .    .    ."),
     ("POST",   "/endpoints/enroll/{enrollment_token_id}/revoke",     ".    Y    Y    Y    .    .    .    .    .    .    ."),

@@ -237,7 +237,7 @@ pub struct Agent {
 pub async fn agent(c: &mut AnyConnection, id: EndpointId) -> Result<Option<Agent>> {
     let row = Sql::new(
         "SELECT id, client_id, public_key, last_seq, retired_at, \
-         CASE WHEN inventory IS NULL THEN 0 ELSE 1 END AS has_inventory \
+         CASE WHEN last_inventory_at IS NULL THEN 0 ELSE 1 END AS has_inventory \
          FROM endpoints WHERE id = ",
     )
     .text(id.to_string())
@@ -262,9 +262,10 @@ fn small_int(r: &AnyRow, col: &str) -> Result<i64> {
         .map_err(StoreError::from)
 }
 
-/// The endpoint's current inventory as stored (JSON), if any.
+/// The endpoint's current inventory as stored (JSON), if any. It lives in
+/// `endpoint_inventories`, apart from the endpoint's row, which heartbeats rewrite.
 pub async fn inventory_json(c: &mut AnyConnection, id: EndpointId) -> Result<Option<String>> {
-    match Sql::new("SELECT inventory FROM endpoints WHERE id = ")
+    match Sql::new("SELECT inventory FROM endpoint_inventories WHERE endpoint_id = ")
         .text(id.to_string())
         .fetch_optional(c)
         .await?
@@ -282,6 +283,8 @@ pub struct CheckinUpdate {
     pub last_seq: u64,
     /// The newest heartbeat in the batch (JSON).
     pub heartbeat: Option<String>,
+    /// Every heartbeat of the batch as a metrics sample (written to `endpoint_metrics`).
+    pub samples: Vec<tandem_domain::metrics::Sample>,
     /// The inventory after the batch, with its summary and host name, when it changed.
     pub inventory: Option<InventoryUpdate>,
 }
@@ -298,12 +301,13 @@ pub struct InventoryUpdate {
     pub at: Timestamp,
 }
 
-/// Writes a check-in's effect on the endpoint's row, only if no other check-in committed
-/// since the agent's sequence number was read as `expected_last_seq`. Returns whether it
-/// was written.
+/// Writes a check-in's effect on the endpoint's row (and, for an inventory, on its row in
+/// `endpoint_inventories`), only if no other check-in committed since the agent's sequence
+/// number was read as `expected_last_seq`. Returns whether it was written.
 pub async fn record_checkin(
     c: &mut AnyConnection,
     id: EndpointId,
+    client: ClientId,
     expected_last_seq: u64,
     u: &CheckinUpdate,
 ) -> Result<bool> {
@@ -317,9 +321,7 @@ pub async fn record_checkin(
     if let Some(inv) = &u.inventory {
         let s = &inv.summary;
         let b = |v: Option<bool>| v.map(i64::from);
-        q.push(", inventory = ")
-            .text(inv.json.clone())
-            .push(", last_inventory_at = ")
+        q.push(", last_inventory_at = ")
             .int(inv.at.0)
             .push(", os = ")
             .opt_text(s.os.clone())
@@ -345,7 +347,29 @@ pub async fn record_checkin(
         .text(id.to_string())
         .push(" AND last_seq = ")
         .int(i64::try_from(expected_last_seq).unwrap_or(i64::MAX));
-    Ok(q.execute(c).await? == 1)
+    if q.execute(c).await? != 1 {
+        return Ok(false);
+    }
+    if let Some(inv) = &u.inventory {
+        Sql::new(
+            "INSERT INTO endpoint_inventories (endpoint_id, client_id, collected_at, inventory) \
+             VALUES (",
+        )
+        .text(id.to_string())
+        .push(", ")
+        .text(client.to_string())
+        .push(", ")
+        .int(inv.at.0)
+        .push(", ")
+        .text(inv.json.clone())
+        .push(
+            ") ON CONFLICT (endpoint_id) DO UPDATE SET collected_at = excluded.collected_at, \
+             inventory = excluded.inventory",
+        )
+        .execute(c)
+        .await?;
+    }
+    Ok(true)
 }
 
 /// Appends timeline entries.
@@ -460,7 +484,11 @@ pub async fn get_endpoint(
 ) -> Result<Option<(Endpoint, Option<String>, Option<String>)>> {
     let mut q = Sql::new("SELECT ");
     q.push(LIST_COLUMNS)
-        .push(", heartbeat, inventory FROM endpoints WHERE retired_at IS NULL AND id = ")
+        .push(
+            ", heartbeat, (SELECT i.inventory FROM endpoint_inventories i \
+             WHERE i.endpoint_id = endpoints.id) AS inventory \
+             FROM endpoints WHERE retired_at IS NULL AND id = ",
+        )
         .text(id.to_string())
         .push(" AND ")
         .scope("client_id", grant);

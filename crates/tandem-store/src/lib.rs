@@ -17,6 +17,7 @@ pub mod endpoints;
 pub mod mail;
 pub mod monitoring; // alerts (issue #6)
 pub mod oncall; // on-call (issue #6)
+pub mod metrics; // agent metrics history (issue #6)
 mod query;
 mod read_pool;
 pub mod scope;

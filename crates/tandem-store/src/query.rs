@@ -275,6 +275,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "alerts", include_str!("../migrations/0008_alerts.sql")),
     // on-call (issue #6)
     (9, "oncall", include_str!("../migrations/0009_oncall.sql")),
+    // metrics (issue #6) and the narrow endpoints row (issue #4)
+    (
+        10,
+        "metrics",
+        include_str!("../migrations/0010_metrics.sql"),
+    ),
 ];
 
 /// Statements of a migration file, without comments, each with the backend it is limited to:

@@ -15,6 +15,7 @@ use tandem_agent_protocol::{Heartbeat, Inventory, NotCollected};
 
 pub mod command;
 pub mod text;
+pub mod tls_certs;
 
 #[cfg(target_os = "linux")]
 pub mod linux;
@@ -37,6 +38,23 @@ pub trait Collector {
     /// A cheap summary of things whose change should trigger an inventory pass early
     /// (package database and account file times, listening ports, interfaces).
     fn fingerprint(&mut self) -> String;
+}
+
+/// The collector for the machine the agent runs on, with its TLS certificate directories
+/// from the configuration (`None`: the defaults).
+pub fn host_collector_for(tls_dirs: Option<Vec<std::path::PathBuf>>) -> Box<dyn Collector + Send> {
+    #[cfg(target_os = "linux")]
+    {
+        match tls_dirs {
+            Some(dirs) => Box::new(linux::LinuxCollector::with_tls_dirs(dirs)),
+            None => Box::new(linux::LinuxCollector::new()),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = tls_dirs;
+        Box::new(other::UnsupportedCollector)
+    }
 }
 
 /// The collector for the machine the agent runs on.

@@ -624,6 +624,8 @@ impl Collector for SyntheticHost {
                     })
                     .collect(),
             }),
+            // Synthetic machines keep no certificates of their own.
+            tls_certificates: Some(Vec::new()),
             not_collected: Vec::new(),
         };
         if inventory.firewall.as_ref().is_some_and(|f| f.ufw.is_none()) {

@@ -13,6 +13,8 @@ pub mod api_tickets;
 pub mod api_ticket_data;
 // search (issue #5): saved views of the ticket queue
 pub mod api_ticket_views;
+pub mod api_metrics; // agent metrics history (issue #6)
+pub mod charts; // agent metrics history (issue #6)
 pub mod context;
 pub mod extract;
 pub mod metrics;
@@ -23,6 +25,7 @@ pub mod pages_fleet;
 // Mail (issue #5).
 pub mod pages_mail;
 pub mod pages_oncall; // on-call (issue #6)
+pub mod pages_metrics; // agent metrics history (issue #6)
 pub mod pages_scope;
 pub mod pages_tickets;
 // tickets2
@@ -600,6 +603,19 @@ pub fn routes() -> Vec<RouteSpec> {
             "/api/v1/endpoint-groups/{group_id}/members",
             Api,
             al::set_member
+        ),
+        // Agent metrics history (issue #6)
+        route!(
+            GET,
+            "/api/v1/endpoints/{endpoint_id}/metrics",
+            Api,
+            api_metrics::endpoint_metrics
+        ),
+        route!(
+            GET,
+            "/endpoints/{endpoint_id}/metrics",
+            Page,
+            pages_metrics::endpoint_metrics
         ),
         // Agents: no human credentials; enrollment tokens and signatures (see http::agent).
         // The CA is public: an agent trusts it only if its fingerprint is the one it was given.

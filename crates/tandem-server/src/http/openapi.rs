@@ -54,6 +54,8 @@ use utoipa::{Modify, OpenApi};
         super::api_oncall::list_feeds, super::api_oncall::create_feed, super::api_oncall::revoke_feed,
         super::api_oncall::list_handoffs, super::api_oncall::get_handoff,
         super::api_oncall::add_handoff_note, super::api_oncall::acknowledge_handoff,
+        // Agent metrics history (issue #6)
+        super::api_metrics::endpoint_metrics,
     ),
     // Schemas referenced only from query parameters are not collected from `paths`.
     components(schemas(super::api::ExportFormat)),

@@ -67,7 +67,7 @@ fn yes_no_unknown(v: Option<bool>) -> &'static str {
 }
 
 /// Names of clients and sites, for lists.
-async fn names(
+pub(crate) async fn names(
     st: &AppState,
     ctx: &Ctx,
 ) -> Result<(HashMap<String, String>, HashMap<String, String>), Response> {
@@ -294,7 +294,7 @@ struct EndpointPage {
     has_inventory: bool,
 }
 
-const TABS: [(&str, &str); 6] = [
+pub(crate) const TABS: [(&str, &str); 6] = [
     ("overview", "Overview"),
     ("software", "Software"),
     ("security", "Security"),

@@ -45,15 +45,37 @@ const WATCHED_PATHS: [&str; 14] = [
 ];
 
 /// Reads a Linux machine.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LinuxCollector {
     heartbeat: heartbeat::HeartbeatSampler,
+    /// Where TLS certificates are looked for.
+    tls_dirs: Vec<std::path::PathBuf>,
 }
 
 impl LinuxCollector {
-    /// A collector with no previous heartbeat sample.
+    /// A collector with no previous heartbeat sample, looking for TLS certificates in the
+    /// default directories.
     pub fn new() -> LinuxCollector {
-        LinuxCollector::default()
+        LinuxCollector::with_tls_dirs(
+            super::tls_certs::DEFAULT_DIRS
+                .iter()
+                .map(std::path::PathBuf::from)
+                .collect(),
+        )
+    }
+
+    /// The same, looking for TLS certificates in `dirs`.
+    pub fn with_tls_dirs(dirs: Vec<std::path::PathBuf>) -> LinuxCollector {
+        LinuxCollector {
+            heartbeat: heartbeat::HeartbeatSampler::default(),
+            tls_dirs: dirs,
+        }
+    }
+}
+
+impl Default for LinuxCollector {
+    fn default() -> Self {
+        LinuxCollector::new()
     }
 }
 
@@ -78,6 +100,7 @@ impl Collector for LinuxCollector {
             encryption: Some(encryption::collect(&mut gaps)),
             ssh: Some(ssh::collect(&mut gaps)),
             sessions: sessions::collect(&mut gaps),
+            tls_certificates: Some(super::tls_certs::collect(&self.tls_dirs, &mut gaps)),
             not_collected: Vec::new(),
         };
         Inventory {

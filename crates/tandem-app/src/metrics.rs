@@ -1,0 +1,167 @@
+//! Agent metrics history: the charts' data for people, and the rollup and pruning job the
+//! server runs in the background.
+//!
+//! Samples are written by the check-in ingest (one per heartbeat, in the same group commit).
+//! The job rolls raw samples up into five-minute buckets and those into hourly ones, and
+//! deletes each tier once it is older than its retention. Several servers may run it at
+//! once: each window is claimed by moving the tier's mark with a compare-and-set, first in
+//! the transaction that writes the window's rollups, so a window is rolled up once.
+
+use crate::{Actor, App, Error, Result};
+use std::collections::BTreeMap;
+use tandem_domain::authz::Action;
+use tandem_domain::metrics::{bucket_start, rollup, ChartData, Range, Retention, Sample, Tier};
+use tandem_domain::{EndpointId, Timestamp};
+use tandem_store::metrics as store;
+
+/// How long after a five-minute bucket ends its raw samples are still awaited before it is
+/// rolled up (a heartbeat's interval, its jitter and a retry).
+pub const ROLLUP_GRACE_SECONDS: i64 = 180;
+
+/// The most source time one claimed window covers: one hour of raw samples, one day of
+/// five-minute rollups.
+fn window_seconds(tier: Tier) -> i64 {
+    match tier {
+        Tier::FiveMinutes => 3600,
+        _ => 86_400,
+    }
+}
+
+/// What one run of the job did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RollupReport {
+    /// Rollup rows written, per tier code.
+    pub written: BTreeMap<i64, usize>,
+    /// Windows this server found another had claimed first.
+    pub lost_races: usize,
+    /// Rows deleted, per tier code.
+    pub pruned: BTreeMap<i64, u64>,
+}
+
+impl App {
+    /// The chart data of one endpoint over `range`, if the actor may see the endpoint.
+    pub async fn endpoint_metrics(
+        &self,
+        actor: &Actor,
+        id: EndpointId,
+        range: Range,
+    ) -> Result<ChartData> {
+        let g = self.grant(actor, Action::EndpointsRead)?;
+        let mut r = self.store.read().await?;
+        if !store::endpoint_visible(&mut r, &g, id).await? {
+            return Err(Error::NotFound("endpoint"));
+        }
+        let now = Timestamp::now();
+        let (from, _) = range.window(now);
+        let mut samples = store::endpoint_samples(&mut r, &g, id, range.tier(), from).await?;
+        if range.tier() != Tier::Raw {
+            // The rollups end at their mark; newer raw samples fill in up to now.
+            let mark = store::rollup_mark(&mut r, range.tier()).await?;
+            let raw = store::endpoint_samples(&mut r, &g, id, Tier::Raw, mark.max(from)).await?;
+            samples.extend(raw);
+        }
+        Ok(ChartData::build(range, now, &samples))
+    }
+
+    /// Rolls up and prunes the metrics history as of `now`. Safe to run on several servers
+    /// at once, and to run again: it does only what is left to do.
+    pub async fn roll_up_metrics(
+        &self,
+        now: Timestamp,
+        retention: &Retention,
+    ) -> Result<RollupReport> {
+        let mut report = RollupReport::default();
+        for tier in [Tier::FiveMinutes, Tier::Hourly] {
+            // At most a few days of windows per run, so one run stays short.
+            for _ in 0..200 {
+                match self.roll_up_window(tier, now).await? {
+                    Window::Done => break,
+                    Window::Lost => {
+                        report.lost_races += 1;
+                        break;
+                    }
+                    Window::Wrote(n) => *report.written.entry(tier.code()).or_default() += n,
+                }
+            }
+        }
+        for tier in [Tier::Raw, Tier::FiveMinutes, Tier::Hourly] {
+            let before = now.plus_seconds(-retention.seconds(tier));
+            let mut w = self.store.write().await?;
+            let n = store::prune(&mut w, tier, before).await?;
+            w.commit().await?;
+            report.pruned.insert(tier.code(), n);
+        }
+        Ok(report)
+    }
+
+    async fn roll_up_window(&self, tier: Tier, now: Timestamp) -> Result<Window> {
+        let source = tier.source().expect("a rollup tier has a source");
+        let b = tier.bucket_seconds();
+        let (mark, end, start) = {
+            let mut r = self.store.read().await?;
+            let mark = store::rollup_mark(&mut r, tier).await?;
+            // Only whole buckets whose samples are all in.
+            let end = match tier {
+                Tier::FiveMinutes => bucket_start(now.plus_seconds(-ROLLUP_GRACE_SECONDS), b),
+                _ => bucket_start(store::rollup_mark(&mut r, Tier::FiveMinutes).await?, b),
+            };
+            if mark >= end {
+                return Ok(Window::Done);
+            }
+            // Skip to the first sample not yet rolled up (after a long pause the mark may be
+            // far behind); samples past their retention are rolled up before they are pruned.
+            let start = match store::first_at(&mut r, source, mark).await? {
+                Some(first) => bucket_start(first, b),
+                None => end,
+            };
+            (mark, end, start.min(end))
+        };
+        let stop = end.min(start.plus_seconds(window_seconds(tier)));
+        let mut w = self.store.write().await?;
+        if !store::claim_rollup(&mut w, tier, mark, stop).await? {
+            return Ok(Window::Lost);
+        }
+        let rows = store::samples_between(&mut w, source, start, stop).await?;
+        let mut by_endpoint: BTreeMap<EndpointId, Vec<Sample>> = BTreeMap::new();
+        for (id, s) in rows {
+            by_endpoint.entry(id).or_default().push(s);
+        }
+        let rolled: Vec<(EndpointId, Sample)> = by_endpoint
+            .into_iter()
+            .flat_map(|(id, samples)| rollup(&samples, b).into_iter().map(move |s| (id, s)))
+            .collect();
+        let refs: Vec<(EndpointId, &Sample)> = rolled.iter().map(|(id, s)| (*id, s)).collect();
+        store::insert_samples(&mut w, tier, &refs).await?;
+        w.commit().await?;
+        Ok(Window::Wrote(rolled.len()))
+    }
+}
+
+enum Window {
+    /// Nothing left to roll up.
+    Done,
+    /// Another server claimed the window first.
+    Lost,
+    /// Rolled up one window, writing this many rows.
+    Wrote(usize),
+}
+
+/// How often each server runs the rollup and pruning job.
+pub const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl App {
+    /// Runs the metrics job every [`HOUSEKEEPING_INTERVAL`] until the task is dropped. Errors
+    /// are logged and the next run tries again (the job only does what is left to do).
+    pub async fn metrics_housekeeping(self, retention: Retention) {
+        let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match self.roll_up_metrics(Timestamp::now(), &retention).await {
+                Ok(r) => tracing::debug!(written = ?r.written, pruned = ?r.pruned,
+                    lost_races = r.lost_races, "metrics rolled up and pruned"),
+                Err(e) => tracing::warn!(error = %e, "metrics rollup failed; retrying next minute"),
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Agent metrics history: raw samples and their rollups in `endpoint_metrics`, and the
+//! rollup marks in `metric_rollups`.
+//!
+//! Reads for people are scoped by a grant through the endpoint's client. The writers
+//! ([`insert_samples`]) and the rollup job's functions are unscoped: the ingest has already
+//! identified the agent, and the job works on every endpoint.
+
+use crate::query::{int, opt_int, parsed, text, ts, Sql};
+use crate::{Result, StoreError};
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+use std::collections::BTreeMap;
+use tandem_domain::authz::Grant;
+use tandem_domain::metrics::{Sample, Tier};
+use tandem_domain::{EndpointId, Timestamp};
+
+/// Rows per INSERT statement (11 values each, well under both databases' limits).
+const ROWS_PER_INSERT: usize = 256;
+
+/// Writes samples; a row that already exists (same endpoint, tier and instant) is left as
+/// it is, so writing the same rollup twice is harmless.
+pub async fn insert_samples(
+    c: &mut AnyConnection,
+    tier: Tier,
+    rows: &[(EndpointId, &Sample)],
+) -> Result<()> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut q = Sql::new(
+            "INSERT INTO endpoint_metrics (endpoint_id, tier, at, samples, cpu, cpu_max, mem, \
+             mem_max, load1, disks) VALUES ",
+        );
+        for (i, (id, s)) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            let disks =
+                serde_json::to_string(&s.disks).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            q.push("(")
+                .text(id.to_string())
+                .push(", ")
+                .int(tier.code())
+                .push(", ")
+                .int(s.at.0)
+                .push(", ")
+                .int(s.samples)
+                .push(", ")
+                .opt_int(s.cpu)
+                .push(", ")
+                .opt_int(s.cpu_max)
+                .push(", ")
+                .opt_int(s.mem)
+                .push(", ")
+                .opt_int(s.mem_max)
+                .push(", ")
+                .opt_int(s.load1)
+                .push(", ")
+                .text(disks)
+                .push(")");
+        }
+        q.push(" ON CONFLICT (endpoint_id, tier, at) DO NOTHING")
+            .execute(c)
+            .await?;
+    }
+    Ok(())
+}
+
+const COLUMNS: &str = "m.endpoint_id, m.at, m.samples, m.cpu, m.cpu_max, m.mem, m.mem_max, \
+    m.load1, m.disks";
+
+/// One endpoint's samples of `tier` at or after `from`, oldest first, if the grant reaches
+/// the endpoint's client (otherwise none).
+pub async fn endpoint_samples(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    id: EndpointId,
+    tier: Tier,
+    from: Timestamp,
+) -> Result<Vec<Sample>> {
+    let mut q = Sql::new("SELECT ");
+    q.push(COLUMNS)
+        .push(" FROM endpoint_metrics m WHERE m.endpoint_id = ")
+        .text(id.to_string())
+        .push(" AND m.tier = ")
+        .int(tier.code())
+        .push(" AND m.at >= ")
+        .int(from.0)
+        .push(" AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = m.endpoint_id AND ")
+        .scope("e.client_id", grant)
+        .push(") ORDER BY m.at");
+    q.fetch_all(c)
+        .await?
+        .iter()
+        .map(|r| sample(r).map(|(_, s)| s))
+        .collect()
+}
+
+/// Every endpoint's samples of `tier` in `[from, to)`, by endpoint then instant (for the
+/// rollup job; unscoped).
+pub async fn samples_between(
+    c: &mut AnyConnection,
+    tier: Tier,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<(EndpointId, Sample)>> {
+    let mut q = Sql::new("SELECT ");
+    q.push(COLUMNS)
+        .push(" FROM endpoint_metrics m WHERE m.tier = ")
+        .int(tier.code())
+        .push(" AND m.at >= ")
+        .int(from.0)
+        .push(" AND m.at < ")
+        .int(to.0)
+        .push(" ORDER BY m.endpoint_id, m.at");
+    q.fetch_all(c).await?.iter().map(sample).collect()
+}
+
+/// The oldest instant of `tier` at or after `from`, if any.
+pub async fn first_at(
+    c: &mut AnyConnection,
+    tier: Tier,
+    from: Timestamp,
+) -> Result<Option<Timestamp>> {
+    let r = Sql::new("SELECT MIN(at) AS first FROM endpoint_metrics WHERE tier = ")
+        .int(tier.code())
+        .push(" AND at >= ")
+        .int(from.0)
+        .fetch_optional(c)
+        .await?;
+    match r {
+        Some(r) => Ok(opt_int(&r, "first")?.map(Timestamp)),
+        None => Ok(None),
+    }
+}
+
+/// Up to where the rollups of `tier` are written (exclusive).
+pub async fn rollup_mark(c: &mut AnyConnection, tier: Tier) -> Result<Timestamp> {
+    let r = Sql::new("SELECT done_through FROM metric_rollups WHERE tier = ")
+        .int(tier.code())
+        .fetch_optional(c)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("no rollup mark for tier {}", tier.code())))?;
+    ts(&r, "done_through")
+}
+
+/// Moves the mark of `tier` from `old` to `new`, only if it is still at `old`. Returns
+/// whether it moved: when two servers race for the same window, one wins and the other
+/// leaves it. Run it first in the transaction that writes the window's rollups: on
+/// PostgreSQL the row lock makes the loser wait for the winner's commit.
+pub async fn claim_rollup(
+    c: &mut AnyConnection,
+    tier: Tier,
+    old: Timestamp,
+    new: Timestamp,
+) -> Result<bool> {
+    let n = Sql::new("UPDATE metric_rollups SET done_through = ")
+        .int(new.0)
+        .push(" WHERE tier = ")
+        .int(tier.code())
+        .push(" AND done_through = ")
+        .int(old.0)
+        .execute(c)
+        .await?;
+    Ok(n == 1)
+}
+
+/// Deletes the samples of `tier` older than `before`; returns how many.
+pub async fn prune(c: &mut AnyConnection, tier: Tier, before: Timestamp) -> Result<u64> {
+    Sql::new("DELETE FROM endpoint_metrics WHERE tier = ")
+        .int(tier.code())
+        .push(" AND at < ")
+        .int(before.0)
+        .execute(c)
+        .await
+}
+
+/// How many rows each tier holds (for tests and the operator).
+pub async fn count_by_tier(c: &mut AnyConnection) -> Result<BTreeMap<i64, i64>> {
+    let rows = Sql::new("SELECT tier, COUNT(*) AS n FROM endpoint_metrics GROUP BY tier")
+        .fetch_all(c)
+        .await?;
+    let mut out = BTreeMap::new();
+    for r in rows {
+        out.insert(int(&r, "tier")?, int(&r, "n")?);
+    }
+    Ok(out)
+}
+
+fn sample(r: &AnyRow) -> Result<(EndpointId, Sample)> {
+    let disks: BTreeMap<String, i64> = serde_json::from_str(&text(r, "disks")?)
+        .map_err(|e| StoreError::Corrupt(format!("metrics disks: {e}")))?;
+    Ok((
+        parsed(r, "endpoint_id")?,
+        Sample {
+            at: ts(r, "at")?,
+            samples: int(r, "samples")?,
+            cpu: opt_int(r, "cpu")?,
+            cpu_max: opt_int(r, "cpu_max")?,
+            mem: opt_int(r, "mem")?,
+            mem_max: opt_int(r, "mem_max")?,
+            load1: opt_int(r, "load1")?,
+            disks,
+        },
+    ))
+}
+
+/// Whether the endpoint exists, is not retired, and the grant reaches its client.
+pub async fn endpoint_visible(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    id: EndpointId,
+) -> Result<bool> {
+    let mut q = Sql::new("SELECT id FROM endpoints WHERE retired_at IS NULL AND id = ");
+    q.text(id.to_string())
+        .push(" AND ")
+        .scope("client_id", grant);
+    Ok(q.fetch_optional(c).await?.is_some())
+}
