@@ -297,6 +297,8 @@ impl App {
         )
         .await?;
         self.seed_demo_tickets().await?;
+        // ingest (issue #6): Harbor Point's Alertmanager, through an integration token.
+        self.seed_demo_ingest("dana.whitfield", hp).await?;
         let mut w = self.store.write().await?;
         settings::set(&mut w, "provider.name", PROVIDER_NAME).await?;
         settings::set(&mut w, "demo.password", &password).await?;

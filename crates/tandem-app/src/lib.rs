@@ -5,11 +5,13 @@
 //! change writes it together with its audit entry in one store transaction. HTTP handlers
 //! and the command line call these functions and nothing below them.
 
+mod alert_ingest; // ingest (issue #6): Alertmanager, webhook, integration tokens
 mod alerts; // alerts (issue #6): alert lifecycle
 mod audit_log;
 mod credentials;
 pub mod demo;
 mod demo_fleet;
+mod demo_ingest; // ingest (issue #6)
 mod directory;
 mod endpoints;
 mod error;
@@ -34,6 +36,8 @@ pub use tokens::{NewToken, TOKEN_PREFIX};
 // alerts (issue #6)
 pub use alerts::{AlertView, RaiseAlert, Raised};
 pub use monitoring::{PassReport, PolicyInput};
+// ingest (issue #6)
+pub use alert_ingest::{IngestOutcome, IngestReport, NewIntegrationToken};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

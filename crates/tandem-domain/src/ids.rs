@@ -99,3 +99,8 @@ id_type!(
     /// A monitoring policy (the checks set at one level: provider, client, site, group, endpoint).
     MonitoringPolicyId
 );
+// ---- ingest (issue #6): integration tokens for machine senders ----
+id_type!(
+    /// A client's integration token: lets one machine sender (Alertmanager, a webhook) post alerts.
+    IntegrationTokenId
+);

@@ -9,6 +9,7 @@ pub mod directory;
 pub mod fleet;
 pub mod helpdesk;
 pub mod ids;
+pub mod ingest; // ingest: Alertmanager and webhook payloads, integration tokens
 pub mod monitoring; // alerts: checks, policies, alert lifecycle, evaluation
 pub mod scope;
 pub mod signin;
@@ -16,6 +17,7 @@ pub mod tenancy;
 pub mod time;
 pub mod validate;
 
+pub use ids::IntegrationTokenId; // ingest
 pub use ids::{AlertId, EndpointGroupId, MonitoringPolicyId}; // alerts
 pub use ids::{ClientId, EndpointId, EnrollmentTokenId, SiteId, TicketId, TokenId, UserId};
 pub use tenancy::{Role, Side, Tenant};

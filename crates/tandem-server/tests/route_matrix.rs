@@ -164,6 +164,18 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET",    "/agent/v1/ca.pem",                                   "Y    Y    Y    Y    Y    Y    Y    Y    Y    Y    Y"),
     ("POST",   "/agent/v1/enroll",                                   ".    .    .    .    .    .    .    .    .    .    ."),
     ("POST",   "/agent/v1/checkin",                                  ".    .    .    .    .    .    .    .    .    .    ."),
+    // ingest (issue #6). The sender routes take only an integration token: no session, API
+    // token or agent credential opens them (the probe sends a valid body). Integration tokens
+    // are managed by the provider admin and the client's IT admin; `{integration_token_id}`
+    // is a fresh token of client A for each probe.
+    ("POST",   "/api/v1/ingest/alertmanager",                        ".    .    .    .    .    .    .    .    .    .    ."),
+    ("POST",   "/api/v1/ingest/webhook",                             ".    .    .    .    .    .    .    .    .    .    ."),
+    ("GET",    "/api/v1/clients/{client_id}/integration-tokens",     ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("POST",   "/api/v1/clients/{client_id}/integration-tokens",     ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("DELETE", "/api/v1/integration-tokens/{integration_token_id}",  ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/clients/{client_id}/integrations",                  ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/clients/{client_id}/integrations",                  ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/clients/{client_id}/integrations/{integration_token_id}/revoke", ".    Y    .    Y    .    .    .    .    .    .    ."),
 ];
 
 /// A small agreement: internal owns the helpdesk in business hours, the provider patching.
@@ -429,7 +441,7 @@ fn classify(access: Access, r: &Resp) -> Result<Seen, String> {
             401 | 403 | 404 => Ok(Seen::Denied),
             _ => Err(format!("unexpected {s}: {}", r.text)),
         },
-        Access::Api | Access::Agent => match s {
+        Access::Api | Access::Agent | Access::Ingest => match s {
             200..=299 => Ok(Seen::Allowed),
             401 | 403 | 404 => {
                 if !r.content_type().starts_with("application/problem+json") {
@@ -469,6 +481,8 @@ struct Fill<'a> {
     enrollment_token: String,
     /// A fresh ticket of client A, and the side that does not own it.
     ticket: (String, &'static str),
+    /// ingest: a fresh integration token of client A.
+    integration_token: String,
 }
 
 fn probe(
@@ -498,7 +512,8 @@ fn probe(
         .replace("{key}", "helpdesk")
         .replace("{endpoint_id}", &fill.endpoint)
         .replace("{enrollment_token_id}", &fill.enrollment_token)
-        .replace("{ticket_id}", &fill.ticket.0);
+        .replace("{ticket_id}", &fill.ticket.0)
+        .replace("{integration_token_id}", &fill.integration_token);
     let path = match template {
         "/api/v1/clients/{client_id}/scope/diff" => format!("{path}?from={number}&to={number}"),
         "/api/v1/clients/{client_id}/route" => format!("{path}?domain=patching"),
@@ -509,7 +524,7 @@ fn probe(
         Cred::Session { csrf, .. } => csrf.clone(),
         _ => "no-session".to_string(),
     };
-    let rb = if matches!(access, Access::Api | Access::Agent) {
+    let rb = if matches!(access, Access::Api | Access::Agent | Access::Ingest) {
         t.api(method.clone(), &path, &c.cred)
     } else {
         t.req(method.clone(), &path, &c.cred)
@@ -569,7 +584,17 @@ fn probe(
             ("label", &format!("Page enrollment {n}")),
             ("expires_in_hours", "2"),
         ])),
-        ("POST", _) if !matches!(access, Access::Api | Access::Agent) => rb.form(&form(&[])),
+        // ingest
+        ("POST", "/clients/{client_id}/integrations") => rb.form(&form(&[("label", &format!("Page integration {n}")), ("default_domain", "patching")])),
+        ("POST", _) if !matches!(access, Access::Api | Access::Agent | Access::Ingest) => rb.form(&form(&[])),
+        ("POST", "/api/v1/clients/{client_id}/integration-tokens") => rb.json(&json!({"label": format!("Api integration {n}"), "default_domain": "patching"})),
+        ("POST", "/api/v1/ingest/alertmanager") => rb.json(&json!({
+            "version": "4", "status": "firing", "receiver": "tandem", "alerts": [{
+                "status": "firing", "labels": {"alertname": format!("Probe{}", c.name)},
+                "annotations": {}, "startsAt": "2026-11-28T18:00:00Z", "fingerprint": format!("probe{}", c.name)
+            }]
+        })),
+        ("POST", "/api/v1/ingest/webhook") => rb.json(&json!({"dedup_key": format!("probe-{n}"), "status": "firing", "title": "Probe"})),
         ("POST", "/api/v1/clients") => rb.json(&json!({"name": format!("Api client {n}")})),
         ("POST", "/api/v1/clients/{client_id}/sites") => rb.json(&json!({"name": format!("Api site {n}"), "time_zone": "UTC"})),
         ("POST", "/api/v1/users") => rb.json(&json!({
@@ -724,6 +749,25 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                 } else {
                     (String::new(), "")
                 };
+                // ingest: a fresh integration token of client A for each probe.
+                let integration_token = if path.contains("{integration_token_id}") {
+                    t.app
+                        .create_integration_token(
+                            &tandem_app::Actor::system(),
+                            t.w.client_a.id,
+                            tandem_app::NewIntegrationToken {
+                                label: "Matrix probe".into(),
+                                default_domain: "patching".into(),
+                            },
+                        )
+                        .await
+                        .expect("integration token")
+                        .0
+                        .id
+                        .to_string()
+                } else {
+                    String::new()
+                };
                 let head = t.audit_head().await;
                 let r = t
                     .send(probe(
@@ -739,6 +783,7 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                             endpoint: endpoint_a.to_string(),
                             enrollment_token,
                             ticket,
+                            integration_token,
                         },
                     ))
                     .await;
@@ -878,7 +923,7 @@ async fn state_changing_requests_without_csrf_are_refused() {
             // Agent routes read no cookie at all (and no bearer token): there is no ambient
             // credential for a forged request to ride on, so CSRF does not apply to them.
             if matches!(r.method, Method::GET | Method::HEAD)
-                || matches!(r.access, Access::Public | Access::Agent)
+                || matches!(r.access, Access::Public | Access::Agent | Access::Ingest)
             {
                 continue;
             }
@@ -908,6 +953,7 @@ async fn state_changing_requests_without_csrf_are_refused() {
                         endpoint: tandem_domain::EndpointId::new().to_string(),
                         enrollment_token: tandem_domain::EnrollmentTokenId::new().to_string(),
                         ticket: (tandem_domain::TicketId::new().to_string(), "provider"),
+                        integration_token: tandem_domain::IntegrationTokenId::new().to_string(),
                     },
                 )
             };
@@ -936,7 +982,11 @@ async fn state_changing_requests_without_csrf_are_refused() {
                     "{enrollment_token_id}",
                     &tandem_domain::EnrollmentTokenId::new().to_string(),
                 )
-                .replace("{ticket_id}", &tandem_domain::TicketId::new().to_string());
+                .replace("{ticket_id}", &tandem_domain::TicketId::new().to_string())
+                .replace(
+                    "{integration_token_id}",
+                    &tandem_domain::IntegrationTokenId::new().to_string(),
+                );
             let bare = t.req(
                 r.method.clone(),
                 &path,

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod auth;
 pub mod directory;
 pub mod endpoints;
+pub mod integrations; // ingest (issue #6)
 pub mod monitoring; // alerts (issue #6)
 mod query;
 mod read_pool;

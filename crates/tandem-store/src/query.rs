@@ -259,6 +259,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "tickets", include_str!("../migrations/0004_tickets.sql")),
     // alerts (issue #6)
     (8, "alerts", include_str!("../migrations/0008_alerts.sql")),
+    // ingest (issue #6)
+    (11, "ingest", include_str!("../migrations/0011_ingest.sql")),
 ];
 
 /// Statements of a migration file, without comments.

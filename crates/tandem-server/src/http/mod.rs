@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod api;
 pub mod api_fleet;
+pub mod api_ingest; // ingest (issue #6)
 pub mod api_scope;
 pub mod api_tickets;
 pub mod context;
@@ -11,6 +12,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod pages_fleet;
+pub mod pages_ingest; // ingest (issue #6)
 pub mod pages_scope;
 pub mod pages_tickets;
 pub mod problem;
@@ -401,6 +403,52 @@ pub fn routes() -> Vec<RouteSpec> {
             on(MethodFilter::POST, agent::checkin).layer(axum::extract::DefaultBodyLimit::max(
                 tandem_agent_protocol::MAX_REQUEST_BYTES,
             )),
+        ),
+        // ingest (issue #6): machine senders post alerts with a client's integration token
+        // (Access::Ingest: no session, API token or agent credential works there); people
+        // manage the tokens on the client's Integrations page and through the API.
+        route!(
+            POST,
+            "/api/v1/ingest/alertmanager",
+            Ingest,
+            api_ingest::alertmanager
+        ),
+        route!(POST, "/api/v1/ingest/webhook", Ingest, api_ingest::webhook),
+        route!(
+            GET,
+            "/api/v1/clients/{client_id}/integration-tokens",
+            Api,
+            api_ingest::list_tokens
+        ),
+        route!(
+            POST,
+            "/api/v1/clients/{client_id}/integration-tokens",
+            Api,
+            api_ingest::create_token
+        ),
+        route!(
+            DELETE,
+            "/api/v1/integration-tokens/{integration_token_id}",
+            Api,
+            api_ingest::revoke_token
+        ),
+        route!(
+            GET,
+            "/clients/{client_id}/integrations",
+            Page,
+            pages_ingest::page
+        ),
+        route!(
+            POST,
+            "/clients/{client_id}/integrations",
+            Page,
+            pages_ingest::create
+        ),
+        route!(
+            POST,
+            "/clients/{client_id}/integrations/{integration_token_id}/revoke",
+            Page,
+            pages_ingest::revoke
         ),
     ]
 }

@@ -28,6 +28,8 @@ use utoipa::{Modify, OpenApi};
         super::api_tickets::list_tickets, super::api_tickets::create_ticket, super::api_tickets::get_ticket,
         super::api_tickets::reply, super::api_tickets::set_status, super::api_tickets::hand_off,
         super::api_tickets::assign,
+        // ingest (issue #6): the integration tokens (the senders' own routes are in docs/INGEST.md)
+        super::api_ingest::list_tokens, super::api_ingest::create_token, super::api_ingest::revoke_token,
     ),
     // Schemas referenced only from query parameters are not collected from `paths`.
     components(schemas(super::api::ExportFormat)),
