@@ -304,6 +304,8 @@ impl App {
         self.seed_demo_alerts(hp).await?; // alerts (issue #6)
         // on-call (issue #6): the rotation, the disk page and the morning handoff.
         self.seed_demo_oncall(hp).await?;
+        // ingest (issue #6): Harbor Point's Alertmanager, through an integration token.
+        self.seed_demo_ingest("dana.whitfield", hp).await?;
         let mut w = self.store.write().await?;
         settings::set(&mut w, "provider.name", PROVIDER_NAME).await?;
         settings::set(&mut w, "demo.password", &password).await?;

@@ -5,6 +5,7 @@
 //! change writes it together with its audit entry in one store transaction. HTTP handlers
 //! and the command line call these functions and nothing below them.
 
+mod alert_ingest; // ingest (issue #6): Alertmanager, webhook, integration tokens
 mod alerts; // alerts (issue #6): alert lifecycle
 mod audit_log;
 mod credentials;
@@ -17,6 +18,7 @@ mod demo_tickets2;
 mod demo_mail;
 mod demo_oncall; // on-call (issue #6)
 mod demo_metrics; // agent metrics history (issue #6)
+mod demo_ingest; // ingest (issue #6)
 mod directory;
 mod endpoints;
 mod error;
@@ -68,6 +70,8 @@ pub use ticket_views::{BuiltinView, TicketViewItem, ViewPage, BREACH_SCAN_LIMIT}
 // alerts (issue #6)
 pub use alerts::{AlertView, RaiseAlert, Raised};
 pub use monitoring::{CheckPolicyInput, PassReport};
+// ingest (issue #6)
+pub use alert_ingest::{IngestOutcome, IngestReport, NewIntegrationToken};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -55,6 +55,9 @@ pub enum Action {
     /// Edit monitoring policies (provider-wide needs the provider level), endpoint groups and
     /// accept local-admin baselines.
     MonitoringManage,
+    // ---- ingest ----
+    /// Issue, list and revoke a client's integration tokens (machine alert senders).
+    IntegrationsManage,
 }
 
 impl Action {
@@ -76,6 +79,9 @@ impl Action {
             // alerts: monitoring rides on the endpoint capabilities.
             Action::AlertsRead => Some(Capability::EndpointsRead),
             Action::AlertsWrite | Action::MonitoringManage => Some(Capability::EndpointsWrite),
+            // ingest: integration tokens ride on the endpoint write capability (not listed in
+            // its `actions`, so technicians can still grant it; the maker's role decides).
+            Action::IntegrationsManage => Some(Capability::EndpointsWrite),
             // A token that can mint tokens would outlive its own revocation.
             Action::TokensManage => None,
         }
@@ -401,6 +407,8 @@ pub fn authorize(who: &Principal, action: Action, now: Timestamp) -> Result<Gran
             Some((who.technician.scope(), false))
         }
         (Role::ClientItAdmin, AlertsRead | AlertsWrite | MonitoringManage) => Some((own(), false)),
+        // ingest: the provider admin (above) and a client's IT admin manage its integration tokens.
+        (Role::ClientItAdmin, IntegrationsManage) => Some((own(), false)),
         (Role::ClientViewer | Role::Auditor, AlertsRead) => Some((own(), false)),
         (Role::ProviderTechnician, UsersRead) => Some((who.technician.scope(), true)),
         (Role::ProviderTechnician, TokensManage) => Some((ClientScope::none(), true)),

@@ -116,3 +116,8 @@ id_type!(
     /// A shift handoff record between the two sides of a client.
     HandoffId
 );
+// ---- ingest (issue #6): integration tokens for machine senders ----
+id_type!(
+    /// A client's integration token: lets one machine sender (Alertmanager, a webhook) post alerts.
+    IntegrationTokenId
+);

@@ -11,6 +11,7 @@ pub mod helpdesk;
 pub mod ids;
 // Mail (issue #5).
 pub mod mail;
+pub mod ingest; // ingest: Alertmanager and webhook payloads, integration tokens
 pub mod monitoring; // alerts: checks, policies, alert lifecycle, evaluation
 pub mod oncall; // on-call (issue #6)
 pub mod metrics; // agent metrics history (issue #6)
@@ -25,6 +26,7 @@ pub mod ticket_reports;
 pub mod time;
 pub mod validate;
 
+pub use ids::IntegrationTokenId; // ingest
 pub use ids::{AlertId, EndpointGroupId, MonitoringPolicyId}; // alerts
 pub use ids::{ClientId, EndpointId, EnrollmentTokenId, SiteId, TicketId, TokenId, UserId};
 pub use ids::{

@@ -276,6 +276,18 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("PUT",    "/api/v1/clients/{client_id}/support-address",        ".    Y    .    Y    .    .    .    .    .    Y    ."),
     ("GET",    "/api/v1/me/mail-preferences",                        ".    Y    Y    Y    Y    Y    Y    Y    Y    Y    ."),
     ("PUT",    "/api/v1/me/mail-preferences",                        ".    Y    Y    Y    Y    Y    Y    Y    Y    Y    ."),
+    // ingest (issue #6). The sender routes take only an integration token: no session, API
+    // token or agent credential opens them (the probe sends a valid body). Integration tokens
+    // are managed by the provider admin and the client's IT admin; `{integration_token_id}`
+    // is a fresh token of client A for each probe.
+    ("POST",   "/api/v1/ingest/alertmanager",                        ".    .    .    .    .    .    .    .    .    .    ."),
+    ("POST",   "/api/v1/ingest/webhook",                             ".    .    .    .    .    .    .    .    .    .    ."),
+    ("GET",    "/api/v1/clients/{client_id}/integration-tokens",     ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("POST",   "/api/v1/clients/{client_id}/integration-tokens",     ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("DELETE", "/api/v1/integration-tokens/{integration_token_id}",  ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/clients/{client_id}/integrations",                  ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/clients/{client_id}/integrations",                  ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/clients/{client_id}/integrations/{integration_token_id}/revoke", ".    Y    .    Y    .    .    .    .    .    .    ."),
 ];
 
 /// A small agreement: internal owns the helpdesk in business hours, the provider patching.
@@ -651,7 +663,7 @@ fn classify(access: Access, r: &Resp) -> Result<Seen, String> {
             401 | 403 | 404 => Ok(Seen::Denied),
             _ => Err(format!("unexpected {s}: {}", r.text)),
         },
-        Access::Api | Access::Agent => match s {
+        Access::Api | Access::Agent | Access::Ingest => match s {
             200..=299 => Ok(Seen::Allowed),
             401 | 403 | 404 => {
                 if !r.content_type().starts_with("application/problem+json") {
@@ -791,6 +803,8 @@ struct Fill<'a> {
     // on-call (issue #6): client A's internal schedule, a page of A, a calendar feed of the
     // caller (or someone else's), a live feed token, and the caller's own user id.
     oncall: OncallFill,
+    /// ingest: a fresh integration token of client A.
+    integration_token: String,
 }
 
 #[derive(Clone, Default)]
@@ -863,7 +877,8 @@ fn probe(
         .replace("{page_id}", &fill.oncall.page)
         .replace("{feed_id}", &fill.oncall.feed)
         .replace("{token}", &fill.oncall.feed_token)
-        .replace("{handoff_id}", &fill.oncall.handoff);
+        .replace("{handoff_id}", &fill.oncall.handoff)
+        .replace("{integration_token_id}", &fill.integration_token);
     let path = match template {
         "/api/v1/clients/{client_id}/scope/diff" => format!("{path}?from={number}&to={number}"),
         "/api/v1/clients/{client_id}/route" => format!("{path}?domain=patching"),
@@ -874,7 +889,7 @@ fn probe(
         Cred::Session { csrf, .. } => csrf.clone(),
         _ => "no-session".to_string(),
     };
-    let rb = if matches!(access, Access::Api | Access::Agent) {
+    let rb = if matches!(access, Access::Api | Access::Agent | Access::Ingest) {
         t.api(method.clone(), &path, &c.cred)
     } else {
         t.req(method.clone(), &path, &c.cred)
@@ -970,7 +985,18 @@ fn probe(
         ("POST", "/oncall/schedules/{schedule_id}/overrides") => rb.form(&form(&[("user", &w.it_a.id.to_string()), ("from", "2026-12-24T18:00"), ("to", "2026-12-25T06:00")])),
         ("POST", "/oncall/handoffs/{handoff_id}/notes") => rb.form(&form(&[("body", &format!("Page note by {n}"))])),
         ("POST", "/oncall/policies") => rb.form(&form(&[("name", &format!("Page policy {n}")), ("target1", "side:"), ("wait1", "5")])),
-        ("POST", _) if !matches!(access, Access::Api | Access::Agent) => rb.form(&form(&[])),
+ rb.form(&form(&[])),=>=> rb.form(&form(&[])),
+        // ingest
+        ("POST", "/clients/{client_id}/integrations") => rb.form(&form(&[("label", &format!("Page integration {n}")), ("default_domain", "patching")])),
+        ("POST", _) if !matches!(access, Access::Api | Access::Agent | Access::Ingest) => rb.form(&form(&[])),
+        ("POST", "/api/v1/clients/{client_id}/integration-tokens") => rb.json(&json!({"label": format!("Api integration {n}"), "default_domain": "patching"})),
+        ("POST", "/api/v1/ingest/alertmanager") => rb.json(&json!({
+            "version": "4", "status": "firing", "receiver": "tandem", "alerts": [{
+                "status": "firing", "labels": {"alertname": format!("Probe{}", c.name)},
+                "annotations": {}, "startsAt": "2026-11-28T18:00:00Z", "fingerprint": format!("probe{}", c.name)
+            }]
+        })),
+        ("POST", "/api/v1/ingest/webhook") => rb.json(&json!({"dedup_key": format!("probe-{n}"), "status": "firing", "title": "Probe"})),
         ("POST", "/api/v1/clients") => rb.json(&json!({"name": format!("Api client {n}")})),
         ("POST", "/api/v1/clients/{client_id}/sites") => rb.json(&json!({"name": format!("Api site {n}"), "time_zone": "UTC"})),
         ("POST", "/api/v1/users") => rb.json(&json!({
@@ -1209,6 +1235,25 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                         }
                     }
                 }
+                // ingest: a fresh integration token of client A for each probe.
+                let integration_token = if path.contains("{integration_token_id}") {
+                    t.app
+                        .create_integration_token(
+                            &tandem_app::Actor::system(),
+                            t.w.client_a.id,
+                            tandem_app::NewIntegrationToken {
+                                label: "Matrix probe".into(),
+                                default_domain: "patching".into(),
+                            },
+                        )
+                        .await
+                        .expect("integration token")
+                        .0
+                        .id
+                        .to_string()
+                } else {
+                    String::new()
+                };
                 let head = t.audit_head().await;
                 let r = t
                     .send(probe(
@@ -1231,6 +1276,7 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                             alert,
                             group,
                             oncall,
+                            integration_token,
                         },
                     ))
                     .await;
@@ -1370,7 +1416,7 @@ async fn state_changing_requests_without_csrf_are_refused() {
             // Agent routes read no cookie at all (and no bearer token): there is no ambient
             // credential for a forged request to ride on, so CSRF does not apply to them.
             if matches!(r.method, Method::GET | Method::HEAD)
-                || matches!(r.access, Access::Public | Access::Agent)
+                || matches!(r.access, Access::Public | Access::Agent | Access::Ingest)
             {
                 continue;
             }
@@ -1423,6 +1469,7 @@ async fn state_changing_requests_without_csrf_are_refused() {
                             me: t.w.padmin.id.to_string(),
                             handoff: tandem_domain::HandoffId::new().to_string(),
                         },
+                        integration_token: tandem_domain::IntegrationTokenId::new().to_string(),
                     },
                 )
             };
@@ -1464,7 +1511,11 @@ async fn state_changing_requests_without_csrf_are_refused() {
                 )
                 .replace("{page_id}", &tandem_domain::PageId::new().to_string())
                 .replace("{feed_id}", &tandem_domain::TicketId::new().to_string())
-                .replace("{handoff_id}", &tandem_domain::HandoffId::new().to_string());
+                .replace("{handoff_id}", &tandem_domain::HandoffId::new().to_string())
+                .replace(
+                    "{integration_token_id}",
+                    &tandem_domain::IntegrationTokenId::new().to_string(),
+                );
             let bare = t.req(
                 r.method.clone(),
                 &path,

@@ -281,6 +281,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "metrics",
         include_str!("../migrations/0010_metrics.sql"),
     ),
+    // ingest (issue #6)
+    (11, "ingest", include_str!("../migrations/0011_ingest.sql")),
 ];
 
 /// Statements of a migration file, without comments, each with the backend it is limited to:

@@ -45,6 +45,9 @@ pub enum Access {
     /// Endpoint agents: no session, no API token; the handler checks the agent's
     /// enrollment token or request signature.
     Agent,
+    /// Machine alert senders (ingest): no session, no API token, no agent signature; the
+    /// handler checks the client's integration token in `Authorization: Bearer`.
+    Ingest,
 }
 
 /// How the caller proved who they are.
@@ -189,13 +192,13 @@ pub async fn gate(
     // Who is it?
     // Public routes take no credentials: a bearer token there is not an API token (for
     // /metrics it is the metrics token, which the handler checks), so it is not refused.
-    let token = if matches!(access, Access::Public | Access::Agent) {
+    let token = if matches!(access, Access::Public | Access::Agent | Access::Ingest) {
         None
     } else {
         bearer(&parts.headers).map(str::to_string)
     };
     // Agent routes never look at human credentials, and human routes never at agent ones.
-    let session_secret = if access == Access::Agent {
+    let session_secret = if matches!(access, Access::Agent | Access::Ingest) {
         None
     } else {
         cookie(&parts.headers, SESSION_COOKIE)
@@ -235,7 +238,7 @@ pub async fn gate(
 
     // May they come in?
     let principal = match (&auth, access) {
-        (_, Access::Public | Access::SignIn | Access::Agent) => None,
+        (_, Access::Public | Access::SignIn | Access::Agent | Access::Ingest) => None,
         (Auth::Anonymous, _) => {
             return refuse(
                 access,

@@ -7,6 +7,7 @@ pub mod api_fleet;
 // Mail (issue #5).
 pub mod api_mail;
 pub mod api_oncall; // on-call (issue #6)
+pub mod api_ingest; // ingest (issue #6)
 pub mod api_scope;
 pub mod api_tickets;
 // tickets2
@@ -26,6 +27,7 @@ pub mod pages_fleet;
 pub mod pages_mail;
 pub mod pages_oncall; // on-call (issue #6)
 pub mod pages_metrics; // agent metrics history (issue #6)
+pub mod pages_ingest; // ingest (issue #6)
 pub mod pages_scope;
 pub mod pages_tickets;
 // tickets2
@@ -741,6 +743,52 @@ pub fn routes() -> Vec<RouteSpec> {
             on(MethodFilter::POST, agent::checkin).layer(axum::extract::DefaultBodyLimit::max(
                 tandem_agent_protocol::MAX_REQUEST_BYTES,
             )),
+        ),
+        // ingest (issue #6): machine senders post alerts with a client's integration token
+        // (Access::Ingest: no session, API token or agent credential works there); people
+        // manage the tokens on the client's Integrations page and through the API.
+        route!(
+            POST,
+            "/api/v1/ingest/alertmanager",
+            Ingest,
+            api_ingest::alertmanager
+        ),
+        route!(POST, "/api/v1/ingest/webhook", Ingest, api_ingest::webhook),
+        route!(
+            GET,
+            "/api/v1/clients/{client_id}/integration-tokens",
+            Api,
+            api_ingest::list_tokens
+        ),
+        route!(
+            POST,
+            "/api/v1/clients/{client_id}/integration-tokens",
+            Api,
+            api_ingest::create_token
+        ),
+        route!(
+            DELETE,
+            "/api/v1/integration-tokens/{integration_token_id}",
+            Api,
+            api_ingest::revoke_token
+        ),
+        route!(
+            GET,
+            "/clients/{client_id}/integrations",
+            Page,
+            pages_ingest::page
+        ),
+        route!(
+            POST,
+            "/clients/{client_id}/integrations",
+            Page,
+            pages_ingest::create
+        ),
+        route!(
+            POST,
+            "/clients/{client_id}/integrations/{integration_token_id}/revoke",
+            Page,
+            pages_ingest::revoke
         ),
     ]
 }

@@ -56,6 +56,8 @@ use utoipa::{Modify, OpenApi};
         super::api_oncall::add_handoff_note, super::api_oncall::acknowledge_handoff,
         // Agent metrics history (issue #6)
         super::api_metrics::endpoint_metrics,
+        // ingest (issue #6): the integration tokens (the senders' own routes are in docs/INGEST.md)
+        super::api_ingest::list_tokens, super::api_ingest::create_token, super::api_ingest::revoke_token,
     ),
     // Schemas referenced only from query parameters are not collected from `paths`.
     components(schemas(super::api::ExportFormat)),

@@ -1033,6 +1033,8 @@ struct ClientPage {
     can_add_site: bool,
     can_add_user: bool,
     zones: &'static [&'static str],
+    /// ingest: may manage the client's integration tokens.
+    can_integrations: bool,
 }
 
 /// GET /clients/{id}
@@ -1100,6 +1102,7 @@ pub async fn client(
         &ClientPage {
             can_add_site: can(Action::SitesWrite),
             can_add_user: can(Action::UsersWrite),
+            can_integrations: can(Action::IntegrationsManage), // ingest
             chrome,
             id: id.to_string(),
             name: c.name,
