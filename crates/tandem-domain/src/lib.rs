@@ -28,7 +28,6 @@ pub mod validate;
 
 pub use ids::IntegrationTokenId; // ingest
 pub use ids::{AlertId, EndpointGroupId, MonitoringPolicyId}; // alerts
-pub use ids::{ClientId, EndpointId, EnrollmentTokenId, SiteId, TicketId, TokenId, UserId};
 pub use ids::{
     ClientId, EndpointId, EnrollmentTokenId, HandoffId, PageId, PolicyId, ScheduleId, SiteId,
     TicketId, TokenId, UserId,
