@@ -210,7 +210,8 @@ async fn migrations_apply_once_and_again_do_nothing() {
         s.ping().await.unwrap();
         assert_eq!(
             s.migrate().await.unwrap(),
-            vec!["foundation", "scope", "endpoints", "tickets"]
+            // tickets2 added its migration.
+            vec!["foundation", "scope", "endpoints", "tickets", "tickets2"]
         );
         assert!(s.migrate().await.unwrap().is_empty());
         // Another server starting later finds nothing to do either.
@@ -253,7 +254,8 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
             applied.sort();
             assert_eq!(
                 applied,
-                vec!["endpoints", "foundation", "scope", "tickets"],
+                // tickets2 added its migration.
+                vec!["endpoints", "foundation", "scope", "tickets", "tickets2"],
                 "each migration runs exactly once (sorted by name)"
             );
             assert!(ctx.store.migrate().await.unwrap().is_empty());
