@@ -570,7 +570,7 @@ async fn measure(
     })
     .await?;
     row(
-        "full-text search, provider admin, all 1M tickets, best 50",
+        "full-text search, provider admin, every client's tickets, best 50",
         r,
         goal(r.1),
     );

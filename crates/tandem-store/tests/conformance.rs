@@ -210,8 +210,20 @@ async fn migrations_apply_once_and_again_do_nothing() {
         s.ping().await.unwrap();
         assert_eq!(
             s.migrate().await.unwrap(),
-            // tickets2 added its migration.
-            vec!["foundation", "scope", "endpoints", "tickets", "tickets2"]
+            // Every branch's migration, in order.
+            vec![
+                "foundation",
+                "scope",
+                "endpoints",
+                "tickets",
+                "tickets2",
+                "mail",
+                "ticket_search",
+                "alerts",
+                "oncall",
+                "metrics",
+                "ingest",
+            ]
         );
         assert!(s.migrate().await.unwrap().is_empty());
         // Another server starting later finds nothing to do either.
@@ -254,8 +266,19 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
             applied.sort();
             assert_eq!(
                 applied,
-                // tickets2 added its migration.
-                vec!["endpoints", "foundation", "scope", "tickets", "tickets2"],
+                vec![
+                    "alerts",
+                    "endpoints",
+                    "foundation",
+                    "ingest",
+                    "mail",
+                    "metrics",
+                    "oncall",
+                    "scope",
+                    "ticket_search",
+                    "tickets",
+                    "tickets2",
+                ],
                 "each migration runs exactly once (sorted by name)"
             );
             assert!(ctx.store.migrate().await.unwrap().is_empty());
