@@ -985,7 +985,6 @@ fn probe(
         ("POST", "/oncall/schedules/{schedule_id}/overrides") => rb.form(&form(&[("user", &w.it_a.id.to_string()), ("from", "2026-12-24T18:00"), ("to", "2026-12-25T06:00")])),
         ("POST", "/oncall/handoffs/{handoff_id}/notes") => rb.form(&form(&[("body", &format!("Page note by {n}"))])),
         ("POST", "/oncall/policies") => rb.form(&form(&[("name", &format!("Page policy {n}")), ("target1", "side:"), ("wait1", "5")])),
- rb.form(&form(&[])),=>=> rb.form(&form(&[])),
         // ingest
         ("POST", "/clients/{client_id}/integrations") => rb.form(&form(&[("label", &format!("Page integration {n}")), ("default_domain", "patching")])),
         ("POST", _) if !matches!(access, Access::Api | Access::Agent | Access::Ingest) => rb.form(&form(&[])),

@@ -579,8 +579,8 @@ pub fn routes() -> Vec<RouteSpec> {
             al::acknowledge
         ),
         route!(POST, "/api/v1/alerts/{alert_id}/resolve", Api, al::resolve),
-        route!(GET, "/api/v1/monitoring/policies", Api, al::list_policies),
-        route!(PUT, "/api/v1/monitoring/policies", Api, al::put_policy),
+        route!(GET, "/api/v1/monitoring/policies", Api, al::list_check_policies),
+        route!(PUT, "/api/v1/monitoring/policies", Api, al::put_check_policy),
         route!(
             GET,
             "/api/v1/endpoints/{endpoint_id}/checks",

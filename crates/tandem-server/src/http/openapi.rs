@@ -42,7 +42,7 @@ use utoipa::{Modify, OpenApi};
         super::api_ticket_data::handoff_report,
         // alerts (issue #6)
         super::api_alerts::list_alerts, super::api_alerts::get_alert, super::api_alerts::acknowledge,
-        super::api_alerts::resolve, super::api_alerts::list_policies, super::api_alerts::put_policy,
+        super::api_alerts::resolve, super::api_alerts::list_check_policies, super::api_alerts::put_check_policy,
         super::api_alerts::effective_checks, super::api_alerts::accept_baseline,
         super::api_alerts::list_groups, super::api_alerts::create_group, super::api_alerts::set_member,
         // on-call (issue #6)
