@@ -210,7 +210,15 @@ async fn migrations_apply_once_and_again_do_nothing() {
         s.ping().await.unwrap();
         assert_eq!(
             s.migrate().await.unwrap(),
-            vec!["foundation", "scope", "endpoints", "tickets"]
+            // alerts (0008) and ingest (0011) are issue #6's.
+            vec![
+                "foundation",
+                "scope",
+                "endpoints",
+                "tickets",
+                "alerts",
+                "ingest"
+            ]
         );
         assert!(s.migrate().await.unwrap().is_empty());
         // Another server starting later finds nothing to do either.
@@ -253,7 +261,14 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
             applied.sort();
             assert_eq!(
                 applied,
-                vec!["endpoints", "foundation", "scope", "tickets"],
+                vec![
+                    "alerts",
+                    "endpoints",
+                    "foundation",
+                    "ingest",
+                    "scope",
+                    "tickets"
+                ],
                 "each migration runs exactly once (sorted by name)"
             );
             assert!(ctx.store.migrate().await.unwrap().is_empty());
