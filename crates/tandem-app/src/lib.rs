@@ -6,6 +6,7 @@
 //! and the command line call these functions and nothing below them.
 
 mod alert_ingest; // ingest (issue #6): Alertmanager, webhook, integration tokens
+mod alert_paging; // alerts → on-call paging (issue #6)
 mod alerts; // alerts (issue #6): alert lifecycle
 mod audit_log;
 mod credentials;
@@ -68,6 +69,7 @@ pub use tokens::{NewToken, TOKEN_PREFIX};
 // search (issue #5)
 pub use ticket_views::{BuiltinView, TicketViewItem, ViewPage, BREACH_SCAN_LIMIT};
 // alerts (issue #6)
+pub use alert_paging::page_key;
 pub use alerts::{AlertView, RaiseAlert, Raised};
 pub use monitoring::{CheckPolicyInput, PassReport};
 // ingest (issue #6)

@@ -163,6 +163,13 @@ pub async fn mail_recipients(c: &mut Write, t: &Ticket, event: MailEvent) -> Res
         }
         MailEvent::TicketHandedOff => ids.extend(t.assignee_id),
     }
+    // The ticket's watchers hear about what its requester hears about (tickets2): replies and
+    // resolution; who may watch is checked when a watcher is added.
+    if matches!(event, MailEvent::TicketReply | MailEvent::TicketResolved) {
+        ids.extend(tandem_store::ticket_data::watchers(c, t.id).await?);
+    }
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(*id));
     let mut users = store::users_by_id(c, &ids).await?;
     if event == MailEvent::TicketHandedOff && t.assignee_id.is_none() {
         users = match t.owner {

@@ -1079,6 +1079,10 @@ impl App {
             let mut tick: u64 = 0;
             loop {
                 every.tick().await;
+                // Alerts that fired, were acknowledged or resolved since the last tick.
+                if let Err(e) = app.page_alert_events(200).await {
+                    tracing::warn!(error = %e, "on-call: alert hand-over failed");
+                }
                 if let Err(e) = app.advance_due_pages(Timestamp::now()).await {
                     tracing::warn!(error = %e, "on-call: escalation pass failed");
                 }

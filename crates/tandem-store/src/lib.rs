@@ -9,6 +9,7 @@
 //! scoped by it in the query itself. Every write goes through a [`Write`] transaction, and
 //! the audit entry for it is appended in that same transaction with [`audit::append`].
 
+pub mod alert_paging; // alerts → on-call paging (issue #6)
 pub mod audit;
 pub mod auth;
 pub mod directory;

@@ -283,6 +283,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     // ingest (issue #6)
     (11, "ingest", include_str!("../migrations/0011_ingest.sql")),
+    // Alerts page the owning side through on-call (integration of issue #6).
+    (
+        12,
+        "alert_paging",
+        include_str!("../migrations/0012_alert_paging.sql"),
+    ),
 ];
 
 /// Statements of a migration file, without comments, each with the backend it is limited to:

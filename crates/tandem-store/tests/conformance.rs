@@ -223,6 +223,7 @@ async fn migrations_apply_once_and_again_do_nothing() {
                 "oncall",
                 "metrics",
                 "ingest",
+                "alert_paging",
             ]
         );
         assert!(s.migrate().await.unwrap().is_empty());
@@ -267,6 +268,7 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
             assert_eq!(
                 applied,
                 vec![
+                    "alert_paging",
                     "alerts",
                     "endpoints",
                     "foundation",
