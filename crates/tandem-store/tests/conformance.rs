@@ -210,7 +210,7 @@ async fn migrations_apply_once_and_again_do_nothing() {
         s.ping().await.unwrap();
         assert_eq!(
             s.migrate().await.unwrap(),
-            vec!["foundation", "scope", "endpoints", "tickets"]
+            vec!["foundation", "scope", "endpoints", "tickets", "alerts"]
         );
         assert!(s.migrate().await.unwrap().is_empty());
         // Another server starting later finds nothing to do either.
@@ -253,7 +253,7 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
             applied.sort();
             assert_eq!(
                 applied,
-                vec!["endpoints", "foundation", "scope", "tickets"],
+                vec!["alerts", "endpoints", "foundation", "scope", "tickets"],
                 "each migration runs exactly once (sorted by name)"
             );
             assert!(ctx.store.migrate().await.unwrap().is_empty());
