@@ -302,7 +302,7 @@ impl App {
         // Mail (issue #5): support addresses, as each client's IT admin sets them.
         self.seed_demo_mail(&slugs).await?;
         self.seed_demo_alerts(hp).await?; // alerts (issue #6)
-        // on-call (issue #6): the rotation, the disk page and the morning handoff.
+                                          // on-call (issue #6): the rotation, the disk page and the morning handoff.
         self.seed_demo_oncall(hp).await?;
         // ingest (issue #6): Harbor Point's Alertmanager, through an integration token.
         self.seed_demo_ingest("dana.whitfield", hp).await?;

@@ -16,10 +16,10 @@ mod demo_fleet;
 // tickets2
 mod demo_tickets2;
 // Mail (issue #5): the demo's support addresses.
-mod demo_mail;
-mod demo_oncall; // on-call (issue #6)
-mod demo_metrics; // agent metrics history (issue #6)
 mod demo_ingest; // ingest (issue #6)
+mod demo_mail;
+mod demo_metrics; // agent metrics history (issue #6)
+mod demo_oncall; // on-call (issue #6)
 mod directory;
 mod endpoints;
 mod error;
@@ -27,17 +27,17 @@ mod identity;
 mod ingest;
 // Mail (issue #5).
 mod mail;
+mod metrics; // agent metrics history (issue #6)
 mod monitoring; // alerts (issue #6): policies, groups, evaluation
 mod oncall; // on-call (issue #6)
-mod metrics; // agent metrics history (issue #6)
 mod scope;
 mod tickets;
 // tickets2: watchers, tags, links, merges, SLA policies, the SLA sweeper.
 mod ticket_data;
 // search (issue #5)
+mod ticket_reports;
 mod ticket_search;
 mod ticket_views;
-mod ticket_reports;
 mod tokens;
 
 pub use audit_log::AuditQuery;
@@ -53,11 +53,11 @@ pub use mail::{
     MAX_ATTEMPTS, SIGNIN_LINK_SECONDS,
 };
 // on-call (issue #6)
+pub use metrics::{RollupReport, ROLLUP_GRACE_SECONDS};
 pub use oncall::{
     FeedCreated, NewFeed, NewPage, NewSchedule, PageOpened, PageView, PolicyInput, SchedulePatch,
     ScheduleView, FEED_TOKEN_PREFIX,
 };
-pub use metrics::{RollupReport, ROLLUP_GRACE_SECONDS};
 pub use scope::{DomainPatch, NewDomain, RouteAnswer};
 pub use tickets::{NewTicket, TicketView};
 // tickets2

@@ -10,11 +10,11 @@ pub mod fleet;
 pub mod helpdesk;
 pub mod ids;
 // Mail (issue #5).
-pub mod mail;
 pub mod ingest; // ingest: Alertmanager and webhook payloads, integration tokens
+pub mod mail;
+pub mod metrics; // agent metrics history (issue #6)
 pub mod monitoring; // alerts: checks, policies, alert lifecycle, evaluation
 pub mod oncall; // on-call (issue #6)
-pub mod metrics; // agent metrics history (issue #6)
 pub mod scope;
 // search (issue #5)
 pub mod search;

@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tandem_agent_protocol::{signing_payload, CHECKIN_PATH};
-use tandem_app::{principal_of, Actor, Error, CheckPolicyInput, RaiseAlert};
+use tandem_app::{principal_of, Actor, CheckPolicyInput, Error, RaiseAlert};
 use tandem_domain::authz::Capability;
 use tandem_domain::directory::User;
 use tandem_domain::monitoring::policy::PolicyTarget;
@@ -374,6 +374,96 @@ async fn a_fired_alert_is_owned_by_the_side_the_agreement_names_for_that_hour() 
             view.events[0].body.contains("Routed to Provider"),
             "{}",
             view.events[0].body
+        );
+    })
+    .await;
+}
+
+/// The page of an alert, as the on-call engine holds it.
+async fn page_of(
+    t: &TestApp,
+    a: &tandem_domain::monitoring::Alert,
+) -> Vec<tandem_domain::oncall::Page> {
+    let f = tandem_store::oncall::PageFilter {
+        client: Some(a.client_id),
+        ..Default::default()
+    };
+    t.app
+        .list_pages(&Actor::system(), &f, Page::new(0, 50))
+        .await
+        .expect("pages")
+        .items
+        .into_iter()
+        .filter(|p| p.dedup_key == tandem_app::page_key(a.id))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fired_alert_pages_the_owning_side_and_its_page_follows_the_alert() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        // Client B: internal IT's hours cover no instant, so on-site hardware is the
+        // provider's now; client A: always internal IT's.
+        agree(&t, w.client_a.id, &w.it_a, true).await;
+        agree(&t, w.client_b.id, &w.it_b, false).await;
+        let mon = Actor::monitoring();
+        let night = t
+            .app
+            .raise_alert(&mon, raise(w.client_b.id, "disk:fs01", "onsite_hardware"))
+            .await
+            .unwrap()
+            .alert;
+        let day = t
+            .app
+            .raise_alert(&mon, raise(w.client_a.id, "disk:fs01", "onsite_hardware"))
+            .await
+            .unwrap()
+            .alert;
+        // Nothing is paged until the hand-over runs; then each fired alert once.
+        assert!(page_of(&t, &night).await.is_empty());
+        assert_eq!(t.app.page_alert_events(100).await.unwrap(), 2);
+        assert_eq!(
+            t.app.page_alert_events(100).await.unwrap(),
+            0,
+            "handed over once"
+        );
+        let pages = page_of(&t, &night).await;
+        assert_eq!(pages.len(), 1, "{pages:?}");
+        assert_eq!(pages[0].side, Party::Provider);
+        assert_eq!(pages[0].status, tandem_domain::oncall::PageStatus::Open);
+        assert_eq!(
+            pages[0].link.as_deref(),
+            Some(format!("/alerts/{}", night.id).as_str())
+        );
+        let pages = page_of(&t, &day).await;
+        assert_eq!(pages.len(), 1);
+        assert_eq!(pages[0].side, Party::Internal);
+        // Raising the same problem again refreshes the alert and does not page again.
+        t.app
+            .raise_alert(&mon, raise(w.client_b.id, "disk:fs01", "onsite_hardware"))
+            .await
+            .unwrap();
+        t.app.page_alert_events(100).await.unwrap();
+        assert_eq!(page_of(&t, &night).await.len(), 1);
+        // Acknowledging the alert acknowledges its page; resolving it resolves the page.
+        t.app
+            .acknowledge_alert(&person(&w.padmin), night.id, "on it")
+            .await
+            .unwrap();
+        assert_eq!(t.app.page_alert_events(100).await.unwrap(), 1);
+        let p = &page_of(&t, &night).await[0];
+        assert_eq!(p.status, tandem_domain::oncall::PageStatus::Acknowledged);
+        t.app
+            .resolve_alert(&person(&w.padmin), night.id, "disk cleaned up")
+            .await
+            .unwrap();
+        t.app.page_alert_events(100).await.unwrap();
+        let p = &page_of(&t, &night).await[0];
+        assert_eq!(p.status, tandem_domain::oncall::PageStatus::Resolved);
+        // The other client's page is untouched.
+        assert_eq!(
+            page_of(&t, &day).await[0].status,
+            tandem_domain::oncall::PageStatus::Open
         );
     })
     .await;

@@ -15,11 +15,11 @@ pub mod auth;
 pub mod directory;
 pub mod endpoints;
 // Mail (issue #5).
-pub mod mail;
 pub mod integrations; // ingest (issue #6)
+pub mod mail;
+pub mod metrics; // agent metrics history (issue #6)
 pub mod monitoring; // alerts (issue #6)
 pub mod oncall; // on-call (issue #6)
-pub mod metrics; // agent metrics history (issue #6)
 mod query;
 mod read_pool;
 pub mod scope;

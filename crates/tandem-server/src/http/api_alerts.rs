@@ -240,7 +240,9 @@ pub async fn list_check_policies(
     ctx: Ctx,
     ApiQuery(q): ApiQuery<PolicyParams>,
 ) -> ApiResult<Json<Vec<MonitoringPolicy>>> {
-    Ok(Json(st.app.list_check_policies(&ctx.actor, q.client_id).await?))
+    Ok(Json(
+        st.app.list_check_policies(&ctx.actor, q.client_id).await?,
+    ))
 }
 
 /// The checks to set at one level.

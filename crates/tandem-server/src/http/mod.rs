@@ -5,16 +5,16 @@ pub mod api;
 pub mod api_alerts; // alerts (issue #6)
 pub mod api_fleet;
 // Mail (issue #5).
+pub mod api_ingest; // ingest (issue #6)
 pub mod api_mail;
 pub mod api_oncall; // on-call (issue #6)
-pub mod api_ingest; // ingest (issue #6)
 pub mod api_scope;
 pub mod api_tickets;
 // tickets2
 pub mod api_ticket_data;
 // search (issue #5): saved views of the ticket queue
-pub mod api_ticket_views;
 pub mod api_metrics; // agent metrics history (issue #6)
+pub mod api_ticket_views;
 pub mod charts; // agent metrics history (issue #6)
 pub mod context;
 pub mod extract;
@@ -24,10 +24,10 @@ pub mod pages;
 pub mod pages_alerts; // alerts (issue #6)
 pub mod pages_fleet;
 // Mail (issue #5).
-pub mod pages_mail;
-pub mod pages_oncall; // on-call (issue #6)
-pub mod pages_metrics; // agent metrics history (issue #6)
 pub mod pages_ingest; // ingest (issue #6)
+pub mod pages_mail;
+pub mod pages_metrics; // agent metrics history (issue #6)
+pub mod pages_oncall; // on-call (issue #6)
 pub mod pages_scope;
 pub mod pages_tickets;
 // tickets2
@@ -579,8 +579,18 @@ pub fn routes() -> Vec<RouteSpec> {
             al::acknowledge
         ),
         route!(POST, "/api/v1/alerts/{alert_id}/resolve", Api, al::resolve),
-        route!(GET, "/api/v1/monitoring/policies", Api, al::list_check_policies),
-        route!(PUT, "/api/v1/monitoring/policies", Api, al::put_check_policy),
+        route!(
+            GET,
+            "/api/v1/monitoring/policies",
+            Api,
+            al::list_check_policies
+        ),
+        route!(
+            PUT,
+            "/api/v1/monitoring/policies",
+            Api,
+            al::put_check_policy
+        ),
         route!(
             GET,
             "/api/v1/endpoints/{endpoint_id}/checks",

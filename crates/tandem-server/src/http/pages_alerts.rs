@@ -13,7 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
-use tandem_app::{Error, CheckPolicyInput};
+use tandem_app::{CheckPolicyInput, Error};
 use tandem_domain::authz::{authorize, Action};
 use tandem_domain::monitoring::policy::PolicyTarget;
 use tandem_domain::monitoring::{bytes_label, Alert, AlertState, Check};
@@ -367,7 +367,11 @@ pub async fn monitoring(
     headers: HeaderMap,
     Query(raw): Query<HashMap<String, String>>,
 ) -> PageResult {
-    let policies = st.app.list_check_policies(&ctx.actor, None).await.map_err(fail)?;
+    let policies = st
+        .app
+        .list_check_policies(&ctx.actor, None)
+        .await
+        .map_err(fail)?;
     let groups = st
         .app
         .list_endpoint_groups(&ctx.actor, None)
