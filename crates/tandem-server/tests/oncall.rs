@@ -62,46 +62,8 @@ async fn agree(t: &TestApp) {
     });
     let provider = bearer(t, &t.w.padmin).await;
     let internal = bearer(t, &t.w.it_a).await;
-    let v = format!("/api/v1/clients/{}/scope/versions", t.w.client_a.id);
-    let n = call(t, Method::POST, &v, &provider, None).await.json()["number"]
-        .as_i64()
-        .expect("draft");
-    let r = call(
-        t,
-        Method::PUT,
-        &format!("{v}/{n}/content"),
-        &provider,
-        Some(content),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let ack: Vec<String> = r.json()["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| match f["domain"].as_str() {
-            Some(d) => format!("{}:{d}", f["code"].as_str().unwrap_or("")),
-            None => f["code"].as_str().unwrap_or("").to_string(),
-        })
-        .collect();
-    let r = call(
-        t,
-        Method::POST,
-        &format!("{v}/{n}/propose"),
-        &provider,
-        Some(json!({"acknowledge": ack})),
-    )
-    .await;
-    assert!(r.status.is_success(), "{}", r.text);
-    let r = call(
-        t,
-        Method::POST,
-        &format!("{v}/{n}/accept"),
-        &internal,
-        Some(json!({"comment": "agreed"})),
-    )
-    .await;
-    assert!(r.status.is_success(), "{}", r.text);
+    t.accept_agreement(t.w.client_a.id, content, &provider, &internal)
+        .await;
 }
 
 fn daily_rotation(users: &[&User], start: &str) -> Value {
@@ -435,46 +397,8 @@ async fn agree_with_handovers(t: &TestApp) {
     });
     let provider = bearer(t, &t.w.padmin).await;
     let internal = bearer(t, &t.w.it_a).await;
-    let v = format!("/api/v1/clients/{}/scope/versions", t.w.client_a.id);
-    let n = call(t, Method::POST, &v, &provider, None).await.json()["number"]
-        .as_i64()
-        .expect("draft");
-    let r = call(
-        t,
-        Method::PUT,
-        &format!("{v}/{n}/content"),
-        &provider,
-        Some(content),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let ack: Vec<String> = r.json()["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| match f["domain"].as_str() {
-            Some(d) => format!("{}:{d}", f["code"].as_str().unwrap_or("")),
-            None => f["code"].as_str().unwrap_or("").to_string(),
-        })
-        .collect();
-    let r = call(
-        t,
-        Method::POST,
-        &format!("{v}/{n}/propose"),
-        &provider,
-        Some(json!({"acknowledge": ack})),
-    )
-    .await;
-    assert!(r.status.is_success(), "{}", r.text);
-    let r = call(
-        t,
-        Method::POST,
-        &format!("{v}/{n}/accept"),
-        &internal,
-        Some(json!({"comment": "agreed"})),
-    )
-    .await;
-    assert!(r.status.is_success(), "{}", r.text);
+    t.accept_agreement(t.w.client_a.id, content, &provider, &internal)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

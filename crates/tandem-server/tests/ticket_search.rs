@@ -372,47 +372,8 @@ async fn agree(t: &TestApp, client: &str, internal: &User, internal_week: Value)
     ];
     let provider = Cred::Bearer(t.token_for(&t.w.padmin, &caps, None).await.1);
     let inside = Cred::Bearer(t.token_for(internal, &caps, None).await.1);
-    let v = format!("/api/v1/clients/{client}/scope/versions");
-    let r = call(t, Method::POST, &v, &provider, None).await;
-    let n = r.json()["number"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("draft: {}", r.text));
-    let r = call(
-        t,
-        Method::PUT,
-        &format!("{v}/{n}/content"),
-        &provider,
-        Some(content),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let ack: Vec<String> = r.json()["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| match f["domain"].as_str() {
-            Some(d) => format!("{}:{d}", f["code"].as_str().unwrap_or("")),
-            None => f["code"].as_str().unwrap_or("").to_string(),
-        })
-        .collect();
-    let r = call(
-        t,
-        Method::POST,
-        &format!("{v}/{n}/propose"),
-        &provider,
-        Some(json!({"acknowledge": ack})),
-    )
-    .await;
-    assert!(r.status.is_success(), "{}", r.text);
-    let r = call(
-        t,
-        Method::POST,
-        &format!("{v}/{n}/accept"),
-        &inside,
-        Some(json!({"comment": "agreed"})),
-    )
-    .await;
-    assert!(r.status.is_success(), "{}", r.text);
+    t.accept_agreement(client, content, &provider, &inside)
+        .await;
 }
 
 async fn open_in(t: &TestApp, cred: &Cred, subject: &str, impact: &str, urgency: &str) -> String {

@@ -560,6 +560,51 @@ impl TestApp {
             .expect("audit")
     }
 
+    /// Makes `content` the scope agreement in force for `client`: drafted and proposed by
+    /// `provider` (acknowledging every lint finding), accepted by `internal`, over the API.
+    pub async fn accept_agreement(
+        &self,
+        client: impl std::fmt::Display,
+        content: Value,
+        provider: &Cred,
+        internal: &Cred,
+    ) {
+        let v = format!("/api/v1/clients/{client}/scope/versions");
+        let r = self.send(self.api(Method::POST, &v, provider)).await;
+        assert!(r.status.is_success(), "draft: {}", r.text);
+        let n = r.json()["number"].as_i64().expect("draft number");
+        let r = self
+            .send(
+                self.api(Method::PUT, &format!("{v}/{n}/content"), provider)
+                    .json(&content),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let ack: Vec<String> = r.json()["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .map(|f| match f["domain"].as_str() {
+                Some(d) => format!("{}:{d}", f["code"].as_str().unwrap_or("")),
+                None => f["code"].as_str().unwrap_or("").to_string(),
+            })
+            .collect();
+        let r = self
+            .send(
+                self.api(Method::POST, &format!("{v}/{n}/propose"), provider)
+                    .json(&serde_json::json!({"acknowledge": ack})),
+            )
+            .await;
+        assert!(r.status.is_success(), "propose: {}", r.text);
+        let r = self
+            .send(
+                self.api(Method::POST, &format!("{v}/{n}/accept"), internal)
+                    .json(&serde_json::json!({"comment": "agreed"})),
+            )
+            .await;
+        assert!(r.status.is_success(), "accept: {}", r.text);
+    }
+
     /// Runs one SQL statement on the test database and returns the rows it changed.
     pub async fn sql(&self, statement: &str) -> u64 {
         self.app
