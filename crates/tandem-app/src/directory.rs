@@ -413,6 +413,8 @@ impl App {
             .write(&mut w)
             .await?;
         w.commit().await?;
+        // Other servers learn of it from the auth epoch the store moved.
+        self.principals.clear();
         Ok(u)
     }
 

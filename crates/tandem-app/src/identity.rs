@@ -1,6 +1,7 @@
 //! Signing in: passwords, sessions, the second factor, and who a request is.
 
 use crate::credentials::{decoy_hash, new_secret, same, sha256_hex, verify_password};
+use crate::principal_cache::{Cached, Lookup};
 use crate::{Actor, App, Audit, Error, Result};
 use rand::RngCore;
 use serde_json::json;
@@ -436,8 +437,36 @@ impl App {
     /// The person and limits behind an API token, if it is live.
     pub async fn token_principal(&self, secret: &str) -> Result<Principal> {
         let now = Timestamp::now();
+        let hash = sha256_hex(secret);
+        let cache = &self.principals;
+        if cache.poll_due() {
+            let epoch = async {
+                let mut r = self.store.read().await?;
+                Ok::<_, Error>(store_auth::auth_epoch(&mut r).await?)
+            }
+            .await;
+            match epoch {
+                Ok(e) => cache.polled(e),
+                Err(e) => {
+                    cache.poll_failed();
+                    return Err(e);
+                }
+            }
+        }
+        let generation = match cache.lookup(&hash, now) {
+            Lookup::Hit(c) => {
+                if c.last_used_at.is_none_or(|t| t < now.plus_seconds(-60)) {
+                    let mut w = self.store.write().await?;
+                    store_auth::touch_token(&mut w, c.token_id, now).await?;
+                    w.commit().await?;
+                    cache.used(&hash, now);
+                }
+                return Ok(c.principal);
+            }
+            Lookup::Miss(g) => g,
+        };
         let mut r = self.store.read().await?;
-        let (tok, user) = store_auth::token_and_user_by_hash(&mut r, &sha256_hex(secret))
+        let (tok, user) = store_auth::token_and_user_by_hash(&mut r, &hash)
             .await?
             .ok_or(Error::Unauthenticated)?;
         drop(r);
@@ -447,16 +476,28 @@ impl App {
         if user.disabled {
             return Err(Error::Unauthenticated);
         }
+        let mut last_used_at = tok.last_used_at;
         if tok.last_used_at.is_none_or(|t| t < now.plus_seconds(-60)) {
             let mut w = self.store.write().await?;
             store_auth::touch_token(&mut w, tok.id, now).await?;
             w.commit().await?;
+            last_used_at = Some(now);
         }
         let mut p = principal_of(&user);
         p.token = Some(TokenLimits {
             capabilities: tok.capabilities.into_iter().collect(),
             client: tok.client_id,
         });
+        cache.store(
+            hash,
+            Cached {
+                principal: p.clone(),
+                token_id: tok.id,
+                token_expires_at: tok.expires_at,
+                last_used_at,
+            },
+            generation,
+        );
         Ok(p)
     }
 }

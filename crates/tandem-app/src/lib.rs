@@ -30,6 +30,7 @@ mod mail;
 mod metrics; // agent metrics history (issue #6)
 mod monitoring; // alerts (issue #6): policies, groups, evaluation
 mod oncall; // on-call (issue #6)
+mod principal_cache; // token → principal between requests (issue #2)
 mod scope;
 mod tickets;
 // tickets2: watchers, tags, links, merges, SLA policies, the SLA sweeper.
@@ -58,6 +59,7 @@ pub use oncall::{
     FeedCreated, NewFeed, NewPage, NewSchedule, PageOpened, PageView, PolicyInput, SchedulePatch,
     ScheduleView, FEED_TOKEN_PREFIX,
 };
+pub use principal_cache::POLL_EVERY as AUTH_EPOCH_POLL;
 pub use scope::{DomainPatch, NewDomain, RouteAnswer};
 pub use tickets::{NewTicket, TicketView};
 // tickets2
@@ -121,6 +123,8 @@ pub struct App {
     ingest: Arc<std::sync::OnceLock<ingest::Ingest>>,
     /// Mail settings, once the server turns mail on (issue #5).
     mail: Arc<std::sync::OnceLock<MailSettings>>,
+    /// Who each recently used API token belongs to (see [`principal_cache`]).
+    principals: Arc<principal_cache::PrincipalCache>,
 }
 
 /// Who is acting, for one request: the principal, or Tandem itself.
@@ -284,6 +288,7 @@ impl App {
             policy: Arc::new(policy),
             ingest: Arc::default(),
             mail: Arc::default(),
+            principals: Arc::default(),
         }
     }
 

@@ -707,3 +707,77 @@ async fn every_change_leaves_exactly_one_audit_entry_with_its_request_id() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_or_disabled_maker_is_refused_at_once_here_and_within_the_poll_elsewhere() {
+    common::run(|t: Arc<TestApp>| async move {
+        use tandem_app::{principal_of, Actor, App, Policy};
+        let me = "/api/v1/me";
+
+        // Same server: the token's answer is remembered, and a revocation clears it at once.
+        let (id, secret) = t
+            .token_for(&t.w.padmin, &[Capability::UsersRead], None)
+            .await;
+        let tok = Cred::Bearer(secret);
+        for _ in 0..3 {
+            assert_eq!(t.send(t.api(Method::GET, me, &tok)).await.status, 200);
+        }
+        let admin = t.sign_in(&t.w.padmin).await.cred();
+        let r = t
+            .send(t.api(Method::DELETE, &format!("/api/v1/tokens/{id}"), &tok))
+            .await;
+        assert_eq!(r.status, 403, "tokens cannot manage tokens: {}", r.text);
+        t.app
+            .revoke_token(&Actor::person(principal_of(&t.w.padmin), None), id)
+            .await
+            .expect("revoke");
+        t.send(t.api(Method::GET, me, &tok))
+            .await
+            .assert_problem(401, "unauthenticated");
+
+        // Same server: disabling the maker refuses their token on the next request.
+        let (_, tech_secret) = t
+            .token_for(&t.w.tech, &[Capability::ClientsRead], None)
+            .await;
+        let tech_tok = Cred::Bearer(tech_secret);
+        assert_eq!(t.send(t.api(Method::GET, me, &tech_tok)).await.status, 200);
+        let r = t
+            .send(
+                t.api(
+                    Method::PATCH,
+                    &format!("/api/v1/users/{}", t.w.tech.id),
+                    &admin,
+                )
+                .json(&json!({"disabled": true})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        t.send(t.api(Method::GET, me, &tech_tok))
+            .await
+            .assert_problem(401, "unauthenticated");
+
+        // Another server on the same database revokes: this one learns of it from the auth
+        // epoch on its first request after the poll interval.
+        let (id2, secret2) = t
+            .token_for(&t.w.padmin, &[Capability::UsersRead], None)
+            .await;
+        let tok2 = Cred::Bearer(secret2);
+        assert_eq!(t.send(t.api(Method::GET, me, &tok2)).await.status, 200);
+        let other_store =
+            tandem_store::Store::open(&t.db_url, tandem_store::OpenOptions::default())
+                .await
+                .expect("second handle");
+        let other = App::new(other_store.clone(), Policy::default());
+        other
+            .revoke_token(&Actor::person(principal_of(&t.w.padmin), None), id2)
+            .await
+            .expect("revoke elsewhere");
+        tokio::time::sleep(tandem_app::AUTH_EPOCH_POLL + std::time::Duration::from_millis(200))
+            .await;
+        t.send(t.api(Method::GET, me, &tok2))
+            .await
+            .assert_problem(401, "unauthenticated");
+        other_store.close().await;
+    })
+    .await;
+}

@@ -418,7 +418,31 @@ pub async fn revoke_token(
         .push(" AND revoked_at IS NULL")
         .execute(c)
         .await?;
+    if n == 1 {
+        bump_auth_epoch(c).await?;
+    }
     Ok(n == 1)
+}
+
+/// Moves the auth epoch on: called in every transaction that changes who may do what
+/// (a token revoked; a user's role, access lists, expiry or disabled flag changed), so
+/// that every server's token → principal cache drops what it holds.
+pub async fn bump_auth_epoch(c: &mut AnyConnection) -> Result<()> {
+    Sql::new("UPDATE auth_epoch SET generation = generation + 1 WHERE id = 1")
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// The auth epoch now (see [`bump_auth_epoch`]).
+pub async fn auth_epoch(c: &mut AnyConnection) -> Result<i64> {
+    let r = Sql::new("SELECT generation FROM auth_epoch WHERE id = 1")
+        .fetch_optional(c)
+        .await?;
+    match r {
+        Some(r) => int(&r, "generation"),
+        None => Err(crate::StoreError::Corrupt("auth_epoch has no row".into())),
+    }
 }
 
 /// Records use of a token, at most once a minute.

@@ -196,6 +196,7 @@ pub async fn update_user(c: &mut AnyConnection, u: &User) -> Result<u64> {
         .execute(c)
         .await?;
     write_technician_lists(c, u.id, &u.technician).await?;
+    crate::auth::bump_auth_epoch(c).await?;
     Ok(n)
 }
 

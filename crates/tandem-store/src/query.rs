@@ -289,6 +289,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "alert_paging",
         include_str!("../migrations/0012_alert_paging.sql"),
     ),
+    // Token → principal caches learn of changes to who may do what (issue #2).
+    (
+        17,
+        "auth_epoch",
+        include_str!("../migrations/0017_auth_epoch.sql"),
+    ),
 ];
 
 /// Statements of a migration file, without comments, each with the backend it is limited to:

@@ -224,6 +224,7 @@ async fn migrations_apply_once_and_again_do_nothing() {
                 "metrics",
                 "ingest",
                 "alert_paging",
+                "auth_epoch",
             ]
         );
         assert!(s.migrate().await.unwrap().is_empty());
@@ -270,6 +271,7 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
                 vec![
                     "alert_paging",
                     "alerts",
+                    "auth_epoch",
                     "endpoints",
                     "foundation",
                     "ingest",
