@@ -4,8 +4,6 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use nix::sys::resource::{getrusage, UsageWho};
-
 use crate::collect::{host_collector, put_updates};
 
 /// CPU time used so far by this process and by its finished children.
@@ -18,7 +16,9 @@ pub struct CpuTimes {
 }
 
 /// Reads the CPU times now.
+#[cfg(unix)]
 pub fn cpu_times() -> anyhow::Result<CpuTimes> {
+    use nix::sys::resource::{getrusage, UsageWho};
     let total = |who| -> anyhow::Result<Duration> {
         let usage = getrusage(who)?;
         let micros = |t: nix::sys::time::TimeVal| {
@@ -31,6 +31,12 @@ pub fn cpu_times() -> anyhow::Result<CpuTimes> {
         own: total(UsageWho::RUSAGE_SELF)?,
         children: total(UsageWho::RUSAGE_CHILDREN)?,
     })
+}
+
+/// Reads the CPU times now (measured with getrusage, which this platform lacks).
+#[cfg(not(unix))]
+pub fn cpu_times() -> anyhow::Result<CpuTimes> {
+    anyhow::bail!("the collection benchmark measures CPU with getrusage, which only Unix has")
 }
 
 /// One measured step: mean CPU per iteration, own and children, and mean wall time.

@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -162,14 +161,12 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         create_private_dir(dir)?;
     }
     let temp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temp)
-        .with_context(|| format!("cannot create {}", temp.display()))?;
-    fs::set_permissions(&temp, fs::Permissions::from_mode(0o600))?;
+    let mut file = crate::platform::create_private(&temp).with_context(|| {
+        format!(
+            "cannot create {} readable by its owner only",
+            temp.display()
+        )
+    })?;
     file.write_all(contents)?;
     file.sync_all()?;
     drop(file);
@@ -182,23 +179,15 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() {
         return Ok(());
     }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+    crate::platform::create_private_dir(dir)
         .with_context(|| format!("cannot create {}", dir.display()))
 }
 
 fn warn_if_readable_by_others(path: &Path) {
-    if let Ok(meta) = fs::metadata(path) {
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            eprintln!(
-                "warning: {} has mode {mode:o} but holds the agent's private key; \
-                 run `chmod 600 {}`",
-                path.display(),
-                path.display()
-            );
-        }
+    if let Some(why) = crate::platform::readable_by_others(path) {
+        eprintln!(
+            "warning: {} holds the agent's private key but others can read it: it {why}",
+            path.display()
+        );
     }
 }

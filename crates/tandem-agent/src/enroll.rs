@@ -183,16 +183,10 @@ fn hostname() -> String {
         .map(|h| h.trim().to_string())
         .ok()
         .filter(|h| !h.is_empty())
-        .or_else(|| {
-            nix::sys::utsname::uname()
-                .ok()
-                .map(|u| u.nodename().to_string_lossy().into_owned())
-        })
+        .or_else(crate::platform::hostname)
         .unwrap_or_else(|| "unknown".into())
 }
 
 fn arch() -> String {
-    nix::sys::utsname::uname()
-        .map(|u| u.machine().to_string_lossy().into_owned())
-        .unwrap_or_else(|_| std::env::consts::ARCH.to_string())
+    crate::platform::arch()
 }

@@ -86,6 +86,13 @@ WantedBy=multi-user.target
 
 /// Installs (or, for a dry run, shows) the unit. Returns the unit text.
 pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
+    if !cfg!(target_os = "linux") && !options.dry_run {
+        bail!(
+            "`install` writes a systemd unit, which is Linux only; on this system run \
+             `tandem-agent run` under its own service manager (see `install --dry-run` for \
+             the settings the unit would use)"
+        );
+    }
     for path in [&options.binary, &options.config, &options.state_dir] {
         if !path.is_absolute() || path.to_string_lossy().contains(char::is_whitespace) {
             bail!("{} must be an absolute path without spaces", path.display());

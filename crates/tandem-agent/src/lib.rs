@@ -31,6 +31,7 @@ pub mod enroll;
 pub mod identity;
 pub mod install;
 pub mod outbox;
+pub mod platform;
 pub mod server_url;
 pub mod service;
 pub mod simulate;

@@ -372,8 +372,7 @@ impl Outbox {
 }
 
 fn restrict_permissions(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    let _ = crate::platform::restrict(path);
 }
 
 fn get(conn: &Connection, key: &str) -> anyhow::Result<Option<String>> {

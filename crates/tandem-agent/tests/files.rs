@@ -1,4 +1,5 @@
 //! The files the agent writes: its configuration (secret, 0600) and its systemd unit.
+#![cfg(unix)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;

@@ -72,9 +72,13 @@ fn messages_survive_reopening_in_order() {
         .unwrap();
     assert_eq!(next, seqs[4] + 1, "numbering continues after reopening");
 
-    let mode =
-        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
-    assert_eq!(mode & 0o777, 0o600);
+    #[cfg(unix)]
+    {
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+    }
 }
 
 #[test]
