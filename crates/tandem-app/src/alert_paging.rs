@@ -65,9 +65,7 @@ impl App {
             let key = page_key(alert.id);
             // A silenced alert pages nobody (its events are recorded with notify off; this
             // also holds for one silenced after its event was recorded).
-            if alert
-                .silenced_until
-                .is_some_and(|u| u > Timestamp::now())
+            if alert.silenced_until.is_some_and(|u| u > Timestamp::now())
                 && matches!(e.kind.as_str(), "fired" | "unsilenced")
             {
                 handed += 1;

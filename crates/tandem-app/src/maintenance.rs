@@ -386,8 +386,11 @@ impl App {
             };
             let problems = validate_text(&e.summary, &e.description, &input.filter);
             if !problems.is_empty() {
-                e.problems
-                    .extend(problems.into_iter().map(|p| format!("{}: {}", p.field, p.message)));
+                e.problems.extend(
+                    problems
+                        .into_iter()
+                        .map(|p| format!("{}: {}", p.field, p.message)),
+                );
                 e.schedule = None;
                 continue;
             }

@@ -12,7 +12,9 @@ use tandem_domain::authz::Grant;
 use tandem_domain::maintenance::MaintenanceWindow;
 use tandem_domain::monitoring::policy::PolicyTarget;
 use tandem_domain::monitoring::Alert;
-use tandem_domain::{AlertId, ClientId, EndpointGroupId, EndpointId, MaintenanceWindowId, Timestamp};
+use tandem_domain::{
+    AlertId, ClientId, EndpointGroupId, EndpointId, MaintenanceWindowId, Timestamp,
+};
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
@@ -158,9 +160,12 @@ pub async fn list_windows(
             .push(" OR client_id IS NULL)");
     }
     if let Some(t) = ended_after {
-        q.push(" AND (last_end IS NULL OR last_end > ").int(t.0).push(")");
+        q.push(" AND (last_end IS NULL OR last_end > ")
+            .int(t.0)
+            .push(")");
     }
-    q.push(" ORDER BY created_at DESC, id DESC LIMIT ").int(limit);
+    q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .int(limit);
     q.fetch_all(c).await?.iter().map(window).collect()
 }
 
@@ -240,16 +245,21 @@ pub async fn claim_silence_end(
 }
 
 /// Alerts whose silence has run out at `now`, oldest first (Tandem's own read).
-pub async fn ended_silences(c: &mut AnyConnection, now: Timestamp, limit: i64) -> Result<Vec<Alert>> {
-    let ids: Vec<AlertId> = Sql::new("SELECT id FROM alerts WHERE silenced_until IS NOT NULL AND silenced_until <= ")
-        .int(now.0)
-        .push(" ORDER BY silenced_until, id LIMIT ")
-        .int(limit)
-        .fetch_all(c)
-        .await?
-        .iter()
-        .map(|r| parsed(r, "id"))
-        .collect::<Result<_>>()?;
+pub async fn ended_silences(
+    c: &mut AnyConnection,
+    now: Timestamp,
+    limit: i64,
+) -> Result<Vec<Alert>> {
+    let ids: Vec<AlertId> =
+        Sql::new("SELECT id FROM alerts WHERE silenced_until IS NOT NULL AND silenced_until <= ")
+            .int(now.0)
+            .push(" ORDER BY silenced_until, id LIMIT ")
+            .int(limit)
+            .fetch_all(c)
+            .await?
+            .iter()
+            .map(|r| parsed(r, "id"))
+            .collect::<Result<_>>()?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(a) = crate::monitoring::alert_unscoped(c, id).await? {
@@ -281,12 +291,17 @@ pub async fn silence_counts(
     c: &mut AnyConnection,
     window: MaintenanceWindowId,
 ) -> Result<(i64, i64)> {
-    let r = Sql::new("SELECT COUNT(*) AS n, COUNT(silenced_until) AS m FROM alerts WHERE silenced_by = ")
-        .text(window.to_string())
-        .fetch_optional(c)
-        .await?;
+    let r = Sql::new(
+        "SELECT COUNT(*) AS n, COUNT(silenced_until) AS m FROM alerts WHERE silenced_by = ",
+    )
+    .text(window.to_string())
+    .fetch_optional(c)
+    .await?;
     match r {
-        Some(r) => Ok((opt_int(&r, "n")?.unwrap_or(0), opt_int(&r, "m")?.unwrap_or(0))),
+        Some(r) => Ok((
+            opt_int(&r, "n")?.unwrap_or(0),
+            opt_int(&r, "m")?.unwrap_or(0),
+        )),
         None => Ok((0, 0)),
     }
 }

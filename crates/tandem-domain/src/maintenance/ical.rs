@@ -89,7 +89,10 @@ fn split_line(line: &str) -> Option<(String, Vec<(String, String)>, String)> {
     let params = parts
         .filter_map(|p| {
             let (k, v) = p.split_once('=')?;
-            Some((k.trim().to_ascii_uppercase(), v.trim().trim_matches('"').to_string()))
+            Some((
+                k.trim().to_ascii_uppercase(),
+                v.trim().trim_matches('"').to_string(),
+            ))
         })
         .collect();
     Some((name, params, value.to_string()))
@@ -158,7 +161,9 @@ fn read_when(
         return None;
     }
     let Some((local, utc, date_only)) = parse_ical_datetime(value) else {
-        problems.push(format!("{prop} {value:?} is not a date-time such as 20261206T020000"));
+        problems.push(format!(
+            "{prop} {value:?} is not a date-time such as 20261206T020000"
+        ));
         return None;
     };
     if date_only {
@@ -221,7 +226,8 @@ pub fn parse_ics(text: &str, default_tz: &str) -> Result<Vec<ImportedEvent>, Str
     for line in &lines {
         let Some((name, params, value)) = split_line(line) else {
             if let Some(r) = cur.as_mut() {
-                r.problems.push(format!("a line could not be read: {:?}", truncate(line)));
+                r.problems
+                    .push(format!("a line could not be read: {:?}", truncate(line)));
             }
             continue;
         };
@@ -234,7 +240,9 @@ pub fn parse_ics(text: &str, default_tz: &str) -> Result<Vec<ImportedEvent>, Str
             ("END", true) if nested > 0 => nested -= 1,
             ("END", true) if value.eq_ignore_ascii_case("VEVENT") => {
                 if events.len() >= MAX_EVENTS {
-                    return Err(format!("the file has more than {MAX_EVENTS} events; split it"));
+                    return Err(format!(
+                        "the file has more than {MAX_EVENTS} events; split it"
+                    ));
                 }
                 let r = cur.take().unwrap_or_default();
                 events.push(finish(events.len() + 1, r));
@@ -276,7 +284,8 @@ pub fn parse_ics(text: &str, default_tz: &str) -> Result<Vec<ImportedEvent>, Str
     if cur.is_some() {
         let r = cur.take().unwrap_or_default();
         let mut e = finish(events.len() + 1, r);
-        e.problems.push("the event is not closed (END:VEVENT is missing)".into());
+        e.problems
+            .push("the event is not closed (END:VEVENT is missing)".into());
         e.schedule = None;
         events.push(e);
     }
@@ -299,9 +308,7 @@ fn finish(index: usize, mut r: Raw) -> ImportedEvent {
         (Some(_), None, None) if !r.problems.iter().any(|p| p.starts_with("DTEND")) => r
             .problems
             .push("give DTEND or DURATION: a maintenance window needs an end".into()),
-        (Some(_), Some(_), Some(_)) => r
-            .problems
-            .push("give DTEND or DURATION, not both".into()),
+        (Some(_), Some(_), Some(_)) => r.problems.push("give DTEND or DURATION, not both".into()),
         (Some(start), end, duration) if r.problems.is_empty() => {
             let minutes = match (end, duration) {
                 (Some(e), _) if e.zone == start.zone => start
@@ -347,8 +354,10 @@ fn finish(index: usize, mut r: Raw) -> ImportedEvent {
     }
     if let Some(s) = &schedule {
         if let Err(errs) = s.compile() {
-            r.problems
-                .extend(errs.into_iter().map(|e| format!("{}: {}", e.field, e.message)));
+            r.problems.extend(
+                errs.into_iter()
+                    .map(|e| format!("{}: {}", e.field, e.message)),
+            );
             schedule = None;
         }
     }

@@ -20,7 +20,9 @@ pub mod rrule;
 
 use crate::monitoring::policy::PolicyTarget;
 use crate::validate::Invalid;
-use crate::{ClientId, EndpointGroupId, EndpointId, MaintenanceWindowId, SiteId, Timestamp, UserId};
+use crate::{
+    ClientId, EndpointGroupId, EndpointId, MaintenanceWindowId, SiteId, Timestamp, UserId,
+};
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use rrule::Rule;
@@ -235,7 +237,11 @@ impl Compiled {
             } => {
                 // Start a little early: an occurrence that began before `from` may still run.
                 let back = i64::from(*minutes) * 60 + 2 * 86_400;
-                let from_date = from.plus_seconds(-back).to_jiff().to_zoned(tz.clone()).date();
+                let from_date = from
+                    .plus_seconds(-back)
+                    .to_jiff()
+                    .to_zoned(tz.clone())
+                    .date();
                 rule.expand(*start, tz, Some(from_date), |local| {
                     if let Some(o) = self.occurrence_at_local(local) {
                         if o.end > from {
@@ -258,7 +264,13 @@ impl Compiled {
                 // covers it. Stop at the first that starts after `t`.
                 let mut best: Option<Occurrence> = None;
                 let mut seen = 0;
-                let Compiled::Recurring { tz, start, minutes, rule } = self else {
+                let Compiled::Recurring {
+                    tz,
+                    start,
+                    minutes,
+                    rule,
+                } = self
+                else {
                     return None;
                 };
                 let back = i64::from(*minutes) * 60 + 2 * 86_400;
@@ -290,9 +302,18 @@ impl Compiled {
                     out.push(*o);
                 }
             }
-            Compiled::Recurring { tz, start, minutes, rule } => {
+            Compiled::Recurring {
+                tz,
+                start,
+                minutes,
+                rule,
+            } => {
                 let back = i64::from(*minutes) * 60 + 2 * 86_400;
-                let from_date = from.plus_seconds(-back).to_jiff().to_zoned(tz.clone()).date();
+                let from_date = from
+                    .plus_seconds(-back)
+                    .to_jiff()
+                    .to_zoned(tz.clone())
+                    .date();
                 rule.expand(*start, tz, Some(from_date), |local| {
                     match self.occurrence_at_local(local) {
                         Some(o) if o.start >= to => return false,
@@ -312,7 +333,10 @@ impl Compiled {
         match self {
             Compiled::OneOff(o) => (Some(o.start), Some(o.end)),
             Compiled::Recurring { rule, .. } => {
-                let first = self.next(Timestamp(i64::MIN / 2), 1).first().map(|o| o.start);
+                let first = self
+                    .next(Timestamp(i64::MIN / 2), 1)
+                    .first()
+                    .map(|o| o.start);
                 if rule.count.is_none() && rule.until.is_none() {
                     return (first, None);
                 }
@@ -393,7 +417,11 @@ impl MaintenanceWindow {
     pub fn describe_schedule(&self, viewer_tz: &str) -> String {
         match &self.schedule {
             Schedule::OneOff { start, end } => {
-                format!("once, {} → {}", start.display_in(viewer_tz), end.display_in(viewer_tz))
+                format!(
+                    "once, {} → {}",
+                    start.display_in(viewer_tz),
+                    end.display_in(viewer_tz)
+                )
             }
             Schedule::Recurring {
                 time_zone,
@@ -412,7 +440,10 @@ impl MaintenanceWindow {
                 } else {
                     format!("{duration_minutes} min")
                 };
-                format!("{rule}, {at} for {dur} ({time_zone}), from {}", start.replace('T', " "))
+                format!(
+                    "{rule}, {at} for {dur} ({time_zone}), from {}",
+                    start.replace('T', " ")
+                )
             }
         }
     }
@@ -458,13 +489,22 @@ pub fn validate_text(name: &str, reason: &str, filter: &WindowFilter) -> Vec<Inv
     let mut out = Vec::new();
     let n = name.trim().chars().count();
     if n == 0 || n > 120 {
-        out.push(Invalid::new("name", "name the window in 1 to 120 characters"));
+        out.push(Invalid::new(
+            "name",
+            "name the window in 1 to 120 characters",
+        ));
     }
     if reason.len() > 2000 {
-        out.push(Invalid::new("reason", "write the reason in up to 2000 characters"));
+        out.push(Invalid::new(
+            "reason",
+            "write the reason in up to 2000 characters",
+        ));
     }
     if filter.check_kinds.len() > 20 || filter.domains.len() > 50 {
-        out.push(Invalid::new("filter", "list at most 20 check kinds and 50 domains"));
+        out.push(Invalid::new(
+            "filter",
+            "list at most 20 check kinds and 50 domains",
+        ));
     }
     for k in &filter.check_kinds {
         if !CHECK_KINDS.contains(&k.as_str()) {

@@ -345,9 +345,13 @@ impl Rule {
                         // Without BYMONTHDAY, BYDAY alone decides; with neither, DTSTART's day.
                         !self.by_day.is_empty() || day == anchor.day()
                     } else {
-                        self.by_month_day
-                            .iter()
-                            .any(|&m| if m > 0 { m == day } else { days + 1 + m == day })
+                        self.by_month_day.iter().any(|&m| {
+                            if m > 0 {
+                                m == day
+                            } else {
+                                days + 1 + m == day
+                            }
+                        })
                     };
                     let bd_ok = self.by_day.is_empty()
                         || self.by_day.iter().any(|b| {
@@ -385,9 +389,7 @@ impl Rule {
         match self.freq {
             Freq::Daily => d,
             Freq::Weekly => d
-                .checked_sub(jiff::Span::new().days(i64::from(
-                    d.weekday().to_monday_zero_offset(),
-                )))
+                .checked_sub(jiff::Span::new().days(i64::from(d.weekday().to_monday_zero_offset())))
                 .unwrap_or(d),
             Freq::Monthly => d.first_of_month(),
         }
@@ -554,8 +556,12 @@ impl Rule {
         }
         if let Some(u) = self.until {
             match u {
-                Until::Utc(t) => s.push_str(&format!(", until {}", t.strftime("%Y-%m-%d %H:%M UTC"))),
-                Until::Local(dt) => s.push_str(&format!(", until {}", dt.strftime("%Y-%m-%d %H:%M"))),
+                Until::Utc(t) => {
+                    s.push_str(&format!(", until {}", t.strftime("%Y-%m-%d %H:%M UTC")))
+                }
+                Until::Local(dt) => {
+                    s.push_str(&format!(", until {}", dt.strftime("%Y-%m-%d %H:%M")))
+                }
             }
         }
         s

@@ -27,7 +27,12 @@ fn starts(c: &Compiled, from: &str, n: usize) -> Vec<String> {
 
 #[test]
 fn weekly_sunday_patch_window_in_new_york() {
-    let c = recurring("America/New_York", "2026-11-01T02:00", 120, "FREQ=WEEKLY;BYDAY=SU");
+    let c = recurring(
+        "America/New_York",
+        "2026-11-01T02:00",
+        120,
+        "FREQ=WEEKLY;BYDAY=SU",
+    );
     // 1 Nov 2026 is the fall-back day: 02:00 EST exists once.
     assert_eq!(
         starts(&c, "2026-10-30T00:00:00Z", 3),
@@ -46,7 +51,12 @@ fn weekly_sunday_patch_window_in_new_york() {
 #[test]
 fn spring_forward_day_keeps_the_wall_clock_end() {
     // 8 March 2026: 02:00 EST jumps to 03:00 EDT in New York.
-    let c = recurring("America/New_York", "2026-03-01T02:00", 120, "FREQ=WEEKLY;BYDAY=SU");
+    let c = recurring(
+        "America/New_York",
+        "2026-03-01T02:00",
+        120,
+        "FREQ=WEEKLY;BYDAY=SU",
+    );
     let o = c.next(at("2026-03-07T00:00:00Z"), 1)[0];
     // 02:00 does not exist: moved forward by the gap to 03:00 EDT (07:00Z); the end stays at
     // 04:00 EDT (08:00Z): one real hour.
@@ -71,7 +81,12 @@ fn fall_back_day_covers_the_repeated_hour() {
 
 #[test]
 fn monthly_ordinals_and_month_days() {
-    let first_mon = recurring("Europe/Berlin", "2026-01-01T22:00", 60, "FREQ=MONTHLY;BYDAY=1MO");
+    let first_mon = recurring(
+        "Europe/Berlin",
+        "2026-01-01T22:00",
+        60,
+        "FREQ=MONTHLY;BYDAY=1MO",
+    );
     assert_eq!(
         starts(&first_mon, "2026-01-01T00:00:00Z", 3),
         vec![
@@ -80,7 +95,12 @@ fn monthly_ordinals_and_month_days() {
             "2026-03-02T21:00:00Z"
         ]
     );
-    let last_fri = recurring("UTC", "2026-01-01T18:00", 60, "FREQ=MONTHLY;BYDAY=-1FR;COUNT=2");
+    let last_fri = recurring(
+        "UTC",
+        "2026-01-01T18:00",
+        60,
+        "FREQ=MONTHLY;BYDAY=-1FR;COUNT=2",
+    );
     assert_eq!(
         starts(&last_fri, "2026-01-01T00:00:00Z", 5),
         vec!["2026-01-30T18:00:00Z", "2026-02-27T18:00:00Z"]
@@ -124,7 +144,10 @@ fn interval_until_and_count() {
     assert!(d.active_at(at("2026-01-04T12:30:00Z")).is_none());
     assert_eq!(
         d.bounds(),
-        (Some(at("2026-01-01T12:00:00Z")), Some(at("2026-01-03T13:00:00Z")))
+        (
+            Some(at("2026-01-01T12:00:00Z")),
+            Some(at("2026-01-03T13:00:00Z"))
+        )
     );
 }
 
@@ -159,7 +182,10 @@ fn schedules_are_checked() {
     .compile()
     .unwrap_err();
     let fields: Vec<&str> = bad.iter().map(|e| e.field).collect();
-    assert_eq!(fields, vec!["time_zone", "start", "duration_minutes", "rrule"]);
+    assert_eq!(
+        fields,
+        vec!["time_zone", "start", "duration_minutes", "rrule"]
+    );
     assert!(Schedule::OneOff {
         start: at("2026-01-02T00:00:00Z"),
         end: at("2026-01-01T00:00:00Z")
@@ -210,10 +236,23 @@ fn targets_and_filters_decide_what_is_covered() {
         PolicyTarget::Group(group),
         PolicyTarget::Endpoint(endpoint),
     ] {
-        assert!(window(t, all.clone(), sched.clone()).applies_to(&s), "{t:?}");
+        assert!(
+            window(t, all.clone(), sched.clone()).applies_to(&s),
+            "{t:?}"
+        );
     }
-    assert!(!window(PolicyTarget::Client(ClientId::new()), all.clone(), sched.clone()).applies_to(&s));
-    assert!(!window(PolicyTarget::Endpoint(EndpointId::new()), all, sched.clone()).applies_to(&s));
+    assert!(!window(
+        PolicyTarget::Client(ClientId::new()),
+        all.clone(),
+        sched.clone()
+    )
+    .applies_to(&s));
+    assert!(!window(
+        PolicyTarget::Endpoint(EndpointId::new()),
+        all,
+        sched.clone()
+    )
+    .applies_to(&s));
     let patching = WindowFilter {
         check_kinds: vec![],
         domains: vec!["patching".into()],
@@ -229,7 +268,10 @@ fn targets_and_filters_decide_what_is_covered() {
         check_kind: None,
         ..s.clone()
     };
-    assert!(!w.applies_to(&external), "external alerts have no check kind");
+    assert!(
+        !w.applies_to(&external),
+        "external alerts have no check kind"
+    );
     // Two covering windows: the silence lasts until the later end.
     let long = window(
         PolicyTarget::Client(client),
@@ -297,9 +339,17 @@ fn ics_import_reads_supported_events_and_reports_the_rest() {
             end: at("2026-12-13T02:00:00Z")
         })
     );
-    assert!(ev[2].schedule.is_none() && ev[2].problems[0].contains("YEARLY"), "{:?}", ev[2]);
+    assert!(
+        ev[2].schedule.is_none() && ev[2].problems[0].contains("YEARLY"),
+        "{:?}",
+        ev[2]
+    );
     assert!(ev[3].problems[0].contains("all-day"), "{:?}", ev[3]);
-    assert!(ev[4].problems.iter().any(|p| p.contains("EXDATE")), "{:?}", ev[4]);
+    assert!(
+        ev[4].problems.iter().any(|p| p.contains("EXDATE")),
+        "{:?}",
+        ev[4]
+    );
     // Floating times are read in the importer's zone.
     assert_eq!(
         ev[5].schedule,
@@ -317,7 +367,11 @@ fn ics_export_reads_back_into_the_same_schedules() {
     let windows: Vec<MaintenanceWindow> = ev
         .iter()
         .filter_map(|e| {
-            let mut w = window(PolicyTarget::Provider, WindowFilter::default(), e.schedule.clone()?);
+            let mut w = window(
+                PolicyTarget::Provider,
+                WindowFilter::default(),
+                e.schedule.clone()?,
+            );
             w.name = e.summary.clone();
             w.reason = e.description.clone();
             Some(w)

@@ -19,7 +19,9 @@ pub use facts::{DiskFact, EndpointFacts, TlsFact};
 
 use crate::scope::{Party, Window};
 use crate::validate::Invalid;
-use crate::{AlertId, ClientId, EndpointId, MaintenanceWindowId, Side, TicketId, Timestamp, UserId};
+use crate::{
+    AlertId, ClientId, EndpointId, MaintenanceWindowId, Side, TicketId, Timestamp, UserId,
+};
 use serde::{Deserialize, Serialize};
 
 /// How bad an alert is.
