@@ -967,6 +967,26 @@ fn probe(
         ("POST", "/users/{user_id}") => rb.form(&form(&[("display_name", &format!("Eddie by {n}"))])),
         ("POST", "/tokens") => rb.form(&form(&[("name", &format!("page token {n}")), ("capability", "clients:read"), ("expires_in_days", "30")])),
         ("POST", "/account/password") => rb.form(&form(&[("current_password", common::PASSWORD), ("password", common::PASSWORD)])),
+        // Maintenance windows (issue #6)
+        ("POST", "/maintenance") | ("POST", "/maintenance/{window_id}") => rb.form(&form(&[
+            ("name", &format!("Page window by {n}")),
+            ("target", &format!("client:{a}")),
+            ("kind", "recurring"),
+            ("time_zone", "America/New_York"),
+            ("start", "2026-12-06T02:00"),
+            ("duration", "120"),
+            ("freq", "WEEKLY"),
+            ("interval", "1"),
+            ("days", "SU"),
+            ("ends", "never"),
+            ("action", "save"),
+        ])),
+        ("POST", "/maintenance/import") => rb.form(&form(&[
+            ("ics", MATRIX_ICS),
+            ("target", &format!("client:{a}")),
+            ("time_zone", "UTC"),
+            ("action", "import"),
+        ])),
         ("POST", p) if access != Access::Api && p.ends_with("/edit") => {
             rb.form(&form(&[("tz_internal", "America/New_York"), ("tz_provider", "America/New_York")]))
         }
@@ -1034,26 +1054,6 @@ fn probe(
         ("POST", "/oncall/policies") => rb.form(&form(&[("name", &format!("Page policy {n}")), ("target1", "side:"), ("wait1", "5")])),
         // ingest
         ("POST", "/clients/{client_id}/integrations") => rb.form(&form(&[("label", &format!("Page integration {n}")), ("default_domain", "patching")])),
-        // Maintenance windows (issue #6)
-        ("POST", "/maintenance") | ("POST", "/maintenance/{window_id}") => rb.form(&form(&[
-            ("name", &format!("Page window by {n}")),
-            ("target", &format!("client:{a}")),
-            ("kind", "recurring"),
-            ("time_zone", "America/New_York"),
-            ("start", "2026-12-06T02:00"),
-            ("duration", "120"),
-            ("freq", "WEEKLY"),
-            ("interval", "1"),
-            ("days", "SU"),
-            ("ends", "never"),
-            ("action", "save"),
-        ])),
-        ("POST", "/maintenance/import") => rb.form(&form(&[
-            ("ics", MATRIX_ICS),
-            ("target", &format!("client:{a}")),
-            ("time_zone", "UTC"),
-            ("action", "import"),
-        ])),
         ("POST", _) if !matches!(access, Access::Api | Access::Agent | Access::Ingest) => rb.form(&form(&[])),
         // Maintenance windows (issue #6)
         ("POST", "/api/v1/maintenance-windows") | ("PUT", "/api/v1/maintenance-windows/{window_id}") => rb.json(&json!({
