@@ -18,6 +18,7 @@ mod demo_tickets2;
 // Mail (issue #5): the demo's support addresses.
 mod demo_ingest; // ingest (issue #6)
 mod demo_mail;
+mod demo_maintenance; // maintenance windows (issue #6)
 mod demo_metrics; // agent metrics history (issue #6)
 mod demo_oncall; // on-call (issue #6)
 mod directory;

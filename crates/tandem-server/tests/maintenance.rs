@@ -754,3 +754,79 @@ async fn the_form_previews_the_next_occurrences_in_the_viewers_zone_and_saves() 
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_has_harbor_points_patch_window_and_a_past_window_that_silenced_an_alert() {
+    for db in tandem_store::testing::all().await {
+        let backend = db.backend().name();
+        let app = tandem_app::App::new(db.store.clone(), tandem_app::Policy::default());
+        app.seed_demo().await.expect("demo");
+        let sys = Actor::system();
+        let hp = app
+            .list_clients(&sys, Page::new(0, 50))
+            .await
+            .expect("clients")
+            .items
+            .into_iter()
+            .find(|c| c.name == "Harbor Point Engineering")
+            .expect("Harbor Point");
+        let windows = app
+            .list_windows(&sys, Some(hp.id), None, Timestamp::now())
+            .await
+            .expect("windows");
+        assert_eq!(windows.len(), 2, "{backend}");
+        let weekly = windows
+            .iter()
+            .find(|v| v.window.name.starts_with("Sunday patch window"))
+            .expect("the weekly window");
+        assert!(matches!(
+            &weekly.window.schedule,
+            Schedule::Recurring { time_zone, rrule, duration_minutes: 120, .. }
+                if time_zone == "America/New_York" && rrule == "FREQ=WEEKLY;BYDAY=SU"
+        ));
+        assert_ne!(weekly.status, tandem_app::WindowStatus::Past);
+        let past = windows
+            .iter()
+            .find(|v| v.window.name.starts_with("License server firmware"))
+            .expect("the firmware window");
+        assert_eq!(past.status, tandem_app::WindowStatus::Past, "{backend}");
+        assert_eq!(past.silenced_alerts, 1, "{backend}");
+        let silenced = app
+            .list_alerts(
+                &sys,
+                &AlertFilter {
+                    client: Some(hp.id),
+                    silenced: Some(SilenceFilter::Ever),
+                    ..Default::default()
+                },
+                Page::new(0, 50),
+            )
+            .await
+            .expect("alerts")
+            .items;
+        assert_eq!(silenced.len(), 1, "{backend}");
+        assert_eq!(silenced[0].silenced_by, Some(past.window.id));
+        assert_eq!(
+            silenced[0].state,
+            tandem_domain::monitoring::AlertState::Resolved
+        );
+        // It paged nobody.
+        app.page_alert_events(500).await.expect("paging");
+        let pages = app
+            .list_pages(
+                &sys,
+                &tandem_store::oncall::PageFilter {
+                    client: Some(hp.id),
+                    ..Default::default()
+                },
+                Page::new(0, 200),
+            )
+            .await
+            .expect("pages")
+            .items;
+        assert!(!pages
+            .iter()
+            .any(|p| p.dedup_key == tandem_app::page_key(silenced[0].id)));
+        db.cleanup().await;
+    }
+}
