@@ -67,8 +67,11 @@ fn unfold(text: &str) -> Vec<String> {
     lines
 }
 
-/// A content line: name, parameters (upper-cased names, unquoted values), value.
-fn split_line(line: &str) -> Option<(String, Vec<(String, String)>, String)> {
+/// A content line's parameters: upper-cased names, unquoted values.
+type Params = Vec<(String, String)>;
+
+/// A content line: name, parameters, value.
+fn split_line(line: &str) -> Option<(String, Params, String)> {
     // The value starts at the first ':' outside double quotes.
     let mut in_quotes = false;
     let mut colon = None;
@@ -315,7 +318,7 @@ fn finish(index: usize, mut r: Raw) -> ImportedEvent {
                     .local
                     .until((jiff::Unit::Minute, e.local))
                     .ok()
-                    .map(|s| i64::from(s.get_minutes())),
+                    .map(|s| s.get_minutes()),
                 (Some(e), _) => match (instant(start), instant(e)) {
                     (Some(a), Some(b)) => Some((b.0 - a.0) / (60 * Timestamp::SECOND)),
                     _ => None,

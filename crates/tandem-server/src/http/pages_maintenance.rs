@@ -770,9 +770,12 @@ fn with_status(mut r: Response, s: axum::http::StatusCode) -> Response {
     r
 }
 
-fn window_id(raw: &str) -> Result<MaintenanceWindowId, Response> {
-    raw.parse()
-        .map_err(|_| fail(Error::NotFound("maintenance window")))
+fn window_id(raw: &str) -> Option<MaintenanceWindowId> {
+    raw.parse().ok()
+}
+
+fn no_window() -> Response {
+    fail(Error::NotFound("maintenance window"))
 }
 
 async fn detail(
@@ -812,7 +815,7 @@ pub async fn window(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> PageResult {
-    let id = window_id(&id)?;
+    let id = window_id(&id).ok_or_else(no_window)?;
     let v = st.app.get_window(&ctx.actor, id).await.map_err(fail)?;
     let (d, tz) = detail(&st, &ctx, &headers, &v).await?;
     let s = FormState::from_window(&v.window, &tz);
@@ -839,7 +842,7 @@ pub async fn update(
     Path(id): Path<String>,
     axum::Form(f): axum::Form<Vec<(String, String)>>,
 ) -> PageResult {
-    let id = window_id(&id)?;
+    let id = window_id(&id).ok_or_else(no_window)?;
     let back = format!("/maintenance/{id}");
     st.app
         .grant(&ctx.actor, Action::MonitoringManage)
@@ -901,9 +904,8 @@ pub async fn update(
 
 /// POST /maintenance/{window_id}/delete
 pub async fn delete(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
-    let id = match window_id(&id) {
-        Ok(i) => i,
-        Err(r) => return r,
+    let Some(id) = window_id(&id) else {
+        return no_window();
     };
     match st.app.delete_window(&ctx.actor, id).await {
         Ok(()) => redirect_with(
