@@ -830,3 +830,56 @@ async fn the_demo_has_harbor_points_patch_window_and_a_past_window_that_silenced
         db.cleanup().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_ingested_from_a_webhook_inside_a_window_is_silenced_too() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        let a = w.client_a.id;
+        agree(&t, a, &w.it_a).await;
+        let now = Timestamp::now();
+        t.app
+            .create_window(
+                &person(&w.tech),
+                one_off(
+                    a,
+                    "UPS battery swap",
+                    now.plus_seconds(-60),
+                    now.plus_seconds(3600),
+                ),
+            )
+            .await
+            .unwrap();
+        let (_, secret) = t
+            .app
+            .create_integration_token(
+                &person(&w.it_a),
+                a,
+                tandem_app::NewIntegrationToken {
+                    label: "UPS monitor".into(),
+                    default_domain: "onsite_hardware".into(),
+                },
+            )
+            .await
+            .unwrap();
+        let r = t
+            .send(
+                t.req(Method::POST, "/api/v1/ingest/webhook", &Cred::None)
+                    .bearer_auth(&secret)
+                    .header("content-type", "application/json")
+                    .body(r#"{"dedup_key":"ups-1","status":"firing","title":"UPS on battery"}"#),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let id: tandem_domain::AlertId = r.json()["results"][0]["alert_id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let alert = t.app.get_alert(&Actor::system(), id).await.unwrap().alert;
+        assert_eq!(alert.silenced_window.as_deref(), Some("UPS battery swap"));
+        assert_eq!(t.app.page_alert_events(100).await.unwrap(), 0);
+        assert!(pages_of(&t, &alert).await.is_empty());
+    })
+    .await;
+}
