@@ -514,8 +514,24 @@ impl App {
                 .filter(|a| a.renotify_due(now))
                 .collect()
         };
-        let n = due.len();
+        let mut n = 0;
         for mut a in due {
+            // A maintenance window that started after the alert fired holds its
+            // re-notifications until it ends (the first one after it is due at once).
+            if self
+                .silence_for(
+                    a.client_id,
+                    a.endpoint_id,
+                    a.check_kind.as_deref(),
+                    &a.domain,
+                    now,
+                )
+                .await?
+                .is_some()
+            {
+                continue;
+            }
+            n += 1;
             let mut w = self.store.write().await?;
             a.notified_at = now;
             store::update_alert(&mut w, &a).await?;

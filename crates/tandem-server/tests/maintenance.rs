@@ -883,3 +883,44 @@ async fn an_alert_ingested_from_a_webhook_inside_a_window_is_silenced_too() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_that_starts_after_an_alert_fired_holds_its_re_notifications() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        let a = w.client_a.id;
+        agree(&t, a, &w.it_a).await;
+        let alert = t
+            .app
+            .raise_alert(
+                &Actor::monitoring(),
+                raise(a, "disk:fs02", "onsite_hardware"),
+            )
+            .await
+            .unwrap()
+            .alert;
+        assert_eq!(alert.silenced_by, None);
+        let now = Timestamp::now();
+        let win = t
+            .app
+            .create_window(
+                &person(&w.it_a),
+                one_off(
+                    a,
+                    "Disk swap",
+                    now.plus_seconds(-10),
+                    now.plus_seconds(3600),
+                ),
+            )
+            .await
+            .unwrap()
+            .window;
+        // Re-notification is due a minute after firing, but the window holds it.
+        let r = t.app.evaluation_pass(now.plus_seconds(120)).await.unwrap();
+        assert_eq!(r.renotified, 0);
+        t.app.delete_window(&person(&w.it_a), win.id).await.unwrap();
+        let r = t.app.evaluation_pass(now.plus_seconds(120)).await.unwrap();
+        assert_eq!(r.renotified, 1);
+    })
+    .await;
+}
