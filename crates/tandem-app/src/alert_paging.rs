@@ -7,6 +7,10 @@
 //! resolving the alert acknowledges or resolves its page; a re-notification while the page
 //! is open is left to the page's own escalation.
 //!
+//! An alert silenced by a maintenance window pages nobody; when the window ends and it is
+//! still firing, its `unsilenced` event opens the page as `fired` would have
+//! ([`App::end_silences`], run at the start of each hand-over).
+//!
 //! The hand-over runs on the on-call worker's tick (twice a second) on every server.
 
 use crate::{Actor, App, NewPage, Result};
@@ -35,6 +39,8 @@ impl App {
     /// assigns the alert's domain) is logged and not retried: the alert itself stays
     /// visible in the alert list for both sides.
     pub async fn page_alert_events(&self, limit: i64) -> Result<usize> {
+        // Maintenance windows that ended: still-firing alerts get their notifying event now.
+        self.end_silences(Timestamp::now(), limit).await?;
         let events = {
             let mut r = self.store.read().await?;
             store::unpaged_events(&mut r, limit).await?
@@ -57,8 +63,16 @@ impl App {
             };
             let Some(alert) = alert else { continue };
             let key = page_key(alert.id);
+            // A silenced alert pages nobody (its events are recorded with notify off; this
+            // also holds for one silenced after its event was recorded).
+            if alert.silenced_until.is_some_and(|u| u > Timestamp::now())
+                && matches!(e.kind.as_str(), "fired" | "unsilenced")
+            {
+                handed += 1;
+                continue;
+            }
             let outcome = match e.kind.as_str() {
-                "fired" => self
+                "fired" | "unsilenced" => self
                     .open_page(
                         &actor,
                         NewPage {

@@ -101,6 +101,19 @@ impl App {
     /// Raises an alert, or refreshes the open one with the same (client, dedup key). A new
     /// alert records the side that owns its domain at this instant, from the scope agreement.
     pub async fn raise_alert(&self, actor: &Actor, r: RaiseAlert) -> Result<Raised> {
+        self.raise_alert_of_kind(actor, r, None).await
+    }
+
+    /// [`App::raise_alert`] for an alert from a check of this kind (maintenance windows can be
+    /// limited to check kinds). A new alert covered by a maintenance window at this instant is
+    /// recorded silenced: its `fired` event does not notify, and it notifies when the window
+    /// ends if it is still firing then ([`App::end_silences`]).
+    pub(crate) async fn raise_alert_of_kind(
+        &self,
+        actor: &Actor,
+        r: RaiseAlert,
+        check_kind: Option<String>,
+    ) -> Result<Raised> {
         let now = Timestamp::now();
         let g = self.grant(actor, Action::AlertsWrite)?;
         g.check_client(r.client_id)
@@ -199,7 +212,21 @@ impl App {
                     ),
                 ),
             };
+            // Maintenance: a window covering this alert now silences it.
+            let silence = self
+                .silence_for(
+                    r.client_id,
+                    r.endpoint_id,
+                    check_kind.as_deref(),
+                    &r.domain,
+                    now,
+                )
+                .await?;
             let a = Alert {
+                check_kind: check_kind.clone(),
+                silenced_by: silence.as_ref().map(|(w, _)| w.id),
+                silenced_window: silence.as_ref().map(|(w, _)| w.name.clone()),
+                silenced_until: silence.as_ref().map(|(_, o)| o.end),
                 id: AlertId::new(),
                 client_id: r.client_id,
                 endpoint_id: r.endpoint_id,
@@ -241,28 +268,27 @@ impl App {
             } else {
                 "off shift — its on-call path"
             };
-            alert_transitioned(
-                &mut w,
-                &a,
-                actor,
-                now,
-                "fired",
-                format!(
-                    "Fired ({}): {}. Routed to {} ({shift}) — {reason}",
-                    a.severity.as_str(),
-                    if a.summary.is_empty() {
-                        &a.title
-                    } else {
-                        &a.summary
-                    },
-                    owner.label()
-                ),
-                true,
-            )
-            .await?;
+            let mut body = format!(
+                "Fired ({}): {}. Routed to {} ({shift}) — {reason}",
+                a.severity.as_str(),
+                if a.summary.is_empty() {
+                    &a.title
+                } else {
+                    &a.summary
+                },
+                owner.label()
+            );
+            if let Some((win, o)) = &silence {
+                body.push_str(&format!(
+                    "\nSilenced by maintenance window “{}” until {}: recorded, nobody is notified while it lasts.",
+                    win.name,
+                    o.end.to_rfc3339()
+                ));
+            }
+            alert_transitioned(&mut w, &a, actor, now, "fired", body, silence.is_none()).await?;
             Audit::new(actor, "alert.fired", "alert", a.id)
                 .client(Some(a.client_id))
-                .after(json!({"dedup_key": a.dedup_key, "title": a.title, "domain": a.domain, "severity": a.severity, "owner": a.owner, "owner_on_shift": a.owner_on_shift}))
+                .after(json!({"dedup_key": a.dedup_key, "title": a.title, "domain": a.domain, "severity": a.severity, "owner": a.owner, "owner_on_shift": a.owner_on_shift, "silenced_by": a.silenced_by, "silenced_until": a.silenced_until}))
                 .write(&mut w)
                 .await?;
             w.commit().await?;
@@ -298,16 +324,20 @@ impl App {
         a.last_seen_at = now;
         a.resolution = Some(format!("Cleared automatically: {}", note.trim()));
         store::update_alert(&mut w, &a).await?;
-        alert_transitioned(
-            &mut w,
-            &a,
-            actor,
-            now,
-            "resolved",
-            format!("Resolved automatically: {}", note.trim()),
-            true,
-        )
-        .await?;
+        // Resolved while a maintenance window silences it: recorded quietly (nothing was paged).
+        let quiet = a.silenced_until.is_some();
+        let body = if quiet {
+            tandem_store::maintenance::set_silence(&mut w, a.id, None, None).await?;
+            a.silenced_until = None;
+            format!(
+                "Resolved automatically during maintenance window “{}”: {}",
+                a.silenced_window.clone().unwrap_or_default(),
+                note.trim()
+            )
+        } else {
+            format!("Resolved automatically: {}", note.trim())
+        };
+        alert_transitioned(&mut w, &a, actor, now, "resolved", body, !quiet).await?;
         Audit::new(actor, "alert.cleared", "alert", a.id)
             .client(Some(a.client_id))
             .after(json!({"dedup_key": a.dedup_key, "note": note.trim()}))
@@ -378,7 +408,9 @@ impl App {
         if !note.trim().is_empty() {
             body.push_str(&format!(": {}", note.trim()));
         }
-        alert_transitioned(&mut w, &a, actor, now, "acknowledged", body, true).await?;
+        // While silenced nothing was paged, so there is nothing to acknowledge on the pager.
+        let notify = a.silenced_until.is_none();
+        alert_transitioned(&mut w, &a, actor, now, "acknowledged", body, notify).await?;
         Audit::new(actor, "alert.acknowledged", "alert", a.id)
             .client(Some(a.client_id))
             .before(json!({"state": "firing"}))
@@ -406,6 +438,11 @@ impl App {
         a.resolution = Some(note.to_string());
         let mut w = self.store.write().await?;
         store::update_alert(&mut w, &a).await?;
+        let quiet = a.silenced_until.is_some();
+        if quiet {
+            tandem_store::maintenance::set_silence(&mut w, a.id, None, None).await?;
+            a.silenced_until = None;
+        }
         alert_transitioned(
             &mut w,
             &a,
@@ -413,7 +450,7 @@ impl App {
             now,
             "resolved",
             format!("Resolved by {}: {note}", actor.label()),
-            true,
+            !quiet,
         )
         .await?;
         Audit::new(actor, "alert.resolved", "alert", a.id)
@@ -477,8 +514,24 @@ impl App {
                 .filter(|a| a.renotify_due(now))
                 .collect()
         };
-        let n = due.len();
+        let mut n = 0;
         for mut a in due {
+            // A maintenance window that started after the alert fired holds its
+            // re-notifications until it ends (the first one after it is due at once).
+            if self
+                .silence_for(
+                    a.client_id,
+                    a.endpoint_id,
+                    a.check_kind.as_deref(),
+                    &a.domain,
+                    now,
+                )
+                .await?
+                .is_some()
+            {
+                continue;
+            }
+            n += 1;
             let mut w = self.store.write().await?;
             a.notified_at = now;
             store::update_alert(&mut w, &a).await?;

@@ -306,6 +306,8 @@ impl App {
         self.seed_demo_oncall(hp).await?;
         // ingest (issue #6): Harbor Point's Alertmanager, through an integration token.
         self.seed_demo_ingest("dana.whitfield", hp).await?;
+        // Maintenance windows (issue #6): the weekly patch window and a past firmware window.
+        self.seed_demo_maintenance(hp).await?;
         let mut w = self.store.write().await?;
         settings::set(&mut w, "provider.name", PROVIDER_NAME).await?;
         settings::set(&mut w, "demo.password", &password).await?;

@@ -18,6 +18,7 @@ mod demo_tickets2;
 // Mail (issue #5): the demo's support addresses.
 mod demo_ingest; // ingest (issue #6)
 mod demo_mail;
+mod demo_maintenance; // maintenance windows (issue #6)
 mod demo_metrics; // agent metrics history (issue #6)
 mod demo_oncall; // on-call (issue #6)
 mod directory;
@@ -27,6 +28,7 @@ mod identity;
 mod ingest;
 // Mail (issue #5).
 mod mail;
+mod maintenance; // maintenance windows that silence alerts (issue #6)
 mod metrics; // agent metrics history (issue #6)
 mod monitoring; // alerts (issue #6): policies, groups, evaluation
 mod oncall; // on-call (issue #6)
@@ -74,6 +76,8 @@ pub use ticket_views::{BuiltinView, TicketViewItem, ViewPage, BREACH_SCAN_LIMIT}
 pub use alert_paging::page_key;
 pub use alerts::{AlertView, RaiseAlert, Raised};
 pub use monitoring::{CheckPolicyInput, PassReport};
+// maintenance windows (issue #6)
+pub use maintenance::{ImportInput, ImportReport, WindowInput, WindowStatus, WindowView};
 // ingest (issue #6)
 pub use alert_ingest::{IngestOutcome, IngestReport, NewIntegrationToken};
 

@@ -58,7 +58,7 @@ fn invalid(field: &'static str, message: impl Into<String>) -> Error {
 
 impl App {
     /// The client a policy target belongs to (`None` for provider-wide), checked to exist.
-    async fn target_client(&self, t: &PolicyTarget) -> Result<Option<ClientId>> {
+    pub(crate) async fn target_client(&self, t: &PolicyTarget) -> Result<Option<ClientId>> {
         let mut r = self.store.read().await?;
         Ok(match t {
             PolicyTarget::Provider => None,
@@ -82,7 +82,7 @@ impl App {
         })
     }
 
-    fn check_target(g: &Grant, client: Option<ClientId>) -> Result<()> {
+    pub(crate) fn check_target(g: &Grant, client: Option<ClientId>) -> Result<()> {
         match client {
             None if g.covers_provider() => Ok(()),
             None => Err(Error::Forbidden(tandem_domain::authz::Denied(
@@ -478,7 +478,7 @@ impl App {
             match &t.kind {
                 TransitionKind::Fire(found) => {
                     let Some(check) = &t.check else { continue };
-                    self.raise_alert(
+                    self.raise_alert_of_kind(
                         &actor,
                         RaiseAlert {
                             client_id: t.client_id,
@@ -493,6 +493,7 @@ impl App {
                             summary: found.clone(),
                             renotify_minutes: check.renotify_minutes,
                         },
+                        Some(check.kind.name().to_string()),
                     )
                     .await?;
                     report.fired += 1;

@@ -99,6 +99,11 @@ id_type!(
     /// A monitoring policy (the checks set at one level: provider, client, site, group, endpoint).
     MonitoringPolicyId
 );
+// ---- maintenance windows (issue #6) ----
+id_type!(
+    /// A maintenance window: a span in which matching alerts are recorded silenced.
+    MaintenanceWindowId
+);
 // ---- on-call (issue #6, oncall branch) ----
 id_type!(
     /// An on-call schedule.

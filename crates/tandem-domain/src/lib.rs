@@ -12,6 +12,7 @@ pub mod ids;
 // Mail (issue #5).
 pub mod ingest; // ingest: Alertmanager and webhook payloads, integration tokens
 pub mod mail;
+pub mod maintenance; // maintenance windows that silence alerts (issue #6)
 pub mod metrics; // agent metrics history (issue #6)
 pub mod monitoring; // alerts: checks, policies, alert lifecycle, evaluation
 pub mod oncall; // on-call (issue #6)
@@ -27,6 +28,7 @@ pub mod time;
 pub mod validate;
 
 pub use ids::IntegrationTokenId; // ingest
+pub use ids::MaintenanceWindowId; // maintenance windows
 pub use ids::{AlertId, EndpointGroupId, MonitoringPolicyId}; // alerts
 pub use ids::{
     ClientId, EndpointId, EnrollmentTokenId, HandoffId, PageId, PolicyId, ScheduleId, SiteId,

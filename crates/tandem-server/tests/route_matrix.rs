@@ -282,6 +282,24 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     // is a fresh token of client A for each probe.
     ("POST",   "/api/v1/ingest/alertmanager",                        ".    .    .    .    .    .    .    .    .    .    ."),
     ("POST",   "/api/v1/ingest/webhook",                             ".    .    .    .    .    .    .    .    .    .    ."),
+    // Maintenance windows (issue #6): both sides read their clients' windows (and the
+    // provider-wide ones); provider admins, technicians and a client's IT admin manage them.
+    // `{window_id}` is a fresh window of client A per probe.
+    ("GET",    "/maintenance",                                       ".    Y    Y    Y    Y    Y    .    .    Y    .    ."),
+    ("POST",   "/maintenance",                                       ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("GET",    "/maintenance/new",                                   ".    Y    Y    Y    .    .    .    .    Y    .    ."),
+    ("GET",    "/maintenance/import",                                ".    Y    Y    Y    .    .    .    .    Y    .    ."),
+    ("POST",   "/maintenance/import",                                ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("GET",    "/maintenance/{window_id}",                           ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
+    ("POST",   "/maintenance/{window_id}",                           ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/maintenance/{window_id}/delete",                    ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("GET",    "/api/v1/maintenance-windows",                        ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("POST",   "/api/v1/maintenance-windows",                        ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/maintenance-windows/active",                 ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
+    ("POST",   "/api/v1/maintenance-windows/import",                 ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/maintenance-windows/{window_id}",            ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
+    ("PUT",    "/api/v1/maintenance-windows/{window_id}",            ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("DELETE", "/api/v1/maintenance-windows/{window_id}",            ".    Y    Y    Y    .    .    .    .    .    Y    ."),
     ("GET",    "/api/v1/clients/{client_id}/integration-tokens",     ".    Y    .    Y    .    .    .    .    .    Y    ."),
     ("POST",   "/api/v1/clients/{client_id}/integration-tokens",     ".    Y    .    Y    .    .    .    .    .    Y    ."),
     ("DELETE", "/api/v1/integration-tokens/{integration_token_id}",  ".    Y    .    Y    .    .    .    .    .    Y    ."),
@@ -735,6 +753,32 @@ async fn fresh_alert(t: &TestApp) -> String {
     r.alert.id.to_string()
 }
 
+/// Maintenance windows (issue #6): a calendar of one weekly window.
+const MATRIX_ICS: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:matrix\r\nSUMMARY:Matrix patch night\r\nDTSTART;TZID=America/New_York:20261206T020000\r\nDURATION:PT2H\r\nRRULE:FREQ=WEEKLY;BYDAY=SU\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+
+/// Maintenance windows (issue #6): a fresh window of client A.
+async fn fresh_window(t: &TestApp) -> String {
+    t.app
+        .create_window(
+            &tandem_app::Actor::system(),
+            tandem_app::WindowInput {
+                name: format!("Matrix window {}", uuid::Uuid::now_v7()),
+                reason: String::new(),
+                target: tandem_domain::monitoring::policy::PolicyTarget::Client(t.w.client_a.id),
+                filter: Default::default(),
+                schedule: tandem_domain::maintenance::Schedule::OneOff {
+                    start: tandem_domain::Timestamp::now().plus_seconds(86_400),
+                    end: tandem_domain::Timestamp::now().plus_seconds(90_000),
+                },
+            },
+        )
+        .await
+        .expect("window")
+        .window
+        .id
+        .to_string()
+}
+
 /// A fresh endpoint group of client A.
 async fn fresh_group(t: &TestApp) -> String {
     t.app
@@ -805,6 +849,8 @@ struct Fill<'a> {
     oncall: OncallFill,
     /// ingest: a fresh integration token of client A.
     integration_token: String,
+    /// Maintenance windows (issue #6): a fresh window of client A.
+    window: String,
 }
 
 #[derive(Clone, Default)]
@@ -878,7 +924,8 @@ fn probe(
         .replace("{feed_id}", &fill.oncall.feed)
         .replace("{token}", &fill.oncall.feed_token)
         .replace("{handoff_id}", &fill.oncall.handoff)
-        .replace("{integration_token_id}", &fill.integration_token);
+        .replace("{integration_token_id}", &fill.integration_token)
+        .replace("{window_id}", &fill.window);
     let path = match template {
         "/api/v1/clients/{client_id}/scope/diff" => format!("{path}?from={number}&to={number}"),
         "/api/v1/clients/{client_id}/route" => format!("{path}?domain=patching"),
@@ -920,6 +967,26 @@ fn probe(
         ("POST", "/users/{user_id}") => rb.form(&form(&[("display_name", &format!("Eddie by {n}"))])),
         ("POST", "/tokens") => rb.form(&form(&[("name", &format!("page token {n}")), ("capability", "clients:read"), ("expires_in_days", "30")])),
         ("POST", "/account/password") => rb.form(&form(&[("current_password", common::PASSWORD), ("password", common::PASSWORD)])),
+        // Maintenance windows (issue #6)
+        ("POST", "/maintenance") | ("POST", "/maintenance/{window_id}") => rb.form(&form(&[
+            ("name", &format!("Page window by {n}")),
+            ("target", &format!("client:{a}")),
+            ("kind", "recurring"),
+            ("time_zone", "America/New_York"),
+            ("start", "2026-12-06T02:00"),
+            ("duration", "120"),
+            ("freq", "WEEKLY"),
+            ("interval", "1"),
+            ("days", "SU"),
+            ("ends", "never"),
+            ("action", "save"),
+        ])),
+        ("POST", "/maintenance/import") => rb.form(&form(&[
+            ("ics", MATRIX_ICS),
+            ("target", &format!("client:{a}")),
+            ("time_zone", "UTC"),
+            ("action", "import"),
+        ])),
         ("POST", p) if access != Access::Api && p.ends_with("/edit") => {
             rb.form(&form(&[("tz_internal", "America/New_York"), ("tz_provider", "America/New_York")]))
         }
@@ -988,6 +1055,14 @@ fn probe(
         // ingest
         ("POST", "/clients/{client_id}/integrations") => rb.form(&form(&[("label", &format!("Page integration {n}")), ("default_domain", "patching")])),
         ("POST", _) if !matches!(access, Access::Api | Access::Agent | Access::Ingest) => rb.form(&form(&[])),
+        // Maintenance windows (issue #6)
+        ("POST", "/api/v1/maintenance-windows") | ("PUT", "/api/v1/maintenance-windows/{window_id}") => rb.json(&json!({
+            "name": format!("Api window by {n}"), "target": {"level": "client", "id": a},
+            "schedule": {"type": "one_off", "start": "2026-12-24T22:00:00Z", "end": "2026-12-25T02:00:00Z"},
+        })),
+        ("POST", "/api/v1/maintenance-windows/import") => rb.json(&json!({
+            "ics": MATRIX_ICS, "target": {"level": "client", "id": a},
+        })),
         ("POST", "/api/v1/clients/{client_id}/integration-tokens") => rb.json(&json!({"label": format!("Api integration {n}"), "default_domain": "patching"})),
         ("POST", "/api/v1/ingest/alertmanager") => rb.json(&json!({
             "version": "4", "status": "firing", "receiver": "tandem", "alerts": [{
@@ -1253,6 +1328,11 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                 } else {
                     String::new()
                 };
+                let window = if path.contains("{window_id}") {
+                    fresh_window(&t).await
+                } else {
+                    String::new()
+                };
                 let head = t.audit_head().await;
                 let r = t
                     .send(probe(
@@ -1276,6 +1356,7 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                             group,
                             oncall,
                             integration_token,
+                            window,
                         },
                     ))
                     .await;
@@ -1469,6 +1550,7 @@ async fn state_changing_requests_without_csrf_are_refused() {
                             handoff: tandem_domain::HandoffId::new().to_string(),
                         },
                         integration_token: tandem_domain::IntegrationTokenId::new().to_string(),
+                        window: tandem_domain::MaintenanceWindowId::new().to_string(),
                     },
                 )
             };
@@ -1514,6 +1596,10 @@ async fn state_changing_requests_without_csrf_are_refused() {
                 .replace(
                     "{integration_token_id}",
                     &tandem_domain::IntegrationTokenId::new().to_string(),
+                )
+                .replace(
+                    "{window_id}",
+                    &tandem_domain::MaintenanceWindowId::new().to_string(),
                 );
             let bare = t.req(
                 r.method.clone(),

@@ -17,6 +17,7 @@ pub mod endpoints;
 // Mail (issue #5).
 pub mod integrations; // ingest (issue #6)
 pub mod mail;
+pub mod maintenance; // maintenance windows (issue #6)
 pub mod metrics; // agent metrics history (issue #6)
 pub mod monitoring; // alerts (issue #6)
 pub mod oncall; // on-call (issue #6)

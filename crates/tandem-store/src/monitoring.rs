@@ -47,6 +47,20 @@ pub struct AlertFilter {
     pub endpoint: Option<EndpointId>,
     /// Only this grouping key.
     pub group: Option<String>,
+    /// Maintenance silences: `now` (silenced at the moment), `ever` (silenced by a window at
+    /// some point), `never`.
+    pub silenced: Option<SilenceFilter>,
+}
+
+/// The alert list's filter on maintenance silences.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SilenceFilter {
+    /// Silenced at the moment.
+    Now,
+    /// Silenced by a window at some point.
+    Ever,
+    /// Never silenced.
+    Never,
 }
 
 fn open_key(client: ClientId, dedup: &str) -> String {
@@ -60,7 +74,8 @@ pub async fn insert_alert(c: &mut AnyConnection, a: &Alert) -> Result<()> {
          grouping_key, domain, severity, title, summary, state, owner_side, route_window, \
          owner_on_shift, route_reason, fired_at, last_seen_at, acknowledged_at, acknowledged_by, \
          acknowledged_label, acknowledged_side, resolved_at, resolution, notified_at, \
-         renotify_minutes, flapping, ticket_id) VALUES (",
+         renotify_minutes, flapping, ticket_id, check_kind, silenced_by, silenced_window, \
+         silenced_until) VALUES (",
     );
     q.text(a.id.to_string())
         .push(", ")
@@ -134,10 +149,19 @@ fn changeable(q: &mut Sql, a: &Alert) {
         .push(", ")
         .int(i64::from(a.flapping))
         .push(", ")
-        .opt_text(a.ticket_id.map(|t| t.to_string()));
+        .opt_text(a.ticket_id.map(|t| t.to_string()))
+        .push(", ")
+        .opt_text(a.check_kind.clone())
+        .push(", ")
+        .opt_text(a.silenced_by.map(|w| w.to_string()))
+        .push(", ")
+        .opt_text(a.silenced_window.clone())
+        .push(", ")
+        .opt_int(a.silenced_until.map(|t| t.0));
 }
 
 /// Writes an alert's changeable fields back (state, summary, acknowledgement, resolution…).
+/// The maintenance silence is not among them: see `tandem_store::maintenance`.
 pub async fn update_alert(c: &mut AnyConnection, a: &Alert) -> Result<()> {
     Sql::new("UPDATE alerts SET state = ")
         .text(a.state.as_str())
@@ -242,6 +266,18 @@ pub async fn list_alerts(
     if let Some(g) = &f.group {
         q.push(" AND grouping_key = ").text(g.clone());
     }
+    match f.silenced {
+        Some(SilenceFilter::Now) => {
+            q.push(" AND silenced_until IS NOT NULL");
+        }
+        Some(SilenceFilter::Ever) => {
+            q.push(" AND silenced_by IS NOT NULL");
+        }
+        Some(SilenceFilter::Never) => {
+            q.push(" AND silenced_by IS NULL");
+        }
+        None => {}
+    }
     q.push(" ORDER BY fired_at DESC, id DESC")
         .page(&page.probe());
     let items = q
@@ -260,6 +296,17 @@ pub async fn get_alert(c: &mut AnyConnection, grant: &Grant, id: AlertId) -> Res
         .push(" AND ")
         .scope("client_id", grant);
     q.fetch_optional(c).await?.as_ref().map(alert).transpose()
+}
+
+/// One alert by id (Tandem's own read, unscoped).
+pub async fn alert_unscoped(c: &mut AnyConnection, id: AlertId) -> Result<Option<Alert>> {
+    Sql::new("SELECT * FROM alerts WHERE id = ")
+        .text(id.to_string())
+        .fetch_optional(c)
+        .await?
+        .as_ref()
+        .map(alert)
+        .transpose()
 }
 
 /// Appends to an alert's timeline.
@@ -375,6 +422,10 @@ fn alert(r: &AnyRow) -> Result<Alert> {
         renotify_minutes: opt_int(r, "renotify_minutes")?.and_then(|m| u32::try_from(m).ok()),
         flapping: int(r, "flapping")? != 0,
         ticket_id: opt_parsed(r, "ticket_id")?,
+        check_kind: opt_text(r, "check_kind")?,
+        silenced_by: opt_parsed(r, "silenced_by")?,
+        silenced_window: opt_text(r, "silenced_window")?,
+        silenced_until: opt_ts(r, "silenced_until")?,
     })
 }
 

@@ -289,6 +289,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "alert_paging",
         include_str!("../migrations/0012_alert_paging.sql"),
     ),
+    // Maintenance windows that silence alerts (issue #6).
+    (
+        15,
+        "maintenance_windows",
+        include_str!("../migrations/0015_maintenance_windows.sql"),
+    ),
     // Token → principal caches learn of changes to who may do what (issue #2).
     (
         17,

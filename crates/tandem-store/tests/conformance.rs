@@ -224,6 +224,7 @@ async fn migrations_apply_once_and_again_do_nothing() {
                 "metrics",
                 "ingest",
                 "alert_paging",
+                "maintenance_windows",
                 "auth_epoch",
             ]
         );
@@ -276,6 +277,7 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
                     "foundation",
                     "ingest",
                     "mail",
+                    "maintenance_windows",
                     "metrics",
                     "oncall",
                     "scope",

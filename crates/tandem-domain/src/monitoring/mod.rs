@@ -19,7 +19,9 @@ pub use facts::{DiskFact, EndpointFacts, TlsFact};
 
 use crate::scope::{Party, Window};
 use crate::validate::Invalid;
-use crate::{AlertId, ClientId, EndpointId, Side, TicketId, Timestamp, UserId};
+use crate::{
+    AlertId, ClientId, EndpointId, MaintenanceWindowId, Side, TicketId, Timestamp, UserId,
+};
 use serde::{Deserialize, Serialize};
 
 /// How bad an alert is.
@@ -466,6 +468,18 @@ pub struct Alert {
     pub flapping: bool,
     /// The ticket opened for it, if any.
     pub ticket_id: Option<TicketId>,
+    /// The kind of the check that raised it (`None` for external sources).
+    #[serde(default)]
+    pub check_kind: Option<String>,
+    /// The maintenance window that silenced it (kept after the silence ends, as history).
+    #[serde(default)]
+    pub silenced_by: Option<MaintenanceWindowId>,
+    /// That window's name when it silenced the alert.
+    #[serde(default)]
+    pub silenced_window: Option<String>,
+    /// While silenced: when the window's occurrence ends (then it notifies if still firing).
+    #[serde(default)]
+    pub silenced_until: Option<Timestamp>,
 }
 
 impl Alert {
@@ -474,6 +488,7 @@ impl Alert {
     pub fn renotify_due(&self, now: Timestamp) -> bool {
         self.state == AlertState::Firing
             && !self.flapping
+            && self.silenced_until.is_none()
             && self.renotify_minutes.is_some_and(|m| {
                 now.0 - self.notified_at.0 >= i64::from(m) * 60 * Timestamp::SECOND
             })

@@ -426,8 +426,18 @@ fn renotify_is_due_only_while_firing_after_the_interval() {
         renotify_minutes: Some(30),
         flapping: false,
         ticket_id: None,
+        check_kind: None,
+        silenced_by: None,
+        silenced_window: None,
+        silenced_until: None,
     };
     assert!(!a.renotify_due(Timestamp(t0.0 + 29 * MIN)));
+    // A silenced alert (maintenance window) does not re-notify.
+    let silenced = Alert {
+        silenced_until: Some(Timestamp(t0.0 + 600 * MIN)),
+        ..a.clone()
+    };
+    assert!(!silenced.renotify_due(Timestamp(t0.0 + 90 * MIN)));
     assert!(a.renotify_due(Timestamp(t0.0 + 30 * MIN)));
     let acked = Alert {
         state: AlertState::Acknowledged,

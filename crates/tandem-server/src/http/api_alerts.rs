@@ -17,7 +17,7 @@ use tandem_domain::monitoring::policy::{Effective, EndpointGroup, MonitoringPoli
 use tandem_domain::monitoring::{Alert, AlertState, Check, Severity};
 use tandem_domain::scope::Party;
 use tandem_domain::{AlertId, ClientId, EndpointGroupId, EndpointId};
-use tandem_store::monitoring::AlertFilter;
+use tandem_store::monitoring::{AlertFilter, SilenceFilter};
 use utoipa::{IntoParams, ToSchema};
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -42,6 +42,9 @@ pub struct AlertParams {
     pub check: Option<String>,
     /// One endpoint's alerts.
     pub endpoint_id: Option<EndpointId>,
+    /// Maintenance: `now` (silenced by a window at the moment), `ever` (silenced by a window
+    /// at some point) or `never`.
+    pub silenced: Option<String>,
     /// `json` (default) or `csv` (every match, up to 100,000, as a file).
     pub format: Option<String>,
     /// The `next_cursor` of the previous page.
@@ -81,7 +84,19 @@ impl AlertParams {
                     .to_string(),
             ),
         };
+        let silenced = match self.silenced.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some("now") => Some(SilenceFilter::Now),
+            Some("ever") => Some(SilenceFilter::Ever),
+            Some("never") => Some(SilenceFilter::Never),
+            Some(o) => {
+                return Err(bad_query(format!(
+                    "silenced must be now, ever or never, not {o:?}"
+                )))
+            }
+        };
         Ok(AlertFilter {
+            silenced,
             client: self.client_id,
             states,
             owner,
@@ -95,7 +110,7 @@ impl AlertParams {
 
 /// Alerts as CSV (formula-safe cells).
 pub fn alerts_csv(items: &[Alert]) -> String {
-    let mut out = String::from("id,client_id,endpoint_id,source,check_key,dedup_key,domain,severity,state,owner,owner_on_shift,title,summary,fired_at,acknowledged_at,acknowledged_by,resolved_at,resolution\n");
+    let mut out = String::from("id,client_id,endpoint_id,source,check_key,dedup_key,domain,severity,state,owner,owner_on_shift,title,summary,fired_at,acknowledged_at,acknowledged_by,resolved_at,resolution,silenced_by,silenced_window,silenced_until\n");
     let ts = |t: Option<tandem_domain::Timestamp>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
     for a in items {
         let cells = [
@@ -117,6 +132,9 @@ pub fn alerts_csv(items: &[Alert]) -> String {
             a.acknowledged_label.clone().unwrap_or_default(),
             ts(a.resolved_at),
             a.resolution.clone().unwrap_or_default(),
+            a.silenced_by.map(|w| w.to_string()).unwrap_or_default(),
+            a.silenced_window.clone().unwrap_or_default(),
+            ts(a.silenced_until),
         ];
         let row: Vec<String> = cells
             .iter()

@@ -7,6 +7,7 @@ pub mod api_fleet;
 // Mail (issue #5).
 pub mod api_ingest; // ingest (issue #6)
 pub mod api_mail;
+pub mod api_maintenance; // maintenance windows (issue #6)
 pub mod api_oncall; // on-call (issue #6)
 pub mod api_scope;
 pub mod api_tickets;
@@ -26,6 +27,7 @@ pub mod pages_fleet;
 // Mail (issue #5).
 pub mod pages_ingest; // ingest (issue #6)
 pub mod pages_mail;
+pub mod pages_maintenance; // maintenance windows (issue #6)
 pub mod pages_metrics; // agent metrics history (issue #6)
 pub mod pages_oncall; // on-call (issue #6)
 pub mod pages_scope;
@@ -799,6 +801,77 @@ pub fn routes() -> Vec<RouteSpec> {
             "/clients/{client_id}/integrations/{integration_token_id}/revoke",
             Page,
             pages_ingest::revoke
+        ),
+        // ---- maintenance windows (issue #6) ----
+        route!(
+            GET,
+            "/api/v1/maintenance-windows",
+            Api,
+            api_maintenance::list_windows
+        ),
+        route!(
+            POST,
+            "/api/v1/maintenance-windows",
+            Api,
+            api_maintenance::create_window
+        ),
+        route!(
+            GET,
+            "/api/v1/maintenance-windows/active",
+            Api,
+            api_maintenance::active_windows
+        ),
+        route!(
+            POST,
+            "/api/v1/maintenance-windows/import",
+            Api,
+            api_maintenance::import_windows
+        ),
+        route!(
+            GET,
+            "/api/v1/maintenance-windows/{window_id}",
+            Api,
+            api_maintenance::get_window
+        ),
+        route!(
+            PUT,
+            "/api/v1/maintenance-windows/{window_id}",
+            Api,
+            api_maintenance::update_window
+        ),
+        route!(
+            DELETE,
+            "/api/v1/maintenance-windows/{window_id}",
+            Api,
+            api_maintenance::delete_window
+        ),
+        route!(GET, "/maintenance", Page, pages_maintenance::list),
+        route!(POST, "/maintenance", Page, pages_maintenance::create),
+        route!(GET, "/maintenance/new", Page, pages_maintenance::new_form),
+        route!(
+            GET,
+            "/maintenance/import",
+            Page,
+            pages_maintenance::import_form
+        ),
+        route!(POST, "/maintenance/import", Page, pages_maintenance::import),
+        route!(
+            GET,
+            "/maintenance/{window_id}",
+            Page,
+            pages_maintenance::window
+        ),
+        route!(
+            POST,
+            "/maintenance/{window_id}",
+            Page,
+            pages_maintenance::update
+        ),
+        route!(
+            POST,
+            "/maintenance/{window_id}/delete",
+            Page,
+            pages_maintenance::delete
         ),
     ]
 }

@@ -58,6 +58,11 @@ use utoipa::{Modify, OpenApi};
         super::api_metrics::endpoint_metrics,
         // ingest (issue #6): the integration tokens (the senders' own routes are in docs/INGEST.md)
         super::api_ingest::list_tokens, super::api_ingest::create_token, super::api_ingest::revoke_token,
+        // maintenance windows (issue #6)
+        super::api_maintenance::list_windows, super::api_maintenance::active_windows,
+        super::api_maintenance::create_window, super::api_maintenance::get_window,
+        super::api_maintenance::update_window, super::api_maintenance::delete_window,
+        super::api_maintenance::import_windows,
     ),
     // Schemas referenced only from query parameters are not collected from `paths`.
     components(schemas(super::api::ExportFormat)),

@@ -59,6 +59,21 @@ pub(crate) struct AlertRow {
     state: &'static str,
     state_class: &'static str,
     fired: String,
+    /// Maintenance: "Silenced by window X until 04:00", or the window that silenced it.
+    silence: Option<String>,
+}
+
+/// The silence of an alert in words, times in the viewer's zone.
+fn silence_text(a: &Alert, tz: &str) -> Option<String> {
+    let name = a.silenced_window.clone().unwrap_or_default();
+    match (a.silenced_by, a.silenced_until) {
+        (Some(_), Some(until)) => Some(format!(
+            "Silenced by window “{name}” until {}",
+            until.display_in(tz)
+        )),
+        (Some(_), None) => Some(format!("Was silenced by window “{name}”")),
+        _ => None,
+    }
 }
 
 #[derive(Template)]
@@ -72,6 +87,7 @@ struct ListPage {
     f_owner: String,
     f_severity: String,
     f_check: String,
+    f_silenced: String,
     next_href: Option<String>,
 }
 
@@ -90,6 +106,7 @@ pub async fn list(
         severity: get("severity"),
         check: get("check"),
         endpoint_id: get("endpoint_id").and_then(|c| c.parse().ok()),
+        silenced: get("silenced"),
         format: None,
         cursor: None,
         limit: None,
@@ -138,13 +155,21 @@ pub async fn list(
             state: a.state.as_str(),
             state_class: state_class(a.state),
             fired: a.fired_at.display_in(&tz),
+            silence: silence_text(a, &tz),
         })
         .collect();
     let query = serde_urlencoded::to_string(
-        ["client_id", "state", "owner", "severity", "check"]
-            .iter()
-            .filter_map(|k| get(k).map(|v| (*k, v)))
-            .collect::<Vec<_>>(),
+        [
+            "client_id",
+            "state",
+            "owner",
+            "severity",
+            "check",
+            "silenced",
+        ]
+        .iter()
+        .filter_map(|k| get(k).map(|v| (*k, v)))
+        .collect::<Vec<_>>(),
     )
     .unwrap_or_default();
     let clear = chrome.clear_flash;
@@ -156,6 +181,7 @@ pub async fn list(
             f_owner: get("owner").unwrap_or_default(),
             f_severity: get("severity").unwrap_or_default(),
             f_check: get("check").unwrap_or_default(),
+            f_silenced: get("silenced").unwrap_or_default(),
             next_href: r
                 .has_more
                 .then(|| format!("/alerts?{query}&cursor={}", offset + 100)),
@@ -190,6 +216,7 @@ struct AlertPage {
     resolved: Option<String>,
     events: Vec<EventRow>,
     can_work: bool,
+    silence: Option<String>,
 }
 
 fn side_label(s: Side) -> &'static str {
@@ -255,6 +282,7 @@ pub async fn alert(
             resolved: a.resolved_at.map(|t| t.display_in(&tz)),
             events,
             can_work: may(&ctx, Action::AlertsWrite),
+            silence: silence_text(&a, &tz),
             a,
             chrome,
         },
