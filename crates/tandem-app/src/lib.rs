@@ -8,6 +8,7 @@
 mod alert_ingest; // ingest (issue #6): Alertmanager, webhook, integration tokens
 mod alert_paging; // alerts → on-call paging (issue #6)
 mod alerts; // alerts (issue #6): alert lifecycle
+mod attachments; // ticket attachments (issue #5)
 mod audit_log;
 mod credentials;
 pub mod demo;
@@ -40,6 +41,7 @@ mod ticket_search;
 mod ticket_views;
 mod tokens;
 
+pub use attachments::{AttachTarget, AttachmentLimits, Upload};
 pub use audit_log::AuditQuery;
 pub use credentials::{hash_password, new_secret, sha256_hex};
 pub use directory::{NewClient, NewSite, NewUser, UserPatch};
@@ -97,6 +99,8 @@ pub struct Policy {
     pub heartbeat_seconds: u32,
     /// Inventory interval agents are told to use, in seconds.
     pub inventory_seconds: u32,
+    /// Ticket attachments: largest file and most files per request (issue #5).
+    pub attachments: AttachmentLimits,
 }
 
 impl Default for Policy {
@@ -108,6 +112,7 @@ impl Default for Policy {
             offline_after_seconds: tandem_domain::fleet::DEFAULT_OFFLINE_AFTER_SECONDS,
             heartbeat_seconds: 60,
             inventory_seconds: 3600,
+            attachments: AttachmentLimits::default(),
         }
     }
 }
