@@ -215,7 +215,11 @@ impl Upload {
                 limit: self.limits.max_files,
             }));
         }
-        let p = self.actor.principal.as_ref().ok_or(Error::Unauthenticated)?;
+        let p = self
+            .actor
+            .principal
+            .as_ref()
+            .ok_or(Error::Unauthenticated)?;
         let att = Attachment {
             id: AttachmentId::new(),
             ticket_id: self.ticket.id,
@@ -268,13 +272,8 @@ impl Upload {
         while cur.buf.len() >= CHUNK_BYTES {
             if cur.kind.is_none() {
                 cur.kind = Some(
-                    classify(
-                        &cur.buf,
-                        false,
-                        &cur.att.file_name,
-                        cur.declared.as_deref(),
-                    )
-                    .map_err(Error::Attachment)?,
+                    classify(&cur.buf, false, &cur.att.file_name, cur.declared.as_deref())
+                        .map_err(Error::Attachment)?,
                 );
             }
             let rest = cur.buf.split_off(CHUNK_BYTES);
@@ -355,14 +354,16 @@ impl Upload {
                         "attach to an existing reply, or write a new one, not both",
                     ));
                 }
-                let events = tickets_store::events(&mut self.w, &t, App::sees_internal(&actor))
-                    .await?;
-                let e = events
-                    .iter()
-                    .find(|e| e.id == eid)
-                    .ok_or_else(|| invalid("comment_id", "choose a reply or note of this ticket"))?;
+                let events =
+                    tickets_store::events(&mut self.w, &t, App::sees_internal(&actor)).await?;
+                let e = events.iter().find(|e| e.id == eid).ok_or_else(|| {
+                    invalid("comment_id", "choose a reply or note of this ticket")
+                })?;
                 if !matches!(e.kind.as_str(), "reply" | "note" | "opened") {
-                    return Err(invalid("comment_id", "choose a reply or note of this ticket"));
+                    return Err(invalid(
+                        "comment_id",
+                        "choose a reply or note of this ticket",
+                    ));
                 }
                 (Some(eid), e.public && !target.internal)
             }
@@ -413,5 +414,75 @@ impl Upload {
         }
         self.w.commit().await?;
         Ok(self.files)
+    }
+}
+
+/// A file that came with an inbound mail message: (name, declared type, bytes).
+pub(crate) type MailFile<'a> = (String, Option<String>, &'a [u8]);
+
+impl App {
+    /// Stores the files of an inbound mail on a ticket, with `body` as the sender's reply
+    /// (empty: the files alone), through the same checks as any upload. A file that is
+    /// refused is not stored; the reply names it and says why, so the ticket's history shows
+    /// what did not arrive. Returns how many files were stored.
+    pub(crate) async fn attach_mail_files(
+        &self,
+        actor: &Actor,
+        ticket: TicketId,
+        body: &str,
+        files: &[MailFile<'_>],
+    ) -> Result<usize> {
+        let limits = self.policy.attachments;
+        let mut accepted = Vec::new();
+        let mut refused = Vec::new();
+        for (raw, declared, bytes) in files {
+            let name = sanitize_file_name(raw);
+            let verdict = if accepted.len() >= limits.max_files {
+                Err(Refusal::TooManyFiles {
+                    limit: limits.max_files,
+                })
+            } else if bytes.len() as u64 > limits.max_bytes {
+                Err(Refusal::TooLarge {
+                    name: name.clone(),
+                    limit_mb: limits.max_bytes.div_ceil(1024 * 1024),
+                })
+            } else {
+                classify(bytes, true, &name, declared.as_deref()).map(|_| ())
+            };
+            match verdict {
+                Ok(()) => accepted.push((name, declared.clone(), *bytes)),
+                Err(r) => refused.push(format!("{name}: {r}")),
+            }
+        }
+        let mut text = body.trim().to_string();
+        if !refused.is_empty() {
+            if !text.is_empty() {
+                text.push_str("\n\n");
+            }
+            text.push_str("Files in the mail that were not attached:\n");
+            for r in &refused {
+                text.push_str(&format!("- {r}\n"));
+            }
+        }
+        if text.is_empty() && accepted.is_empty() {
+            return Ok(0);
+        }
+        let mut up = self.begin_upload(actor, ticket, "mail").await?;
+        for (name, declared, bytes) in &accepted {
+            up.start_file(name, declared.as_deref()).await?;
+            for piece in bytes.chunks(CHUNK_BYTES) {
+                up.write(piece).await?;
+            }
+            up.finish_file().await?;
+        }
+        let n = up
+            .commit(AttachTarget {
+                body: text,
+                internal: false,
+                event_id: None,
+            })
+            .await?
+            .len();
+        Ok(n)
     }
 }

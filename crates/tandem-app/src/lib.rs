@@ -13,6 +13,7 @@ mod audit_log;
 mod credentials;
 pub mod demo;
 mod demo_alerts; // alerts (issue #6): the demo's monitoring chapter
+mod demo_attachments; // ticket attachments (issue #5)
 mod demo_fleet;
 // tickets2
 mod demo_tickets2;

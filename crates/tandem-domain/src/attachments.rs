@@ -72,7 +72,9 @@ pub const DEFAULT_MAX_FILES: usize = 10;
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum Refusal {
     /// Larger than the limit.
-    #[error("{name} is larger than {limit_mb} MiB; compress it into a zip, or share a smaller excerpt")]
+    #[error(
+        "{name} is larger than {limit_mb} MiB; compress it into a zip, or share a smaller excerpt"
+    )]
     TooLarge {
         /// The file's (sanitised) name.
         name: String,
@@ -171,8 +173,8 @@ impl Kind {
 const RUNNABLE_EXTENSIONS: &[&str] = &[
     "exe", "com", "scr", "pif", "msi", "msp", "dll", "sys", "cpl", "bat", "cmd", "ps1", "psm1",
     "vbs", "vbe", "js", "jse", "wsf", "wsh", "hta", "lnk", "jar", "sh", "bash", "zsh", "csh",
-    "ksh", "command", "app", "apk", "elf", "bin", "run", "reg", "scf", "appx", "msix", "py",
-    "pl", "rb", "php", "svg", "html", "htm", "xhtml", "mht",
+    "ksh", "command", "app", "apk", "elf", "bin", "run", "reg", "scf", "appx", "msix", "py", "pl",
+    "rb", "php", "svg", "html", "htm", "xhtml", "mht",
 ];
 
 /// The extension of a name, lowercased, if it has one.
@@ -308,8 +310,13 @@ fn family(mime: &str) -> &'static str {
     match m.as_str() {
         "application/pdf" | "application/x-pdf" => "pdf",
         "text/html" | "application/xhtml+xml" => "html",
-        "application/json" | "application/xml" | "message/rfc822" | "application/csv"
-        | "application/x-log" | "application/x-ndjson" | "application/yaml" => "text",
+        "application/json"
+        | "application/xml"
+        | "message/rfc822"
+        | "application/csv"
+        | "application/x-log"
+        | "application/x-ndjson"
+        | "application/yaml" => "text",
         _ if m.starts_with("text/") => "text",
         "application/zip"
         | "application/x-zip-compressed"
@@ -338,8 +345,8 @@ fn extension_family(ext: &str) -> Option<&'static str> {
         "pdf" => "pdf",
         "docx" | "xlsx" | "pptx" | "doc" | "xls" | "ppt" | "odt" | "ods" | "odp" => "office",
         "zip" | "gz" | "tgz" | "7z" | "tar" | "xz" | "bz2" => "archive",
-        "txt" | "log" | "csv" | "json" | "eml" | "xml" | "md" | "ini" | "conf" | "cfg"
-        | "yaml" | "yml" | "tsv" => "text",
+        "txt" | "log" | "csv" | "json" | "eml" | "xml" | "md" | "ini" | "conf" | "cfg" | "yaml"
+        | "yml" | "tsv" => "text",
         _ => return None,
     })
 }
@@ -410,8 +417,12 @@ pub fn classify(
             }
         },
         Some(
-            m @ ("application/zip" | "application/gzip" | "application/x-7z-compressed"
-            | "application/x-tar" | "application/x-xz" | "application/x-bzip2"),
+            m @ ("application/zip"
+            | "application/gzip"
+            | "application/x-7z-compressed"
+            | "application/x-tar"
+            | "application/x-xz"
+            | "application/x-bzip2"),
         ) => {
             // A zip named like an OOXML or ODF document is one (infer needs the entries in
             // the usual order to say so).
@@ -460,7 +471,9 @@ pub fn classify(
             {
                 return Err(Refusal::NotAllowed {
                     name: name.to_string(),
-                    what: "a web page or SVG image (which can carry scripts); export it as PDF or PNG".into(),
+                    what:
+                        "a web page or SVG image (which can carry scripts); export it as PDF or PNG"
+                            .into(),
                 });
             }
             Kind::Text(text_type(ext.as_deref()))
@@ -481,7 +494,12 @@ pub fn classify(
     if let Some(d) = declared.map(str::trim).filter(|d| !d.is_empty()) {
         let dfam = family(d);
         let generic = matches!(
-            d.split(';').next().unwrap_or("").trim().to_ascii_lowercase().as_str(),
+            d.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+                .as_str(),
             "application/octet-stream" | "binary/octet-stream" | "application/unknown"
         );
         // Archives are sometimes declared as their OOXML/ODF flavour and the other way round.
@@ -527,7 +545,10 @@ mod tests {
 
     #[test]
     fn names_lose_paths_controls_and_length() {
-        assert_eq!(sanitize_file_name("C:\\Users\\bob\\report.pdf"), "report.pdf");
+        assert_eq!(
+            sanitize_file_name("C:\\Users\\bob\\report.pdf"),
+            "report.pdf"
+        );
         assert_eq!(sanitize_file_name("../../etc/passwd"), "passwd");
         assert_eq!(sanitize_file_name("a\u{0}b\r\nc.txt"), "abc.txt");
         assert_eq!(sanitize_file_name("evil\u{202E}gpj.exe"), "evilgpj.exe");
@@ -557,7 +578,12 @@ mod tests {
             Ok(Kind::Text("application/json"))
         );
         assert_eq!(
-            classify(b"2026-12-06 error\n", true, "app.log", Some("application/octet-stream")),
+            classify(
+                b"2026-12-06 error\n",
+                true,
+                "app.log",
+                Some("application/octet-stream")
+            ),
             Ok(Kind::Text("text/plain"))
         );
         assert_eq!(

@@ -42,8 +42,10 @@ fn multipart(parts: &[Part]) -> (String, Vec<u8>) {
             }
             Part::File(name, file, ct, bytes) => {
                 b.extend_from_slice(
-                    format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\n")
-                        .as_bytes(),
+                    format!(
+                        "Content-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\n"
+                    )
+                    .as_bytes(),
                 );
                 b.extend_from_slice(
                     format!(
@@ -116,7 +118,12 @@ async fn a_multi_chunk_file_round_trips_byte_for_byte_with_safe_headers() {
             &t,
             &it,
             &ticket,
-            &[Part::File("file", "spooler.log", Some("text/plain"), text.as_bytes())],
+            &[Part::File(
+                "file",
+                "spooler.log",
+                Some("text/plain"),
+                text.as_bytes(),
+            )],
         )
         .await;
         assert_eq!(r.status, 201, "{}", r.text);
@@ -152,7 +159,11 @@ async fn a_multi_chunk_file_round_trips_byte_for_byte_with_safe_headers() {
             "attachment; filename=\"spooler.log\"; filename*=UTF-8''spooler.log"
         );
         assert_eq!(h("x-content-type-options"), "nosniff");
-        assert!(h("content-security-policy").starts_with("sandbox"), "{}", h("content-security-policy"));
+        assert!(
+            h("content-security-policy").starts_with("sandbox"),
+            "{}",
+            h("content-security-policy")
+        );
         assert_eq!(h("content-length"), text.len().to_string());
 
         // The record, the ticket's list, and the ticket itself name it.
@@ -161,7 +172,9 @@ async fn a_multi_chunk_file_round_trips_byte_for_byte_with_safe_headers() {
         assert_eq!(m.json()["sha256"], a["sha256"]);
         let l = get(&t, &it, &format!("/api/v1/tickets/{ticket}/attachments")).await;
         assert_eq!(l.json()["items"].as_array().map(Vec::len), Some(1));
-        let v = get(&t, &it, &format!("/api/v1/tickets/{ticket}")).await.json();
+        let v = get(&t, &it, &format!("/api/v1/tickets/{ticket}"))
+            .await
+            .json();
         assert_eq!(v["attachments"][0]["id"], id.as_str());
         // Files alone make one history entry that names them, which the file points to.
         let ev = v["events"]
@@ -182,26 +195,53 @@ async fn a_multi_chunk_file_round_trips_byte_for_byte_with_safe_headers() {
             &ticket,
             &[
                 Part::Text("body", "Here is the screen I see."),
-                Part::File("files", "C:\\Users\\emma\\Bildschirmfoto größe.png", Some("image/png"), PNG),
+                Part::File(
+                    "files",
+                    "C:\\Users\\emma\\Bildschirmfoto größe.png",
+                    Some("image/png"),
+                    PNG,
+                ),
             ],
         )
         .await;
         assert_eq!(r.status, 201, "{}", r.text);
         let png = r.json()["items"][0].clone();
-        assert_eq!(png["file_name"], "Bildschirmfoto größe.png", "path stripped");
+        assert_eq!(
+            png["file_name"], "Bildschirmfoto größe.png",
+            "path stripped"
+        );
         assert_eq!(png["content_type"], "image/png");
-        let d = get(&t, &end, &format!("/api/v1/attachments/{}/content?disposition=inline", png["id"].as_str().unwrap())).await;
+        let d = get(
+            &t,
+            &end,
+            &format!(
+                "/api/v1/attachments/{}/content?disposition=inline",
+                png["id"].as_str().unwrap()
+            ),
+        )
+        .await;
         assert_eq!(d.status, 200);
         assert_eq!(d.bytes, PNG);
-        let cd = d.headers["content-disposition"].to_str().unwrap().to_string();
+        let cd = d.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .to_string();
         assert!(cd.starts_with("inline; "), "{cd}");
-        assert!(cd.contains("filename*=UTF-8''Bildschirmfoto%20gr%C3%B6%C3%9Fe.png"), "{cd}");
+        assert!(
+            cd.contains("filename*=UTF-8''Bildschirmfoto%20gr%C3%B6%C3%9Fe.png"),
+            "{cd}"
+        );
         assert_eq!(d.headers["x-content-type-options"], "nosniff");
-        assert!(d.headers["content-security-policy"].to_str().unwrap().starts_with("sandbox"));
+        assert!(d.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("sandbox"));
         let d = get(&t, &end, &format!("/api/v1/attachments/{id}/content")).await;
         assert_eq!(d.bytes, text.as_bytes());
         // The reply and its file arrived together.
-        let v = get(&t, &end, &format!("/api/v1/tickets/{ticket}")).await.json();
+        let v = get(&t, &end, &format!("/api/v1/tickets/{ticket}"))
+            .await
+            .json();
         let reply = v["events"]
             .as_array()
             .unwrap()
@@ -234,10 +274,22 @@ async fn a_file_over_the_limit_is_cut_off_and_nothing_is_stored() {
         )
         .await;
         let p = r.assert_problem(413, "attachment_too_large");
-        assert!(p["detail"].as_str().unwrap().contains("huge.log is larger than 25 MiB"), "{p}");
-        assert_eq!(totals(&t).await, before, "nothing stored, not even the small file");
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap()
+                .contains("huge.log is larger than 25 MiB"),
+            "{p}"
+        );
+        assert_eq!(
+            totals(&t).await,
+            before,
+            "nothing stored, not even the small file"
+        );
         let audit = t.audit_all().await;
-        assert!(!audit.iter().any(|e| e.entry.action == "ticket.attachment_added"));
+        assert!(!audit
+            .iter()
+            .any(|e| e.entry.action == "ticket.attachment_added"));
         // Too many files in one request.
         let files: Vec<(String, Vec<u8>)> = (0..11)
             .map(|i| (format!("n{i}.txt"), format!("note {i}").into_bytes()))
@@ -267,17 +319,35 @@ async fn programs_scripts_and_mislabelled_files_are_refused() {
         for (name, bytes, declared) in [
             ("printer-fix", &elf[..], None),
             ("report.pdf", &pe[..], Some("application/pdf")),
-            ("cleanup.txt", &b"#!/bin/bash\nrm -rf /tmp/spool\n"[..], Some("text/plain")),
+            (
+                "cleanup.txt",
+                &b"#!/bin/bash\nrm -rf /tmp/spool\n"[..],
+                Some("text/plain"),
+            ),
             ("fix.ps1", &b"Restart-Service Spooler\n"[..], None),
         ] {
-            let r = upload(&t, &it, &ticket, &[Part::File("file", name, declared, bytes)]).await;
+            let r = upload(
+                &t,
+                &it,
+                &ticket,
+                &[Part::File("file", name, declared, bytes)],
+            )
+            .await;
             let p = r.assert_problem(415, "attachment_executable");
-            assert!(p["detail"].as_str().unwrap().contains("zip archive"), "says what to do: {p}");
+            assert!(
+                p["detail"].as_str().unwrap().contains("zip archive"),
+                "says what to do: {p}"
+            );
         }
         // The bytes say PNG, the name or the declared type says otherwise.
-        upload(&t, &it, &ticket, &[Part::File("file", "invoice.pdf", None, PNG)])
-            .await
-            .assert_problem(422, "attachment_type_mismatch");
+        upload(
+            &t,
+            &it,
+            &ticket,
+            &[Part::File("file", "invoice.pdf", None, PNG)],
+        )
+        .await
+        .assert_problem(422, "attachment_type_mismatch");
         let p = upload(
             &t,
             &it,
@@ -292,7 +362,12 @@ async fn programs_scripts_and_mislabelled_files_are_refused() {
             &t,
             &it,
             &ticket,
-            &[Part::File("file", "page.txt", None, b"<!DOCTYPE html><script>alert(1)</script>")],
+            &[Part::File(
+                "file",
+                "page.txt",
+                None,
+                b"<!DOCTYPE html><script>alert(1)</script>",
+            )],
         )
         .await
         .assert_problem(415, "attachment_type_not_allowed");
@@ -302,8 +377,12 @@ async fn programs_scripts_and_mislabelled_files_are_refused() {
             .assert_problem(422, "validation_failed");
         let r = t
             .send(
-                t.api(Method::POST, &format!("/api/v1/tickets/{ticket}/attachments"), &it)
-                    .json(&serde_json::json!({"file": "x"})),
+                t.api(
+                    Method::POST,
+                    &format!("/api/v1/tickets/{ticket}/attachments"),
+                    &it,
+                )
+                .json(&serde_json::json!({"file": "x"})),
             )
             .await;
         r.assert_problem(415, "unsupported_media_type");
@@ -325,7 +404,12 @@ async fn internal_files_stay_with_the_it_sides_and_other_tenants_get_404() {
             &[
                 Part::Text("body", "Driver dump from the print server; do not share."),
                 Part::Text("visibility", "internal"),
-                Part::File("file", "driver-dump.txt", None, b"PLOT-2 driver 6.1 secret settings"),
+                Part::File(
+                    "file",
+                    "driver-dump.txt",
+                    None,
+                    b"PLOT-2 driver 6.1 secret settings",
+                ),
             ],
         )
         .await;
@@ -333,7 +417,13 @@ async fn internal_files_stay_with_the_it_sides_and_other_tenants_get_404() {
         let internal = r.json()["items"][0].clone();
         assert_eq!(internal["public"], false);
         let iid = internal["id"].as_str().unwrap().to_string();
-        let r = upload(&t, &it, &ticket, &[Part::File("file", "public.txt", None, b"hello")]).await;
+        let r = upload(
+            &t,
+            &it,
+            &ticket,
+            &[Part::File("file", "public.txt", None, b"hello")],
+        )
+        .await;
         let public = r.json()["items"][0]["id"].as_str().unwrap().to_string();
 
         // The end user: not in the list, and not by id either.
@@ -352,13 +442,19 @@ async fn internal_files_stay_with_the_it_sides_and_other_tenants_get_404() {
             .await
             .assert_problem(404, "not_found");
         let v = get(&t, &end, &format!("/api/v1/tickets/{ticket}")).await;
-        assert!(!v.text.contains("driver-dump"), "the ticket view hides it too");
+        assert!(
+            !v.text.contains("driver-dump"),
+            "the ticket view hides it too"
+        );
         // …nor can they attach internal files.
         let r = upload(
             &t,
             &end,
             &ticket,
-            &[Part::Text("visibility", "internal"), Part::File("file", "x.txt", None, b"x")],
+            &[
+                Part::Text("visibility", "internal"),
+                Part::File("file", "x.txt", None, b"x"),
+            ],
         )
         .await;
         r.assert_problem(403, "forbidden");
@@ -375,13 +471,24 @@ async fn internal_files_stay_with_the_it_sides_and_other_tenants_get_404() {
             format!("/api/v1/attachments/{iid}/content"),
             format!("/api/v1/tickets/{ticket}/attachments"),
         ] {
-            get(&t, &other, &path).await.assert_problem(404, "not_found");
+            get(&t, &other, &path)
+                .await
+                .assert_problem(404, "not_found");
         }
-        upload(&t, &other, &ticket, &[Part::File("file", "x.txt", None, b"x")])
-            .await
-            .assert_problem(404, "not_found");
+        upload(
+            &t,
+            &other,
+            &ticket,
+            &[Part::File("file", "x.txt", None, b"x")],
+        )
+        .await
+        .assert_problem(404, "not_found");
         let r = t
-            .send(t.api(Method::DELETE, &format!("/api/v1/attachments/{public}"), &other))
+            .send(t.api(
+                Method::DELETE,
+                &format!("/api/v1/attachments/{public}"),
+                &other,
+            ))
             .await;
         r.assert_problem(404, "not_found");
     })
@@ -398,7 +505,12 @@ async fn uploads_and_deletions_are_audited_without_content() {
             &t,
             &it,
             &ticket,
-            &[Part::File("file", "notes.csv", Some("text/csv"), format!("a,b\n{secret},2\n").as_bytes())],
+            &[Part::File(
+                "file",
+                "notes.csv",
+                Some("text/csv"),
+                format!("a,b\n{secret},2\n").as_bytes(),
+            )],
         )
         .await;
         assert_eq!(r.status, 201, "{}", r.text);
@@ -417,8 +529,12 @@ async fn uploads_and_deletions_are_audited_without_content() {
         assert_eq!(after["sha256"], a["sha256"]);
         assert_eq!(e.entry.target_id, id);
         assert_eq!(e.entry.client_id, Some(t.w.client_a.id));
-        let dump = serde_json::to_string(&all.iter().map(|r| &r.entry).collect::<Vec<_>>()).unwrap();
-        assert!(!dump.contains(secret), "the audit trail never holds content");
+        let dump =
+            serde_json::to_string(&all.iter().map(|r| &r.entry).collect::<Vec<_>>()).unwrap();
+        assert!(
+            !dump.contains(secret),
+            "the audit trail never holds content"
+        );
 
         // Only the provider admin and the client's IT admin delete.
         let viewer = Cred::Bearer(
@@ -430,15 +546,21 @@ async fn uploads_and_deletions_are_audited_without_content() {
         let end = t.sign_in(&t.w.end_a).await.cred();
         for (who, c) in [("tech", tech), ("viewer", viewer), ("end user", end)] {
             let u = who;
-            let r = t.send(t.api(Method::DELETE, &format!("/api/v1/attachments/{id}"), &c)).await;
+            let r = t
+                .send(t.api(Method::DELETE, &format!("/api/v1/attachments/{id}"), &c))
+                .await;
             assert_eq!(r.status, 403, "{u}: {}", r.text);
         }
-        let r = t.send(t.api(Method::DELETE, &format!("/api/v1/attachments/{id}"), &it)).await;
+        let r = t
+            .send(t.api(Method::DELETE, &format!("/api/v1/attachments/{id}"), &it))
+            .await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert!(!r.json()["deleted_at"].is_null());
         let all = t.audit_all().await;
         let del = common::entries_of_request(&all, &r.request_id());
-        assert!(del.iter().any(|e| e.entry.action == "ticket.attachment_deleted"));
+        assert!(del
+            .iter()
+            .any(|e| e.entry.action == "ticket.attachment_deleted"));
         {
             let mut rd = t.app.store().read().await.expect("read");
             let n = tandem_store::attachments::chunk_count(&mut rd, id.parse().unwrap())
@@ -449,12 +571,12 @@ async fn uploads_and_deletions_are_audited_without_content() {
         get(&t, &it, &format!("/api/v1/attachments/{id}/content"))
             .await
             .assert_problem(404, "not_found");
-        let v = get(&t, &it, &format!("/api/v1/tickets/{ticket}")).await.json();
-        assert!(v["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["kind"] == "attachment_deleted" && e["body"] == "Deleted the file notes.csv"));
+        let v = get(&t, &it, &format!("/api/v1/tickets/{ticket}"))
+            .await
+            .json();
+        assert!(v["events"].as_array().unwrap().iter().any(
+            |e| e["kind"] == "attachment_deleted" && e["body"] == "Deleted the file notes.csv"
+        ));
     })
     .await;
 }
@@ -495,7 +617,14 @@ async fn the_ticket_page_form_uploads_like_a_browser() {
             .await;
         assert!(page.text.contains("spooler.log"));
         assert!(page.text.contains("Attaching the spooler log."));
-        let v = t.app.list_attachments(&tandem_app::Actor::person(tandem_app::principal_of(&t.w.it_a), None), ticket.parse().unwrap()).await.unwrap();
+        let v = t
+            .app
+            .list_attachments(
+                &tandem_app::Actor::person(tandem_app::principal_of(&t.w.it_a), None),
+                ticket.parse().unwrap(),
+            )
+            .await
+            .unwrap();
         assert_eq!(v.len(), 1);
         assert!(!v[0].public, "sent as an internal note");
         let href = format!("/attachments/{}", v[0].id);
@@ -503,7 +632,14 @@ async fn the_ticket_page_form_uploads_like_a_browser() {
         let d = t.send(t.req(Method::GET, &href, &s.cred())).await;
         assert_eq!(d.status, 200);
         assert_eq!(d.bytes, log.as_bytes());
-        assert_eq!(d.headers["content-security-policy"].to_str().unwrap().split(';').next(), Some("sandbox"));
+        assert_eq!(
+            d.headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next(),
+            Some("sandbox")
+        );
 
         // A refused file: back to the ticket with what to fix, nothing sent.
         let r = t
@@ -550,6 +686,165 @@ async fn the_ticket_page_form_uploads_like_a_browser() {
             .await;
         assert_eq!(r.status, 303, "{}", r.text);
         assert_eq!(r.flash().0, "Deleted spooler.log.");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn mailed_files_are_attached_with_the_same_checks_and_refusals_are_named() {
+    use base64::Engine;
+    run(|t| async move {
+        t.app.set_mail(
+            tandem_app::MailSettings::new(
+                "Tandem Support <help@help.example.test>",
+                Some("help.example.test"),
+                &t.base,
+            )
+            .expect("mail settings"),
+        );
+        let it = t.sign_in(&t.w.it_a).await.cred();
+        let r = t
+            .send(
+                t.api(
+                    Method::PUT,
+                    &format!("/api/v1/clients/{}/support-address", t.w.client_a.id),
+                    &it,
+                )
+                .json(&serde_json::json!({"address": "help@alderbrook.example.test"})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let from = t.w.end_a.email.to_lowercase();
+        let raw = format!(
+            "From: {from}\r\nTo: help@alderbrook.example.test\r\nSubject: Plotter error screen\r\n\
+             MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+             --b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nPhoto of the panel attached.\r\n\
+             --b1\r\nContent-Type: image/png; name=\"panel.png\"\r\nContent-Disposition: attachment; filename=\"panel.png\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n\
+             --b1\r\nContent-Type: application/octet-stream; name=\"fixer.exe\"\r\nContent-Disposition: attachment; filename=\"fixer.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n\
+             --b1--\r\n",
+            b64(PNG),
+            b64(b"MZ\x90\0\x03\0\0\0\x04\0\0\0\xff\xff\0\0")
+        );
+        let got = t
+            .app
+            .receive_mail(&from, "help@alderbrook.example.test", raw.as_bytes())
+            .await
+            .expect("received");
+        let tandem_app::Inbound::Opened(n) = got else {
+            panic!("not opened: {got:?}");
+        };
+        let list = get(&t, &it, "/api/v1/tickets?limit=100").await.json();
+        let ticket = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["number"] == n)
+            .cloned()
+            .expect("the mailed ticket");
+        let id = ticket["id"].as_str().unwrap().to_string();
+        let v = get(&t, &it, &format!("/api/v1/tickets/{id}")).await.json();
+        let files = v["attachments"].as_array().unwrap();
+        assert_eq!(files.len(), 1, "{v}");
+        assert_eq!(files[0]["file_name"], "panel.png");
+        assert_eq!(files[0]["source"], "mail");
+        assert_eq!(files[0]["uploaded_by"], t.w.end_a.id.to_string());
+        let d = get(&t, &it, &format!("/api/v1/attachments/{}/content", files[0]["id"].as_str().unwrap())).await;
+        assert_eq!(d.bytes, PNG);
+        let refused = v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["body"].as_str().unwrap_or("").contains("not attached"))
+            .cloned()
+            .expect("the refusal is in the history");
+        assert!(refused["body"].as_str().unwrap().contains("fixer.exe"), "{refused}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_ticket_opened_on_the_page_takes_its_files_and_api_files_join_an_existing_reply() {
+    run(|t| async move {
+        let s = t.sign_in(&t.w.end_a).await;
+        let page = t.send(t.req(Method::GET, "/tickets/new", &s.cred())).await;
+        assert!(page.text.contains("enctype=\"multipart/form-data\""));
+        let (ct, body) = multipart(&[
+            Part::Text("csrf", &s.csrf),
+            Part::Text("subject", "Plotter shows a red error"),
+            Part::Text("description", "See the photo."),
+            Part::Text("domain", "helpdesk"),
+            Part::Text("impact", "person"),
+            Part::Text("urgency", "normal"),
+            Part::File("files", "panel.png", Some("image/png"), PNG),
+        ]);
+        let r = t
+            .send(
+                t.req(Method::POST, "/tickets/new", &s.cred())
+                    .header("content-type", ct)
+                    .body(body),
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.text);
+        assert!(
+            r.flash().0.contains("1 file(s) attached"),
+            "{:?}",
+            r.flash()
+        );
+        let loc = r.location().expect("to the ticket").to_string();
+        let id = loc.trim_start_matches("/tickets/").to_string();
+        let end = s.cred();
+        let v = get(&t, &end, &format!("/api/v1/tickets/{id}")).await.json();
+        assert_eq!(v["attachments"][0]["file_name"], "panel.png");
+        assert_eq!(v["attachments"][0]["public"], true);
+
+        // The IT admin replies, then adds a file to that reply through the API.
+        let it = bearer(&t, &t.w.it_a).await;
+        let r = t
+            .send(
+                t.api(Method::POST, &format!("/api/v1/tickets/{id}/replies"), &it)
+                    .json(&serde_json::json!({"body": "Which roller is it?"})),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", r.text);
+        let v = get(&t, &it, &format!("/api/v1/tickets/{id}")).await.json();
+        let reply_id = v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["body"] == "Which roller is it?")
+            .expect("reply")["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let r = upload(
+            &t,
+            &it,
+            &id,
+            &[
+                Part::Text("comment_id", &reply_id),
+                Part::File(
+                    "file",
+                    "roller-diagram.txt",
+                    None,
+                    b"roller 1: feed\nroller 2: drive\n",
+                ),
+            ],
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(r.json()["items"][0]["event_id"], reply_id.as_str());
+        upload(
+            &t,
+            &it,
+            &id,
+            &[
+                Part::Text("comment_id", "not-an-id"),
+                Part::File("file", "x.txt", None, b"x"),
+            ],
+        )
+        .await
+        .assert_problem(422, "validation_failed");
     })
     .await;
 }

@@ -119,15 +119,62 @@ pub(crate) async fn receive(
     require_file: bool,
 ) -> Result<Vec<Attachment>, UploadError> {
     let mut up = st.app.begin_upload(&ctx.actor, ticket, source).await?;
-    let stream = body.into_data_stream();
-    let mut mp = multer::Multipart::new(stream, boundary);
+    let mut mp = multer::Multipart::new(body.into_data_stream(), boundary);
     let mut target = AttachTarget::default();
+    receive_into(&mut up, &mut mp, None, &mut target).await?;
+    if require_file && up.files().is_empty() {
+        // The decision was asked for (begin_upload); nothing is written.
+        return Err(UploadError::App(Error::Invalid(vec![
+            tandem_domain::validate::Invalid::new(
+                "file",
+                "choose at least one file (a multipart part with a filename)",
+            ),
+        ])));
+    }
+    Ok(up.commit(target).await?)
+}
+
+/// A multipart form read part by part.
+pub(crate) type Form = multer::Multipart<'static>;
+/// One part of it.
+pub(crate) type FormPart = multer::Field<'static>;
+
+/// Starts reading a multipart body.
+pub(crate) fn form(boundary: String, body: Body) -> Form {
+    multer::Multipart::new(body.into_data_stream(), boundary)
+}
+
+/// The next part, or a malformed-form error.
+pub(crate) async fn next_part(mp: &mut Form) -> Result<Option<FormPart>, UploadError> {
+    mp.next_field()
+        .await
+        .map_err(|e| UploadError::Malformed(e.to_string()))
+}
+
+/// A text part's value (at most a reply's length).
+pub(crate) async fn part_text(field: &mut FormPart) -> Result<String, UploadError> {
+    small_text(field).await
+}
+
+/// Feeds the rest of a form (starting with `first`, if given) into an upload: files are
+/// streamed into it, the known text fields fill `target`. On a refusal, a bounded rest of
+/// the body is read and thrown away so the client reads the answer.
+pub(crate) async fn receive_into(
+    up: &mut tandem_app::Upload,
+    mp: &mut Form,
+    first: Option<FormPart>,
+    target: &mut AttachTarget,
+) -> Result<(), UploadError> {
     let result: Result<(), UploadError> = async {
-        while let Some(mut field) = mp
-            .next_field()
-            .await
-            .map_err(|e| UploadError::Malformed(e.to_string()))?
-        {
+        let mut next = first;
+        loop {
+            let mut field = match next.take() {
+                Some(f) => f,
+                None => match next_part(mp).await? {
+                    Some(f) => f,
+                    None => break,
+                },
+            };
             if let Some(file_name) = field.file_name().map(str::to_string) {
                 let declared = field.content_type().map(|m| m.to_string());
                 if file_name.is_empty() {
@@ -184,8 +231,7 @@ pub(crate) async fn receive(
         Ok(())
     }
     .await;
-    if let Err(e) = result {
-        drop(up);
+    if result.is_err() {
         // Read (and throw away) a bounded rest of the body, so the client reads the answer.
         let mut drained = 0usize;
         while drained < DRAIN_AFTER_REFUSAL {
@@ -201,18 +247,8 @@ pub(crate) async fn receive(
                 _ => break,
             }
         }
-        return Err(e);
     }
-    if require_file && up.files().is_empty() {
-        // The decision was asked for (begin_upload); nothing is written.
-        return Err(UploadError::App(Error::Invalid(vec![
-            tandem_domain::validate::Invalid::new(
-                "file",
-                "choose at least one file (a multipart part with a filename)",
-            ),
-        ])));
-    }
-    Ok(up.commit(target).await?)
+    result
 }
 
 /// The files of an upload.
@@ -331,7 +367,12 @@ pub fn content_disposition(name: &str, inline: bool) -> String {
 /// The download of a file the actor may see, streamed chunk by chunk. `inline` asks for an
 /// image to be shown in the browser (only for PNG/JPEG/GIF/WebP; everything else is always
 /// a download).
-pub(crate) async fn download(st: &AppState, ctx: &Ctx, id: AttachmentId, inline: bool) -> Result<Response, Error> {
+pub(crate) async fn download(
+    st: &AppState,
+    ctx: &Ctx,
+    id: AttachmentId,
+    inline: bool,
+) -> Result<Response, Error> {
     let a = st.app.get_attachment(&ctx.actor, id).await?;
     let inline = inline && Kind::inline_safe(&a.content_type);
     let app = st.app.clone();
@@ -342,9 +383,20 @@ pub(crate) async fn download(st: &AppState, ctx: &Ctx, id: AttachmentId, inline:
         async move {
             match app.attachment_chunk(&meta, seq).await {
                 Ok(Some(data)) => Some((Ok::<Bytes, std::io::Error>(Bytes::from(data)), seq + 1)),
-                Ok(None) if seq >= i64::try_from(meta.size_bytes.div_ceil(tandem_domain::attachments::CHUNK_BYTES as u64)).unwrap_or(i64::MAX) => None,
+                Ok(None)
+                    if seq
+                        >= i64::try_from(
+                            meta.size_bytes
+                                .div_ceil(tandem_domain::attachments::CHUNK_BYTES as u64),
+                        )
+                        .unwrap_or(i64::MAX) =>
+                {
+                    None
+                }
                 Ok(None) => Some((
-                    Err(std::io::Error::other("the file was deleted during the download")),
+                    Err(std::io::Error::other(
+                        "the file was deleted during the download",
+                    )),
                     i64::MAX,
                 )),
                 Err(e) => {
@@ -363,15 +415,23 @@ pub(crate) async fn download(st: &AppState, ctx: &Ctx, id: AttachmentId, inline:
     if let Ok(v) = HeaderValue::from_str(&content_disposition(&a.file_name, inline)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox; default-src 'none'; img-src 'self'; style-src 'none'; script-src 'none'"),
+        HeaderValue::from_static(
+            "sandbox; default-src 'none'; img-src 'self'; style-src 'none'; script-src 'none'",
+        ),
     );
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", a.sha256)) {
         h.insert(header::ETAG, v);
     }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     Ok(resp)
 }
 

@@ -399,7 +399,8 @@ async fn first_part_csrf(body: Body, boundary: &str) -> (Option<String>, Body) {
             FirstPart::Incomplete => {}
         }
     }
-    let replay = futures_util::stream::once(async move { Ok::<Bytes, axum::Error>(Bytes::from(head)) });
+    let replay =
+        futures_util::stream::once(async move { Ok::<Bytes, axum::Error>(Bytes::from(head)) });
     (token, Body::from_stream(replay.chain(stream)))
 }
 
@@ -473,9 +474,18 @@ mod tests {
     fn the_csrf_token_is_read_from_the_first_part() {
         let b = "XyZ";
         let body = "--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\ntok123\r\n--XyZ\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.txt\"\r\n\r\nhello\r\n--XyZ--\r\n";
-        assert_eq!(csrf_in_first_part(body.as_bytes(), b), FirstPart::Csrf("tok123".into()));
-        assert_eq!(csrf_in_first_part(&body.as_bytes()[..20], b), FirstPart::Incomplete);
-        assert_eq!(csrf_in_first_part(&body.as_bytes()[..60], b), FirstPart::Incomplete);
+        assert_eq!(
+            csrf_in_first_part(body.as_bytes(), b),
+            FirstPart::Csrf("tok123".into())
+        );
+        assert_eq!(
+            csrf_in_first_part(&body.as_bytes()[..20], b),
+            FirstPart::Incomplete
+        );
+        assert_eq!(
+            csrf_in_first_part(&body.as_bytes()[..60], b),
+            FirstPart::Incomplete
+        );
         let other = "--XyZ\r\nContent-Disposition: form-data; name=\"body\"\r\n\r\nhi\r\n--XyZ--";
         assert_eq!(csrf_in_first_part(other.as_bytes(), b), FirstPart::Other);
         assert_eq!(csrf_in_first_part(b"garbage", b), FirstPart::Other);

@@ -260,24 +260,90 @@ pub async fn new_form(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap) 
     ))
 }
 
-/// POST /tickets/new
-pub async fn create(
-    State(st): State<AppState>,
-    ctx: Ctx,
-    axum::Form(f): axum::Form<Vec<(String, String)>>,
-) -> Response {
-    let f = FormFields(f);
-    let parse_or_none = |k: &str| f.get(k).filter(|s| !s.is_empty());
-    let new = NewTicket {
-        client_id: parse_or_none("client_id").and_then(|c| c.parse().ok()),
-        site_id: None,
-        requester_id: None,
-        subject: f.text("subject"),
-        description: f.text("description"),
-        domain: parse_or_none("domain").map(str::to_string),
-        impact: parse_or_none("impact").and_then(|s| s.parse::<Impact>().ok()),
-        urgency: parse_or_none("urgency").and_then(|s| s.parse::<Urgency>().ok()),
+/// POST /tickets/new — with files when the form is multipart (the page's form is): the text
+/// fields come first, the ticket is opened, then the files are streamed onto it.
+pub async fn create(State(st): State<AppState>, ctx: Ctx, req: axum::extract::Request) -> Response {
+    use crate::http::api_attachments as att;
+    if att::is_multipart(req.headers()) {
+        let b = match att::boundary(req.headers()) {
+            Ok(b) => b,
+            Err(p) => return crate::http::pages::error_page(p.status(), &p.detail),
+        };
+        let mut mp = att::form(b, req.into_body());
+        let mut fields = Vec::new();
+        let mut first_file = None;
+        loop {
+            match att::next_part(&mut mp).await {
+                Ok(Some(f)) if f.file_name().is_some_and(|n| !n.is_empty()) => {
+                    first_file = Some(f);
+                    break;
+                }
+                Ok(Some(mut f)) => {
+                    let name = f.name().unwrap_or("").to_string();
+                    match att::part_text(&mut f).await {
+                        Ok(v) if f.file_name().is_none() => fields.push((name, v)),
+                        Ok(_) => {}
+                        Err(e) => {
+                            let p = e.problem();
+                            return crate::http::pages::error_page(p.status(), &p.detail);
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let p = e.problem();
+                    return crate::http::pages::error_page(p.status(), &p.detail);
+                }
+            }
+        }
+        let t = match st
+            .app
+            .create_ticket(&ctx.actor, new_ticket(&FormFields(fields)))
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => return back_with(&st, "/tickets/new", e),
+        };
+        let back = format!("/tickets/{}", t.id);
+        let opened = format!("Ticket #{} opened; {} owns it.", t.number, t.owner.label());
+        if first_file.is_none() {
+            return redirect_with(&back, Some(&opened), None, st.cfg.secure_cookies);
+        }
+        let stored = async {
+            let mut up = st.app.begin_upload(&ctx.actor, t.id, "web").await?;
+            let mut target = tandem_app::AttachTarget::default();
+            att::receive_into(&mut up, &mut mp, first_file, &mut target).await?;
+            Ok::<_, att::UploadError>(up.commit(target).await?)
+        }
+        .await;
+        return match stored {
+            Ok(files) => redirect_with(
+                &back,
+                Some(&format!("{opened} {} file(s) attached.", files.len())),
+                None,
+                st.cfg.secure_cookies,
+            ),
+            Err(e) => {
+                let p = e.problem();
+                redirect_with(
+                    &back,
+                    Some(&opened),
+                    Some(&format!("The files were not attached: {}", p.detail)),
+                    st.cfg.secure_cookies,
+                )
+            }
+        };
+    }
+    let f = match axum::Form::<Vec<(String, String)>>::from_request(req, &()).await {
+        Ok(axum::Form(f)) => FormFields(f),
+        Err(_) => {
+            return crate::http::pages::error_page(
+                axum::http::StatusCode::BAD_REQUEST,
+                "The form could not be read. Reload the page and try again.",
+            )
+        }
     };
+    let new = new_ticket(&f);
     match st.app.create_ticket(&ctx.actor, new).await {
         Ok(t) => redirect_with(
             &format!("/tickets/{}", t.id),
@@ -290,6 +356,20 @@ pub async fn create(
             st.cfg.secure_cookies,
         ),
         Err(e) => back_with(&st, "/tickets/new", e),
+    }
+}
+
+fn new_ticket(f: &FormFields) -> NewTicket {
+    let parse_or_none = |k: &str| f.get(k).filter(|s| !s.is_empty());
+    NewTicket {
+        client_id: parse_or_none("client_id").and_then(|c| c.parse().ok()),
+        site_id: None,
+        requester_id: None,
+        subject: f.text("subject"),
+        description: f.text("description"),
+        domain: parse_or_none("domain").map(str::to_string),
+        impact: parse_or_none("impact").and_then(|s| s.parse::<Impact>().ok()),
+        urgency: parse_or_none("urgency").and_then(|s| s.parse::<Urgency>().ok()),
     }
 }
 
@@ -561,7 +641,9 @@ pub async fn reply(
                 };
                 redirect_with(&back, Some(&msg), None, st.cfg.secure_cookies)
             }
-            Err(att::UploadError::App(e @ (Error::Attachment(_) | Error::Invalid(_) | Error::Conflict(_)))) => {
+            Err(att::UploadError::App(
+                e @ (Error::Attachment(_) | Error::Invalid(_) | Error::Conflict(_)),
+            )) => {
                 let p = crate::http::problem::problem_for(&e);
                 redirect_with(
                     &back,
