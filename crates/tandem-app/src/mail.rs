@@ -1000,6 +1000,25 @@ fn uuid_v7() -> String {
     tandem_domain::TicketId::new().to_string()
 }
 
+/// The files of an inbound message (parts with a file name, or non-text attachments).
+fn mail_files<'a>(msg: &'a mail_parser::Message<'a>) -> Vec<crate::attachments::MailFile<'a>> {
+    use mail_parser::MimeHeaders;
+    msg.attachments()
+        .filter(|p| !p.is_multipart())
+        .map(|p| {
+            let declared = p.content_type().map(|c| match c.subtype() {
+                Some(sub) => format!("{}/{sub}", c.ctype()),
+                None => c.ctype().to_string(),
+            });
+            let name = p
+                .attachment_name()
+                .map(str::to_string)
+                .unwrap_or_else(|| "attachment".to_string());
+            (name, declared, p.contents())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1032,23 +1051,4 @@ mod tests {
         let s = MailSettings::new("t@a.test", Some("Help.Example.Test"), "http://x").unwrap();
         assert_eq!(s.support_domain, "help.example.test");
     }
-}
-
-/// The files of an inbound message (parts with a file name, or non-text attachments).
-fn mail_files<'a>(msg: &'a mail_parser::Message<'a>) -> Vec<crate::attachments::MailFile<'a>> {
-    use mail_parser::MimeHeaders;
-    msg.attachments()
-        .filter(|p| !p.is_multipart())
-        .map(|p| {
-            let declared = p.content_type().map(|c| match c.subtype() {
-                Some(sub) => format!("{}/{sub}", c.ctype()),
-                None => c.ctype().to_string(),
-            });
-            let name = p
-                .attachment_name()
-                .map(str::to_string)
-                .unwrap_or_else(|| "attachment".to_string());
-            (name, declared, p.contents())
-        })
-        .collect()
 }

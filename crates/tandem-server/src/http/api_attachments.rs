@@ -58,17 +58,17 @@ impl UploadError {
 }
 
 /// The boundary of a `multipart/form-data` request, or a problem saying what to send.
-pub(crate) fn boundary(headers: &HeaderMap) -> Result<String, Problem> {
+pub(crate) fn boundary(headers: &HeaderMap) -> Result<String, Box<Problem>> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     multer::parse_boundary(ct).map_err(|_| {
-        Problem::new(
+        Box::new(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "Send the files as multipart/form-data (one part per file, with a filename).",
-        )
+        ))
     })
 }
 
@@ -283,7 +283,7 @@ pub async fn upload(
             if let Err(e) = st.app.list_attachments(&ctx.actor, id).await {
                 return ApiError::from(e).into_response();
             }
-            return ApiError::from(p).into_response();
+            return ApiError(p).into_response();
         }
     };
     match receive(&st, &ctx, id, "api", b, body, true).await {
