@@ -848,3 +848,49 @@ async fn a_ticket_opened_on_the_page_takes_its_files_and_api_files_join_an_exist
     })
     .await;
 }
+
+#[tokio::test]
+async fn machine_credentials_never_open_the_attachment_routes() {
+    run(|t| async move {
+        let ticket = t.ticket_for_end_user_a().await.id.to_string();
+        let it = bearer(&t, &t.w.it_a).await;
+        let r = upload(
+            &t,
+            &it,
+            &ticket,
+            &[Part::File("file", "a.txt", None, b"hello")],
+        )
+        .await;
+        let id = r.json()["items"][0]["id"].as_str().unwrap().to_string();
+        // An integration token (alert senders) and an agent enrollment token, as bearers.
+        let (_, integration) = t
+            .app
+            .create_integration_token(
+                &tandem_app::Actor::system(),
+                t.w.client_a.id,
+                tandem_app::NewIntegrationToken {
+                    label: "Alertmanager".into(),
+                    default_domain: "patching".into(),
+                },
+            )
+            .await
+            .expect("integration token");
+        let (_, enrollment) = t.enrollment_token(&t.w.it_a, &t.w.site_a, None).await;
+        for secret in [integration, enrollment] {
+            let c = Cred::Bearer(secret);
+            for path in [
+                format!("/api/v1/tickets/{ticket}/attachments"),
+                format!("/api/v1/attachments/{id}"),
+                format!("/api/v1/attachments/{id}/content"),
+            ] {
+                get(&t, &c, &path)
+                    .await
+                    .assert_problem(401, "unauthenticated");
+            }
+            upload(&t, &c, &ticket, &[Part::File("file", "b.txt", None, b"x")])
+                .await
+                .assert_problem(401, "unauthenticated");
+        }
+    })
+    .await;
+}
