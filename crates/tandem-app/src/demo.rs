@@ -590,6 +590,25 @@ impl App {
                 ),
             )
             .await?;
+        // Attachments (issue #5): Emily's photo of the panel, Dana's spooler log for the IT sides.
+        let panel = crate::demo_attachments::plotter_panel_png();
+        self.demo_attach(
+            &emily,
+            printer.id,
+            "This is what the panel shows every time.",
+            false,
+            &[("plotter-panel.png", &panel)],
+        )
+        .await?;
+        let log = crate::demo_attachments::spooler_log();
+        self.demo_attach(
+            &dana,
+            printer.id,
+            "Spooler log from PRINT-01: only A1 jobs jam, always at roller 2, and the rollers are past their service count.",
+            true,
+            &[("print01-spooler.log", log.as_bytes())],
+        )
+        .await?;
         self.reply(
             &dana,
             printer.id,
@@ -639,6 +658,15 @@ impl App {
         self.assign_ticket(&sam, login.id, sam.principal.as_ref().map(|p| p.user_id))
             .await?;
         self.reply(&sam, login.id, "Sessions revoked and the password reset; we are checking the mailbox rules now. Please don't use the old password anywhere.", false).await?;
+        let signins = crate::demo_attachments::signin_csv();
+        self.demo_attach(
+            &sam,
+            login.id,
+            "Sign-in log excerpt from the identity provider (the 03:12 session created an inbox rule).",
+            true,
+            &[("signin-log-excerpt.csv", signins.as_bytes())],
+        )
+        .await?;
         // Bayside: the front desk's ticket for internal IT, and an urgent one for the provider.
         self.create_ticket(
             &kevin,

@@ -39,6 +39,9 @@ pub enum Error {
     /// The change clashes with existing data, such as a taken username.
     #[error("{0}")]
     Conflict(String),
+    /// A file was not accepted as a ticket attachment (issue #5); says what to fix.
+    #[error("{0}")]
+    Attachment(tandem_domain::attachments::Refusal),
     /// Storage failed.
     #[error(transparent)]
     Store(StoreError),

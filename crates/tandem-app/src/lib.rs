@@ -8,10 +8,12 @@
 mod alert_ingest; // ingest (issue #6): Alertmanager, webhook, integration tokens
 mod alert_paging; // alerts → on-call paging (issue #6)
 mod alerts; // alerts (issue #6): alert lifecycle
+mod attachments; // ticket attachments (issue #5)
 mod audit_log;
 mod credentials;
 pub mod demo;
 mod demo_alerts; // alerts (issue #6): the demo's monitoring chapter
+mod demo_attachments; // ticket attachments (issue #5)
 mod demo_fleet;
 // tickets2
 mod demo_tickets2;
@@ -43,6 +45,7 @@ mod ticket_search;
 mod ticket_views;
 mod tokens;
 
+pub use attachments::{AttachTarget, AttachmentLimits, Upload};
 pub use audit_log::AuditQuery;
 pub use credentials::{hash_password, new_secret, sha256_hex};
 pub use directory::{NewClient, NewSite, NewUser, UserPatch};
@@ -103,6 +106,8 @@ pub struct Policy {
     pub heartbeat_seconds: u32,
     /// Inventory interval agents are told to use, in seconds.
     pub inventory_seconds: u32,
+    /// Ticket attachments: largest file and most files per request (issue #5).
+    pub attachments: AttachmentLimits,
 }
 
 impl Default for Policy {
@@ -114,6 +119,7 @@ impl Default for Policy {
             offline_after_seconds: tandem_domain::fleet::DEFAULT_OFFLINE_AFTER_SECONDS,
             heartbeat_seconds: 60,
             inventory_seconds: 3600,
+            attachments: AttachmentLimits::default(),
         }
     }
 }

@@ -683,7 +683,9 @@ impl App {
                     .await;
             };
             let body = strip_quoted(&text);
-            if body.is_empty() {
+            // Attachments (issue #5): the mail's files, through the same checks as uploads.
+            let files = mail_files(&msg);
+            if body.is_empty() && files.is_empty() {
                 return self
                     .refuse(
                         &from,
@@ -694,7 +696,14 @@ impl App {
             }
             let mut actor = Actor::person(principal_of(u), None);
             actor.reference = Some("mail".into());
-            return match self.reply(&actor, ticket_id, &body, false).await {
+            let done = if files.is_empty() {
+                self.reply(&actor, ticket_id, &body, false).await
+            } else {
+                self.attach_mail_files(&actor, ticket_id, &body, &files)
+                    .await
+                    .map(|_| ())
+            };
+            return match done {
                 Ok(()) => Ok(Inbound::Replied(ticket.number)),
                 Err(e) => self.refuse_for(e, &from, &rcpt).await,
             };
@@ -743,6 +752,14 @@ impl App {
             Ok(t) => t,
             Err(e) => return self.refuse_for(e, &from, &rcpt).await,
         };
+        // Attachments (issue #5): stored on the new ticket in a second step; the ticket
+        // stands even if a file is refused (the refusal is named in its history).
+        let files = mail_files(&msg);
+        if !files.is_empty() {
+            if let Err(e) = self.attach_mail_files(&actor, t.id, "", &files).await {
+                tracing::warn!(error = %e, ticket = t.number, "mail attachments not stored");
+            }
+        }
         Ok(Inbound::Opened(t.number))
     }
 
@@ -981,6 +998,25 @@ fn new_token() -> String {
 
 fn uuid_v7() -> String {
     tandem_domain::TicketId::new().to_string()
+}
+
+/// The files of an inbound message (parts with a file name, or non-text attachments).
+fn mail_files<'a>(msg: &'a mail_parser::Message<'a>) -> Vec<crate::attachments::MailFile<'a>> {
+    use mail_parser::MimeHeaders;
+    msg.attachments()
+        .filter(|p| !p.is_multipart())
+        .map(|p| {
+            let declared = p.content_type().map(|c| match c.subtype() {
+                Some(sub) => format!("{}/{sub}", c.ctype()),
+                None => c.ctype().to_string(),
+            });
+            let name = p
+                .attachment_name()
+                .map(str::to_string)
+                .unwrap_or_else(|| "attachment".to_string());
+            (name, declared, p.contents())
+        })
+        .collect()
 }
 
 #[cfg(test)]

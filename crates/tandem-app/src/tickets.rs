@@ -58,6 +58,8 @@ pub struct TicketView {
     pub events: Vec<TicketEvent>,
     /// Its SLA state now; absent when no scope agreement is in force to count hours in.
     pub sla: Option<SlaState>,
+    /// Its files (issue #5), oldest first; files on internal notes only for the IT sides.
+    pub attachments: Vec<tandem_domain::attachments::Attachment>,
     /// tickets2: watchers, tags, related tickets and merges.
     #[serde(flatten)]
     pub data: crate::ticket_data::TicketData,
@@ -253,9 +255,12 @@ impl App {
             .principal
             .as_ref()
             .is_some_and(|p| p.role != Role::EndUser);
-        let events = {
+        let (events, attachments) = {
             let mut r = self.store.read().await?;
-            store::events(&mut r, &t, it_side).await?
+            (
+                store::events(&mut r, &t, it_side).await?,
+                tandem_store::attachments::list_for_ticket(&mut r, t.id, it_side).await?,
+            )
         };
         let now = Timestamp::now();
         // tickets2: the client's SLA policy for the priority (or the default), and the
@@ -280,6 +285,7 @@ impl App {
             ticket: t,
             events,
             sla,
+            attachments,
             data,
         })
     }
@@ -305,23 +311,54 @@ impl App {
         body: &str,
         internal: bool,
     ) -> Result<()> {
+        let mut t = self.ticket_for_reply(actor, id, internal).await?;
+        let body = body.trim();
+        if body.is_empty() || body.len() > 64 * 1024 {
+            return Err(invalid("body", "write a reply of up to 64 KiB"));
+        }
+        let mut w = self.store.write().await?;
+        self.write_reply(&mut w, actor, &mut t, body, internal, "")
+            .await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// The ticket a reply (or, with `internal`, a note) goes on, after the authorization and
+    /// the closed-ticket check.
+    pub(crate) async fn ticket_for_reply(
+        &self,
+        actor: &Actor,
+        id: TicketId,
+        internal: bool,
+    ) -> Result<Ticket> {
         let action = if internal {
             Action::TicketsWrite
         } else {
             Action::TicketsCreate
         };
         let g = self.grant(actor, action)?;
-        let p = actor.principal.as_ref().ok_or(Error::Unauthenticated)?;
-        let mut t = self.ticket_for(&g, actor, id).await?;
-        let body = body.trim();
-        if body.is_empty() || body.len() > 64 * 1024 {
-            return Err(invalid("body", "write a reply of up to 64 KiB"));
-        }
+        let t = self.ticket_for(&g, actor, id).await?;
         if t.status == Status::Closed {
             return Err(Error::Conflict(
                 "the ticket is closed; open a new one".into(),
             ));
         }
+        Ok(t)
+    }
+
+    /// Writes a reply or note (already validated) inside `w`: the ticket's clock and status,
+    /// the history entry, the audit entry and, for a public reply, its mail (`mail_extra` is
+    /// added to the mailed text, such as the names of attached files). Returns the entry's id.
+    pub(crate) async fn write_reply(
+        &self,
+        w: &mut tandem_store::Write,
+        actor: &Actor,
+        t: &mut Ticket,
+        body: &str,
+        internal: bool,
+        mail_extra: &str,
+    ) -> Result<tandem_domain::EventId> {
+        let p = actor.principal.as_ref().ok_or(Error::Unauthenticated)?;
         let now = Timestamp::now();
         let from_owner = party_of_side(p.side()) == Some(t.owner) && p.role != Role::EndUser;
         if !internal && from_owner && t.first_response_at.is_none() {
@@ -332,26 +369,21 @@ impl App {
         }
         t.updated_at = now;
         let kind = if internal { "note" } else { "reply" };
-        let mut w = self.store.write().await?;
-        store::update_ticket(&mut w, &t).await?;
-        store::insert_event(
-            &mut w,
-            &t,
-            &event(actor, now, kind, body.to_string(), !internal),
-        )
-        .await?;
+        store::update_ticket(w, t).await?;
+        let e = event(actor, now, kind, body.to_string(), !internal);
+        store::insert_event(w, t, &e).await?;
         Audit::new(actor, &format!("ticket.{kind}"), "ticket", t.id)
             .client(Some(t.client_id))
             .after(json!({"number": t.number, "chars": body.chars().count()}))
-            .write(&mut w)
+            .write(w)
             .await?;
         // Mail (issue #5): public replies only; internal notes are never mailed.
         if !internal {
-            self.mail_ticket_event(&mut w, actor, &t, MailEvent::TicketReply, body)
+            let text = format!("{body}{mail_extra}");
+            self.mail_ticket_event(w, actor, t, MailEvent::TicketReply, &text)
                 .await?;
         }
-        w.commit().await?;
-        Ok(())
+        Ok(e.id)
     }
 
     /// Moves a ticket through the workflow; the clock pauses while waiting on the requester
@@ -522,6 +554,7 @@ pub(crate) fn event(
 ) -> TicketEvent {
     let p = actor.principal.as_ref();
     TicketEvent {
+        id: tandem_domain::EventId::new(),
         at,
         actor_id: p.map(|p| p.user_id),
         actor_label: p.map_or_else(|| "Tandem".to_string(), |p| p.label.clone()),

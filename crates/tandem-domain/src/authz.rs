@@ -58,6 +58,9 @@ pub enum Action {
     // ---- ingest ----
     /// Issue, list and revoke a client's integration tokens (machine alert senders).
     IntegrationsManage,
+    // ---- ticket attachments ----
+    /// Delete a file attached to a ticket (provider admins; a client's IT admin for its own).
+    AttachmentsDelete,
 }
 
 impl Action {
@@ -82,6 +85,7 @@ impl Action {
             // ingest: integration tokens ride on the endpoint write capability (not listed in
             // its `actions`, so technicians can still grant it; the maker's role decides).
             Action::IntegrationsManage => Some(Capability::EndpointsWrite),
+            Action::AttachmentsDelete => Some(Capability::TicketsWrite),
             // A token that can mint tokens would outlive its own revocation.
             Action::TokensManage => None,
         }
@@ -409,6 +413,8 @@ pub fn authorize(who: &Principal, action: Action, now: Timestamp) -> Result<Gran
         (Role::ClientItAdmin, AlertsRead | AlertsWrite | MonitoringManage) => Some((own(), false)),
         // ingest: the provider admin (above) and a client's IT admin manage its integration tokens.
         (Role::ClientItAdmin, IntegrationsManage) => Some((own(), false)),
+        // ticket attachments: the provider admin (above) and a client's IT admin delete them.
+        (Role::ClientItAdmin, AttachmentsDelete) => Some((own(), false)),
         (Role::ClientViewer | Role::Auditor, AlertsRead) => Some((own(), false)),
         (Role::ProviderTechnician, UsersRead) => Some((who.technician.scope(), true)),
         (Role::ProviderTechnician, TokensManage) => Some((ClientScope::none(), true)),

@@ -453,6 +453,8 @@ pub struct Ticket {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TicketEvent {
+    /// The entry's id (attachments name the reply or note they came with by it).
+    pub id: crate::EventId,
     /// When.
     pub at: Timestamp,
     /// Who, if a person.

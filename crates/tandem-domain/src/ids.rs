@@ -126,3 +126,12 @@ id_type!(
     /// A client's integration token: lets one machine sender (Alertmanager, a webhook) post alerts.
     IntegrationTokenId
 );
+// ---- ticket attachments (issue #5) ----
+id_type!(
+    /// One entry of a ticket's history (a reply, a note, a status change…).
+    EventId
+);
+id_type!(
+    /// A file attached to a ticket.
+    AttachmentId
+);

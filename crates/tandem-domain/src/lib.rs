@@ -3,6 +3,7 @@
 //! Nothing in this crate touches a database, a socket or a file. Storage, HTTP and
 //! the command line build on it; the rules here are what they all agree on.
 
+pub mod attachments; // ticket attachments (issue #5)
 pub mod audit;
 pub mod authz;
 pub mod directory;
@@ -30,6 +31,7 @@ pub mod validate;
 pub use ids::IntegrationTokenId; // ingest
 pub use ids::MaintenanceWindowId; // maintenance windows
 pub use ids::{AlertId, EndpointGroupId, MonitoringPolicyId}; // alerts
+pub use ids::{AttachmentId, EventId}; // ticket attachments
 pub use ids::{
     ClientId, EndpointId, EnrollmentTokenId, HandoffId, PageId, PolicyId, ScheduleId, SiteId,
     TicketId, TokenId, UserId,

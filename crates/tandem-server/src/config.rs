@@ -102,6 +102,13 @@ pub struct Settings {
     /// Days hourly metrics rollups are kept (7 to 3660). Default: 400
     #[arg(long, env = "TANDEM_METRICS_HOURLY_DAYS", value_name = "DAYS")]
     pub metrics_hourly_days: Option<i64>,
+    // ---- ticket attachments (issue #5) ----
+    /// Largest file that can be attached to a ticket, in MiB (1 to 1024); a larger upload is cut off with 413 attachment_too_large. Default: 25
+    #[arg(long, env = "TANDEM_ATTACHMENT_MAX_MB", value_name = "MIB")]
+    pub attachment_max_mb: Option<u64>,
+    /// Most files one upload (a reply, a note or an API call) may carry (1 to 100). Default: 10
+    #[arg(long, env = "TANDEM_ATTACHMENT_MAX_FILES", value_name = "N")]
+    pub attachment_max_files: Option<usize>,
 }
 
 /// The `[mail]` table of the TOML file.
@@ -156,6 +163,8 @@ struct FileSettings {
     metrics_raw_hours: Option<i64>,
     metrics_five_minute_days: Option<i64>,
     metrics_hourly_days: Option<i64>,
+    attachment_max_mb: Option<u64>,
+    attachment_max_files: Option<usize>,
 }
 
 /// Settings with every default applied.
@@ -192,6 +201,8 @@ pub struct Resolved {
     pub evaluation_secs: i64,
     /// How long each tier of the agent metrics history is kept (issue #6).
     pub metrics_retention: tandem_domain::metrics::Retention,
+    /// Ticket attachment limits (issue #5).
+    pub attachments: tandem_app::AttachmentLimits,
 }
 
 impl Settings {
@@ -308,6 +319,24 @@ impl Settings {
                 .unwrap_or(defaults.hourly_days),
         };
         metrics_retention.validate().map_err(anyhow::Error::msg)?;
+        let max_mb = self
+            .attachment_max_mb
+            .or(file.attachment_max_mb)
+            .unwrap_or(tandem_domain::attachments::DEFAULT_MAX_BYTES / (1024 * 1024));
+        if !(1..=1024).contains(&max_mb) {
+            anyhow::bail!("attachment_max_mb must be between 1 and 1024");
+        }
+        let max_files = self
+            .attachment_max_files
+            .or(file.attachment_max_files)
+            .unwrap_or(tandem_domain::attachments::DEFAULT_MAX_FILES);
+        if !(1..=100).contains(&max_files) {
+            anyhow::bail!("attachment_max_files must be between 1 and 100");
+        }
+        let attachments = tandem_app::AttachmentLimits {
+            max_bytes: max_mb * 1024 * 1024,
+            max_files,
+        };
         let session_hours = self.session_hours.or(file.session_hours).unwrap_or(12);
         if !(1..=24 * 30).contains(&session_hours) {
             anyhow::bail!("session_hours must be between 1 and 720");
@@ -332,6 +361,7 @@ impl Settings {
             mail,
             evaluation_secs,
             metrics_retention,
+            attachments,
         })
     }
 

@@ -48,6 +48,7 @@ pub async fn open(cfg: &Resolved) -> anyhow::Result<App> {
         Policy {
             session_ttl_secs: cfg.session_secs,
             offline_after_seconds: cfg.offline_after_secs,
+            attachments: cfg.attachments,
             ..Policy::default()
         },
     ))

@@ -94,6 +94,9 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
         ("metrics_raw_hours", "72"),
         ("metrics_five_minute_days", "10"),
         ("metrics_hourly_days", "365"),
+        // ticket attachments (issue #5)
+        ("attachment_max_mb", "40"),
+        ("attachment_max_files", "4"),
     ];
     let keys = documented_keys();
     assert!(!keys.is_empty(), "no keys found in the reference");
@@ -148,6 +151,14 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
     assert_eq!(mail.max_message_bytes, 2048 * 1024);
 
     assert_eq!(r.evaluation_secs, 30); // alerts (issue #6)
+                                       // ticket attachments (issue #5)
+    assert_eq!(
+        r.attachments,
+        tandem_app::AttachmentLimits {
+            max_bytes: 40 * 1024 * 1024,
+            max_files: 4
+        }
+    );
 
     assert_eq!(
         r.metrics_retention,

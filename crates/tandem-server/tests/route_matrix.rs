@@ -144,6 +144,16 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST",   "/api/v1/tickets/{ticket_id}/status",                 ".    Y    Y    Y    .    .    .    .    .    Y    ."),
     ("POST",   "/api/v1/tickets/{ticket_id}/handoff",                ".    Y    Y    Y    .    .    .    .    .    Y    ."),
     ("POST",   "/api/v1/tickets/{ticket_id}/assign",                 ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    // Ticket attachments (issue #5): whoever sees the ticket sees its public files and may
+    // attach; deleting is for the provider admin and the client's IT admin.
+    // `{attachment_id}` is a fresh public file on a fresh ticket of A's end user per probe.
+    ("GET",    "/api/v1/tickets/{ticket_id}/attachments",            ".    Y    Y    Y    Y    Y    Y    .    .    Y    ."),
+    ("POST",   "/api/v1/tickets/{ticket_id}/attachments",            ".    Y    Y    Y    .    .    Y    .    .    Y    ."),
+    ("GET",    "/api/v1/attachments/{attachment_id}",                ".    Y    Y    Y    Y    Y    Y    .    .    Y    ."),
+    ("DELETE", "/api/v1/attachments/{attachment_id}",                ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/attachments/{attachment_id}/content",        ".    Y    Y    Y    Y    Y    Y    .    .    Y    ."),
+    ("GET",    "/attachments/{attachment_id}",                       ".    Y    Y    Y    Y    Y    Y    .    .    .    ."),
+    ("POST",   "/attachments/{attachment_id}/delete",                ".    Y    .    Y    .    .    .    .    .    .    ."),
     // tickets2: watchers (oneself: anyone who reads tickets but end users and auditors),
     // tags, links, merges (`{other_ticket}` is another fresh ticket of client A), SLA
     // policies (edited by those who sign the agreement) and the SLA event feed.
@@ -779,6 +789,28 @@ async fn fresh_window(t: &TestApp) -> String {
         .to_string()
 }
 
+/// Ticket attachments (issue #5): a fresh public file on a fresh ticket of A's end user,
+/// attached by A's IT admin through the use case.
+async fn fresh_attachment(t: &TestApp) -> String {
+    let ticket = t.ticket_for_end_user_a().await;
+    let actor = tandem_app::Actor::person(tandem_app::principal_of(&t.w.it_a), None);
+    let mut up = t
+        .app
+        .begin_upload(&actor, ticket.id, "api")
+        .await
+        .expect("upload");
+    up.start_file("probe.txt", Some("text/plain"))
+        .await
+        .expect("file");
+    up.write(b"probe content").await.expect("bytes");
+    up.finish_file().await.expect("finish");
+    up.commit(tandem_app::AttachTarget::default())
+        .await
+        .expect("commit")[0]
+        .id
+        .to_string()
+}
+
 /// A fresh endpoint group of client A.
 async fn fresh_group(t: &TestApp) -> String {
     t.app
@@ -851,6 +883,8 @@ struct Fill<'a> {
     integration_token: String,
     /// Maintenance windows (issue #6): a fresh window of client A.
     window: String,
+    /// Ticket attachments (issue #5): a fresh public file of client A.
+    attachment: String,
 }
 
 #[derive(Clone, Default)]
@@ -925,7 +959,8 @@ fn probe(
         .replace("{token}", &fill.oncall.feed_token)
         .replace("{handoff_id}", &fill.oncall.handoff)
         .replace("{integration_token_id}", &fill.integration_token)
-        .replace("{window_id}", &fill.window);
+        .replace("{window_id}", &fill.window)
+        .replace("{attachment_id}", &fill.attachment);
     let path = match template {
         "/api/v1/clients/{client_id}/scope/diff" => format!("{path}?from={number}&to={number}"),
         "/api/v1/clients/{client_id}/route" => format!("{path}?domain=patching"),
@@ -1081,6 +1116,15 @@ fn probe(
         ("POST", "/api/v1/tokens") => rb.json(&json!({"name": format!("api token {n}"), "capabilities": ["clients:read"], "expires_in_days": 30})),
         ("POST", "/api/v1/ticket-views") => rb.json(&json!({"name": format!("API view by {n} {}", uuid_like()), "query": "status=active&q=printer"})),
         ("POST", "/api/v1/tickets") => rb.json(&json!({"client_id": a, "subject": format!("Printer jam reported by {n}")})),
+        // Ticket attachments (issue #5): one small text file, as multipart.
+        ("POST", "/api/v1/tickets/{ticket_id}/attachments") => {
+            let boundary = "matrixBoundary42";
+            let body = format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"probe-{n}.txt\"\r\nContent-Type: text/plain\r\n\r\nProbe file from {n}\r\n--{boundary}--\r\n"
+            );
+            rb.header(reqwest::header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+                .body(body)
+        }
         ("POST", "/api/v1/tickets/{ticket_id}/replies") => rb.json(&json!({"body": format!("Reply from {n}")})),
         ("POST", "/api/v1/tickets/{ticket_id}/status") => rb.json(&json!({"status": "waiting_on_vendor"})),
         ("POST", "/api/v1/tickets/{ticket_id}/handoff") => rb.json(&json!({"to": fill.ticket.1, "reason": format!("Needs the other side, says {n}")})),
@@ -1333,6 +1377,12 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                 } else {
                     String::new()
                 };
+                // Ticket attachments (issue #5): a fresh public file for each probe.
+                let attachment = if path.contains("{attachment_id}") {
+                    fresh_attachment(&t).await
+                } else {
+                    String::new()
+                };
                 let head = t.audit_head().await;
                 let r = t
                     .send(probe(
@@ -1357,6 +1407,7 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                             oncall,
                             integration_token,
                             window,
+                            attachment,
                         },
                     ))
                     .await;
@@ -1551,6 +1602,7 @@ async fn state_changing_requests_without_csrf_are_refused() {
                         },
                         integration_token: tandem_domain::IntegrationTokenId::new().to_string(),
                         window: tandem_domain::MaintenanceWindowId::new().to_string(),
+                        attachment: tandem_domain::AttachmentId::new().to_string(),
                     },
                 )
             };

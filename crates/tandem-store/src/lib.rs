@@ -10,6 +10,7 @@
 //! the audit entry for it is appended in that same transaction with [`audit::append`].
 
 pub mod alert_paging; // alerts → on-call paging (issue #6)
+pub mod attachments; // ticket attachments (issue #5)
 pub mod audit;
 pub mod auth;
 pub mod directory;

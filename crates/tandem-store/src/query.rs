@@ -289,6 +289,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "alert_paging",
         include_str!("../migrations/0012_alert_paging.sql"),
     ),
+    // Ticket attachments (issue #5).
+    (
+        13,
+        "ticket_attachments",
+        include_str!("../migrations/0013_ticket_attachments.sql"),
+    ),
     // Maintenance windows that silence alerts (issue #6).
     (
         15,

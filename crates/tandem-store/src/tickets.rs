@@ -141,7 +141,7 @@ pub async fn update_ticket(c: &mut AnyConnection, t: &Ticket) -> Result<()> {
 /// Appends to a ticket's history.
 pub async fn insert_event(c: &mut AnyConnection, t: &Ticket, e: &TicketEvent) -> Result<()> {
     Sql::new("INSERT INTO ticket_events (id, ticket_id, client_id, at, actor_id, actor_label, actor_side, kind, body, public) VALUES (")
-        .text(uuid::Uuid::now_v7().to_string())
+        .text(e.id.to_string())
         .push(", ")
         .text(t.id.to_string())
         .push(", ")
@@ -325,6 +325,7 @@ fn ticket(r: &AnyRow) -> Result<Ticket> {
 
 fn event(r: &AnyRow) -> Result<TicketEvent> {
     Ok(TicketEvent {
+        id: parsed(r, "id")?,
         at: ts(r, "at")?,
         actor_id: opt_parsed(r, "actor_id")?,
         actor_label: text(r, "actor_label")?,

@@ -224,6 +224,7 @@ async fn migrations_apply_once_and_again_do_nothing() {
                 "metrics",
                 "ingest",
                 "alert_paging",
+                "ticket_attachments",
                 "maintenance_windows",
                 "auth_epoch",
             ]
@@ -281,6 +282,7 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
                     "metrics",
                     "oncall",
                     "scope",
+                    "ticket_attachments",
                     "ticket_search",
                     "tickets",
                     "tickets2",

@@ -293,6 +293,20 @@ pub async fn gate(
                 .map(str::to_string);
             let presented = match header_token {
                 Some(t) => Some(t),
+                // A multipart form (files, issue #5): the token is its first field, read
+                // without collecting the rest of the body (which streams on to the handler).
+                None if access != Access::Api
+                    && crate::http::api_attachments::is_multipart(&parts.headers) =>
+                {
+                    let boundary = match crate::http::api_attachments::boundary(&parts.headers) {
+                        Ok(b) => b,
+                        Err(p) => return crate::http::pages::error_page(p.status(), &p.detail),
+                    };
+                    let (token, rest) =
+                        first_part_csrf(body.take().unwrap_or_default(), &boundary).await;
+                    body = Some(rest);
+                    token
+                }
                 None if access != Access::Api => {
                     let bytes =
                         match read_limited(body.take().unwrap_or_default(), FORM_LIMIT).await {
@@ -361,6 +375,87 @@ fn tandem_app_same(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// Longest first part of a multipart form the gate reads to find the CSRF token.
+const CSRF_PART_LIMIT: usize = 16 * 1024;
+
+/// Reads a multipart body only as far as its first part, and returns that part's value if it
+/// is the `csrf` field, with a body that replays what was read and then streams the rest.
+async fn first_part_csrf(body: Body, boundary: &str) -> (Option<String>, Body) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut head: Vec<u8> = Vec::new();
+    let mut token = None;
+    while head.len() < CSRF_PART_LIMIT {
+        match stream.next().await {
+            Some(Ok(b)) => head.extend_from_slice(&b),
+            _ => break,
+        }
+        match csrf_in_first_part(&head, boundary) {
+            FirstPart::Csrf(t) => {
+                token = Some(t);
+                break;
+            }
+            FirstPart::Other => break,
+            FirstPart::Incomplete => {}
+        }
+    }
+    let replay =
+        futures_util::stream::once(async move { Ok::<Bytes, axum::Error>(Bytes::from(head)) });
+    (token, Body::from_stream(replay.chain(stream)))
+}
+
+/// What the start of a multipart body says about its first part.
+#[derive(Debug, PartialEq, Eq)]
+enum FirstPart {
+    /// The first part is the `csrf` field, with this value.
+    Csrf(String),
+    /// The first part is something else (or the body is not multipart as expected).
+    Other,
+    /// More bytes are needed to tell.
+    Incomplete,
+}
+
+fn csrf_in_first_part(head: &[u8], boundary: &str) -> FirstPart {
+    let open = format!("--{boundary}\r\n");
+    if head.len() < open.len() {
+        return if open.as_bytes().starts_with(head) {
+            FirstPart::Incomplete
+        } else {
+            FirstPart::Other
+        };
+    }
+    if !head.starts_with(open.as_bytes()) {
+        return FirstPart::Other;
+    }
+    let rest = &head[open.len()..];
+    let Some(end_headers) = find(rest, b"\r\n\r\n") else {
+        return FirstPart::Incomplete;
+    };
+    let headers = String::from_utf8_lossy(&rest[..end_headers]).to_ascii_lowercase();
+    let is_csrf = headers.lines().any(|l| {
+        l.starts_with("content-disposition:")
+            && l.contains("form-data")
+            && l.contains("name=\"csrf\"")
+            && !l.contains("filename")
+    });
+    if !is_csrf {
+        return FirstPart::Other;
+    }
+    let value = &rest[end_headers + 4..];
+    let close = format!("\r\n--{boundary}");
+    match find(value, close.as_bytes()) {
+        Some(n) => match std::str::from_utf8(&value[..n]) {
+            Ok(v) => FirstPart::Csrf(v.to_string()),
+            Err(_) => FirstPart::Other,
+        },
+        None => FirstPart::Incomplete,
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
 async fn read_limited(body: Body, limit: usize) -> Result<Bytes, Response> {
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
@@ -368,5 +463,31 @@ async fn read_limited(body: Body, limit: usize) -> Result<Bytes, Response> {
             StatusCode::PAYLOAD_TOO_LARGE,
             "The form is larger than Tandem accepts.",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_csrf_token_is_read_from_the_first_part() {
+        let b = "XyZ";
+        let body = "--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\ntok123\r\n--XyZ\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.txt\"\r\n\r\nhello\r\n--XyZ--\r\n";
+        assert_eq!(
+            csrf_in_first_part(body.as_bytes(), b),
+            FirstPart::Csrf("tok123".into())
+        );
+        assert_eq!(
+            csrf_in_first_part(&body.as_bytes()[..20], b),
+            FirstPart::Incomplete
+        );
+        assert_eq!(
+            csrf_in_first_part(&body.as_bytes()[..60], b),
+            FirstPart::Incomplete
+        );
+        let other = "--XyZ\r\nContent-Disposition: form-data; name=\"body\"\r\n\r\nhi\r\n--XyZ--";
+        assert_eq!(csrf_in_first_part(other.as_bytes(), b), FirstPart::Other);
+        assert_eq!(csrf_in_first_part(b"garbage", b), FirstPart::Other);
     }
 }

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod api;
 pub mod api_alerts; // alerts (issue #6)
+pub mod api_attachments; // ticket attachments (issue #5)
 pub mod api_fleet;
 // Mail (issue #5).
 pub mod api_ingest; // ingest (issue #6)
@@ -380,6 +381,50 @@ pub fn routes() -> Vec<RouteSpec> {
             tk::hand_off
         ),
         route!(POST, "/api/v1/tickets/{ticket_id}/assign", Api, tk::assign),
+        // Ticket attachments (issue #5). The reply form (`/tickets/{ticket_id}/reply`) takes
+        // files too (multipart).
+        route!(
+            GET,
+            "/api/v1/tickets/{ticket_id}/attachments",
+            Api,
+            api_attachments::list
+        ),
+        route!(
+            POST,
+            "/api/v1/tickets/{ticket_id}/attachments",
+            Api,
+            api_attachments::upload
+        ),
+        route!(
+            GET,
+            "/api/v1/attachments/{attachment_id}",
+            Api,
+            api_attachments::get
+        ),
+        route!(
+            DELETE,
+            "/api/v1/attachments/{attachment_id}",
+            Api,
+            api_attachments::delete
+        ),
+        route!(
+            GET,
+            "/api/v1/attachments/{attachment_id}/content",
+            Api,
+            api_attachments::content
+        ),
+        route!(
+            GET,
+            "/attachments/{attachment_id}",
+            Page,
+            pages_tickets::attachment
+        ),
+        route!(
+            POST,
+            "/attachments/{attachment_id}/delete",
+            Page,
+            pages_tickets::delete_attachment
+        ),
         // tickets2: watchers, tags, links, merges, SLA policies and events.
         route!(POST, "/tickets/{ticket_id}/watch", Page, ptd::watch),
         route!(POST, "/tickets/{ticket_id}/tags", Page, ptd::tags),
@@ -955,10 +1000,13 @@ async fn finish(req: Request, next: Next) -> Response {
     );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
-    h.insert(
-        "content-security-policy",
-        HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; frame-ancestors 'none'; form-action 'self'"),
-    );
+    // A download sets its own, stricter policy (`sandbox`); everything else gets this one.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; frame-ancestors 'none'; form-action 'self'"),
+        );
+    }
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

@@ -28,6 +28,9 @@ use utoipa::{Modify, OpenApi};
         super::api_tickets::list_tickets, super::api_tickets::create_ticket, super::api_tickets::get_ticket,
         super::api_tickets::reply, super::api_tickets::set_status, super::api_tickets::hand_off,
         super::api_tickets::assign,
+        // Ticket attachments (issue #5)
+        super::api_attachments::list, super::api_attachments::upload, super::api_attachments::get,
+        super::api_attachments::delete, super::api_attachments::content,
         // tickets2
         super::api_ticket_data::watch, super::api_ticket_data::tag, super::api_ticket_data::tags_in_use,
         super::api_ticket_data::link, super::api_ticket_data::merge, super::api_ticket_data::sla_policy,

@@ -9,7 +9,7 @@ use crate::http::pages::{
 };
 use crate::http::AppState;
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
@@ -260,24 +260,90 @@ pub async fn new_form(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap) 
     ))
 }
 
-/// POST /tickets/new
-pub async fn create(
-    State(st): State<AppState>,
-    ctx: Ctx,
-    axum::Form(f): axum::Form<Vec<(String, String)>>,
-) -> Response {
-    let f = FormFields(f);
-    let parse_or_none = |k: &str| f.get(k).filter(|s| !s.is_empty());
-    let new = NewTicket {
-        client_id: parse_or_none("client_id").and_then(|c| c.parse().ok()),
-        site_id: None,
-        requester_id: None,
-        subject: f.text("subject"),
-        description: f.text("description"),
-        domain: parse_or_none("domain").map(str::to_string),
-        impact: parse_or_none("impact").and_then(|s| s.parse::<Impact>().ok()),
-        urgency: parse_or_none("urgency").and_then(|s| s.parse::<Urgency>().ok()),
+/// POST /tickets/new — with files when the form is multipart (the page's form is): the text
+/// fields come first, the ticket is opened, then the files are streamed onto it.
+pub async fn create(State(st): State<AppState>, ctx: Ctx, req: axum::extract::Request) -> Response {
+    use crate::http::api_attachments as att;
+    if att::is_multipart(req.headers()) {
+        let b = match att::boundary(req.headers()) {
+            Ok(b) => b,
+            Err(p) => return crate::http::pages::error_page(p.status(), &p.detail),
+        };
+        let mut mp = att::form(b, req.into_body());
+        let mut fields = Vec::new();
+        let mut first_file = None;
+        loop {
+            match att::next_part(&mut mp).await {
+                Ok(Some(f)) if f.file_name().is_some_and(|n| !n.is_empty()) => {
+                    first_file = Some(f);
+                    break;
+                }
+                Ok(Some(mut f)) => {
+                    let name = f.name().unwrap_or("").to_string();
+                    match att::part_text(&mut f).await {
+                        Ok(v) if f.file_name().is_none() => fields.push((name, v)),
+                        Ok(_) => {}
+                        Err(e) => {
+                            let p = e.problem();
+                            return crate::http::pages::error_page(p.status(), &p.detail);
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let p = e.problem();
+                    return crate::http::pages::error_page(p.status(), &p.detail);
+                }
+            }
+        }
+        let t = match st
+            .app
+            .create_ticket(&ctx.actor, new_ticket(&FormFields(fields)))
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => return back_with(&st, "/tickets/new", e),
+        };
+        let back = format!("/tickets/{}", t.id);
+        let opened = format!("Ticket #{} opened; {} owns it.", t.number, t.owner.label());
+        if first_file.is_none() {
+            return redirect_with(&back, Some(&opened), None, st.cfg.secure_cookies);
+        }
+        let stored = async {
+            let mut up = st.app.begin_upload(&ctx.actor, t.id, "web").await?;
+            let mut target = tandem_app::AttachTarget::default();
+            att::receive_into(&mut up, &mut mp, first_file, &mut target).await?;
+            Ok::<_, att::UploadError>(up.commit(target).await?)
+        }
+        .await;
+        return match stored {
+            Ok(files) => redirect_with(
+                &back,
+                Some(&format!("{opened} {} file(s) attached.", files.len())),
+                None,
+                st.cfg.secure_cookies,
+            ),
+            Err(e) => {
+                let p = e.problem();
+                redirect_with(
+                    &back,
+                    Some(&opened),
+                    Some(&format!("The files were not attached: {}", p.detail)),
+                    st.cfg.secure_cookies,
+                )
+            }
+        };
+    }
+    let f = match axum::Form::<Vec<(String, String)>>::from_request(req, &()).await {
+        Ok(axum::Form(f)) => FormFields(f),
+        Err(_) => {
+            return crate::http::pages::error_page(
+                axum::http::StatusCode::BAD_REQUEST,
+                "The form could not be read. Reload the page and try again.",
+            )
+        }
     };
+    let new = new_ticket(&f);
     match st.app.create_ticket(&ctx.actor, new).await {
         Ok(t) => redirect_with(
             &format!("/tickets/{}", t.id),
@@ -293,6 +359,20 @@ pub async fn create(
     }
 }
 
+fn new_ticket(f: &FormFields) -> NewTicket {
+    let parse_or_none = |k: &str| f.get(k).filter(|s| !s.is_empty());
+    NewTicket {
+        client_id: parse_or_none("client_id").and_then(|c| c.parse().ok()),
+        site_id: None,
+        requester_id: None,
+        subject: f.text("subject"),
+        description: f.text("description"),
+        domain: parse_or_none("domain").map(str::to_string),
+        impact: parse_or_none("impact").and_then(|s| s.parse::<Impact>().ok()),
+        urgency: parse_or_none("urgency").and_then(|s| s.parse::<Urgency>().ok()),
+    }
+}
+
 /// One entry of the history, for the page.
 pub(crate) struct EventRow {
     at: String,
@@ -301,6 +381,23 @@ pub(crate) struct EventRow {
     kind: String,
     body: String,
     internal: bool,
+    /// Files that came with it (issue #5).
+    files: Vec<FileRow>,
+}
+
+/// One attached file on the ticket page (issue #5).
+#[derive(Clone)]
+pub(crate) struct FileRow {
+    id: String,
+    name: String,
+    size: String,
+    content_type: String,
+    who: String,
+    at: String,
+    internal: bool,
+    /// An image the browser may show (opened inline in a new page, never embedded).
+    image: bool,
+    event_id: Option<String>,
 }
 
 #[derive(Template)]
@@ -329,6 +426,12 @@ struct TicketPage {
     can_watch: bool,
     /// tickets2: people who could be made watchers: (user id, name).
     watcher_choices: Vec<(String, String)>,
+    /// Attachments (issue #5): every file of the ticket the viewer may see.
+    files: Vec<FileRow>,
+    /// Whether the viewer may delete files.
+    can_delete_files: bool,
+    /// "up to 10 files of 25 MiB each".
+    file_limits: String,
 }
 
 /// GET /tickets/{id}
@@ -383,10 +486,38 @@ pub async fn ticket(
             false,
         )),
     }
+    let files: Vec<FileRow> = v
+        .attachments
+        .iter()
+        .map(|a| FileRow {
+            id: a.id.to_string(),
+            name: a.file_name.clone(),
+            size: tandem_domain::attachments::human_size(a.size_bytes),
+            content_type: a.content_type.clone(),
+            who: a.uploaded_label.clone(),
+            at: a.created_at.display_in(&tz),
+            internal: !a.public,
+            image: tandem_domain::attachments::Kind::inline_safe(&a.content_type),
+            event_id: a.event_id.map(|e| e.to_string()),
+        })
+        .collect();
+    let can_delete_files = authorize(&p, Action::AttachmentsDelete, Timestamp::now())
+        .is_ok_and(|g| g.check_client(t.client_id).is_ok());
+    let limits = st.app.attachment_limits();
+    let file_limits = format!(
+        "up to {} files of {} MiB each; images, PDF, Office, text, CSV, logs, JSON, .eml or zip",
+        limits.max_files,
+        limits.max_bytes.div_ceil(1024 * 1024)
+    );
     let events = v
         .events
         .iter()
         .map(|e| EventRow {
+            files: files
+                .iter()
+                .filter(|f| f.event_id.as_deref() == Some(e.id.to_string().as_str()))
+                .cloned()
+                .collect(),
             at: e.at.display_in(&tz),
             who: e.actor_label.clone(),
             side: e.actor_side.as_str(),
@@ -402,6 +533,9 @@ pub async fn ticket(
                 "merged" => "merged a duplicate".into(),
                 "sla_warning" => "SLA warning".into(),
                 "sla_breach" => "SLA breach".into(),
+                // attachments (issue #5)
+                "attachments" => "attached files".into(),
+                "attachment_deleted" => "deleted a file".into(),
                 k => k.to_string(),
             },
             body: e.body.clone(),
@@ -432,6 +566,9 @@ pub async fn ticket(
             watching,
             can_watch: !matches!(p.role, Role::EndUser | Role::Auditor),
             watcher_choices,
+            files,
+            can_delete_files,
+            file_limits,
             client: chrome
                 .switcher
                 .iter()
@@ -476,14 +613,61 @@ where
     }
 }
 
-/// POST /tickets/{id}/reply
+/// POST /tickets/{id}/reply — a reply or note, with files when the form is multipart (the
+/// ticket page's form is; `csrf` must be its first field).
 pub async fn reply(
     State(st): State<AppState>,
     ctx: Ctx,
     Path(id): Path<String>,
-    axum::Form(f): axum::Form<Vec<(String, String)>>,
+    req: axum::extract::Request,
 ) -> Response {
-    let f = FormFields(f);
+    use crate::http::api_attachments as att;
+    if att::is_multipart(req.headers()) {
+        let back = format!("/tickets/{id}");
+        let Ok(tid) = id.parse::<TicketId>() else {
+            return fail(Error::NotFound("ticket"));
+        };
+        let b = match att::boundary(req.headers()) {
+            Ok(b) => b,
+            Err(p) => return crate::http::pages::error_page(p.status(), &p.detail),
+        };
+        return match att::receive(&st, &ctx, tid, "web", b, req.into_body(), false).await {
+            Ok(files) => {
+                let n = files.len();
+                let msg = match n {
+                    0 => "Reply sent.".to_string(),
+                    1 => "Sent, with 1 file.".to_string(),
+                    n => format!("Sent, with {n} files."),
+                };
+                redirect_with(&back, Some(&msg), None, st.cfg.secure_cookies)
+            }
+            Err(att::UploadError::App(
+                e @ (Error::Attachment(_) | Error::Invalid(_) | Error::Conflict(_)),
+            )) => {
+                let p = crate::http::problem::problem_for(&e);
+                redirect_with(
+                    &back,
+                    None,
+                    Some(&format!("Nothing was sent: {}", p.detail)),
+                    st.cfg.secure_cookies,
+                )
+            }
+            Err(att::UploadError::App(e)) => fail(e),
+            Err(e) => {
+                let p = e.problem();
+                crate::http::pages::error_page(p.status(), &p.detail)
+            }
+        };
+    }
+    let f = match axum::Form::<Vec<(String, String)>>::from_request(req, &()).await {
+        Ok(axum::Form(f)) => FormFields(f),
+        Err(_) => {
+            return crate::http::pages::error_page(
+                axum::http::StatusCode::BAD_REQUEST,
+                "The form could not be read. Reload the page and try again.",
+            )
+        }
+    };
     let internal = f.get("internal") == Some("on");
     let body = f.text("body");
     act(
@@ -500,6 +684,51 @@ pub async fn reply(
         },
     )
     .await
+}
+
+/// Query of an attachment download page.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct AttachmentQuery {
+    /// `inline`: show an image in the browser.
+    #[serde(default)]
+    pub disposition: Option<String>,
+}
+
+/// GET /attachments/{id} — downloads a file (images inline on request).
+pub async fn attachment(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Query(q): Query<AttachmentQuery>,
+) -> Response {
+    let Ok(id) = id.parse::<tandem_domain::AttachmentId>() else {
+        return fail(Error::NotFound("attachment"));
+    };
+    let inline = q.disposition.as_deref() == Some("inline");
+    match crate::http::api_attachments::download(&st, &ctx, id, inline).await {
+        Ok(r) => r,
+        Err(e) => fail(e),
+    }
+}
+
+/// POST /attachments/{id}/delete — erases a file (provider admins; the client's IT admin).
+pub async fn delete_attachment(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = id.parse::<tandem_domain::AttachmentId>() else {
+        return fail(Error::NotFound("attachment"));
+    };
+    match st.app.delete_attachment(&ctx.actor, id).await {
+        Ok(a) => redirect_with(
+            &format!("/tickets/{}", a.ticket_id),
+            Some(&format!("Deleted {}.", a.file_name)),
+            None,
+            st.cfg.secure_cookies,
+        ),
+        Err(e) => fail(e),
+    }
 }
 
 /// POST /tickets/{id}/status

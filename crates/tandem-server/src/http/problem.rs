@@ -124,6 +124,18 @@ pub fn problem_for(e: &Error) -> Problem {
             Problem::new(S::UNPROCESSABLE_ENTITY, "validation_failed", detail).with_fields(fields)
         }
         Error::Conflict(m) => Problem::new(S::CONFLICT, "conflict", m.clone()),
+        // Ticket attachments (issue #5): the refusal says what to fix.
+        Error::Attachment(r) => {
+            use tandem_domain::attachments::Refusal as R;
+            let status = match r {
+                R::TooLarge { .. } => S::PAYLOAD_TOO_LARGE,
+                R::Executable { .. } | R::NotAllowed { .. } => S::UNSUPPORTED_MEDIA_TYPE,
+                R::Mismatch { .. } | R::Empty { .. } | R::TooManyFiles { .. } => {
+                    S::UNPROCESSABLE_ENTITY
+                }
+            };
+            Problem::new(status, r.code(), r.to_string())
+        }
         Error::Store(tandem_store::StoreError::Db(sqlx_err)) if is_unavailable(sqlx_err) => {
             tracing::error!(error = %e, "database unavailable");
             Problem::new(
