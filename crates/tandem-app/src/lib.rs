@@ -34,6 +34,7 @@ mod scope;
 mod tickets;
 // tickets2: watchers, tags, links, merges, SLA policies, the SLA sweeper.
 mod ticket_data;
+mod ticket_import; // CSV ticket import (issue #5)
 // search (issue #5)
 mod ticket_reports;
 mod ticket_search;
@@ -60,6 +61,7 @@ pub use oncall::{
 };
 pub use scope::{DomainPatch, NewDomain, RouteAnswer};
 pub use tickets::{NewTicket, TicketView};
+pub use ticket_import::{ImportReport, StagedImport};
 // tickets2
 pub use ticket_data::{
     AudienceMember, AudienceReason, SlaEventPage, SlaPolicyRow, TicketData, TicketRef, Watcher,

@@ -289,6 +289,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "alert_paging",
         include_str!("../migrations/0012_alert_paging.sql"),
     ),
+    // CSV ticket import (issue #5).
+    (
+        14,
+        "ticket_import",
+        include_str!("../migrations/0014_ticket_import.sql"),
+    ),
 ];
 
 /// Statements of a migration file, without comments, each with the backend it is limited to:

@@ -224,6 +224,7 @@ async fn migrations_apply_once_and_again_do_nothing() {
                 "metrics",
                 "ingest",
                 "alert_paging",
+                "ticket_import",
             ]
         );
         assert!(s.migrate().await.unwrap().is_empty());
@@ -277,6 +278,7 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
                     "metrics",
                     "oncall",
                     "scope",
+                    "ticket_import",
                     "ticket_search",
                     "tickets",
                     "tickets2",

@@ -28,6 +28,8 @@ pub const LOGIN_CSRF_COOKIE: &str = "tandem_login_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Largest form body accepted.
 pub const FORM_LIMIT: usize = 64 * 1024;
+/// The largest multipart form (a ticket import's file and its few fields).
+pub const UPLOAD_LIMIT: usize = tandem_domain::ticket_import::MAX_BYTES + 64 * 1024;
 
 /// What a route lets through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -294,14 +296,33 @@ pub async fn gate(
             let presented = match header_token {
                 Some(t) => Some(t),
                 None if access != Access::Api => {
-                    let bytes =
-                        match read_limited(body.take().unwrap_or_default(), FORM_LIMIT).await {
-                            Ok(b) => b,
-                            Err(r) => return r,
-                        };
-                    let token = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
-                        .ok()
-                        .and_then(|f| f.into_iter().find(|(k, _)| k == "csrf").map(|(_, v)| v));
+                    // ticket import: the one upload form posts multipart/form-data, with
+                    // its token in a `csrf` part.
+                    let multipart = parts
+                        .headers
+                        .get(axum::http::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(crate::http::multipart::boundary);
+                    let limit = if multipart.is_some() {
+                        UPLOAD_LIMIT
+                    } else {
+                        FORM_LIMIT
+                    };
+                    let bytes = match read_limited(body.take().unwrap_or_default(), limit).await {
+                        Ok(b) => b,
+                        Err(r) => return r,
+                    };
+                    let token = match &multipart {
+                        Some(b) => crate::http::multipart::parse(&bytes, b)
+                            .ok()
+                            .and_then(|ps| ps.into_iter().find(|p| p.name == "csrf"))
+                            .and_then(|p| String::from_utf8(p.data).ok()),
+                        None => serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
+                            .ok()
+                            .and_then(|f| {
+                                f.into_iter().find(|(k, _)| k == "csrf").map(|(_, v)| v)
+                            }),
+                    };
                     body = Some(Body::from(bytes));
                     token
                 }

@@ -58,6 +58,9 @@ use utoipa::{Modify, OpenApi};
         super::api_metrics::endpoint_metrics,
         // ingest (issue #6): the integration tokens (the senders' own routes are in docs/INGEST.md)
         super::api_ingest::list_tokens, super::api_ingest::create_token, super::api_ingest::revoke_token,
+        // CSV ticket import (issue #5)
+        super::api_ticket_import::import, super::api_ticket_import::get_mapping,
+        super::api_ticket_import::put_mapping,
     ),
     // Schemas referenced only from query parameters are not collected from `paths`.
     components(schemas(super::api::ExportFormat)),
