@@ -34,7 +34,8 @@ mod scope;
 mod tickets;
 // tickets2: watchers, tags, links, merges, SLA policies, the SLA sweeper.
 mod ticket_data;
-mod ticket_import; // CSV ticket import (issue #5)
+// CSV ticket import (issue #5)
+mod ticket_import;
 // search (issue #5)
 mod ticket_reports;
 mod ticket_search;
@@ -60,8 +61,8 @@ pub use oncall::{
     ScheduleView, FEED_TOKEN_PREFIX,
 };
 pub use scope::{DomainPatch, NewDomain, RouteAnswer};
-pub use tickets::{NewTicket, TicketView};
 pub use ticket_import::{ImportReport, StagedImport};
+pub use tickets::{NewTicket, TicketView};
 // tickets2
 pub use ticket_data::{
     AudienceMember, AudienceReason, SlaEventPage, SlaPolicyRow, TicketData, TicketRef, Watcher,

@@ -187,11 +187,11 @@ impl App {
             let mut w = self.store.write().await?;
             for pt in &plan.tickets {
                 let number = tandem_store::tickets::next_number(&mut w, client).await?;
-                let (owner, hint, why) = routes.get(&pt.domain).cloned().unwrap_or((
-                    pt.owner,
-                    None,
-                    String::new(),
-                ));
+                let (owner, hint, why) =
+                    routes
+                        .get(&pt.domain)
+                        .cloned()
+                        .unwrap_or((pt.owner, None, String::new()));
                 let done = pt.status.is_done();
                 let t = Ticket {
                     id: TicketId::new(),

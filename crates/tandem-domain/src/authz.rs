@@ -570,7 +570,10 @@ mod tests {
         assert!(g.check_client(mine).is_ok() && g.check_client(other).is_err());
         for role in [Role::ClientViewer, Role::Auditor, Role::EndUser] {
             let p = principal(role, Tenant::Client(mine));
-            assert!(authorize(&p, Action::TicketsImport, Timestamp(0)).is_err(), "{role:?}");
+            assert!(
+                authorize(&p, Action::TicketsImport, Timestamp(0)).is_err(),
+                "{role:?}"
+            );
         }
         let mut tech = principal(Role::ProviderTechnician, Tenant::Provider);
         tech.technician.allow.insert(mine);

@@ -191,7 +191,9 @@ pub fn read_csv(bytes: &[u8]) -> Result<Sheet, SheetError> {
             return Err(SheetError::new(
                 rec.position().map(|p| p.line()),
                 None,
-                format!("the file has more than {MAX_ROWS} rows; split it (imports are idempotent)"),
+                format!(
+                    "the file has more than {MAX_ROWS} rows; split it (imports are idempotent)"
+                ),
             ));
         }
         let mut cells: Vec<String> = rec.iter().take(width).map(str::to_string).collect();
@@ -651,15 +653,26 @@ pub fn status_word(s: &str) -> Option<Status> {
         "new" | "unassigned" | "notstarted" | "received" | "submitted" => Some(Status::New),
         "open" | "inprogress" | "active" | "assigned" | "working" | "workinprogress"
         | "reopened" | "acknowledged" => Some(Status::Open),
-        "pending" | "waiting" | "waitingonrequester" | "waitingoncustomer"
-        | "waitingforcustomer" | "awaitingcustomer" | "customerreplyneeded"
-        | "waitingonuser" | "waitingforuser" | "awaitingreply" | "onholdcustomer" => {
-            Some(Status::WaitingOnRequester)
-        }
-        "onhold" | "hold" | "waitingonvendor" | "waitingforvendor" | "waitingonthirdparty"
-        | "waitingthirdparty" | "awaitingvendor" | "vendor" | "thirdparty" => {
-            Some(Status::WaitingOnVendor)
-        }
+        "pending"
+        | "waiting"
+        | "waitingonrequester"
+        | "waitingoncustomer"
+        | "waitingforcustomer"
+        | "awaitingcustomer"
+        | "customerreplyneeded"
+        | "waitingonuser"
+        | "waitingforuser"
+        | "awaitingreply"
+        | "onholdcustomer" => Some(Status::WaitingOnRequester),
+        "onhold"
+        | "hold"
+        | "waitingonvendor"
+        | "waitingforvendor"
+        | "waitingonthirdparty"
+        | "waitingthirdparty"
+        | "awaitingvendor"
+        | "vendor"
+        | "thirdparty" => Some(Status::WaitingOnVendor),
         "resolved" | "solved" | "fixed" | "done" | "complete" | "completed" => {
             Some(Status::Resolved)
         }
@@ -825,7 +838,9 @@ impl Lookup {
         let k = key.trim();
         self.sites
             .iter()
-            .find(|(id, name)| id.to_string().eq_ignore_ascii_case(k) || name.eq_ignore_ascii_case(k))
+            .find(|(id, name)| {
+                id.to_string().eq_ignore_ascii_case(k) || name.eq_ignore_ascii_case(k)
+            })
             .map(|(id, _)| *id)
     }
 
@@ -1142,8 +1157,7 @@ pub fn plan(sheet: &Sheet, mapping: &Mapping, lookup: &Lookup) -> Result<Plan, V
         let shown = shown.replace(['\r', '\n'], " ");
         if subject.is_empty() {
             bad(Field::Subject, "is empty".into());
-        } else if subject.chars().count() > MAX_SUBJECT_CHARS || subject.contains(['\n', '\r'])
-        {
+        } else if subject.chars().count() > MAX_SUBJECT_CHARS || subject.contains(['\n', '\r']) {
             bad(
                 Field::Subject,
                 format!("must be one line of at most {MAX_SUBJECT_CHARS} characters"),
@@ -1168,9 +1182,7 @@ pub fn plan(sheet: &Sheet, mapping: &Mapping, lookup: &Lookup) -> Result<Plan, V
             Some(k) => match lookup.user(k) {
                 Some(u) if u.of_client && !u.disabled => Some(u.id),
                 found => match default_requester {
-                    Some(d) if mapping.unknown_requester == UnknownRequester::UseDefault => {
-                        Some(d)
-                    }
+                    Some(d) if mapping.unknown_requester == UnknownRequester::UseDefault => Some(d),
                     _ => {
                         let why = match found {
                             Some(u) if u.disabled => format!("{k:?} is disabled"),
@@ -1262,10 +1274,7 @@ pub fn plan(sheet: &Sheet, mapping: &Mapping, lookup: &Lookup) -> Result<Plan, V
             Some(_) => {
                 bad(
                     Field::Assignee,
-                    format!(
-                        "{v:?} may not work this ticket: {} owns it",
-                        owner.label()
-                    ),
+                    format!("{v:?} may not work this ticket: {} owns it", owner.label()),
                 );
                 None
             }
@@ -1462,8 +1471,15 @@ mod tests {
     #[test]
     fn guesses_from_headers() {
         let h: Vec<String> = [
-            "Ticket #", "Summary", "Details", "Requester Email", "Priority", "State", "Created",
-            "Assigned To", "Labels",
+            "Ticket #",
+            "Summary",
+            "Details",
+            "Requester Email",
+            "Priority",
+            "State",
+            "Created",
+            "Assigned To",
+            "Labels",
         ]
         .map(String::from)
         .to_vec();
@@ -1605,7 +1621,10 @@ mod tests {
         assert_eq!(t.status, Status::Closed);
         assert!(t.assignee_id.is_some());
         let tot = p.totals();
-        assert_eq!((tot.rows, tot.create, tot.rejected, tot.skipped), (6, 2, 2, 2));
+        assert_eq!(
+            (tot.rows, tot.create, tot.rejected, tot.skipped),
+            (6, 2, 2, 2)
+        );
     }
 
     #[test]
@@ -1618,7 +1637,8 @@ mod tests {
         m.unknown_requester = UnknownRequester::UseDefault;
         m.default_requester = Some("EVE".into());
         m.priority_values.insert("blocker".into(), Priority::P1);
-        m.status_values.insert("Parked".into(), Status::WaitingOnVendor);
+        m.status_values
+            .insert("Parked".into(), Status::WaitingOnVendor);
         let p = plan(&s, &m, &l).unwrap();
         assert_eq!(p.totals().create, 2, "{:?}", p.rows);
         let eve = l.users[1].id;

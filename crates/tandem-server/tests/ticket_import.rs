@@ -186,10 +186,16 @@ async fn dry_run_then_commit_creates_exactly_the_valid_rows_once() {
                 .clone()
         };
         let vpn = find("VPN drops");
-        assert_eq!(vpn["owner"], "internal", "the agreement routes the helpdesk");
+        assert_eq!(
+            vpn["owner"], "internal",
+            "the agreement routes the helpdesk"
+        );
         assert_eq!(vpn["priority"], "P2");
         assert_eq!(vpn["status"], "open");
-        assert_eq!(vpn["created_at"], "2024-03-01T09:30:00Z", "London in March is UTC");
+        assert_eq!(
+            vpn["created_at"], "2024-03-01T09:30:00Z",
+            "London in March is UTC"
+        );
         assert_eq!(vpn["requester_id"], t.w.end_a.id.to_string());
         assert_eq!(vpn["description"], "Since Monday;\nevery hour");
         let fw = find("Firewall alert");
@@ -229,7 +235,10 @@ async fn dry_run_then_commit_creates_exactly_the_valid_rows_once() {
         assert_eq!(opened, 2);
         assert_eq!(summary.len(), 1);
         let s = summary[0].entry.after.as_ref().unwrap();
-        assert_eq!((s["created"].as_i64(), s["rejected"].as_i64()), (Some(2), Some(3)));
+        assert_eq!(
+            (s["created"].as_i64(), s["rejected"].as_i64()),
+            (Some(2), Some(3))
+        );
 
         // Again: nothing twice.
         let head = t.audit_head().await;
@@ -413,7 +422,11 @@ async fn the_web_flow_uploads_maps_dry_runs_and_imports() {
             .await;
         assert!(r.text.contains(&format!("/clients/{a}/ticket-import")));
         let r = t
-            .send(t.req(Method::GET, &format!("/clients/{a}/ticket-import"), &s.cred()))
+            .send(t.req(
+                Method::GET,
+                &format!("/clients/{a}/ticket-import"),
+                &s.cred(),
+            ))
             .await;
         assert_eq!(r.status, 200);
         assert!(r.text.contains("enctype=\"multipart/form-data\""));
@@ -421,9 +434,13 @@ async fn the_web_flow_uploads_maps_dry_runs_and_imports() {
         let (ct, body) = multipart(&s.csrf, b"Subject\nok\n\xff\n");
         let r = t
             .send(
-                t.req(Method::POST, &format!("/clients/{a}/ticket-import"), &s.cred())
-                    .header("content-type", ct)
-                    .body(body),
+                t.req(
+                    Method::POST,
+                    &format!("/clients/{a}/ticket-import"),
+                    &s.cred(),
+                )
+                .header("content-type", ct)
+                .body(body),
             )
             .await;
         assert_eq!(r.status, 303, "{}", r.text);
@@ -432,9 +449,13 @@ async fn the_web_flow_uploads_maps_dry_runs_and_imports() {
         let (ct, body) = multipart("forged", ZENDESK.as_bytes());
         let r = t
             .send(
-                t.req(Method::POST, &format!("/clients/{a}/ticket-import"), &s.cred())
-                    .header("content-type", ct)
-                    .body(body),
+                t.req(
+                    Method::POST,
+                    &format!("/clients/{a}/ticket-import"),
+                    &s.cred(),
+                )
+                .header("content-type", ct)
+                .body(body),
             )
             .await;
         assert_eq!(r.status, 403);
@@ -442,9 +463,13 @@ async fn the_web_flow_uploads_maps_dry_runs_and_imports() {
         let (ct, body) = multipart(&s.csrf, ZENDESK.as_bytes());
         let r = t
             .send(
-                t.req(Method::POST, &format!("/clients/{a}/ticket-import"), &s.cred())
-                    .header("content-type", ct)
-                    .body(body),
+                t.req(
+                    Method::POST,
+                    &format!("/clients/{a}/ticket-import"),
+                    &s.cred(),
+                )
+                .header("content-type", ct)
+                .body(body),
             )
             .await;
         assert_eq!(r.status, 303, "{}", r.text);
@@ -452,8 +477,14 @@ async fn the_web_flow_uploads_maps_dry_runs_and_imports() {
         assert!(to.starts_with(&format!("/clients/{a}/ticket-import/")));
         let r = t.send(t.req(Method::GET, &to, &s.cred())).await;
         assert_eq!(r.status, 200, "{}", r.text);
-        assert!(r.text.contains("<option value=\"Summary\" selected>"), "subject guessed");
-        assert!(r.text.contains("<option value=\"Ticket ID\" selected>"), "reference guessed");
+        assert!(
+            r.text.contains("<option value=\"Summary\" selected>"),
+            "subject guessed"
+        );
+        assert!(
+            r.text.contains("<option value=\"Ticket ID\" selected>"),
+            "reference guessed"
+        );
         assert!(r.text.contains("VPN drops"), "preview");
         let mut form: Vec<(&str, &str)> = vec![
             ("csrf", s.csrf.as_str()),
@@ -483,7 +514,11 @@ async fn the_web_flow_uploads_maps_dry_runs_and_imports() {
         };
         let r = post([form.clone(), vec![("action", "dry_run")]].concat()).await;
         assert_eq!(r.status, 200, "{}", r.text);
-        assert!(r.text.contains("Dry run: nothing was written"), "{}", r.text);
+        assert!(
+            r.text.contains("Dry run: nothing was written"),
+            "{}",
+            r.text
+        );
         // The value tables rescued line 7: three would be created.
         assert!(r.text.contains("Import 3 tickets"), "{}", r.text);
         let r = post([form.clone(), vec![("show", "rejected")]].concat()).await;

@@ -37,24 +37,26 @@ pub async fn insert_key(
     ticket: TicketId,
     at: Timestamp,
 ) -> Result<()> {
-    Sql::new("INSERT INTO ticket_import_keys (client_id, import_key, ticket_id, imported_at) VALUES (")
-        .text(client.to_string())
-        .push(", ")
-        .text(key)
-        .push(", ")
-        .text(ticket.to_string())
-        .push(", ")
-        .int(at.0)
-        .push(")")
-        .execute(c)
-        .await
-        .map_err(|e| match e {
-            crate::StoreError::Conflict(_) => crate::StoreError::Conflict(
-                "another import of the same rows finished first; run it again to see what is left"
-                    .into(),
-            ),
-            other => other,
-        })?;
+    Sql::new(
+        "INSERT INTO ticket_import_keys (client_id, import_key, ticket_id, imported_at) VALUES (",
+    )
+    .text(client.to_string())
+    .push(", ")
+    .text(key)
+    .push(", ")
+    .text(ticket.to_string())
+    .push(", ")
+    .int(at.0)
+    .push(")")
+    .execute(c)
+    .await
+    .map_err(|e| match e {
+        crate::StoreError::Conflict(_) => crate::StoreError::Conflict(
+            "another import of the same rows finished first; run it again to see what is left"
+                .into(),
+        ),
+        other => other,
+    })?;
     Ok(())
 }
 

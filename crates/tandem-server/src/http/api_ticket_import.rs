@@ -58,11 +58,12 @@ pub async fn import(
         None => {
             // The saved mapping first: reading it asks for the decision.
             let saved = st.app.import_mapping(&ctx.actor, client).await?;
-            let sheet = tandem_domain::ticket_import::read_csv(body.csv.as_bytes()).map_err(|e| {
-                ApiError::from(tandem_app::Error::Invalid(vec![
-                    tandem_domain::validate::Invalid::new("csv", e.to_string()),
-                ]))
-            })?;
+            let sheet =
+                tandem_domain::ticket_import::read_csv(body.csv.as_bytes()).map_err(|e| {
+                    ApiError::from(tandem_app::Error::Invalid(vec![
+                        tandem_domain::validate::Invalid::new("csv", e.to_string()),
+                    ]))
+                })?;
             saved
                 .filter(|m| {
                     tandem_domain::ticket_import::Field::ALL

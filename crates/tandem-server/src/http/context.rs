@@ -319,9 +319,7 @@ pub async fn gate(
                             .and_then(|p| String::from_utf8(p.data).ok()),
                         None => serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
                             .ok()
-                            .and_then(|f| {
-                                f.into_iter().find(|(k, _)| k == "csrf").map(|(_, v)| v)
-                            }),
+                            .and_then(|f| f.into_iter().find(|(k, _)| k == "csrf").map(|(_, v)| v)),
                     };
                     body = Some(Body::from(bytes));
                     token

@@ -10,7 +10,8 @@ pub mod api_mail;
 pub mod api_oncall; // on-call (issue #6)
 pub mod api_scope;
 pub mod api_tickets;
-pub mod api_ticket_import; // CSV ticket import (issue #5)
+// CSV ticket import (issue #5)
+pub mod api_ticket_import;
 // tickets2
 pub mod api_ticket_data;
 // search (issue #5): saved views of the ticket queue
@@ -32,7 +33,8 @@ pub mod pages_metrics; // agent metrics history (issue #6)
 pub mod pages_oncall; // on-call (issue #6)
 pub mod pages_scope;
 pub mod pages_tickets;
-pub mod pages_ticket_import; // CSV ticket import (issue #5)
+// CSV ticket import (issue #5)
+pub mod pages_ticket_import;
 // tickets2
 pub mod pages_ticket_data;
 pub mod problem;
@@ -815,9 +817,8 @@ pub fn routes() -> Vec<RouteSpec> {
             Method::POST,
             "/clients/{client_id}/ticket-import",
             Access::Page,
-            on(MethodFilter::POST, pages_ticket_import::upload).layer(
-                axum::extract::DefaultBodyLimit::max(context::UPLOAD_LIMIT),
-            ),
+            on(MethodFilter::POST, pages_ticket_import::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(context::UPLOAD_LIMIT)),
         ),
         route!(
             GET,

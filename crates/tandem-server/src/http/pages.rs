@@ -1105,7 +1105,7 @@ pub async fn client(
             can_add_site: can(Action::SitesWrite),
             can_add_user: can(Action::UsersWrite),
             can_integrations: can(Action::IntegrationsManage), // ingest
-            can_import: can(Action::TicketsImport), // CSV ticket import (issue #5)
+            can_import: can(Action::TicketsImport),            // CSV ticket import (issue #5)
             chrome,
             id: id.to_string(),
             name: c.name,

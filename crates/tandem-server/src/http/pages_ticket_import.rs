@@ -143,11 +143,8 @@ fn mapping_from_form(f: &FormFields) -> (Mapping, Vec<String>) {
     };
     m.default_requester = Some(f.text("default_requester")).filter(|s| !s.trim().is_empty());
     m.default_domain = Some(f.text("default_domain")).filter(|s| !s.trim().is_empty());
-    m.priority_values = parse_values::<Priority>(
-        &f.text("priority_values"),
-        "Priority values",
-        &mut errors,
-    );
+    m.priority_values =
+        parse_values::<Priority>(&f.text("priority_values"), "Priority values", &mut errors);
     m.status_values =
         parse_values::<Status>(&f.text("status_values"), "Status values", &mut errors);
     let sep = f.text("tag_separator");
@@ -195,7 +192,10 @@ async fn show(
         .await
         .map_err(fail)?;
     let m = v.mapping;
-    let chosen_domain = m.default_domain.clone().unwrap_or_else(|| "helpdesk".into());
+    let chosen_domain = m
+        .default_domain
+        .clone()
+        .unwrap_or_else(|| "helpdesk".into());
     let hdrs: Vec<String> = v.sheet.map(|s| s.headers.clone()).unwrap_or_default();
     let fields = Field::ALL
         .into_iter()
@@ -354,8 +354,7 @@ pub async fn upload(
                 .find(|p| p.name == "file")
                 .ok_or("choose a CSV file")
         });
-    let invalid =
-        |m: &str| Error::Invalid(vec![tandem_domain::validate::Invalid::new("file", m)]);
+    let invalid = |m: &str| Error::Invalid(vec![tandem_domain::validate::Invalid::new("file", m)]);
     let file = match file {
         Ok(f) => f,
         Err(m) => {
@@ -436,7 +435,11 @@ pub async fn run(
     let only_rejected = f.get("show") == Some("rejected");
     let mut report = None;
     if errors.is_empty() && f.get("save_mapping").is_some() {
-        if let Err(e) = st.app.save_import_mapping(&ctx.actor, client, &mapping).await {
+        if let Err(e) = st
+            .app
+            .save_import_mapping(&ctx.actor, client, &mapping)
+            .await
+        {
             match e {
                 Error::Invalid(list) => {
                     errors.extend(list.iter().map(|i| format!("{}: {}", i.field, i.message)))
