@@ -101,7 +101,7 @@ impl App {
                     .ok()
                     .filter(|g| g.check_client(client).is_ok())
                     .and_then(|_| party_of_side(u.role.side()));
-                (of_client || works_for.is_some()).then(|| ImportUser {
+                (of_client || works_for.is_some()).then_some(ImportUser {
                     id: u.id,
                     username: u.username,
                     email: u.email,
@@ -179,9 +179,8 @@ impl App {
         let plan = plan(&sheet, mapping, &lookup).map_err(Error::Invalid)?;
         let mut totals = plan.totals();
         let mut rows = plan.rows;
-        let may_commit = !dry_run
-            && !plan.tickets.is_empty()
-            && !(mapping.all_or_nothing && totals.rejected > 0);
+        let held = mapping.all_or_nothing && totals.rejected > 0;
+        let may_commit = !dry_run && !plan.tickets.is_empty() && !held;
         if may_commit {
             let mut numbers: BTreeMap<u64, i64> = BTreeMap::new();
             let mut w = self.store.write().await?;

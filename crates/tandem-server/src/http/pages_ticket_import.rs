@@ -85,8 +85,9 @@ struct ImportPage {
     max_mib: usize,
 }
 
-fn client_of(id: &str) -> Result<ClientId, Response> {
-    id.parse().map_err(|_| fail(Error::NotFound("client")))
+fn client_of(id: &str) -> Result<ClientId, Box<Response>> {
+    id.parse()
+        .map_err(|_| Box::new(fail(Error::NotFound("client"))))
 }
 
 fn values_text<T: Copy>(m: &BTreeMap<String, T>, name: impl Fn(T) -> &'static str) -> String {
@@ -313,7 +314,7 @@ pub async fn start(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> PageResult {
-    let client = client_of(&id)?;
+    let client = client_of(&id).map_err(|e| *e)?;
     show(
         &st,
         &ctx,
@@ -340,7 +341,7 @@ pub async fn upload(
     Path(id): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let client = client_of(&id)?;
+    let client = client_of(&id).map_err(|e| *e)?;
     let back = format!("/clients/{client}/ticket-import");
     let file = headers
         .get(axum::http::header::CONTENT_TYPE)
@@ -389,7 +390,7 @@ pub async fn mapping(
     headers: HeaderMap,
     Path((id, upload)): Path<(String, String)>,
 ) -> PageResult {
-    let client = client_of(&id)?;
+    let client = client_of(&id).map_err(|e| *e)?;
     let staged = st
         .app
         .staged_import(&ctx.actor, client, &upload)
@@ -423,7 +424,7 @@ pub async fn run(
     Path((id, upload)): Path<(String, String)>,
     axum::Form(f): axum::Form<Vec<(String, String)>>,
 ) -> PageResult {
-    let client = client_of(&id)?;
+    let client = client_of(&id).map_err(|e| *e)?;
     let f = FormFields(f);
     let staged = st
         .app
