@@ -171,6 +171,23 @@ impl App {
         dry_run: bool,
         staged: Option<&str>,
     ) -> Result<ImportReport> {
+        self.import_tickets_with_progress(actor, client, csv, mapping, dry_run, staged, &|_, _| {})
+            .await
+    }
+
+    /// [`App::import_tickets`], calling `progress(done, total)` as a commit writes the
+    /// tickets (for the command line's progress bar).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn import_tickets_with_progress(
+        &self,
+        actor: &Actor,
+        client: ClientId,
+        csv: &[u8],
+        mapping: &Mapping,
+        dry_run: bool,
+        staged: Option<&str>,
+        progress: &(dyn Fn(usize, usize) + Send + Sync),
+    ) -> Result<ImportReport> {
         self.import_grant(actor, client)?;
         let p = actor.principal.as_ref().ok_or(Error::Unauthenticated)?;
         let sheet = read_csv(csv).map_err(sheet_error)?;
@@ -242,6 +259,7 @@ impl App {
                 }
                 store::insert_key(&mut w, client, &pt.key, t.id, now).await?;
                 numbers.insert(pt.line, number);
+                progress(numbers.len(), plan.tickets.len());
             }
             if let Some(id) = staged {
                 store::delete_upload(&mut w, id).await?;

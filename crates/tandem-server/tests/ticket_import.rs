@@ -316,10 +316,12 @@ async fn only_those_who_run_the_clients_helpdesk_may_import() {
         let r = call(&t, Method::POST, &path, &admin, Some(json!({"csv": ""}))).await;
         let p = r.assert_problem(422, "validation_failed");
         assert_eq!(p["errors"][0]["field"], "csv");
-        let many = format!("Subject\n{}", "row\n".repeat(5_001));
+        let max = tandem_domain::ticket_import::MAX_ROWS;
+        let many = format!("Subject\n{}", "row\n".repeat(max + 1));
         let r = call(&t, Method::POST, &path, &admin, Some(json!({"csv": many}))).await;
         let p = r.assert_problem(422, "validation_failed");
-        assert!(p["detail"].as_str().unwrap().contains("line 5002"), "{p}");
+        let line = format!("line {}", max + 2);
+        assert!(p["detail"].as_str().unwrap().contains(&line), "{p}");
         let r = call(
             &t,
             Method::POST,
