@@ -297,11 +297,12 @@ pub async fn gate(
                 Some(t) => Some(t),
                 None if access != Access::Api => {
                     // ticket import: the one upload form posts multipart/form-data, with
-                    // its token in a `csrf` part.
+                    // its token in a `csrf` part; nowhere else is a multipart body read.
                     let multipart = parts
                         .headers
                         .get(axum::http::header::CONTENT_TYPE)
                         .and_then(|v| v.to_str().ok())
+                        .filter(|_| parts.uri.path().ends_with("/ticket-import"))
                         .and_then(crate::http::multipart::boundary);
                     let limit = if multipart.is_some() {
                         UPLOAD_LIMIT
