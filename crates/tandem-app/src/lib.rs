@@ -39,6 +39,8 @@ mod scope;
 mod tickets;
 // tickets2: watchers, tags, links, merges, SLA policies, the SLA sweeper.
 mod ticket_data;
+// CSV ticket import (issue #5)
+mod ticket_import;
 // search (issue #5)
 mod ticket_reports;
 mod ticket_search;
@@ -66,6 +68,7 @@ pub use oncall::{
 };
 pub use principal_cache::POLL_EVERY as AUTH_EPOCH_POLL;
 pub use scope::{DomainPatch, NewDomain, RouteAnswer};
+pub use ticket_import::{ImportReport, StagedImport};
 pub use tickets::{NewTicket, TicketView};
 // tickets2
 pub use ticket_data::{
@@ -80,7 +83,7 @@ pub use alert_paging::page_key;
 pub use alerts::{AlertView, RaiseAlert, Raised};
 pub use monitoring::{CheckPolicyInput, PassReport};
 // maintenance windows (issue #6)
-pub use maintenance::{ImportInput, ImportReport, WindowInput, WindowStatus, WindowView};
+pub use maintenance::{ImportInput, WindowImportReport, WindowInput, WindowStatus, WindowView};
 // ingest (issue #6)
 pub use alert_ingest::{IngestOutcome, IngestReport, NewIntegrationToken};
 

@@ -110,7 +110,7 @@ pub struct WindowView {
 /// What an import read and did.
 #[derive(Clone, Debug, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ImportReport {
+pub struct WindowImportReport {
     /// Every VEVENT of the file, with its problems.
     pub events: Vec<ImportedEvent>,
     /// The windows made from the events without problems (not stored on a dry run).
@@ -351,7 +351,11 @@ impl App {
 
     /// Reads a calendar into windows: every event is reported with its problems; those
     /// without become windows (stored unless `dry_run`, in one transaction, each audited).
-    pub async fn import_windows(&self, actor: &Actor, input: ImportInput) -> Result<ImportReport> {
+    pub async fn import_windows(
+        &self,
+        actor: &Actor,
+        input: ImportInput,
+    ) -> Result<WindowImportReport> {
         let g = self.grant(actor, Action::MonitoringManage)?;
         let client = self.target_client(&input.target).await?;
         Self::check_target(&g, client)?;
@@ -426,7 +430,7 @@ impl App {
             }
             tx.commit().await?;
         }
-        Ok(ImportReport {
+        Ok(WindowImportReport {
             events,
             windows: planned.into_iter().map(|(w, _)| w).collect(),
             created,

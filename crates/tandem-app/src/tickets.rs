@@ -197,24 +197,15 @@ impl App {
                 paused: false,
             }],
         };
-        store::insert_ticket(&mut w, &t).await?;
-        store::insert_event(
+        write_opened(
             &mut w,
+            actor,
             &t,
-            &event(
-                actor,
-                now,
-                "opened",
-                format!("Opened; routed to {} — {why}", owner.label()),
-                true,
-            ),
+            now,
+            format!("Opened; routed to {} — {why}", owner.label()),
+            None,
         )
         .await?;
-        Audit::new(actor, "ticket.opened", "ticket", t.id)
-            .client(Some(client))
-            .after(json!({"number": t.number, "subject": t.subject, "domain": t.domain, "owner": t.owner, "priority": t.priority}))
-            .write(&mut w)
-            .await?;
         // Mail (issue #5): the acknowledgement, queued in this same transaction.
         self.mail_ticket_event(&mut w, actor, &t, MailEvent::TicketOpened, &t.description)
             .await?;
@@ -543,6 +534,31 @@ impl App {
         w.commit().await?;
         Ok(t)
     }
+}
+
+/// Stores a new ticket with its "opened" history entry (at `at`) and its `ticket.opened`
+/// audit entry, inside `w`: the one creation path, shared by opening and importing
+/// (`import` describes where an imported ticket came from).
+pub(crate) async fn write_opened(
+    w: &mut tandem_store::Write,
+    actor: &Actor,
+    t: &Ticket,
+    at: Timestamp,
+    history: String,
+    import: Option<serde_json::Value>,
+) -> Result<()> {
+    store::insert_ticket(w, t).await?;
+    store::insert_event(w, t, &event(actor, at, "opened", history, true)).await?;
+    let mut after = json!({"number": t.number, "subject": t.subject, "domain": t.domain, "owner": t.owner, "priority": t.priority});
+    if let Some(i) = import {
+        after["imported"] = i;
+    }
+    Audit::new(actor, "ticket.opened", "ticket", t.id)
+        .client(Some(t.client_id))
+        .after(after)
+        .write(w)
+        .await?;
+    Ok(())
 }
 
 pub(crate) fn event(

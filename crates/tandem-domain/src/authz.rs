@@ -61,6 +61,10 @@ pub enum Action {
     // ---- ticket attachments ----
     /// Delete a file attached to a ticket (provider admins; a client's IT admin for its own).
     AttachmentsDelete,
+    // ---- ticket import ----
+    /// Import a client's tickets from another helpdesk's CSV export and keep its column
+    /// mapping (provider admins; technicians for their allowed clients; the client's IT admin).
+    TicketsImport,
 }
 
 impl Action {
@@ -86,6 +90,8 @@ impl Action {
             // its `actions`, so technicians can still grant it; the maker's role decides).
             Action::IntegrationsManage => Some(Capability::EndpointsWrite),
             Action::AttachmentsDelete => Some(Capability::TicketsWrite),
+            // ticket import: rides on the ticket write capability (the maker's role decides).
+            Action::TicketsImport => Some(Capability::TicketsWrite),
             // A token that can mint tokens would outlive its own revocation.
             Action::TokensManage => None,
         }
@@ -415,6 +421,10 @@ pub fn authorize(who: &Principal, action: Action, now: Timestamp) -> Result<Gran
         (Role::ClientItAdmin, IntegrationsManage) => Some((own(), false)),
         // ticket attachments: the provider admin (above) and a client's IT admin delete them.
         (Role::ClientItAdmin, AttachmentsDelete) => Some((own(), false)),
+        // ticket import: technicians for the clients they may work; a client's IT admin for
+        // their own client. Viewers, auditors and end users never.
+        (Role::ProviderTechnician, TicketsImport) => Some((who.technician.scope(), false)),
+        (Role::ClientItAdmin, TicketsImport) => Some((own(), false)),
         (Role::ClientViewer | Role::Auditor, AlertsRead) => Some((own(), false)),
         (Role::ProviderTechnician, UsersRead) => Some((who.technician.scope(), true)),
         (Role::ProviderTechnician, TokensManage) => Some((ClientScope::none(), true)),
@@ -493,7 +503,8 @@ mod tests {
         }
     }
 
-    const ALL_ACTIONS: [Action; 16] = [
+    const ALL_ACTIONS: [Action; 17] = [
+        Action::TicketsImport,
         Action::TicketsRead,
         Action::TicketsCreate,
         Action::TicketsWrite,
@@ -554,6 +565,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn ticket_imports_are_for_those_who_run_the_clients_helpdesk() {
+        let mine = ClientId::new();
+        let other = ClientId::new();
+        let it = principal(Role::ClientItAdmin, Tenant::Client(mine));
+        let g = authorize(&it, Action::TicketsImport, Timestamp(0)).unwrap();
+        assert!(g.check_client(mine).is_ok() && g.check_client(other).is_err());
+        for role in [Role::ClientViewer, Role::Auditor, Role::EndUser] {
+            let p = principal(role, Tenant::Client(mine));
+            assert!(
+                authorize(&p, Action::TicketsImport, Timestamp(0)).is_err(),
+                "{role:?}"
+            );
+        }
+        let mut tech = principal(Role::ProviderTechnician, Tenant::Provider);
+        tech.technician.allow.insert(mine);
+        let g = authorize(&tech, Action::TicketsImport, Timestamp(0)).unwrap();
+        assert!(g.check_client(mine).is_ok() && g.check_client(other).is_err());
+        let admin = principal(Role::ProviderAdmin, Tenant::Provider);
+        assert!(authorize(&admin, Action::TicketsImport, Timestamp(0)).is_ok());
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod signin;
 pub mod tenancy;
 // tickets2: watchers, tags, merges, SLA policies and events.
 pub mod ticket_data;
+pub mod ticket_import; // CSV ticket import (issue #5)
 pub mod ticket_reports;
 pub mod time;
 pub mod validate;

@@ -80,6 +80,11 @@ enum Command {
         #[command(flatten)]
         settings: Settings,
     },
+    /// Import data from other systems.
+    Import {
+        #[command(subcommand)]
+        action: ImportCommand,
+    },
     /// Configuration help.
     Config {
         #[command(subcommand)]
@@ -125,6 +130,36 @@ enum AdminCommand {
 enum AuditCommand {
     /// Check the whole hash chain; exits non-zero if anything was edited, removed or reordered.
     Verify {
+        #[command(flatten)]
+        settings: Settings,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Import a client's tickets from another helpdesk's CSV export: a dry run (a report per
+    /// row) unless --commit. Re-running skips the rows already imported.
+    Tickets {
+        /// The client's id, short name or name.
+        #[arg(long)]
+        client: String,
+        /// The CSV file (UTF-8; comma, semicolon or tab delimited; header first).
+        #[arg(long)]
+        file: PathBuf,
+        /// The mapping as JSON (as in the API); default: the client's saved mapping if it
+        /// fits the file, else a guess from the headers.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// The person the import acts as (their username): they must be allowed to import
+        /// the client's tickets, and are recorded as the tickets' creator and in the audit.
+        #[arg(long = "as", value_name = "USERNAME")]
+        as_user: String,
+        /// Create the valid rows (default: a dry run, nothing written).
+        #[arg(long)]
+        commit: bool,
+        /// Print the whole report as JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         settings: Settings,
     },
@@ -259,6 +294,32 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Admin { action } => admin(action).await,
+        Command::Import {
+            action:
+                ImportCommand::Tickets {
+                    client,
+                    file,
+                    mapping,
+                    as_user,
+                    commit,
+                    json,
+                    settings,
+                },
+        } => {
+            let cfg = quiet(settings.resolve()?);
+            init_logs(&cfg);
+            let app = serve::open(&cfg).await?;
+            import_tickets(
+                &app,
+                &client,
+                &file,
+                mapping.as_deref(),
+                &as_user,
+                commit,
+                json,
+            )
+            .await
+        }
         Command::Route {
             client,
             domain,
@@ -499,6 +560,118 @@ async fn admin(action: AdminCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `tandem import tickets`: the same use case as the API and the web page, as a person.
+async fn import_tickets(
+    app: &tandem_app::App,
+    client: &str,
+    file: &std::path::Path,
+    mapping: Option<&std::path::Path>,
+    as_user: &str,
+    commit: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use tandem_domain::ticket_import::{read_csv, Field, Mapping, Outcome};
+    let users = app.all_users_console().await?;
+    let u = users
+        .iter()
+        .find(|u| u.username == as_user.trim().to_lowercase())
+        .ok_or_else(|| anyhow::anyhow!("no user named {as_user}"))?;
+    if u.disabled {
+        anyhow::bail!("{} is disabled", u.username);
+    }
+    let actor = Actor::person(tandem_app::principal_of(u), None);
+    let clients = app
+        .list_clients(&actor, tandem_store::Page::new(0, 500))
+        .await
+        .map_err(describe)?
+        .items;
+    let wanted = client.trim().to_lowercase();
+    let c = clients
+        .iter()
+        .find(|c| c.id.to_string() == wanted || c.slug == wanted || c.name.to_lowercase() == wanted)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} sees no client {client:?} (use its id, short name or name)",
+                u.username
+            )
+        })?;
+    let bytes =
+        std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let sheet = read_csv(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let mapping: Mapping = match mapping {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
+            serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{} is not a mapping: {e}", p.display()))?
+        }
+        None => app
+            .import_mapping(&actor, c.id)
+            .await
+            .map_err(describe)?
+            .filter(|m| {
+                Field::ALL
+                    .iter()
+                    .filter_map(|f| m.columns.get(*f))
+                    .all(|h| sheet.headers.iter().any(|x| x == h))
+            })
+            .unwrap_or_else(|| Mapping::guess(&sheet.headers)),
+    };
+    let bar = indicatif::ProgressBar::new(sheet.rows.len() as u64);
+    bar.set_message(if commit { "importing" } else { "checking" });
+    let progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let report = app
+        .import_tickets_with_progress(&actor, c.id, &bytes, &mapping, !commit, None, &progress)
+        .await
+        .map_err(describe)?;
+    bar.finish_and_clear();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for r in report.rows.iter().filter(|r| r.outcome != Outcome::Create) {
+            let why: Vec<String> = r
+                .problems
+                .iter()
+                .map(|p| format!("{} ({}): {}", p.column, p.field.as_str(), p.reason))
+                .collect();
+            println!(
+                "line {}: {} — {}",
+                r.line,
+                r.outcome.as_str(),
+                why.join("; ")
+            );
+        }
+        let t = &report.totals;
+        println!(
+            "{} rows: {} {}, {} rejected, {} skipped{}",
+            t.rows,
+            if report.committed {
+                t.created
+            } else {
+                t.create
+            },
+            if report.committed {
+                "created"
+            } else {
+                "would be created"
+            },
+            t.rejected,
+            t.skipped,
+            if commit && !report.committed && t.create > 0 {
+                " — nothing created: all or nothing, and rows are rejected"
+            } else if !commit {
+                " (dry run: add --commit to import)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn describe(e: tandem_app::Error) -> anyhow::Error {

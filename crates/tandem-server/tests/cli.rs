@@ -379,3 +379,80 @@ async fn two_servers_share_one_postgresql_database_and_no_state() {
         std::panic::resume_unwind(e.into_panic());
     }
 }
+
+/// CSV ticket import (issue #5): `tandem import tickets` dry-runs, commits as the named
+/// person, and skips on a re-run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_tickets_from_the_console() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    create_admin(&["--data", s(&data)], "root");
+    // A client, made through the use case on the same database.
+    {
+        let store = tandem_store::Store::open(
+            s(&data.join("tandem.db")),
+            tandem_store::OpenOptions::default(),
+        )
+        .await
+        .expect("open");
+        let app = tandem_app::App::new(store.clone(), tandem_app::Policy::default());
+        app.create_client(
+            &tandem_app::Actor::system(),
+            tandem_app::NewClient {
+                name: "Console Imports".into(),
+            },
+            false,
+        )
+        .await
+        .expect("client");
+        store.close().await;
+    }
+    let csv = tmp.path().join("export.csv");
+    std::fs::write(
+        &csv,
+        "Key;Title;Priority;Status\nH-1;Mail is slow;High;Open\nH-2;;Low;New\nH-3;Old request;4;Closed\n",
+    )
+    .expect("write csv");
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "import",
+            "tickets",
+            "--client",
+            "Console Imports",
+            "--file",
+            s(&csv),
+            "--as",
+            "root",
+            "--data",
+            s(&data),
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let dry = ok(&args(&[]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(dry.contains("line 3: rejected"), "{dry}");
+    assert!(
+        dry.contains("3 rows: 2 would be created, 1 rejected, 0 skipped"),
+        "{dry}"
+    );
+    let done = ok(&args(&["--commit"])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(done.contains("2 created"), "{done}");
+    let again = ok(&args(&["--commit", "--json"])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    let report: serde_json::Value = serde_json::from_str(&again).expect("json report");
+    assert_eq!(report["totals"]["skipped"], 2, "{again}");
+    assert_eq!(report["totals"]["created"], 0);
+    let nobody: Vec<String> = args(&[])
+        .into_iter()
+        .map(|a| if a == "root" { "nobody".into() } else { a })
+        .collect();
+    let o = run(&nobody.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("no user named nobody"), "{}", o.stderr);
+    assert!(ok(&["audit", "verify", "--data", s(&data)]).contains("intact"));
+}

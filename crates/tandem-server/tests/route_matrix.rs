@@ -316,6 +316,15 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET",    "/clients/{client_id}/integrations",                  ".    Y    .    Y    .    .    .    .    .    .    ."),
     ("POST",   "/clients/{client_id}/integrations",                  ".    Y    .    Y    .    .    .    .    .    .    ."),
     ("POST",   "/clients/{client_id}/integrations/{integration_token_id}/revoke", ".    Y    .    Y    .    .    .    .    .    .    ."),
+    // CSV ticket import (issue #5): provider admin, technicians for their clients, the
+    // client's IT admin; `{upload_id}` is a file staged for client A.
+    ("GET",    "/clients/{client_id}/ticket-import",                 ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/clients/{client_id}/ticket-import",                 ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("GET",    "/clients/{client_id}/ticket-import/{upload_id}",     ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/clients/{client_id}/ticket-import/{upload_id}",     ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/api/v1/clients/{client_id}/ticket-imports",         ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/clients/{client_id}/ticket-import-mapping",  ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("PUT",    "/api/v1/clients/{client_id}/ticket-import-mapping",  ".    Y    Y    Y    .    .    .    .    .    Y    ."),
 ];
 
 /// A small agreement: internal owns the helpdesk in business hours, the provider patching.
@@ -885,6 +894,8 @@ struct Fill<'a> {
     window: String,
     /// Ticket attachments (issue #5): a fresh public file of client A.
     attachment: String,
+    /// CSV ticket import (issue #5): a file staged for client A.
+    import_upload: String,
 }
 
 #[derive(Clone, Default)]
@@ -960,7 +971,8 @@ fn probe(
         .replace("{handoff_id}", &fill.oncall.handoff)
         .replace("{integration_token_id}", &fill.integration_token)
         .replace("{window_id}", &fill.window)
-        .replace("{attachment_id}", &fill.attachment);
+        .replace("{attachment_id}", &fill.attachment)
+        .replace("{upload_id}", &fill.import_upload);
     let path = match template {
         "/api/v1/clients/{client_id}/scope/diff" => format!("{path}?from={number}&to={number}"),
         "/api/v1/clients/{client_id}/route" => format!("{path}?domain=patching"),
@@ -1089,6 +1101,17 @@ fn probe(
         ("POST", "/oncall/policies") => rb.form(&form(&[("name", &format!("Page policy {n}")), ("target1", "side:"), ("wait1", "5")])),
         // ingest
         ("POST", "/clients/{client_id}/integrations") => rb.form(&form(&[("label", &format!("Page integration {n}")), ("default_domain", "patching")])),
+        // CSV ticket import (issue #5): the upload form is multipart; the mapping form a dry run.
+        ("POST", "/clients/{client_id}/ticket-import") => {
+            let b = "matrixboundary";
+            let body = format!(
+                "--{b}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"probe.csv\"\r\n\r\nSubject\nProbe by {n}\n\r\n--{b}--\r\n"
+            );
+            rb.header("content-type", format!("multipart/form-data; boundary={b}")).body(body)
+        }
+        ("POST", "/clients/{client_id}/ticket-import/{upload_id}") => {
+            rb.form(&form(&[("col_subject", "Subject"), ("action", "dry_run"), ("time_zone", "UTC")]))
+        }
         ("POST", _) if !matches!(access, Access::Api | Access::Agent | Access::Ingest) => rb.form(&form(&[])),
         // Maintenance windows (issue #6)
         ("POST", "/api/v1/maintenance-windows") | ("PUT", "/api/v1/maintenance-windows/{window_id}") => rb.json(&json!({
@@ -1098,6 +1121,8 @@ fn probe(
         ("POST", "/api/v1/maintenance-windows/import") => rb.json(&json!({
             "ics": MATRIX_ICS, "target": {"level": "client", "id": a},
         })),
+        ("POST", "/api/v1/clients/{client_id}/ticket-imports") => rb.json(&json!({"csv": format!("Subject\nApi probe by {n}\n")})),
+        ("PUT", "/api/v1/clients/{client_id}/ticket-import-mapping") => rb.json(&json!({"columns": {"subject": "Subject"}})),
         ("POST", "/api/v1/clients/{client_id}/integration-tokens") => rb.json(&json!({"label": format!("Api integration {n}"), "default_domain": "patching"})),
         ("POST", "/api/v1/ingest/alertmanager") => rb.json(&json!({
             "version": "4", "status": "firing", "receiver": "tandem", "alerts": [{
@@ -1383,6 +1408,20 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                 } else {
                     String::new()
                 };
+                // CSV ticket import (issue #5): a file staged for client A for each probe.
+                let import_upload = if path.contains("{upload_id}") {
+                    t.app
+                        .stage_import(
+                            &tandem_app::Actor::person(tandem_app::principal_of(&t.w.padmin), None),
+                            t.w.client_a.id,
+                            "probe.csv",
+                            b"Subject\nStaged probe\n",
+                        )
+                        .await
+                        .expect("staged import")
+                } else {
+                    String::new()
+                };
                 let head = t.audit_head().await;
                 let r = t
                     .send(probe(
@@ -1408,6 +1447,7 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                             integration_token,
                             window,
                             attachment,
+                            import_upload,
                         },
                     ))
                     .await;
@@ -1603,6 +1643,7 @@ async fn state_changing_requests_without_csrf_are_refused() {
                         integration_token: tandem_domain::IntegrationTokenId::new().to_string(),
                         window: tandem_domain::MaintenanceWindowId::new().to_string(),
                         attachment: tandem_domain::AttachmentId::new().to_string(),
+                        import_upload: uuid::Uuid::now_v7().to_string(),
                     },
                 )
             };
@@ -1652,7 +1693,8 @@ async fn state_changing_requests_without_csrf_are_refused() {
                 .replace(
                     "{window_id}",
                     &tandem_domain::MaintenanceWindowId::new().to_string(),
-                );
+                )
+                .replace("{upload_id}", &uuid::Uuid::now_v7().to_string());
             let bare = t.req(
                 r.method.clone(),
                 &path,

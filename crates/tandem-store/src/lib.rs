@@ -34,6 +34,7 @@ pub mod ticket_views;
 pub mod tickets;
 // tickets2: watchers, tags, links, merges, SLA policies and events.
 pub mod ticket_data;
+pub mod ticket_import; // CSV ticket import (issue #5)
 
 pub use query::{Page, Paged};
 

@@ -295,6 +295,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ticket_attachments",
         include_str!("../migrations/0013_ticket_attachments.sql"),
     ),
+    // CSV ticket import (issue #5).
+    (
+        14,
+        "ticket_import",
+        include_str!("../migrations/0014_ticket_import.sql"),
+    ),
     // Maintenance windows that silence alerts (issue #6).
     (
         15,

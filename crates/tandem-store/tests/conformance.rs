@@ -225,6 +225,7 @@ async fn migrations_apply_once_and_again_do_nothing() {
                 "ingest",
                 "alert_paging",
                 "ticket_attachments",
+                "ticket_import",
                 "maintenance_windows",
                 "auth_epoch",
             ]
@@ -283,6 +284,7 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
                     "oncall",
                     "scope",
                     "ticket_attachments",
+                    "ticket_import",
                     "ticket_search",
                     "tickets",
                     "tickets2",

@@ -11,7 +11,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tandem_app::{ImportInput, ImportReport, WindowInput, WindowStatus, WindowView};
+use tandem_app::{ImportInput, WindowImportReport, WindowInput, WindowStatus, WindowView};
 use tandem_domain::{ClientId, MaintenanceWindowId, Timestamp};
 use utoipa::{IntoParams, ToSchema};
 
@@ -245,11 +245,11 @@ pub async fn delete_window(
 /// Imports an iCalendar file: every VEVENT is reported with what keeps it from becoming a
 /// window; the others become windows (none with `dry_run`).
 #[utoipa::path(post, path = "/api/v1/maintenance-windows/import", tag = "maintenance", request_body = ImportInput,
-    responses((status = 200, body = ImportReport), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = WindowImportReport), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn import_windows(
     State(st): State<AppState>,
     ctx: Ctx,
     ApiJson(body): ApiJson<ImportInput>,
-) -> ApiResult<Json<ImportReport>> {
+) -> ApiResult<Json<WindowImportReport>> {
     Ok(Json(st.app.import_windows(&ctx.actor, body).await?))
 }

@@ -12,6 +12,8 @@ pub mod api_maintenance; // maintenance windows (issue #6)
 pub mod api_oncall; // on-call (issue #6)
 pub mod api_scope;
 pub mod api_tickets;
+// CSV ticket import (issue #5)
+pub mod api_ticket_import;
 // tickets2
 pub mod api_ticket_data;
 // search (issue #5): saved views of the ticket queue
@@ -21,6 +23,7 @@ pub mod charts; // agent metrics history (issue #6)
 pub mod context;
 pub mod extract;
 pub mod metrics;
+pub mod multipart; // CSV ticket import (issue #5): the upload form
 pub mod openapi;
 pub mod pages;
 pub mod pages_alerts; // alerts (issue #6)
@@ -33,6 +36,8 @@ pub mod pages_metrics; // agent metrics history (issue #6)
 pub mod pages_oncall; // on-call (issue #6)
 pub mod pages_scope;
 pub mod pages_tickets;
+// CSV ticket import (issue #5)
+pub mod pages_ticket_import;
 // tickets2
 pub mod pages_ticket_data;
 pub mod problem;
@@ -917,6 +922,54 @@ pub fn routes() -> Vec<RouteSpec> {
             "/maintenance/{window_id}/delete",
             Page,
             pages_maintenance::delete
+        ),
+        // CSV ticket import (issue #5): upload → mapping → dry run → import, per client; the
+        // file-carrying routes accept bodies up to the import's own limit.
+        route!(
+            GET,
+            "/clients/{client_id}/ticket-import",
+            Page,
+            pages_ticket_import::start
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/clients/{client_id}/ticket-import",
+            Access::Page,
+            on(MethodFilter::POST, pages_ticket_import::upload).layer(
+                axum::extract::DefaultBodyLimit::max(pages_ticket_import::UPLOAD_LIMIT),
+            ),
+        ),
+        route!(
+            GET,
+            "/clients/{client_id}/ticket-import/{upload_id}",
+            Page,
+            pages_ticket_import::mapping
+        ),
+        route!(
+            POST,
+            "/clients/{client_id}/ticket-import/{upload_id}",
+            Page,
+            pages_ticket_import::run
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/api/v1/clients/{client_id}/ticket-imports",
+            Access::Api,
+            on(MethodFilter::POST, api_ticket_import::import).layer(
+                axum::extract::DefaultBodyLimit::max(api_ticket_import::IMPORT_BODY_LIMIT),
+            ),
+        ),
+        route!(
+            GET,
+            "/api/v1/clients/{client_id}/ticket-import-mapping",
+            Api,
+            api_ticket_import::get_mapping
+        ),
+        route!(
+            PUT,
+            "/api/v1/clients/{client_id}/ticket-import-mapping",
+            Api,
+            api_ticket_import::put_mapping
         ),
     ]
 }

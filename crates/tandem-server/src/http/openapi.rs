@@ -66,6 +66,9 @@ use utoipa::{Modify, OpenApi};
         super::api_maintenance::create_window, super::api_maintenance::get_window,
         super::api_maintenance::update_window, super::api_maintenance::delete_window,
         super::api_maintenance::import_windows,
+        // CSV ticket import (issue #5)
+        super::api_ticket_import::import, super::api_ticket_import::get_mapping,
+        super::api_ticket_import::put_mapping,
     ),
     // Schemas referenced only from query parameters are not collected from `paths`.
     components(schemas(super::api::ExportFormat)),

@@ -1035,6 +1035,8 @@ struct ClientPage {
     zones: &'static [&'static str],
     /// ingest: may manage the client's integration tokens.
     can_integrations: bool,
+    /// CSV ticket import (issue #5): may import the client's tickets.
+    can_import: bool,
 }
 
 /// GET /clients/{id}
@@ -1103,6 +1105,7 @@ pub async fn client(
             can_add_site: can(Action::SitesWrite),
             can_add_user: can(Action::UsersWrite),
             can_integrations: can(Action::IntegrationsManage), // ingest
+            can_import: can(Action::TicketsImport),            // CSV ticket import (issue #5)
             chrome,
             id: id.to_string(),
             name: c.name,
