@@ -223,11 +223,11 @@ async fn both_sides_sign_and_routing_uses_the_version_in_force() {
         assert_eq!(r.json()["status"], "accepted");
         assert_eq!(r.json()["decided_side"], "internal");
 
-        // Sunday 2026-12-06 02:00 in New York: the provider owns patching, via escalation.
+        // Sunday 2037-12-06 02:00 in New York (a fixed future date: routing asks the version in force then): the provider owns patching, via escalation.
         let r = call(
             &t,
             Method::GET,
-            &format!("/api/v1/clients/{a}/route?domain=patching&at=2026-12-06T02:00:00-05:00"),
+            &format!("/api/v1/clients/{a}/route?domain=patching&at=2037-12-06T02:00:00-05:00"),
             &internal,
             None,
         )
@@ -247,14 +247,14 @@ async fn both_sides_sign_and_routing_uses_the_version_in_force() {
         let r = call(
             &t,
             Method::GET,
-            &format!("/api/v1/clients/{a}/route?domain=helpdesk&at=2026-12-08T10:00:00-05:00"),
+            &format!("/api/v1/clients/{a}/route?domain=helpdesk&at=2037-12-08T10:00:00-05:00"),
             &provider,
             None,
         )
         .await;
         let d = r.json();
         assert_eq!(d["owner"], "internal");
-        assert_eq!(d["next_handover"], "2026-12-08T22:00:00Z");
+        assert_eq!(d["next_handover"], "2037-12-08T22:00:00Z");
 
         // Version 2, from the internal side, effective in an hour: the helpdesk stays internal
         // after hours. Before its effective instant, routing still uses version 1.

@@ -23,7 +23,6 @@ pub mod charts; // agent metrics history (issue #6)
 pub mod context;
 pub mod extract;
 pub mod metrics;
-pub mod multipart; // CSV ticket import (issue #5): the upload form
 pub mod openapi;
 pub mod pages;
 pub mod pages_alerts; // alerts (issue #6)

@@ -4,11 +4,9 @@
 //! The file waits between the steps as a staged upload (kept a day, forgotten once imported).
 
 use crate::http::context::Ctx;
-use crate::http::multipart;
 use crate::http::pages::{back_with, chrome, fail, render, Chrome, FormFields, PageResult};
 use crate::http::AppState;
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -343,22 +341,11 @@ pub async fn upload(
     ctx: Ctx,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> PageResult {
     let client = client_of(&id).map_err(|e| *e)?;
     let back = format!("/clients/{client}/ticket-import");
-    let file = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(multipart::boundary)
-        .ok_or("send the file as multipart/form-data")
-        .and_then(|b| multipart::parse(&body, &b))
-        .and_then(|parts| {
-            parts
-                .into_iter()
-                .find(|p| p.name == "file")
-                .ok_or("choose a CSV file")
-        });
+    let file = file_part(&headers, body).await;
     let invalid = |m: &str| Error::Invalid(vec![tandem_domain::validate::Invalid::new("file", m)]);
     let file = match file {
         Ok(f) => f,
@@ -375,8 +362,8 @@ pub async fn upload(
         .stage_import(
             &ctx.actor,
             client,
-            file.file_name.as_deref().unwrap_or("upload.csv"),
-            &file.data,
+            file.0.as_deref().unwrap_or("upload.csv"),
+            &file.1,
         )
         .await
     {
@@ -492,4 +479,32 @@ pub async fn run(
         },
     )
     .await
+}
+
+/// The `file` part of the upload form (its name and bytes), read with the same multipart
+/// reader as ticket attachments, stopping at [`UPLOAD_LIMIT`].
+async fn file_part(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<(Option<String>, Vec<u8>), &'static str> {
+    let boundary = crate::http::api_attachments::boundary(headers)
+        .map_err(|_| "send the file as multipart/form-data")?;
+    let limits = multer::Constraints::new()
+        .size_limit(multer::SizeLimit::new().whole_stream(UPLOAD_LIMIT as u64));
+    let mut form = multer::Multipart::with_constraints(body.into_data_stream(), boundary, limits);
+    while let Some(part) = form
+        .next_field()
+        .await
+        .map_err(|_| "the form could not be read (or the file is larger than 8 MiB)")?
+    {
+        if part.name() == Some("file") {
+            let name = part.file_name().map(str::to_string);
+            let data = part
+                .bytes()
+                .await
+                .map_err(|_| "the file could not be read (or is larger than 8 MiB)")?;
+            return Ok((name, data.to_vec()));
+        }
+    }
+    Err("choose a CSV file")
 }
