@@ -29,6 +29,7 @@ mod ingest;
 mod mail;
 mod metrics; // agent metrics history (issue #6)
 mod monitoring; // alerts (issue #6): policies, groups, evaluation
+mod notify; // notification channels (issue #6)
 mod oncall; // on-call (issue #6)
 mod scope;
 mod tickets;
@@ -72,6 +73,9 @@ pub use ticket_views::{BuiltinView, TicketViewItem, ViewPage, BREACH_SCAN_LIMIT}
 pub use alert_paging::page_key;
 pub use alerts::{AlertView, RaiseAlert, Raised};
 pub use monitoring::{CheckPolicyInput, PassReport};
+pub use notify::{
+    ChannelPatch, ChannelSaved, NewChannel, NotifySettings, Outcome, Outgoing, NOTIFY_CLAIM_SECONDS,
+};
 // ingest (issue #6)
 pub use alert_ingest::{IngestOutcome, IngestReport, NewIntegrationToken};
 
@@ -121,6 +125,8 @@ pub struct App {
     ingest: Arc<std::sync::OnceLock<ingest::Ingest>>,
     /// Mail settings, once the server turns mail on (issue #5).
     mail: Arc<std::sync::OnceLock<MailSettings>>,
+    /// Outbound notification settings, once the server sets them (issue #6).
+    notify: Arc<std::sync::OnceLock<notify::NotifySettings>>,
 }
 
 /// Who is acting, for one request: the principal, or Tandem itself.
@@ -284,6 +290,7 @@ impl App {
             policy: Arc::new(policy),
             ingest: Arc::default(),
             mail: Arc::default(),
+            notify: Arc::default(),
         }
     }
 

@@ -121,3 +121,12 @@ id_type!(
     /// A client's integration token: lets one machine sender (Alertmanager, a webhook) post alerts.
     IntegrationTokenId
 );
+// ---- notification channels (issue #6) ----
+id_type!(
+    /// A notification channel: where a side sends word of alerts, pages and SLA events.
+    ChannelId
+);
+id_type!(
+    /// One delivery of one event to one channel (the deliveries outbox).
+    DeliveryId
+);

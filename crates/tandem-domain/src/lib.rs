@@ -14,6 +14,7 @@ pub mod ingest; // ingest: Alertmanager and webhook payloads, integration tokens
 pub mod mail;
 pub mod metrics; // agent metrics history (issue #6)
 pub mod monitoring; // alerts: checks, policies, alert lifecycle, evaluation
+pub mod notify; // notification channels (issue #6)
 pub mod oncall; // on-call (issue #6)
 pub mod scope;
 // search (issue #5)
@@ -27,6 +28,7 @@ pub mod time;
 pub mod validate;
 
 pub use ids::IntegrationTokenId; // ingest
+pub use ids::{ChannelId, DeliveryId}; // notification channels
 pub use ids::{AlertId, EndpointGroupId, MonitoringPolicyId}; // alerts
 pub use ids::{
     ClientId, EndpointId, EnrollmentTokenId, HandoffId, PageId, PolicyId, ScheduleId, SiteId,

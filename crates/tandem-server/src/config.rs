@@ -102,6 +102,13 @@ pub struct Settings {
     /// Days hourly metrics rollups are kept (7 to 3660). Default: 400
     #[arg(long, env = "TANDEM_METRICS_HOURLY_DAYS", value_name = "DAYS")]
     pub metrics_hourly_days: Option<i64>,
+    // ---- notification channels (issue #6) ----
+    /// Let notification channels reach private, loopback and link-local addresses (and use plain http there). Off, a tenant's webhook cannot reach the server's own network (SSRF). Default: false
+    #[arg(long, env = "TANDEM_NOTIFY_ALLOW_PRIVATE", value_name = "BOOL")]
+    pub notify_allow_private: Option<bool>,
+    /// Attempts at delivering a notification before it is marked failed (1 to 20; waits double from 10 s, at most 30 min, with jitter). Default: 8
+    #[arg(long, env = "TANDEM_NOTIFY_MAX_ATTEMPTS", value_name = "N")]
+    pub notify_max_attempts: Option<i64>,
 }
 
 /// The `[mail]` table of the TOML file.
@@ -156,6 +163,8 @@ struct FileSettings {
     metrics_raw_hours: Option<i64>,
     metrics_five_minute_days: Option<i64>,
     metrics_hourly_days: Option<i64>,
+    notify_allow_private: Option<bool>,
+    notify_max_attempts: Option<i64>,
 }
 
 /// Settings with every default applied.
@@ -192,6 +201,10 @@ pub struct Resolved {
     pub evaluation_secs: i64,
     /// How long each tier of the agent metrics history is kept (issue #6).
     pub metrics_retention: tandem_domain::metrics::Retention,
+    /// Notification channels may reach private addresses (issue #6).
+    pub notify_allow_private: bool,
+    /// Delivery attempts before a notification is failed.
+    pub notify_max_attempts: i64,
 }
 
 impl Settings {
@@ -308,6 +321,17 @@ impl Settings {
                 .unwrap_or(defaults.hourly_days),
         };
         metrics_retention.validate().map_err(anyhow::Error::msg)?;
+        let notify_max_attempts = self
+            .notify_max_attempts
+            .or(file.notify_max_attempts)
+            .unwrap_or(8);
+        if !(1..=20).contains(&notify_max_attempts) {
+            anyhow::bail!("notify_max_attempts must be between 1 and 20");
+        }
+        let notify_allow_private = self
+            .notify_allow_private
+            .or(file.notify_allow_private)
+            .unwrap_or(false);
         let session_hours = self.session_hours.or(file.session_hours).unwrap_or(12);
         if !(1..=24 * 30).contains(&session_hours) {
             anyhow::bail!("session_hours must be between 1 and 720");
@@ -332,6 +356,8 @@ impl Settings {
             mail,
             evaluation_secs,
             metrics_retention,
+            notify_allow_private,
+            notify_max_attempts,
         })
     }
 

@@ -19,6 +19,7 @@ pub mod integrations; // ingest (issue #6)
 pub mod mail;
 pub mod metrics; // agent metrics history (issue #6)
 pub mod monitoring; // alerts (issue #6)
+pub mod notify; // notification channels and deliveries (issue #6)
 pub mod oncall; // on-call (issue #6)
 mod query;
 mod read_pool;

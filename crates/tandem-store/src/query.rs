@@ -289,6 +289,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "alert_paging",
         include_str!("../migrations/0012_alert_paging.sql"),
     ),
+    // Notification channels and their deliveries outbox (issue #6).
+    (
+        16,
+        "notification_channels",
+        include_str!("../migrations/0016_notification_channels.sql"),
+    ),
 ];
 
 /// Statements of a migration file, without comments, each with the backend it is limited to:

@@ -224,6 +224,7 @@ async fn migrations_apply_once_and_again_do_nothing() {
                 "metrics",
                 "ingest",
                 "alert_paging",
+                "notification_channels",
             ]
         );
         assert!(s.migrate().await.unwrap().is_empty());
@@ -275,6 +276,7 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
                     "ingest",
                     "mail",
                     "metrics",
+                    "notification_channels",
                     "oncall",
                     "scope",
                     "ticket_search",

@@ -58,6 +58,10 @@ use utoipa::{Modify, OpenApi};
         super::api_metrics::endpoint_metrics,
         // ingest (issue #6): the integration tokens (the senders' own routes are in docs/INGEST.md)
         super::api_ingest::list_tokens, super::api_ingest::create_token, super::api_ingest::revoke_token,
+        // notification channels (issue #6)
+        super::api_notify::list_channels, super::api_notify::create_channel, super::api_notify::get_channel,
+        super::api_notify::update_channel, super::api_notify::delete_channel, super::api_notify::test_channel,
+        super::api_notify::list_deliveries, super::api_notify::resend_delivery,
     ),
     // Schemas referenced only from query parameters are not collected from `paths`.
     components(schemas(super::api::ExportFormat)),
