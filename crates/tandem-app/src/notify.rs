@@ -199,6 +199,18 @@ fn check_routing_key(k: &str) -> Result<String> {
     Ok(k.to_string())
 }
 
+/// A client filter must name a client the grant reaches; the provider-wide filter needs the
+/// provider's side and level.
+fn check_client_filter(g: &Grant, side: Party, client: Option<Option<ClientId>>) -> Result<()> {
+    match client {
+        Some(Some(c)) => g.check_client(c).map_err(|_| Error::NotFound("client")),
+        Some(None) if !(g.covers_provider() && side == Party::Provider) => Err(Error::Forbidden(
+            Denied("only provider administrators see the provider-wide channels"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// What people may see of a stored channel.
 fn shown(s: &StoredChannel) -> Channel {
     let mut c = s.channel.clone();
@@ -460,9 +472,7 @@ impl App {
         client: Option<Option<ClientId>>,
     ) -> Result<Vec<Channel>> {
         let (g, side) = self.channel_grant(actor)?;
-        if let Some(Some(c)) = client {
-            g.check_client(c).map_err(|_| Error::NotFound("client"))?;
-        }
+        check_client_filter(&g, side, client)?;
         let mut r = self.store.read().await?;
         Ok(store::list_channels(&mut r, &g, side, client)
             .await?
@@ -620,9 +630,7 @@ impl App {
         page: Page,
     ) -> Result<Paged<Delivery>> {
         let (g, side) = self.channel_grant(actor)?;
-        if let Some(Some(c)) = f.client {
-            g.check_client(c).map_err(|_| Error::NotFound("client"))?;
-        }
+        check_client_filter(&g, side, f.client)?;
         f.side = Some(side);
         let mut r = self.store.read().await?;
         Ok(store::list_deliveries(&mut r, &g, &f, page).await?)

@@ -288,6 +288,25 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET",    "/clients/{client_id}/integrations",                  ".    Y    .    Y    .    .    .    .    .    .    ."),
     ("POST",   "/clients/{client_id}/integrations",                  ".    Y    .    Y    .    .    .    .    .    .    ."),
     ("POST",   "/clients/{client_id}/integrations/{integration_token_id}/revoke", ".    Y    .    Y    .    .    .    .    .    .    ."),
+    // notification channels (issue #6): the provider admin and a client's IT admin manage
+    // their own side's channels; `{channel_id}` is a fresh channel of client A on the
+    // caller's side (made by Tandem, provider side, for callers who cannot make one) and
+    // `{delivery_id}` a failed delivery of it. The other tenant's IT admin lists only its own.
+    ("GET",    "/api/v1/notification-channels",                      ".    Y    .    Y    .    .    .    .    Y    Y    ."),
+    ("POST",   "/api/v1/notification-channels",                      ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/notification-channels/{channel_id}",         ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("PATCH",  "/api/v1/notification-channels/{channel_id}",         ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("DELETE", "/api/v1/notification-channels/{channel_id}",         ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("POST",   "/api/v1/notification-channels/{channel_id}/test",    ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/notification-deliveries",                    ".    Y    .    Y    .    .    .    .    Y    Y    ."),
+    ("POST",   "/api/v1/notification-deliveries/{delivery_id}/resend", ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/notifications",                                     ".    Y    .    .    .    .    .    .    .    .    ."),
+    ("GET",    "/clients/{client_id}/notifications",                 ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/notifications/channels",                            ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/notifications/channels/{channel_id}",               ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/notifications/channels/{channel_id}/test",          ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/notifications/channels/{channel_id}/delete",        ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/notifications/deliveries/{delivery_id}/resend",     ".    Y    .    Y    .    .    .    .    .    .    ."),
 ];
 
 /// A small agreement: internal owns the helpdesk in business hours, the provider patching.
@@ -710,6 +729,37 @@ async fn fresh_link(t: &TestApp) -> String {
 
 // ---- alerts (issue #6) ----
 
+/// notification channels: a fresh webhook channel of client A made by the caller (on its
+/// side), or by Tandem (the provider's side) for callers who cannot make one, and a failed
+/// delivery of it.
+async fn fresh_channel(t: &TestApp, caller: &str) -> (String, String) {
+    let new = || tandem_app::NewChannel {
+        client_id: Some(t.w.client_a.id),
+        kind: tandem_domain::notify::ChannelKind::Webhook,
+        name: "Matrix channel".into(),
+        url: Some("https://hooks.example.test/matrix".into()),
+        addresses: None,
+        routing_key: None,
+        subscription: None,
+        enabled: None,
+    };
+    let mut actor = tandem_app::Actor::system();
+    if let Some(u) = person(t, caller) {
+        let a = tandem_app::Actor::person(tandem_app::principal_of(u), None);
+        if t.app.create_channel(&a, new()).await.is_ok() {
+            actor = a;
+        }
+    }
+    let ch = t.app.create_channel(&actor, new()).await.expect("channel").channel;
+    let d = t.app.test_channel(&actor, ch.id).await.expect("test delivery");
+    t.sql(&format!(
+        "UPDATE notification_deliveries SET status = 'failed' WHERE id = '{}'",
+        d.id
+    ))
+    .await;
+    (ch.id.to_string(), d.id.to_string())
+}
+
 /// A fresh firing alert of client A.
 async fn fresh_alert(t: &TestApp) -> String {
     let r = t
@@ -805,6 +855,9 @@ struct Fill<'a> {
     oncall: OncallFill,
     /// ingest: a fresh integration token of client A.
     integration_token: String,
+    /// notification channels: a fresh channel of client A on the caller's side and a failed
+    /// delivery of it.
+    channel: (String, String),
 }
 
 #[derive(Clone, Default)]
@@ -878,7 +931,9 @@ fn probe(
         .replace("{feed_id}", &fill.oncall.feed)
         .replace("{token}", &fill.oncall.feed_token)
         .replace("{handoff_id}", &fill.oncall.handoff)
-        .replace("{integration_token_id}", &fill.integration_token);
+        .replace("{integration_token_id}", &fill.integration_token)
+        .replace("{channel_id}", &fill.channel.0)
+        .replace("{delivery_id}", &fill.channel.1);
     let path = match template {
         "/api/v1/clients/{client_id}/scope/diff" => format!("{path}?from={number}&to={number}"),
         "/api/v1/clients/{client_id}/route" => format!("{path}?domain=patching"),
@@ -987,7 +1042,12 @@ fn probe(
         ("POST", "/oncall/policies") => rb.form(&form(&[("name", &format!("Page policy {n}")), ("target1", "side:"), ("wait1", "5")])),
         // ingest
         ("POST", "/clients/{client_id}/integrations") => rb.form(&form(&[("label", &format!("Page integration {n}")), ("default_domain", "patching")])),
+        // notification channels
+        ("POST", "/notifications/channels") => rb.form(&form(&[("client_id", &a.to_string()), ("kind", "webhook"), ("name", &format!("Page channel {n}")), ("url", "https://hooks.example.test/matrix")])),
+        ("POST", "/notifications/channels/{channel_id}") => rb.form(&form(&[("name", &format!("Renamed by {n}"))])),
         ("POST", _) if !matches!(access, Access::Api | Access::Agent | Access::Ingest) => rb.form(&form(&[])),
+        ("POST", "/api/v1/notification-channels") => rb.json(&json!({"client_id": a, "kind": "webhook", "name": format!("Api channel {n}"), "url": "https://hooks.example.test/matrix"})),
+        ("PATCH", "/api/v1/notification-channels/{channel_id}") => rb.json(&json!({"name": format!("Renamed by {n}")})),
         ("POST", "/api/v1/clients/{client_id}/integration-tokens") => rb.json(&json!({"label": format!("Api integration {n}"), "default_domain": "patching"})),
         ("POST", "/api/v1/ingest/alertmanager") => rb.json(&json!({
             "version": "4", "status": "firing", "receiver": "tandem", "alerts": [{
@@ -1253,6 +1313,12 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                 } else {
                     String::new()
                 };
+                // notification channels: a fresh channel on the caller's side, with a failed delivery.
+                let channel = if path.contains("{channel_id}") || path.contains("{delivery_id}") {
+                    fresh_channel(&t, c.name).await
+                } else {
+                    (String::new(), String::new())
+                };
                 let head = t.audit_head().await;
                 let r = t
                     .send(probe(
@@ -1276,6 +1342,7 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                             group,
                             oncall,
                             integration_token,
+                            channel,
                         },
                     ))
                     .await;
@@ -1469,6 +1536,10 @@ async fn state_changing_requests_without_csrf_are_refused() {
                             handoff: tandem_domain::HandoffId::new().to_string(),
                         },
                         integration_token: tandem_domain::IntegrationTokenId::new().to_string(),
+                        channel: (
+                            tandem_domain::ChannelId::new().to_string(),
+                            tandem_domain::DeliveryId::new().to_string(),
+                        ),
                     },
                 )
             };
@@ -1514,7 +1585,9 @@ async fn state_changing_requests_without_csrf_are_refused() {
                 .replace(
                     "{integration_token_id}",
                     &tandem_domain::IntegrationTokenId::new().to_string(),
-                );
+                )
+                .replace("{channel_id}", &tandem_domain::ChannelId::new().to_string())
+                .replace("{delivery_id}", &tandem_domain::DeliveryId::new().to_string());
             let bare = t.req(
                 r.method.clone(),
                 &path,
