@@ -190,7 +190,12 @@ fn check_name(name: &str) -> Result<String> {
 
 fn check_routing_key(k: &str) -> Result<String> {
     let k = k.trim();
-    if k.is_empty() || k.len() > 100 || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if k.is_empty()
+        || k.len() > 100
+        || !k
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         return Err(invalid(
             "routing_key",
             "give the PagerDuty integration's routing key (letters and digits, up to 100)",
@@ -284,7 +289,14 @@ pub(crate) async fn alert_event(
         "resolved" => EventKind::AlertResolved,
         _ => return Ok(None),
     };
-    let mut e = Event::new(kind, at, a.owner, a.severity, &a.title, &crate::page_key(a.id));
+    let mut e = Event::new(
+        kind,
+        at,
+        a.owner,
+        a.severity,
+        &a.title,
+        &crate::page_key(a.id),
+    );
     e.client_id = Some(a.client_id);
     e.summary = body.chars().take(2000).collect();
     e.link = Some(format!("/alerts/{}", a.id));
@@ -313,7 +325,14 @@ pub(crate) fn page_event(
     at: Timestamp,
     body: &str,
 ) -> Event {
-    let mut e = Event::new(kind, at, side, page_severity(p.severity), &p.summary, &p.dedup_key);
+    let mut e = Event::new(
+        kind,
+        at,
+        side,
+        page_severity(p.severity),
+        &p.summary,
+        &p.dedup_key,
+    );
     e.client_id = Some(p.client_id);
     e.summary = body.chars().take(2000).collect();
     e.link = Some(format!("/oncall/pages/{}", p.id));
@@ -338,7 +357,14 @@ pub(crate) fn sla_event(
         (EventKind::SlaWarning, Severity::Warning)
     };
     let title = format!("Ticket #{}: {}", t.number, t.subject);
-    let mut e = Event::new(kind, at, t.owner, sev, &title, &format!("ticket:{}:{clock}", t.id));
+    let mut e = Event::new(
+        kind,
+        at,
+        t.owner,
+        sev,
+        &title,
+        &format!("ticket:{}:{clock}", t.id),
+    );
     e.client_id = Some(t.client_id);
     e.summary = body.chars().take(2000).collect();
     e.link = Some(format!("/tickets/{}", t.id));
@@ -518,13 +544,19 @@ impl App {
         }
         if let Some(k) = &p.routing_key {
             if ch.kind != ChannelKind::Pagerduty {
-                return Err(invalid("routing_key", "only PagerDuty channels have a routing key"));
+                return Err(invalid(
+                    "routing_key",
+                    "only PagerDuty channels have a routing key",
+                ));
             }
             secret = Some(check_routing_key(k)?);
         }
         if p.rotate_secret {
             if ch.kind != ChannelKind::Webhook {
-                return Err(invalid("rotate_secret", "only webhooks have a signing secret"));
+                return Err(invalid(
+                    "rotate_secret",
+                    "only webhooks have a signing secret",
+                ));
             }
             let s = format!("tdwh_{}", crate::new_secret(32));
             secret = Some(s.clone());
@@ -562,11 +594,16 @@ impl App {
         let (cur, _) = self.own_channel(actor, id).await?;
         let mut w = self.store.write().await?;
         store::delete_channel(&mut w, id, Timestamp::now()).await?;
-        Audit::new(actor, "notification_channel.deleted", "notification_channel", id)
-            .client(cur.channel.client_id)
-            .before(json!({"kind": cur.channel.kind, "name": cur.channel.name}))
-            .write(&mut w)
-            .await?;
+        Audit::new(
+            actor,
+            "notification_channel.deleted",
+            "notification_channel",
+            id,
+        )
+        .client(cur.channel.client_id)
+        .before(json!({"kind": cur.channel.kind, "name": cur.channel.name}))
+        .write(&mut w)
+        .await?;
         w.commit().await?;
         Ok(())
     }
@@ -613,11 +650,16 @@ impl App {
             delivered_at: None,
         };
         store::insert_delivery(&mut w, &d, &body).await?;
-        Audit::new(actor, "notification_channel.tested", "notification_channel", id)
-            .client(cur.channel.client_id)
-            .after(json!({"delivery_id": d.id}))
-            .write(&mut w)
-            .await?;
+        Audit::new(
+            actor,
+            "notification_channel.tested",
+            "notification_channel",
+            id,
+        )
+        .client(cur.channel.client_id)
+        .after(json!({"delivery_id": d.id}))
+        .write(&mut w)
+        .await?;
         w.commit().await?;
         Ok(d)
     }
@@ -644,18 +686,27 @@ impl App {
             Some(d) if d.side == side => d,
             _ => return Err(Error::NotFound("delivery")),
         };
-        let live = store::get_channel(&mut w, &g, d.channel_id).await?.is_some();
+        let live = store::get_channel(&mut w, &g, d.channel_id)
+            .await?
+            .is_some();
         if d.status != DeliveryStatus::Failed || !live {
             return Err(Error::Conflict(
                 "only a failed delivery of a channel that still exists can be re-sent".into(),
             ));
         }
         store::resend(&mut w, id, Timestamp::now()).await?;
-        Audit::new(actor, "notification_delivery.resent", "notification_delivery", id)
-            .client(d.client_id)
-            .after(json!({"channel_id": d.channel_id, "event_kind": d.event_kind, "attempts": d.attempts}))
-            .write(&mut w)
-            .await?;
+        Audit::new(
+            actor,
+            "notification_delivery.resent",
+            "notification_delivery",
+            id,
+        )
+        .client(d.client_id)
+        .after(
+            json!({"channel_id": d.channel_id, "event_kind": d.event_kind, "attempts": d.attempts}),
+        )
+        .write(&mut w)
+        .await?;
         let d = store::get_delivery(&mut w, &g, id)
             .await?
             .ok_or(Error::NotFound("delivery"))?;
@@ -689,19 +740,40 @@ impl App {
         let mut channels: std::collections::HashMap<ChannelId, Option<StoredChannel>> =
             std::collections::HashMap::new();
         for Claimed { delivery, event } in claimed {
-            if let std::collections::hash_map::Entry::Vacant(v) = channels.entry(delivery.channel_id) {
+            if let std::collections::hash_map::Entry::Vacant(v) =
+                channels.entry(delivery.channel_id)
+            {
                 v.insert(store::get_channel_unscoped(&mut w, delivery.channel_id).await?);
             }
             let ch = channels.get(&delivery.channel_id).cloned().flatten();
-            let Some(ch) = ch.filter(|c| c.channel.enabled || delivery.event_kind == EventKind::Test)
+            let Some(ch) =
+                ch.filter(|c| c.channel.enabled || delivery.event_kind == EventKind::Test)
             else {
-                store::mark_attempt_failed(&mut w, delivery.id, &claim, now, true, "the channel is disabled or deleted", None).await?;
+                store::mark_attempt_failed(
+                    &mut w,
+                    delivery.id,
+                    &claim,
+                    now,
+                    true,
+                    "the channel is disabled or deleted",
+                    None,
+                )
+                .await?;
                 continue;
             };
             let mut e: Event = match serde_json::from_str(&event) {
                 Ok(e) => e,
                 Err(_) => {
-                    store::mark_attempt_failed(&mut w, delivery.id, &claim, now, true, "the queued event is unreadable", None).await?;
+                    store::mark_attempt_failed(
+                        &mut w,
+                        delivery.id,
+                        &claim,
+                        now,
+                        true,
+                        "the queued event is unreadable",
+                        None,
+                    )
+                    .await?;
                     continue;
                 }
             };
@@ -744,8 +816,25 @@ impl App {
                     }
                     None => {
                         let give_up = delivery.attempts + 1 >= settings.retry.max_attempts;
-                        let next = now.plus_seconds(retry_delay_ms(&settings.retry, delivery.attempts + 1, rand::random(), None) / 1000 + 1);
-                        store::mark_attempt_failed(&mut w, delivery.id, &claim, next, give_up, "mail is not configured on this server ([mail] in the configuration)", None).await?;
+                        let next = now.plus_seconds(
+                            retry_delay_ms(
+                                &settings.retry,
+                                delivery.attempts + 1,
+                                rand::random(),
+                                None,
+                            ) / 1000
+                                + 1,
+                        );
+                        store::mark_attempt_failed(
+                            &mut w,
+                            delivery.id,
+                            &claim,
+                            next,
+                            give_up,
+                            "mail is not configured on this server ([mail] in the configuration)",
+                            None,
+                        )
+                        .await?;
                     }
                 }
                 continue;
@@ -765,7 +854,10 @@ impl App {
 
     /// Records what posting each delivery came to, in one transaction: delivered, or retried
     /// after the backoff (at least the receiver's `Retry-After`), or failed for good.
-    pub async fn record_notification_outcomes(&self, results: &[(Outgoing, Outcome)]) -> Result<()> {
+    pub async fn record_notification_outcomes(
+        &self,
+        results: &[(Outgoing, Outcome)],
+    ) -> Result<()> {
         if results.is_empty() {
             return Ok(());
         }
@@ -775,7 +867,14 @@ impl App {
         for (o, outcome) in results {
             match outcome {
                 Outcome::Delivered { status } => {
-                    store::mark_delivered(&mut w, o.delivery.id, &o.claim, now, Some(i64::from(*status))).await?;
+                    store::mark_delivered(
+                        &mut w,
+                        o.delivery.id,
+                        &o.claim,
+                        now,
+                        Some(i64::from(*status)),
+                    )
+                    .await?;
                 }
                 Outcome::Failed {
                     error,

@@ -28,8 +28,8 @@ pub mod time;
 pub mod validate;
 
 pub use ids::IntegrationTokenId; // ingest
-pub use ids::{ChannelId, DeliveryId}; // notification channels
 pub use ids::{AlertId, EndpointGroupId, MonitoringPolicyId}; // alerts
+pub use ids::{ChannelId, DeliveryId}; // notification channels
 pub use ids::{
     ClientId, EndpointId, EnrollmentTokenId, HandoffId, PageId, PolicyId, ScheduleId, SiteId,
     TicketId, TokenId, UserId,

@@ -477,7 +477,10 @@ fn headline(e: &Event) -> String {
 
 fn facts(e: &Event) -> Vec<(&'static str, String)> {
     let mut f = vec![
-        ("Client", e.client_name.clone().unwrap_or_else(|| "—".into())),
+        (
+            "Client",
+            e.client_name.clone().unwrap_or_else(|| "—".into()),
+        ),
         ("Owning side", e.side.label().to_string()),
         ("Severity", e.severity.as_str().to_string()),
     ];
@@ -642,7 +645,13 @@ fn hmac_sha256(secret: &[u8], t: i64, body: &[u8]) -> Vec<u8> {
 
 /// What a receiver does: checks a `Tandem-Signature` header against the body, the shared
 /// secret, and a clock (`now`, unix seconds) with a tolerance in seconds.
-pub fn verify_signature(secret: &[u8], header: &str, body: &[u8], now: i64, tolerance: i64) -> bool {
+pub fn verify_signature(
+    secret: &[u8],
+    header: &str,
+    body: &[u8],
+    now: i64,
+    tolerance: i64,
+) -> bool {
     let mut t = None;
     let mut sigs = Vec::new();
     for part in header.split(',') {
@@ -677,7 +686,7 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 10 s doubling to at most 30 minutes, 8 attempts (about an hour of trying).
+    /// 10 s doubling to at most 30 minutes, 8 attempts (11 to 21 minutes of trying).
     fn default() -> Self {
         RetryPolicy {
             base_ms: 10_000,
@@ -694,7 +703,11 @@ impl Default for RetryPolicy {
 /// `max`.
 pub fn retry_delay_ms(p: &RetryPolicy, failed: i64, jitter: f64, retry_after: Option<i64>) -> i64 {
     let n = (failed.max(1) - 1).min(30) as u32;
-    let step = p.base_ms.saturating_mul(1i64 << n.min(40)).min(p.max_ms).max(1);
+    let step = p
+        .base_ms
+        .saturating_mul(1i64 << n.min(40))
+        .min(p.max_ms)
+        .max(1);
     let j = jitter.clamp(0.0, 1.0);
     let d = step / 2 + ((step / 2) as f64 * j) as i64;
     match retry_after {
@@ -800,14 +813,23 @@ pub fn check_destination(url: &str, allow_private: bool) -> Result<(), Invalid> 
 /// lower-cased.
 pub fn parse_addresses(s: &str) -> Result<Vec<String>, Invalid> {
     let mut out = Vec::new();
-    for a in s.split([',', ' ', '\n', ';']).map(str::trim).filter(|a| !a.is_empty()) {
+    for a in s
+        .split([',', ' ', '\n', ';'])
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+    {
         let ok = a.len() <= 254
             && a.split_once('@').is_some_and(|(l, d)| {
                 !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
             })
-            && !a.chars().any(|c| c.is_control() || c == '<' || c == '>' || c == '"');
+            && !a
+                .chars()
+                .any(|c| c.is_control() || c == '<' || c == '>' || c == '"');
         if !ok {
-            return Err(Invalid::new("addresses", format!("{a:?} is not an e-mail address")));
+            return Err(Invalid::new(
+                "addresses",
+                format!("{a:?} is not an e-mail address"),
+            ));
         }
         let a = a.to_lowercase();
         if !out.contains(&a) {
@@ -862,26 +884,62 @@ mod tests {
     fn signatures_verify_and_refuse_tampering_and_old_stamps() {
         let h = signature(b"s3cret", 1_700_000_000, b"{\"a\":1}");
         assert!(h.starts_with("t=1700000000,v1="));
-        assert!(verify_signature(b"s3cret", &h, b"{\"a\":1}", 1_700_000_100, 300));
-        assert!(!verify_signature(b"s3cret", &h, b"{\"a\":2}", 1_700_000_100, 300));
-        assert!(!verify_signature(b"other", &h, b"{\"a\":1}", 1_700_000_100, 300));
-        assert!(!verify_signature(b"s3cret", &h, b"{\"a\":1}", 1_700_001_000, 300));
+        assert!(verify_signature(
+            b"s3cret",
+            &h,
+            b"{\"a\":1}",
+            1_700_000_100,
+            300
+        ));
+        assert!(!verify_signature(
+            b"s3cret",
+            &h,
+            b"{\"a\":2}",
+            1_700_000_100,
+            300
+        ));
+        assert!(!verify_signature(
+            b"other",
+            &h,
+            b"{\"a\":1}",
+            1_700_000_100,
+            300
+        ));
+        assert!(!verify_signature(
+            b"s3cret",
+            &h,
+            b"{\"a\":1}",
+            1_700_001_000,
+            300
+        ));
         assert!(!verify_signature(b"s3cret", "garbage", b"{}", 0, 300));
     }
 
     #[test]
     fn pagerduty_trigger_and_resolve_share_the_dedup_key() {
-        let t = render(ChannelKind::Pagerduty, &event(EventKind::AlertFired), "R0UTING");
+        let t = render(
+            ChannelKind::Pagerduty,
+            &event(EventKind::AlertFired),
+            "R0UTING",
+        );
         assert_eq!(t["event_action"], "trigger");
         assert_eq!(t["routing_key"], "R0UTING");
         assert_eq!(t["dedup_key"], "alert:0190");
         assert_eq!(t["payload"]["severity"], "critical");
         assert_eq!(t["payload"]["source"], "web-1");
-        let r = render(ChannelKind::Pagerduty, &event(EventKind::AlertResolved), "R0UTING");
+        let r = render(
+            ChannelKind::Pagerduty,
+            &event(EventKind::AlertResolved),
+            "R0UTING",
+        );
         assert_eq!(r["event_action"], "resolve");
         assert_eq!(r["dedup_key"], "alert:0190");
         assert!(r.get("payload").is_none());
-        let a = render(ChannelKind::Pagerduty, &event(EventKind::PageAcknowledged), "R");
+        let a = render(
+            ChannelKind::Pagerduty,
+            &event(EventKind::PageAcknowledged),
+            "R",
+        );
         assert_eq!(a["event_action"], "acknowledge");
     }
 

@@ -15,7 +15,6 @@ use common::{run, Cred, Resp, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,7 +24,6 @@ use tandem_domain::directory::User;
 use tandem_domain::monitoring::Severity;
 use tandem_domain::notify::{verify_signature, RetryPolicy};
 use tandem_domain::ClientId;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 // ---- a webhook receiver on loopback ------------------------------------------------------
 
@@ -59,7 +57,12 @@ struct Receiver {
     down: Arc<AtomicBool>,
 }
 
-async fn receive(State(r): State<Receiver>, uri: Uri, headers: HeaderMap, body: Bytes) -> (StatusCode, HeaderMap) {
+async fn receive(
+    State(r): State<Receiver>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, HeaderMap) {
     let path = uri.path().to_string();
     let mut out = HeaderMap::new();
     let status = if path.starts_with("/flaky") {
@@ -91,7 +94,9 @@ async fn receive(State(r): State<Receiver>, uri: Uri, headers: HeaderMap, body: 
 async fn receiver() -> (String, Receiver) {
     let r = Receiver::default();
     r.down.store(true, Ordering::SeqCst);
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind receiver");
     let addr = l.local_addr().expect("receiver addr");
     let app = axum::Router::new().fallback(receive).with_state(r.clone());
     tokio::spawn(async move {
@@ -122,7 +127,12 @@ impl Receiver {
             .lock()
             .unwrap()
             .iter()
-            .map(|g| (g.path.clone(), String::from_utf8_lossy(&g.body).chars().take(120).collect()))
+            .map(|g| {
+                (
+                    g.path.clone(),
+                    String::from_utf8_lossy(&g.body).chars().take(120).collect(),
+                )
+            })
             .collect();
         panic!("nothing as expected at {path}; the receiver has {seen:?}");
     }
@@ -164,7 +174,16 @@ async fn bearer(t: &TestApp, u: &User, caps: &[Capability]) -> Cred {
 }
 
 async fn manager(t: &TestApp, u: &User) -> Cred {
-    bearer(t, u, &[Capability::EndpointsWrite, Capability::EndpointsRead, Capability::ClientsRead]).await
+    bearer(
+        t,
+        u,
+        &[
+            Capability::EndpointsWrite,
+            Capability::EndpointsRead,
+            Capability::ClientsRead,
+        ],
+    )
+    .await
 }
 
 async fn call(t: &TestApp, m: Method, path: &str, cred: &Cred, body: Option<Value>) -> Resp {
@@ -176,7 +195,14 @@ async fn call(t: &TestApp, m: Method, path: &str, cred: &Cred, body: Option<Valu
 }
 
 async fn channel(t: &TestApp, cred: &Cred, body: Value) -> Value {
-    let r = call(t, Method::POST, "/api/v1/notification-channels", cred, Some(body)).await;
+    let r = call(
+        t,
+        Method::POST,
+        "/api/v1/notification-channels",
+        cred,
+        Some(body),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.text);
     r.json()
 }
@@ -215,10 +241,15 @@ async fn agree(t: &TestApp, client: ClientId, internal_admin: &User) {
         "provider_calendar": {"time_zone": "America/New_York", "week": all, "holidays": []},
         "assignments": [row("onsite_hardware", "internal"), row("patching", "provider")]
     });
-    let caps = [Capability::ScopeRead, Capability::ScopeWrite, Capability::ClientsRead];
+    let caps = [
+        Capability::ScopeRead,
+        Capability::ScopeWrite,
+        Capability::ClientsRead,
+    ];
     let provider = bearer(t, &t.w.padmin, &caps).await;
     let internal = bearer(t, internal_admin, &caps).await;
-    t.accept_agreement(client, content, &provider, &internal).await;
+    t.accept_agreement(client, content, &provider, &internal)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -517,67 +548,12 @@ async fn private_destinations_are_refused_unless_the_operator_allows_them() {
 
 // ---- e-mail through the real SMTP path ---------------------------------------------------
 
-async fn smtp_sink() -> (SocketAddr, Arc<Mutex<Vec<(Vec<String>, String)>>>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
-    let addr = l.local_addr().expect("sink addr");
-    let got: Arc<Mutex<Vec<(Vec<String>, String)>>> = Arc::default();
-    let keep = got.clone();
-    tokio::spawn(async move {
-        while let Ok((c, _)) = l.accept().await {
-            let keep = keep.clone();
-            tokio::spawn(async move {
-                let (r, mut w) = c.into_split();
-                let mut r = BufReader::new(r);
-                let _ = w.write_all(b"220 sink\r\n").await;
-                let mut rcpts = Vec::new();
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    if r.read_line(&mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let up = line.to_ascii_uppercase();
-                    let reply: &[u8] = if up.starts_with("EHLO") {
-                        b"250-sink\r\n250 8BITMIME\r\n"
-                    } else if up.starts_with("RCPT TO:") {
-                        rcpts.push(line[8..].trim().trim_matches(['<', '>']).to_string());
-                        b"250 ok\r\n"
-                    } else if up.starts_with("DATA") {
-                        let _ = w.write_all(b"354 go\r\n").await;
-                        let mut raw = String::new();
-                        loop {
-                            line.clear();
-                            if r.read_line(&mut line).await.unwrap_or(0) == 0 {
-                                return;
-                            }
-                            if line == ".\r\n" {
-                                break;
-                            }
-                            raw.push_str(line.strip_prefix('.').unwrap_or(&line));
-                        }
-                        keep.lock().unwrap().push((std::mem::take(&mut rcpts), raw));
-                        b"250 kept\r\n"
-                    } else if up.starts_with("QUIT") {
-                        let _ = w.write_all(b"221 bye\r\n").await;
-                        return;
-                    } else {
-                        b"250 ok\r\n"
-                    };
-                    if w.write_all(reply).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (addr, got)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_email_channel_mails_through_the_outbox_and_smtp() {
     run(|t: Arc<TestApp>| async move {
         let notifier = notify_on(&t);
-        let (addr, mails) = smtp_sink().await;
+        let sink = common::smtp::sink().await;
+        let addr = sink.addr;
         const FROM: &str = "Tandem <help@help.example.test>";
         t.app.set_mail(MailSettings::new(FROM, Some("help.example.test"), &t.base).expect("mail settings"));
         let out = tandem_server::mail::sender::Outbound::new(&format!("smtp://{addr}"), FROM).expect("outbound");
@@ -592,30 +568,19 @@ async fn an_email_channel_mails_through_the_outbox_and_smtp() {
         warn.severity = Severity::Warning;
         t.app.raise_alert(&Actor::monitoring(), warn).await.expect("raise");
         t.app.raise_alert(&Actor::monitoring(), raise(a, "disk:crit", "onsite_hardware", "Disk full on fs02")).await.expect("raise");
-        let mut got = Vec::new();
-        for _ in 0..300 {
-            got = mails.lock().unwrap().clone();
-            if got.len() >= 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert_eq!(got.len(), 2, "{got:?}");
-        let rcpts: HashSet<String> = got.iter().flat_map(|(r, _)| r.clone()).collect();
-        assert_eq!(rcpts, HashSet::from(["ops@example.test".to_string(), "noc@example.test".to_string()]));
-        assert!(got.iter().all(|(_, raw)| raw.contains("Disk full on fs02") && !raw.contains("fs02 at 80%") && !raw.contains("Disk at 80%")));
-        assert!(got[0].1.contains(&format!("{}/alerts/", t.base)), "the link is absolute");
+        let ops = sink.wait_for("ops@example.test", "Disk full on fs02").await;
+        sink.wait_for("noc@example.test", "Disk full on fs02").await;
+        assert!(ops.body().contains(&format!("{}/alerts/", t.base)), "the link is absolute");
+        assert!(ops.body().contains("Owning side: Internal IT"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(sink.all().len(), 2, "the warning is below the channel's filter");
+        assert!(sink.all().iter().all(|m| !m.subject().contains("Disk at 80%")));
         // The test button mails too.
         let id = ch["channel"]["id"].as_str().unwrap();
         let r = call(&t, Method::POST, &format!("/api/v1/notification-channels/{id}/test"), &it_a, None).await;
         assert_eq!(r.status, 202, "{}", r.text);
-        for _ in 0..300 {
-            if mails.lock().unwrap().len() >= 4 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(mails.lock().unwrap().iter().any(|(_, raw)| raw.contains("Test notification")));
+        let m = sink.wait_for("ops@example.test", "Test notification").await;
+        assert!(m.body().contains("the channel works"));
         notifier.abort();
         mailer.abort();
     })

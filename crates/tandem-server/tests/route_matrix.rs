@@ -750,8 +750,17 @@ async fn fresh_channel(t: &TestApp, caller: &str) -> (String, String) {
             actor = a;
         }
     }
-    let ch = t.app.create_channel(&actor, new()).await.expect("channel").channel;
-    let d = t.app.test_channel(&actor, ch.id).await.expect("test delivery");
+    let ch = t
+        .app
+        .create_channel(&actor, new())
+        .await
+        .expect("channel")
+        .channel;
+    let d = t
+        .app
+        .test_channel(&actor, ch.id)
+        .await
+        .expect("test delivery");
     t.sql(&format!(
         "UPDATE notification_deliveries SET status = 'failed' WHERE id = '{}'",
         d.id
@@ -1587,7 +1596,10 @@ async fn state_changing_requests_without_csrf_are_refused() {
                     &tandem_domain::IntegrationTokenId::new().to_string(),
                 )
                 .replace("{channel_id}", &tandem_domain::ChannelId::new().to_string())
-                .replace("{delivery_id}", &tandem_domain::DeliveryId::new().to_string());
+                .replace(
+                    "{delivery_id}",
+                    &tandem_domain::DeliveryId::new().to_string(),
+                );
             let bare = t.req(
                 r.method.clone(),
                 &path,

@@ -106,7 +106,11 @@ pub async fn insert_channel(
 }
 
 /// Rewrites a channel's settings (and its secret).
-pub async fn update_channel(c: &mut AnyConnection, ch: &Channel, secret: Option<&str>) -> Result<u64> {
+pub async fn update_channel(
+    c: &mut AnyConnection,
+    ch: &Channel,
+    secret: Option<&str>,
+) -> Result<u64> {
     Sql::new("UPDATE notification_channels SET name = ")
         .text(ch.name.clone())
         .push(", enabled = ")
@@ -156,7 +160,11 @@ pub async fn get_channel(
     q.text(id.to_string())
         .push(" AND deleted_at IS NULL AND ")
         .scope("client_id", g);
-    q.fetch_optional(c).await?.as_ref().map(channel_row).transpose()
+    q.fetch_optional(c)
+        .await?
+        .as_ref()
+        .map(channel_row)
+        .transpose()
 }
 
 /// One channel by id, deleted or not (for the sender).
@@ -181,7 +189,8 @@ pub async fn list_channels(
     side: Party,
     client: Option<Option<ClientId>>,
 ) -> Result<Vec<StoredChannel>> {
-    let mut q = Sql::new("SELECT * FROM notification_channels WHERE deleted_at IS NULL AND side = ");
+    let mut q =
+        Sql::new("SELECT * FROM notification_channels WHERE deleted_at IS NULL AND side = ");
     q.text(side.as_str()).push(" AND ").scope("client_id", g);
     match client {
         Some(Some(cid)) => {
@@ -369,13 +378,15 @@ pub async fn mark_attempt_failed(
 
 /// Puts a failed delivery back in the queue, due now, with fresh attempts.
 pub async fn resend(c: &mut AnyConnection, id: DeliveryId, now: Timestamp) -> Result<u64> {
-    Sql::new("UPDATE notification_deliveries SET status = 'pending', attempts = 0, next_attempt_at = ")
-        .int(now.0)
-        .push(", claimed_by = NULL, claimed_until = NULL WHERE id = ")
-        .text(id.to_string())
-        .push(" AND status = 'failed'")
-        .execute(c)
-        .await
+    Sql::new(
+        "UPDATE notification_deliveries SET status = 'pending', attempts = 0, next_attempt_at = ",
+    )
+    .int(now.0)
+    .push(", claimed_by = NULL, claimed_until = NULL WHERE id = ")
+    .text(id.to_string())
+    .push(" AND status = 'failed'")
+    .execute(c)
+    .await
 }
 
 /// Which deliveries to list.
@@ -418,7 +429,8 @@ pub async fn list_deliveries(
     if let Some(ch) = f.channel {
         q.push(" AND channel_id = ").text(ch.to_string());
     }
-    q.push(" ORDER BY created_at DESC, id DESC").page(&page.probe());
+    q.push(" ORDER BY created_at DESC, id DESC")
+        .page(&page.probe());
     let items = q
         .fetch_all(c)
         .await?
@@ -436,7 +448,11 @@ pub async fn get_delivery(
 ) -> Result<Option<Delivery>> {
     let mut q = Sql::new("SELECT * FROM notification_deliveries WHERE id = ");
     q.text(id.to_string()).push(" AND ").scope("client_id", g);
-    q.fetch_optional(c).await?.as_ref().map(delivery_row).transpose()
+    q.fetch_optional(c)
+        .await?
+        .as_ref()
+        .map(delivery_row)
+        .transpose()
 }
 
 /// A client's name (unscoped: the event already names the client).

@@ -207,7 +207,9 @@ pub async fn list_deliveries(
                 ),
                 (
                     header::CONTENT_DISPOSITION,
-                    HeaderValue::from_static("attachment; filename=\"notification-deliveries.csv\""),
+                    HeaderValue::from_static(
+                        "attachment; filename=\"notification-deliveries.csv\"",
+                    ),
                 ),
             ],
             deliveries_csv(&r.items),

@@ -6,8 +6,8 @@ pub mod api_alerts; // alerts (issue #6)
 pub mod api_fleet;
 // Mail (issue #5).
 pub mod api_ingest; // ingest (issue #6)
-pub mod api_notify; // notification channels (issue #6)
 pub mod api_mail;
+pub mod api_notify; // notification channels (issue #6)
 pub mod api_oncall; // on-call (issue #6)
 pub mod api_scope;
 pub mod api_tickets;
@@ -26,9 +26,9 @@ pub mod pages_alerts; // alerts (issue #6)
 pub mod pages_fleet;
 // Mail (issue #5).
 pub mod pages_ingest; // ingest (issue #6)
-pub mod pages_notify; // notification channels (issue #6)
 pub mod pages_mail;
 pub mod pages_metrics; // agent metrics history (issue #6)
+pub mod pages_notify; // notification channels (issue #6)
 pub mod pages_oncall; // on-call (issue #6)
 pub mod pages_scope;
 pub mod pages_tickets;
@@ -803,8 +803,18 @@ pub fn routes() -> Vec<RouteSpec> {
             pages_ingest::revoke
         ),
         // notification channels (issue #6): a side's channels and the deliveries outbox.
-        route!(GET, "/api/v1/notification-channels", Api, api_notify::list_channels),
-        route!(POST, "/api/v1/notification-channels", Api, api_notify::create_channel),
+        route!(
+            GET,
+            "/api/v1/notification-channels",
+            Api,
+            api_notify::list_channels
+        ),
+        route!(
+            POST,
+            "/api/v1/notification-channels",
+            Api,
+            api_notify::create_channel
+        ),
         route!(
             GET,
             "/api/v1/notification-channels/{channel_id}",

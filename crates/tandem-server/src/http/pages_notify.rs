@@ -3,7 +3,9 @@
 //! deliveries list with its filters, failures, re-sending and CSV export.
 
 use crate::http::context::Ctx;
-use crate::http::pages::{back_with, chrome, fail, redirect_with, render, Chrome, FormFields, PageResult};
+use crate::http::pages::{
+    back_with, chrome, fail, redirect_with, render, Chrome, FormFields, PageResult,
+};
 use crate::http::AppState;
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -96,7 +98,9 @@ async fn view(
     };
     let status = q.get("status").cloned().unwrap_or_default();
     let channel_filter = q.get("channel_id").cloned().unwrap_or_default();
-    let client_key = client.map(|c| c.to_string()).unwrap_or_else(|| "provider".into());
+    let client_key = client
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| "provider".into());
     let f = crate::http::api_notify::delivery_filter(
         Some(&client_key),
         Some(&status),
@@ -254,7 +258,10 @@ fn subscription_of(f: &FormFields) -> Subscription {
 }
 
 fn opt(f: &FormFields, k: &str) -> Option<String> {
-    f.get(k).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
+    f.get(k)
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
 }
 
 fn back_of(client: Option<ClientId>) -> String {
@@ -278,7 +285,14 @@ pub async fn create(
     };
     let back = back_of(client);
     let Ok(kind) = f.text("kind").parse::<ChannelKind>() else {
-        return Ok(back_with(&st, &back, Error::Invalid(vec![tandem_domain::validate::Invalid::new("kind", "choose a kind of channel")])));
+        return Ok(back_with(
+            &st,
+            &back,
+            Error::Invalid(vec![tandem_domain::validate::Invalid::new(
+                "kind",
+                "choose a kind of channel",
+            )]),
+        ));
     };
     let new = NewChannel {
         client_id: client,
@@ -293,7 +307,12 @@ pub async fn create(
     match st.app.create_channel(&ctx.actor, new).await {
         Ok(saved) => match saved.secret {
             Some(s) => view(&st, &ctx, &headers, client, &HashMap::new(), Some(s)).await,
-            None => Ok(redirect_with(&back, Some("The channel was made. Send it a test notification to check it."), None, st.cfg.secure_cookies)),
+            None => Ok(redirect_with(
+                &back,
+                Some("The channel was made. Send it a test notification to check it."),
+                None,
+                st.cfg.secure_cookies,
+            )),
         },
         Err(e) => Ok(back_with(&st, &back, e)),
     }
@@ -340,7 +359,12 @@ pub async fn update(
                 let client = saved.channel.client_id;
                 view(&st, &ctx, &headers, client, &HashMap::new(), Some(s)).await
             }
-            None => Ok(redirect_with(&back, Some("The channel was saved."), None, st.cfg.secure_cookies)),
+            None => Ok(redirect_with(
+                &back,
+                Some("The channel was saved."),
+                None,
+                st.cfg.secure_cookies,
+            )),
         },
         Err(e) => Ok(back_with(&st, &back, e)),
     }
@@ -350,7 +374,12 @@ pub async fn update(
 pub async fn test(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> PageResult {
     let (id, back) = channel_back(&st, &ctx, &id).await?;
     match st.app.test_channel(&ctx.actor, id).await {
-        Ok(_) => Ok(redirect_with(&back, Some("A test notification is on its way; see its delivery below."), None, st.cfg.secure_cookies)),
+        Ok(_) => Ok(redirect_with(
+            &back,
+            Some("A test notification is on its way; see its delivery below."),
+            None,
+            st.cfg.secure_cookies,
+        )),
         Err(e) => Ok(back_with(&st, &back, e)),
     }
 }
@@ -359,7 +388,12 @@ pub async fn test(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) 
 pub async fn delete(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> PageResult {
     let (id, back) = channel_back(&st, &ctx, &id).await?;
     match st.app.delete_channel(&ctx.actor, id).await {
-        Ok(()) => Ok(redirect_with(&back, Some("The channel was deleted."), None, st.cfg.secure_cookies)),
+        Ok(()) => Ok(redirect_with(
+            &back,
+            Some("The channel was deleted."),
+            None,
+            st.cfg.secure_cookies,
+        )),
         Err(e) => Ok(back_with(&st, &back, e)),
     }
 }
@@ -370,7 +404,12 @@ pub async fn resend(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>
         return Err(fail(Error::NotFound("delivery")));
     };
     match st.app.resend_delivery(&ctx.actor, id).await {
-        Ok(d) => Ok(redirect_with(&back_of(d.client_id), Some("The delivery was queued again."), None, st.cfg.secure_cookies)),
+        Ok(d) => Ok(redirect_with(
+            &back_of(d.client_id),
+            Some("The delivery was queued again."),
+            None,
+            st.cfg.secure_cookies,
+        )),
         Err(e) => Ok(back_with(&st, "/notifications", e)),
     }
 }
