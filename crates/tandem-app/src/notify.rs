@@ -36,8 +36,9 @@ use tandem_domain::{ChannelId, ClientId, DeliveryId, Side, Timestamp};
 use tandem_store::notify::{self as store, Claimed, DeliveryFilter, StoredChannel};
 use tandem_store::{Page, Paged, Write};
 
-/// How this server sends notifications, set once at start-up.
-#[derive(Clone, Debug)]
+/// How this server sends notifications, set once at start-up (default: no public URL,
+/// private destinations refused, the default retry policy).
+#[derive(Clone, Debug, Default)]
 pub struct NotifySettings {
     /// Where people reach Tandem, to make links absolute.
     pub public_url: String,
@@ -46,16 +47,6 @@ pub struct NotifySettings {
     pub allow_private: bool,
     /// Backoff and attempts.
     pub retry: RetryPolicy,
-}
-
-impl Default for NotifySettings {
-    fn default() -> Self {
-        NotifySettings {
-            public_url: String::new(),
-            allow_private: false,
-            retry: RetryPolicy::default(),
-        }
-    }
 }
 
 /// How long a sender's claim on a delivery lasts before another server may retry it.

@@ -218,8 +218,9 @@ async fn view(
     Ok(r)
 }
 
-fn client_of(id: &str) -> Result<ClientId, Response> {
-    id.parse().map_err(|_| fail(Error::NotFound("client")))
+fn client_of(id: &str) -> Result<ClientId, Box<Response>> {
+    id.parse()
+        .map_err(|_| Box::new(fail(Error::NotFound("client"))))
 }
 
 /// GET /clients/{client_id}/notifications
@@ -230,7 +231,7 @@ pub async fn client_page(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> PageResult {
-    let client = client_of(&id)?;
+    let client = client_of(&id).map_err(|e| *e)?;
     view(&st, &ctx, &headers, Some(client), &q, None).await
 }
 
@@ -280,7 +281,7 @@ pub async fn create(
 ) -> PageResult {
     let f = FormFields(f);
     let client = match opt(&f, "client_id") {
-        Some(c) => Some(client_of(&c)?),
+        Some(c) => Some(client_of(&c).map_err(|e| *e)?),
         None => None,
     };
     let back = back_of(client);
@@ -318,11 +319,19 @@ pub async fn create(
     }
 }
 
-async fn channel_back(st: &AppState, ctx: &Ctx, id: &str) -> Result<(ChannelId, String), Response> {
+async fn channel_back(
+    st: &AppState,
+    ctx: &Ctx,
+    id: &str,
+) -> Result<(ChannelId, String), Box<Response>> {
     let id: ChannelId = id
         .parse()
-        .map_err(|_| fail(Error::NotFound("notification channel")))?;
-    let c = st.app.get_channel(&ctx.actor, id).await.map_err(fail)?;
+        .map_err(|_| Box::new(fail(Error::NotFound("notification channel"))))?;
+    let c = st
+        .app
+        .get_channel(&ctx.actor, id)
+        .await
+        .map_err(|e| Box::new(fail(e)))?;
     Ok((id, back_of(c.client_id)))
 }
 
@@ -333,7 +342,7 @@ pub async fn update(
     Path(id): Path<String>,
     axum::Form(f): axum::Form<Vec<(String, String)>>,
 ) -> PageResult {
-    let (id, back) = channel_back(&st, &ctx, &id).await?;
+    let (id, back) = channel_back(&st, &ctx, &id).await.map_err(|e| *e)?;
     let f = FormFields(f);
     let only_toggle = f.get("toggle").is_some();
     let patch = if only_toggle {
@@ -372,7 +381,7 @@ pub async fn update(
 
 /// POST /notifications/channels/{channel_id}/test
 pub async fn test(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> PageResult {
-    let (id, back) = channel_back(&st, &ctx, &id).await?;
+    let (id, back) = channel_back(&st, &ctx, &id).await.map_err(|e| *e)?;
     match st.app.test_channel(&ctx.actor, id).await {
         Ok(_) => Ok(redirect_with(
             &back,
@@ -386,7 +395,7 @@ pub async fn test(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) 
 
 /// POST /notifications/channels/{channel_id}/delete
 pub async fn delete(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> PageResult {
-    let (id, back) = channel_back(&st, &ctx, &id).await?;
+    let (id, back) = channel_back(&st, &ctx, &id).await.map_err(|e| *e)?;
     match st.app.delete_channel(&ctx.actor, id).await {
         Ok(()) => Ok(redirect_with(
             &back,
