@@ -94,6 +94,9 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
         ("metrics_raw_hours", "72"),
         ("metrics_five_minute_days", "10"),
         ("metrics_hourly_days", "365"),
+        // notification channels (issue #6)
+        ("notify_allow_private", "true"),
+        ("notify_max_attempts", "5"),
     ];
     let keys = documented_keys();
     assert!(!keys.is_empty(), "no keys found in the reference");
@@ -148,6 +151,8 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
     assert_eq!(mail.max_message_bytes, 2048 * 1024);
 
     assert_eq!(r.evaluation_secs, 30); // alerts (issue #6)
+    assert!(r.notify_allow_private); // notification channels (issue #6)
+    assert_eq!(r.notify_max_attempts, 5);
 
     assert_eq!(
         r.metrics_retention,
