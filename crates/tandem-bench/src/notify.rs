@@ -139,6 +139,10 @@ struct Outcome {
     send_secs: f64,
     delivered: usize,
     latencies_ms: Vec<f64>,
+    /// Send to the ingest's 2xx answer.
+    ingest_ms: Vec<f64>,
+    /// The ingest's answer to the notification's arrival.
+    after_ack_ms: Vec<f64>,
     drained_secs: f64,
 }
 
@@ -254,6 +258,8 @@ async fn bench_backend(o: &Options, b: Backend, db_url: Option<&str>) -> Result<
     let total = o.rate * o.seconds;
     let gate = Arc::new(tokio::sync::Semaphore::new(o.concurrency));
     let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // Each accepted alert's send and answer times (µs), keyed by its send time.
+    let acks: Arc<Mutex<std::collections::HashMap<i64, i64>>> = Arc::default();
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let t0 = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -262,12 +268,13 @@ async fn bench_backend(o: &Options, b: Backend, db_url: Option<&str>) -> Result<
         let due = t0 + Duration::from_nanos(i * 1_000_000_000 / o.rate);
         tokio::time::sleep_until(due.into()).await;
         let permit = gate.clone().acquire_owned().await?;
-        let (http, url, secret, refused, domain) = (
+        let (http, url, secret, refused, domain, acks) = (
             http.clone(),
             ingest_url.clone(),
             ingest_secret.clone(),
             refused.clone(),
             domain.clone(),
+            acks.clone(),
         );
         let key = format!("bench-{run_id}-{i}");
         tasks.spawn(async move {
@@ -279,7 +286,9 @@ async fn bench_backend(o: &Options, b: Backend, db_url: Option<&str>) -> Result<
                     "title": format!("bench {sent}"), "domain": domain}))
                 .send()
                 .await;
-            if !matches!(&r, Ok(resp) if resp.status().is_success()) {
+            if matches!(&r, Ok(resp) if resp.status().is_success()) {
+                acks.lock().unwrap().insert(sent, now_us());
+            } else {
                 refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             drop(permit);
@@ -298,14 +307,23 @@ async fn bench_backend(o: &Options, b: Backend, db_url: Option<&str>) -> Result<
     }
     let drained_secs = drain0.elapsed().as_secs_f64();
     let got = seen.lock().unwrap().clone();
-    let mut lat: Vec<f64> = got
-        .iter()
-        .filter_map(|(at, title)| {
-            let sent: i64 = title.strip_prefix("bench ")?.parse().ok()?;
-            Some((at - sent) as f64 / 1000.0)
-        })
-        .collect();
-    lat.sort_by(|a, b| a.total_cmp(b));
+    let acks = acks.lock().unwrap().clone();
+    let (mut lat, mut ingest, mut after) = (Vec::new(), Vec::new(), Vec::new());
+    for (at, title) in &got {
+        let Some(sent) = title.strip_prefix("bench ").and_then(|x| x.parse::<i64>().ok()) else {
+            continue;
+        };
+        lat.push((at - sent) as f64 / 1000.0);
+        if let Some(ack) = acks.get(&sent) {
+            after.push((at - ack) as f64 / 1000.0);
+        }
+    }
+    for (sent, ack) in &acks {
+        ingest.push((ack - sent) as f64 / 1000.0);
+    }
+    for v in [&mut lat, &mut ingest, &mut after] {
+        v.sort_by(|a, b| a.total_cmp(b));
+    }
     server.stop()?;
     Ok(Outcome {
         backend: b,
@@ -315,6 +333,8 @@ async fn bench_backend(o: &Options, b: Backend, db_url: Option<&str>) -> Result<
         send_secs,
         delivered: got.len(),
         latencies_ms: lat,
+        ingest_ms: ingest,
+        after_ack_ms: after,
         drained_secs,
     })
 }
@@ -371,6 +391,22 @@ pub async fn run(o: Options) -> Result<()> {
             pct(l, 99.0),
             l.last().copied().unwrap_or(f64::NAN),
             r.drained_secs
+        );
+    }
+    println!("\nWhere the time goes: the ingest request (send → its 2xx answer, after the alert and its delivery row committed) and the notification after that answer (answer → arrival at the receiver).\n");
+    println!("| Backend | ingest p50 | ingest p99 | after the answer p50 | p95 | p99 | max |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for r in &out {
+        let (i, a) = (&r.ingest_ms, &r.after_ack_ms);
+        println!(
+            "| {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms |",
+            r.backend.name(),
+            pct(i, 50.0),
+            pct(i, 99.0),
+            pct(a, 50.0),
+            pct(a, 95.0),
+            pct(a, 99.0),
+            a.last().copied().unwrap_or(f64::NAN)
         );
     }
     if out.is_empty() {
