@@ -854,18 +854,18 @@ impl App {
         }
         let p = self.notify_settings().retry;
         let now = Timestamp::now();
+        // Accepted ones in one statement per (claim, status code): one round trip, not one
+        // per delivery.
+        let mut delivered: std::collections::BTreeMap<(&str, u16), Vec<DeliveryId>> =
+            std::collections::BTreeMap::new();
         let mut w = self.store.write().await?;
         for (o, outcome) in results {
             match outcome {
                 Outcome::Delivered { status } => {
-                    store::mark_delivered(
-                        &mut w,
-                        o.delivery.id,
-                        &o.claim,
-                        now,
-                        Some(i64::from(*status)),
-                    )
-                    .await?;
+                    delivered
+                        .entry((o.claim.as_str(), *status))
+                        .or_default()
+                        .push(o.delivery.id);
                 }
                 Outcome::Failed {
                     error,
@@ -888,6 +888,9 @@ impl App {
                     .await?;
                 }
             }
+        }
+        for ((claim, status), ids) in delivered {
+            store::mark_delivered_many(&mut w, &ids, claim, now, Some(i64::from(status))).await?;
         }
         w.commit().await?;
         Ok(())

@@ -310,7 +310,10 @@ async fn bench_backend(o: &Options, b: Backend, db_url: Option<&str>) -> Result<
     let acks = acks.lock().unwrap().clone();
     let (mut lat, mut ingest, mut after) = (Vec::new(), Vec::new(), Vec::new());
     for (at, title) in &got {
-        let Some(sent) = title.strip_prefix("bench ").and_then(|x| x.parse::<i64>().ok()) else {
+        let Some(sent) = title
+            .strip_prefix("bench ")
+            .and_then(|x| x.parse::<i64>().ok())
+        else {
             continue;
         };
         lat.push((at - sent) as f64 / 1000.0);

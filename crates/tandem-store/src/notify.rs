@@ -350,6 +350,37 @@ pub async fn mark_delivered(
         .await
 }
 
+/// Records accepted deliveries of one claim that got the same status code, in one
+/// statement per 500 (only those `claim` still holds).
+pub async fn mark_delivered_many(
+    c: &mut AnyConnection,
+    ids: &[DeliveryId],
+    claim: &str,
+    now: Timestamp,
+    status: Option<i64>,
+) -> Result<u64> {
+    let mut n = 0;
+    for chunk in ids.chunks(500) {
+        let mut q =
+            Sql::new("UPDATE notification_deliveries SET status = 'delivered', delivered_at = ");
+        q.int(now.0)
+            .push(", attempts = attempts + 1, last_error = NULL, last_status = ")
+            .opt_int(status)
+            .push(", claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ")
+            .text(claim)
+            .push(" AND id IN (");
+        for (i, id) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.text(id.to_string());
+        }
+        q.push(")");
+        n += q.execute(c).await?;
+    }
+    Ok(n)
+}
+
 /// Records a failed attempt: pending again at `next`, or failed for good with `give_up`.
 pub async fn mark_attempt_failed(
     c: &mut AnyConnection,
