@@ -94,6 +94,12 @@ pub(crate) async fn alert_transitioned(
         notify,
     };
     store::insert_alert_event(w, a, actor.principal.as_ref().map(|p| p.user_id), &e).await?;
+    // Notification channels hear about it in this same transaction (issue #6).
+    if notify {
+        if let Some(ev) = crate::notify::alert_event(w, a, kind, at, &e.body).await? {
+            crate::notify::queue_event(w, ev).await?;
+        }
+    }
     Ok(())
 }
 

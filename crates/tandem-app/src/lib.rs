@@ -33,6 +33,7 @@ mod mail;
 mod maintenance; // maintenance windows that silence alerts (issue #6)
 mod metrics; // agent metrics history (issue #6)
 mod monitoring; // alerts (issue #6): policies, groups, evaluation
+mod notify; // notification channels (issue #6)
 mod oncall; // on-call (issue #6)
 mod principal_cache; // token → principal between requests (issue #2)
 mod scope;
@@ -84,6 +85,9 @@ pub use alerts::{AlertView, RaiseAlert, Raised};
 pub use monitoring::{CheckPolicyInput, PassReport};
 // maintenance windows (issue #6)
 pub use maintenance::{ImportInput, WindowImportReport, WindowInput, WindowStatus, WindowView};
+pub use notify::{
+    ChannelPatch, ChannelSaved, NewChannel, NotifySettings, Outcome, Outgoing, NOTIFY_CLAIM_SECONDS,
+};
 // ingest (issue #6)
 pub use alert_ingest::{IngestOutcome, IngestReport, NewIntegrationToken};
 
@@ -138,6 +142,8 @@ pub struct App {
     mail: Arc<std::sync::OnceLock<MailSettings>>,
     /// Who each recently used API token belongs to (see [`principal_cache`]).
     principals: Arc<principal_cache::PrincipalCache>,
+    /// Outbound notification settings, once the server sets them (issue #6).
+    notify: Arc<std::sync::OnceLock<notify::NotifySettings>>,
 }
 
 /// Who is acting, for one request: the principal, or Tandem itself.
@@ -302,6 +308,7 @@ impl App {
             ingest: Arc::default(),
             mail: Arc::default(),
             principals: Arc::default(),
+            notify: Arc::default(),
         }
     }
 

@@ -617,6 +617,18 @@ impl App {
             },
         )
         .await?;
+        crate::notify::queue_event(
+            &mut w,
+            crate::notify::page_event(
+                &page,
+                tandem_domain::notify::EventKind::PageOpened,
+                page.side,
+                0,
+                now,
+                &format!("Opened; paging {} — {why}", side.label()),
+            ),
+        )
+        .await?;
         Audit::new(actor, "page.opened", "page", page.id)
             .client(Some(page.client_id))
             .after(json!({"domain": page.domain, "dedup_key": page.dedup_key, "summary": page.summary, "severity": page.severity, "side": page.side}))
@@ -748,6 +760,22 @@ impl App {
                     user_id: by,
                     body: format!("{verb} by {who}"),
                 },
+            )
+            .await?;
+            crate::notify::queue_event(
+                &mut w,
+                crate::notify::page_event(
+                    &page,
+                    if resolve {
+                        tandem_domain::notify::EventKind::PageResolved
+                    } else {
+                        tandem_domain::notify::EventKind::PageAcknowledged
+                    },
+                    page.side,
+                    page.step,
+                    now,
+                    &format!("{verb} by {who}"),
+                ),
             )
             .await?;
             Audit::new(actor, &format!("page.{kind}"), "page", page.id)
@@ -940,6 +968,25 @@ impl App {
                     user_id: Some(*u),
                     body: "Notified in Tandem".into(),
                 },
+            )
+            .await?;
+        }
+        // Channels hear of escalations past the first step and of the other side taking over
+        // (the first step is the page's opening, already told).
+        if let Some((_, _, body)) = events
+            .iter()
+            .find(|(k, _, _)| (*k == "escalated" && page.step > 0) || *k == "other_side")
+        {
+            crate::notify::queue_event(
+                &mut w,
+                crate::notify::page_event(
+                    &page,
+                    tandem_domain::notify::EventKind::PageEscalated,
+                    side,
+                    next_step,
+                    now,
+                    body,
+                ),
             )
             .await?;
         }

@@ -689,7 +689,18 @@ impl App {
                     tickets_store::insert_event(
                         &mut w,
                         &t,
-                        &event(&sys, now, kind.as_str(), body, false),
+                        &event(&sys, now, kind.as_str(), body.clone(), false),
+                    )
+                    .await?;
+                    crate::notify::queue_event(
+                        &mut w,
+                        crate::notify::sla_event(
+                            &t,
+                            kind == tandem_domain::ticket_data::SlaEventKind::SlaBreach,
+                            clock.as_str(),
+                            now,
+                            &body,
+                        ),
                     )
                     .await?;
                     Audit::new(&sys, &format!("ticket.{}", kind.as_str()), "ticket", t.id)

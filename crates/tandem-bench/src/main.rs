@@ -18,6 +18,9 @@
 //!   search and ticket creation through `tandem_app`, on SQLite and PostgreSQL (see `tickets`).
 //! * `checks` times one monitoring evaluation pass of 10 checks over 100,000 endpoints' facts
 //!   in memory on one thread, and loading those facts from SQLite and PostgreSQL.
+//! * `notify` posts alerts at a fixed rate (1,000/s) through the generic webhook ingest of
+//!   `tandem demo` and measures alert-to-notification latency at a webhook receiver inside the
+//!   bench (see `notify`).
 //! * `machine` prints what the figures were measured on.
 //!
 //! Everything it starts is a child process that it stops; all traffic stays on 127.0.0.1;
@@ -30,6 +33,7 @@ mod demo;
 mod footprint;
 mod ingest;
 mod machine;
+mod notify; // notification channels (issue #6): alert-to-notification latency
 mod proc_tree;
 mod scope;
 mod server;
@@ -63,6 +67,9 @@ usage:
                        [--pg-url postgres://postgres@127.0.0.1:5432/postgres]
   tandem-bench checks [--endpoints N (100000)] [--passes N (7)] [--no-db]
                       [--pg-url postgres://postgres@127.0.0.1:5432/postgres]
+  tandem-bench notify --tandem PATH [--backends sqlite,postgres] [--rate N (1000)] [--seconds N (20)]
+                      [--concurrency N (256)] [--drain SECS (60)]
+                      [--pg-url postgres://postgres@127.0.0.1:5432]
   tandem-bench machine";
 
 fn main() -> ExitCode {
@@ -97,6 +104,14 @@ fn main() -> ExitCode {
                 .build()
                 .context("cannot start the runtime")?
                 .block_on(ingest::run(o))
+        }),
+        Some("notify") => notify::Options::parse(&args[1..]).and_then(|o| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?
+                .block_on(notify::run(o))
         }),
         Some("tickets") => tickets::Options::parse(&args[1..]).and_then(|o| {
             tokio::runtime::Builder::new_current_thread()

@@ -135,3 +135,12 @@ id_type!(
     /// A file attached to a ticket.
     AttachmentId
 );
+// ---- notification channels (issue #6) ----
+id_type!(
+    /// A notification channel: where a side sends word of alerts, pages and SLA events.
+    ChannelId
+);
+id_type!(
+    /// One delivery of one event to one channel (the deliveries outbox).
+    DeliveryId
+);

@@ -16,6 +16,7 @@ pub mod mail;
 pub mod maintenance; // maintenance windows that silence alerts (issue #6)
 pub mod metrics; // agent metrics history (issue #6)
 pub mod monitoring; // alerts: checks, policies, alert lifecycle, evaluation
+pub mod notify; // notification channels (issue #6)
 pub mod oncall; // on-call (issue #6)
 pub mod scope;
 // search (issue #5)
@@ -33,6 +34,7 @@ pub use ids::IntegrationTokenId; // ingest
 pub use ids::MaintenanceWindowId; // maintenance windows
 pub use ids::{AlertId, EndpointGroupId, MonitoringPolicyId}; // alerts
 pub use ids::{AttachmentId, EventId}; // ticket attachments
+pub use ids::{ChannelId, DeliveryId}; // notification channels
 pub use ids::{
     ClientId, EndpointId, EnrollmentTokenId, HandoffId, PageId, PolicyId, ScheduleId, SiteId,
     TicketId, TokenId, UserId,

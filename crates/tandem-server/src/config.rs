@@ -109,6 +109,13 @@ pub struct Settings {
     /// Most files one upload (a reply, a note or an API call) may carry (1 to 100). Default: 10
     #[arg(long, env = "TANDEM_ATTACHMENT_MAX_FILES", value_name = "N")]
     pub attachment_max_files: Option<usize>,
+    // ---- notification channels (issue #6) ----
+    /// Let notification channels reach private, loopback and link-local addresses (and use plain http there). Off, a tenant's webhook cannot reach the server's own network (SSRF). Default: false
+    #[arg(long, env = "TANDEM_NOTIFY_ALLOW_PRIVATE", value_name = "BOOL")]
+    pub notify_allow_private: Option<bool>,
+    /// Attempts at delivering a notification before it is marked failed (1 to 20; waits double from 10 s, at most 30 min, with jitter). Default: 8
+    #[arg(long, env = "TANDEM_NOTIFY_MAX_ATTEMPTS", value_name = "N")]
+    pub notify_max_attempts: Option<i64>,
 }
 
 /// The `[mail]` table of the TOML file.
@@ -165,6 +172,8 @@ struct FileSettings {
     metrics_hourly_days: Option<i64>,
     attachment_max_mb: Option<u64>,
     attachment_max_files: Option<usize>,
+    notify_allow_private: Option<bool>,
+    notify_max_attempts: Option<i64>,
 }
 
 /// Settings with every default applied.
@@ -203,6 +212,10 @@ pub struct Resolved {
     pub metrics_retention: tandem_domain::metrics::Retention,
     /// Ticket attachment limits (issue #5).
     pub attachments: tandem_app::AttachmentLimits,
+    /// Notification channels may reach private addresses (issue #6).
+    pub notify_allow_private: bool,
+    /// Delivery attempts before a notification is failed.
+    pub notify_max_attempts: i64,
 }
 
 impl Settings {
@@ -337,6 +350,17 @@ impl Settings {
             max_bytes: max_mb * 1024 * 1024,
             max_files,
         };
+        let notify_max_attempts = self
+            .notify_max_attempts
+            .or(file.notify_max_attempts)
+            .unwrap_or(8);
+        if !(1..=20).contains(&notify_max_attempts) {
+            anyhow::bail!("notify_max_attempts must be between 1 and 20");
+        }
+        let notify_allow_private = self
+            .notify_allow_private
+            .or(file.notify_allow_private)
+            .unwrap_or(false);
         let session_hours = self.session_hours.or(file.session_hours).unwrap_or(12);
         if !(1..=24 * 30).contains(&session_hours) {
             anyhow::bail!("session_hours must be between 1 and 720");
@@ -362,6 +386,8 @@ impl Settings {
             evaluation_secs,
             metrics_retention,
             attachments,
+            notify_allow_private,
+            notify_max_attempts,
         })
     }
 

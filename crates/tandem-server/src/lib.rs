@@ -9,5 +9,6 @@ pub mod http;
 // Mail (issue #5).
 pub mod mail;
 pub mod monitoring; // alerts (issue #6): the evaluation loop
+pub mod notify; // notification channels (issue #6): the sender
 pub mod serve;
 pub mod tls;

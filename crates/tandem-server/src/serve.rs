@@ -123,6 +123,8 @@ pub async fn run(
     });
     // on-call (issue #6): escalation steps, on every replica (steps are claimed).
     let oncall_worker = app.start_oncall_worker();
+    // Notification channels (issue #6): the deliveries sender, on every replica (claimed).
+    let notifier = start_notify(&app, cfg)?;
     // Agent metrics history (issue #6): rollups and pruning, on every server (replica-safe).
     let housekeeping = tokio::spawn(app.clone().metrics_housekeeping(cfg.metrics_retention));
     let router = http::app(state(app, cfg, tls.as_ref()))
@@ -163,8 +165,29 @@ pub async fn run(
     tracing::info!("stopped accepting; in-flight requests finished");
     sla_sweeper.abort();
     oncall_worker.abort();
+    notifier.abort();
     store.close().await;
     Ok(())
+}
+
+/// Sets `app`'s notification settings and starts the deliveries sender (issue #6).
+pub fn start_notify(app: &App, cfg: &Resolved) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    app.set_notify(tandem_app::NotifySettings {
+        public_url: cfg.public_url.clone(),
+        allow_private: cfg.notify_allow_private,
+        retry: tandem_domain::notify::RetryPolicy {
+            max_attempts: cfg.notify_max_attempts,
+            ..Default::default()
+        },
+    });
+    let sender = crate::notify::Sender::new(cfg.notify_allow_private)?;
+    let worker = format!("notify-{}", uuid::Uuid::now_v7());
+    Ok(tokio::spawn(crate::notify::run(
+        app.clone(),
+        sender,
+        worker,
+        Duration::from_millis(100),
+    )))
 }
 
 /// Turns mail on for `app` and starts the outbox sender and the SMTP receiver that the

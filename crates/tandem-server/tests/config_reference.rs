@@ -97,6 +97,9 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
         // ticket attachments (issue #5)
         ("attachment_max_mb", "40"),
         ("attachment_max_files", "4"),
+        // notification channels (issue #6)
+        ("notify_allow_private", "true"),
+        ("notify_max_attempts", "5"),
     ];
     let keys = documented_keys();
     assert!(!keys.is_empty(), "no keys found in the reference");
@@ -159,6 +162,8 @@ fn every_documented_key_is_accepted_in_the_file_and_applied() {
             max_files: 4
         }
     );
+    assert!(r.notify_allow_private); // notification channels (issue #6)
+    assert_eq!(r.notify_max_attempts, 5);
 
     assert_eq!(
         r.metrics_retention,

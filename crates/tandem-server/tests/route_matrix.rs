@@ -325,6 +325,25 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST",   "/api/v1/clients/{client_id}/ticket-imports",         ".    Y    Y    Y    .    .    .    .    .    Y    ."),
     ("GET",    "/api/v1/clients/{client_id}/ticket-import-mapping",  ".    Y    Y    Y    .    .    .    .    .    Y    ."),
     ("PUT",    "/api/v1/clients/{client_id}/ticket-import-mapping",  ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    // notification channels (issue #6): the provider admin and a client's IT admin manage
+    // their own side's channels; `{channel_id}` is a fresh channel of client A on the
+    // caller's side (made by Tandem, provider side, for callers who cannot make one) and
+    // `{delivery_id}` a failed delivery of it. The other tenant's IT admin lists only its own.
+    ("GET",    "/api/v1/notification-channels",                      ".    Y    .    Y    .    .    .    .    Y    Y    ."),
+    ("POST",   "/api/v1/notification-channels",                      ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/notification-channels/{channel_id}",         ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("PATCH",  "/api/v1/notification-channels/{channel_id}",         ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("DELETE", "/api/v1/notification-channels/{channel_id}",         ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("POST",   "/api/v1/notification-channels/{channel_id}/test",    ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/api/v1/notification-deliveries",                    ".    Y    .    Y    .    .    .    .    Y    Y    ."),
+    ("POST",   "/api/v1/notification-deliveries/{delivery_id}/resend", ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("GET",    "/notifications",                                     ".    Y    .    .    .    .    .    .    .    .    ."),
+    ("GET",    "/clients/{client_id}/notifications",                 ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/notifications/channels",                            ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/notifications/channels/{channel_id}",               ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/notifications/channels/{channel_id}/test",          ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/notifications/channels/{channel_id}/delete",        ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/notifications/deliveries/{delivery_id}/resend",     ".    Y    .    Y    .    .    .    .    .    .    ."),
 ];
 
 /// A small agreement: internal owns the helpdesk in business hours, the provider patching.
@@ -747,6 +766,46 @@ async fn fresh_link(t: &TestApp) -> String {
 
 // ---- alerts (issue #6) ----
 
+/// notification channels: a fresh webhook channel of client A made by the caller (on its
+/// side), or by Tandem (the provider's side) for callers who cannot make one, and a failed
+/// delivery of it.
+async fn fresh_channel(t: &TestApp, caller: &str) -> (String, String) {
+    let new = || tandem_app::NewChannel {
+        client_id: Some(t.w.client_a.id),
+        kind: tandem_domain::notify::ChannelKind::Webhook,
+        name: "Matrix channel".into(),
+        url: Some("https://hooks.example.test/matrix".into()),
+        addresses: None,
+        routing_key: None,
+        subscription: None,
+        enabled: None,
+    };
+    let mut actor = tandem_app::Actor::system();
+    if let Some(u) = person(t, caller) {
+        let a = tandem_app::Actor::person(tandem_app::principal_of(u), None);
+        if t.app.create_channel(&a, new()).await.is_ok() {
+            actor = a;
+        }
+    }
+    let ch = t
+        .app
+        .create_channel(&actor, new())
+        .await
+        .expect("channel")
+        .channel;
+    let d = t
+        .app
+        .test_channel(&actor, ch.id)
+        .await
+        .expect("test delivery");
+    t.sql(&format!(
+        "UPDATE notification_deliveries SET status = 'failed' WHERE id = '{}'",
+        d.id
+    ))
+    .await;
+    (ch.id.to_string(), d.id.to_string())
+}
+
 /// A fresh firing alert of client A.
 async fn fresh_alert(t: &TestApp) -> String {
     let r = t
@@ -896,6 +955,9 @@ struct Fill<'a> {
     attachment: String,
     /// CSV ticket import (issue #5): a file staged for client A.
     import_upload: String,
+    /// notification channels: a fresh channel of client A on the caller's side and a failed
+    /// delivery of it.
+    channel: (String, String),
 }
 
 #[derive(Clone, Default)]
@@ -972,7 +1034,9 @@ fn probe(
         .replace("{integration_token_id}", &fill.integration_token)
         .replace("{window_id}", &fill.window)
         .replace("{attachment_id}", &fill.attachment)
-        .replace("{upload_id}", &fill.import_upload);
+        .replace("{upload_id}", &fill.import_upload)
+        .replace("{channel_id}", &fill.channel.0)
+        .replace("{delivery_id}", &fill.channel.1);
     let path = match template {
         "/api/v1/clients/{client_id}/scope/diff" => format!("{path}?from={number}&to={number}"),
         "/api/v1/clients/{client_id}/route" => format!("{path}?domain=patching"),
@@ -1112,6 +1176,9 @@ fn probe(
         ("POST", "/clients/{client_id}/ticket-import/{upload_id}") => {
             rb.form(&form(&[("col_subject", "Subject"), ("action", "dry_run"), ("time_zone", "UTC")]))
         }
+        // notification channels
+        ("POST", "/notifications/channels") => rb.form(&form(&[("client_id", &a.to_string()), ("kind", "webhook"), ("name", &format!("Page channel {n}")), ("url", "https://hooks.example.test/matrix")])),
+        ("POST", "/notifications/channels/{channel_id}") => rb.form(&form(&[("name", &format!("Renamed by {n}"))])),
         ("POST", _) if !matches!(access, Access::Api | Access::Agent | Access::Ingest) => rb.form(&form(&[])),
         // Maintenance windows (issue #6)
         ("POST", "/api/v1/maintenance-windows") | ("PUT", "/api/v1/maintenance-windows/{window_id}") => rb.json(&json!({
@@ -1123,6 +1190,8 @@ fn probe(
         })),
         ("POST", "/api/v1/clients/{client_id}/ticket-imports") => rb.json(&json!({"csv": format!("Subject\nApi probe by {n}\n")})),
         ("PUT", "/api/v1/clients/{client_id}/ticket-import-mapping") => rb.json(&json!({"columns": {"subject": "Subject"}})),
+        ("POST", "/api/v1/notification-channels") => rb.json(&json!({"client_id": a, "kind": "webhook", "name": format!("Api channel {n}"), "url": "https://hooks.example.test/matrix"})),
+        ("PATCH", "/api/v1/notification-channels/{channel_id}") => rb.json(&json!({"name": format!("Renamed by {n}")})),
         ("POST", "/api/v1/clients/{client_id}/integration-tokens") => rb.json(&json!({"label": format!("Api integration {n}"), "default_domain": "patching"})),
         ("POST", "/api/v1/ingest/alertmanager") => rb.json(&json!({
             "version": "4", "status": "firing", "receiver": "tandem", "alerts": [{
@@ -1422,6 +1491,12 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                 } else {
                     String::new()
                 };
+                // notification channels: a fresh channel on the caller's side, with a failed delivery.
+                let channel = if path.contains("{channel_id}") || path.contains("{delivery_id}") {
+                    fresh_channel(&t, c.name).await
+                } else {
+                    (String::new(), String::new())
+                };
                 let head = t.audit_head().await;
                 let r = t
                     .send(probe(
@@ -1448,6 +1523,7 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                             window,
                             attachment,
                             import_upload,
+                            channel,
                         },
                     ))
                     .await;
@@ -1644,6 +1720,10 @@ async fn state_changing_requests_without_csrf_are_refused() {
                         window: tandem_domain::MaintenanceWindowId::new().to_string(),
                         attachment: tandem_domain::AttachmentId::new().to_string(),
                         import_upload: uuid::Uuid::now_v7().to_string(),
+                        channel: (
+                            tandem_domain::ChannelId::new().to_string(),
+                            tandem_domain::DeliveryId::new().to_string(),
+                        ),
                     },
                 )
             };
@@ -1694,7 +1774,12 @@ async fn state_changing_requests_without_csrf_are_refused() {
                     "{window_id}",
                     &tandem_domain::MaintenanceWindowId::new().to_string(),
                 )
-                .replace("{upload_id}", &uuid::Uuid::now_v7().to_string());
+                .replace("{upload_id}", &uuid::Uuid::now_v7().to_string())
+                .replace("{channel_id}", &tandem_domain::ChannelId::new().to_string())
+                .replace(
+                    "{delivery_id}",
+                    &tandem_domain::DeliveryId::new().to_string(),
+                );
             let bare = t.req(
                 r.method.clone(),
                 &path,

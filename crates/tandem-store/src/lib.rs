@@ -21,6 +21,7 @@ pub mod mail;
 pub mod maintenance; // maintenance windows (issue #6)
 pub mod metrics; // agent metrics history (issue #6)
 pub mod monitoring; // alerts (issue #6)
+pub mod notify; // notification channels and deliveries (issue #6)
 pub mod oncall; // on-call (issue #6)
 mod query;
 mod read_pool;

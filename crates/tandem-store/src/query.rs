@@ -307,6 +307,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "maintenance_windows",
         include_str!("../migrations/0015_maintenance_windows.sql"),
     ),
+    // Notification channels and their deliveries outbox (issue #6).
+    (
+        16,
+        "notification_channels",
+        include_str!("../migrations/0016_notification_channels.sql"),
+    ),
     // Token → principal caches learn of changes to who may do what (issue #2).
     (
         17,

@@ -227,6 +227,7 @@ async fn migrations_apply_once_and_again_do_nothing() {
                 "ticket_attachments",
                 "ticket_import",
                 "maintenance_windows",
+                "notification_channels",
                 "auth_epoch",
             ]
         );
@@ -281,6 +282,7 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
                     "mail",
                     "maintenance_windows",
                     "metrics",
+                    "notification_channels",
                     "oncall",
                     "scope",
                     "ticket_attachments",

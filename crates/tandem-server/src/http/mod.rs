@@ -9,6 +9,7 @@ pub mod api_fleet;
 pub mod api_ingest; // ingest (issue #6)
 pub mod api_mail;
 pub mod api_maintenance; // maintenance windows (issue #6)
+pub mod api_notify; // notification channels (issue #6)
 pub mod api_oncall; // on-call (issue #6)
 pub mod api_scope;
 pub mod api_tickets;
@@ -32,6 +33,7 @@ pub mod pages_ingest; // ingest (issue #6)
 pub mod pages_mail;
 pub mod pages_maintenance; // maintenance windows (issue #6)
 pub mod pages_metrics; // agent metrics history (issue #6)
+pub mod pages_notify; // notification channels (issue #6)
 pub mod pages_oncall; // on-call (issue #6)
 pub mod pages_scope;
 pub mod pages_tickets;
@@ -969,6 +971,87 @@ pub fn routes() -> Vec<RouteSpec> {
             "/api/v1/clients/{client_id}/ticket-import-mapping",
             Api,
             api_ticket_import::put_mapping
+        ),
+        // notification channels (issue #6): a side's channels and the deliveries outbox.
+        route!(
+            GET,
+            "/api/v1/notification-channels",
+            Api,
+            api_notify::list_channels
+        ),
+        route!(
+            POST,
+            "/api/v1/notification-channels",
+            Api,
+            api_notify::create_channel
+        ),
+        route!(
+            GET,
+            "/api/v1/notification-channels/{channel_id}",
+            Api,
+            api_notify::get_channel
+        ),
+        route!(
+            PATCH,
+            "/api/v1/notification-channels/{channel_id}",
+            Api,
+            api_notify::update_channel
+        ),
+        route!(
+            DELETE,
+            "/api/v1/notification-channels/{channel_id}",
+            Api,
+            api_notify::delete_channel
+        ),
+        route!(
+            POST,
+            "/api/v1/notification-channels/{channel_id}/test",
+            Api,
+            api_notify::test_channel
+        ),
+        route!(
+            GET,
+            "/api/v1/notification-deliveries",
+            Api,
+            api_notify::list_deliveries
+        ),
+        route!(
+            POST,
+            "/api/v1/notification-deliveries/{delivery_id}/resend",
+            Api,
+            api_notify::resend_delivery
+        ),
+        route!(GET, "/notifications", Page, pages_notify::provider_page),
+        route!(
+            GET,
+            "/clients/{client_id}/notifications",
+            Page,
+            pages_notify::client_page
+        ),
+        route!(POST, "/notifications/channels", Page, pages_notify::create),
+        route!(
+            POST,
+            "/notifications/channels/{channel_id}",
+            Page,
+            pages_notify::update
+        ),
+        route!(
+            POST,
+            "/notifications/channels/{channel_id}/test",
+            Page,
+            pages_notify::test
+        ),
+        route!(
+            POST,
+            "/notifications/channels/{channel_id}/delete",
+            Page,
+            pages_notify::delete
+        ),
+        route!(
+            POST,
+            "/notifications/deliveries/{delivery_id}/resend",
+            Page,
+            pages_notify::resend
         ),
     ]
 }

@@ -69,6 +69,10 @@ use utoipa::{Modify, OpenApi};
         // CSV ticket import (issue #5)
         super::api_ticket_import::import, super::api_ticket_import::get_mapping,
         super::api_ticket_import::put_mapping,
+        // notification channels (issue #6)
+        super::api_notify::list_channels, super::api_notify::create_channel, super::api_notify::get_channel,
+        super::api_notify::update_channel, super::api_notify::delete_channel, super::api_notify::test_channel,
+        super::api_notify::list_deliveries, super::api_notify::resend_delivery,
     ),
     // Schemas referenced only from query parameters are not collected from `paths`.
     components(schemas(super::api::ExportFormat)),

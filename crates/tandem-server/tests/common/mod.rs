@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use reqwest::header::{HeaderMap, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
