@@ -586,3 +586,57 @@ async fn an_email_channel_mails_through_the_outbox_and_smtp() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sla_warnings_and_breaches_reach_the_owning_sides_channels_once_each() {
+    run(|t: Arc<TestApp>| async move {
+        let sender = notify_on(&t);
+        let (rx, got) = receiver().await;
+        let a = t.w.client_a.id;
+        agree(&t, a, &t.w.it_a).await;
+        let padmin = manager(&t, &t.w.padmin).await;
+        let it_a = manager(&t, &t.w.it_a).await;
+        channel(&t, &padmin, json!({"client_id": a, "kind": "webhook", "name": "Provider hook", "url": format!("{rx}/p/webhook")})).await;
+        channel(&t, &it_a, json!({"client_id": a, "kind": "webhook", "name": "Internal hook", "url": format!("{rx}/i/webhook")})).await;
+
+        // A tight P3 policy, and a ticket in a domain the client's own IT owns.
+        let desk = bearer(&t, &t.w.it_a, &[Capability::TicketsRead, Capability::TicketsWrite, Capability::ClientsRead, Capability::ScopeRead, Capability::ScopeWrite, Capability::UsersRead]).await;
+        let r = call(&t, Method::PUT, &format!("/api/v1/clients/{a}/sla-policy/P3"), &desk,
+            Some(json!({"response_minutes": 10, "resolution_minutes": 100, "warn_percent": 50}))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let r = call(&t, Method::POST, "/api/v1/tickets", &desk,
+            Some(json!({"subject": "Badge reader dead", "client_id": a, "requester_id": t.w.end_a.id, "domain": "onsite_hardware"}))).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let ticket = r.json();
+        let id = ticket["id"].as_str().unwrap().to_string();
+
+        // Halfway to the response target: one warning, to the internal side's channel.
+        let start = tandem_domain::Timestamp::now();
+        assert_eq!(t.app.sweep_sla(start.plus_seconds(6 * 60)).await.unwrap(), 1);
+        let w = got.wait("/i/webhook", |g| !g.is_empty()).await;
+        let body = w[0].json();
+        assert_eq!(body["kind"], "ticket.sla_warning", "{body}");
+        assert_eq!(body["side"], "internal");
+        assert_eq!(body["severity"], "warning");
+        assert_eq!(body["ticket"]["id"], id.as_str());
+        assert_eq!(body["key"], format!("ticket:{id}:first_response"));
+        assert_eq!(body["link"], format!("{}/tickets/{id}", t.base));
+
+        // An hour on: the response breach and the resolution warning, each once even when
+        // the sweep runs again.
+        assert_eq!(t.app.sweep_sla(start.plus_seconds(60 * 60)).await.unwrap(), 2);
+        assert_eq!(t.app.sweep_sla(start.plus_seconds(60 * 60)).await.unwrap(), 0);
+        let w = got.wait("/i/webhook", |g| g.len() >= 3).await;
+        let mut kinds: Vec<String> = w.iter().map(|g| g.json()["kind"].as_str().unwrap_or("").to_string()).collect();
+        kinds.sort();
+        assert_eq!(kinds, ["ticket.sla_breach", "ticket.sla_warning", "ticket.sla_warning"]);
+        let breach = w.iter().map(|g| g.json()).find(|b| b["kind"] == "ticket.sla_breach").unwrap();
+        assert_eq!(breach["severity"], "critical");
+        assert_eq!(breach["key"], format!("ticket:{id}:first_response"));
+
+        // The provider does not own this ticket: its channel heard nothing.
+        assert!(got.at("/p/webhook").is_empty(), "the provider's channel heard of the internal side's ticket");
+        sender.abort();
+    })
+    .await;
+}
