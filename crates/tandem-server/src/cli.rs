@@ -193,6 +193,27 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Set for the process `tandem demo` becomes once it has created the demo.
+const DEMO_CREATED_ENV: &str = "TANDEM_DEMO_JUST_CREATED";
+
+/// Replaces this process with the same command (Unix: `exec`, same pid, same terminal and
+/// signals), told that the demo was just created. Elsewhere, serves on in this process.
+fn restart_to_serve() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        if std::env::var_os(DEMO_CREATED_ENV).is_none() {
+            let exe = std::env::current_exe()?;
+            let err = std::process::Command::new(exe)
+                .args(std::env::args_os().skip(1))
+                .env(DEMO_CREATED_ENV, "1")
+                .exec();
+            anyhow::bail!("could not restart to serve the demo: {err}");
+        }
+    }
+    Ok(())
+}
+
 /// Console commands log warnings only, unless a log filter was given.
 fn quiet(mut cfg: crate::config::Resolved) -> crate::config::Resolved {
     if cfg.log == "info" {
@@ -226,7 +247,15 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             let cfg = settings.resolve_for_demo()?;
             init_logs(&cfg);
             let app = serve::open(&cfg).await?;
-            let report = app.seed_demo().await?;
+            let mut report = app.seed_demo().await?;
+            if report.created {
+                // Creating the demo leaves tens of MiB of freed heap that glibc keeps for the
+                // process. The data is committed; serve it from a fresh process image, which
+                // starts on existing data at its usual ~20 MiB.
+                app.store().close().await;
+                restart_to_serve()?;
+            }
+            report.created |= std::env::var_os(DEMO_CREATED_ENV).is_some();
             let cfg2 = cfg.clone();
             serve::run(app, &cfg, move |on: &Listening| {
                 let addr = on.addr;

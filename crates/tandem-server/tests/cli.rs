@@ -456,3 +456,77 @@ async fn import_tickets_from_the_console() {
     assert!(o.stderr.contains("no user named nobody"), "{}", o.stderr);
     assert!(ok(&["audit", "verify", "--data", s(&data)]).contains("intact"));
 }
+
+/// Starts `tandem demo` on `data` and reads its banner: (the process, whether it says it
+/// created the demo, the URL it prints).
+fn start_demo(data: &Path) -> (Child, bool, String) {
+    let mut child = tandem(&["demo", "--listen", "127.0.0.1:0", "--data", s(data)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tandem demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut created = None;
+    let url = loop {
+        match lines.next() {
+            Some(Ok(l)) => {
+                let l = l.trim();
+                if let Some(rest) = l.strip_prefix("Tandem demo ") {
+                    created = Some(rest.starts_with("created"));
+                }
+                if let Some(rest) = l.strip_prefix("Open ") {
+                    break rest
+                        .split_whitespace()
+                        .next()
+                        .expect("url")
+                        .trim_end_matches('/')
+                        .to_string();
+                }
+            }
+            _ => {
+                let _ = child.kill();
+                panic!(
+                    "tandem demo stopped before it was ready: {:?}",
+                    child.wait()
+                );
+            }
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (
+        child,
+        created.expect("the banner says created or ready"),
+        url,
+    )
+}
+
+#[test]
+fn the_demo_is_created_then_served_by_the_same_process_and_served_again_on_the_next_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("tandem-data");
+    // First run: creates the demo, then (on Unix) replaces itself with a fresh image of the
+    // same command — same pid, so whoever started it still holds it — that serves it.
+    let (mut first, created, url) = start_demo(&data);
+    assert!(created, "the first run creates the demo");
+    let pid = first.id();
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the demo process is alive");
+    assert!(status.contains("tandem"), "{status}");
+    assert!(
+        get(&url, "/readyz").starts_with("HTTP/1.1 200"),
+        "ready after creating"
+    );
+    assert!(
+        get(&url, "/login").contains("printed by <code>tandem demo</code>"),
+        "the sign-in page points at the demo logins"
+    );
+    let _ = first.kill();
+    let _ = first.wait();
+    // Second run: the same data, served as it is.
+    let (mut second, created, url) = start_demo(&data);
+    assert!(!created, "the second run finds the demo");
+    assert!(get(&url, "/readyz").starts_with("HTTP/1.1 200"));
+    let _ = second.kill();
+    let _ = second.wait();
+}
