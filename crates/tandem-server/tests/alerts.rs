@@ -342,25 +342,6 @@ async fn a_fired_alert_is_owned_by_the_side_the_agreement_names_for_that_hour() 
     .await;
 }
 
-/// The page of an alert, as the on-call engine holds it.
-async fn page_of(
-    t: &TestApp,
-    a: &tandem_domain::monitoring::Alert,
-) -> Vec<tandem_domain::oncall::Page> {
-    let f = tandem_store::oncall::PageFilter {
-        client: Some(a.client_id),
-        ..Default::default()
-    };
-    t.app
-        .list_pages(&Actor::system(), &f, Page::new(0, 50))
-        .await
-        .expect("pages")
-        .items
-        .into_iter()
-        .filter(|p| p.dedup_key == tandem_app::page_key(a.id))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fired_alert_pages_the_owning_side_and_its_page_follows_the_alert() {
     run(|t: Arc<TestApp>| async move {
@@ -383,14 +364,14 @@ async fn a_fired_alert_pages_the_owning_side_and_its_page_follows_the_alert() {
             .unwrap()
             .alert;
         // Nothing is paged until the hand-over runs; then each fired alert once.
-        assert!(page_of(&t, &night).await.is_empty());
+        assert!(t.pages_of_alert(&night).await.is_empty());
         assert_eq!(t.app.page_alert_events(100).await.unwrap(), 2);
         assert_eq!(
             t.app.page_alert_events(100).await.unwrap(),
             0,
             "handed over once"
         );
-        let pages = page_of(&t, &night).await;
+        let pages = t.pages_of_alert(&night).await;
         assert_eq!(pages.len(), 1, "{pages:?}");
         assert_eq!(pages[0].side, Party::Provider);
         assert_eq!(pages[0].status, tandem_domain::oncall::PageStatus::Open);
@@ -398,7 +379,7 @@ async fn a_fired_alert_pages_the_owning_side_and_its_page_follows_the_alert() {
             pages[0].link.as_deref(),
             Some(format!("/alerts/{}", night.id).as_str())
         );
-        let pages = page_of(&t, &day).await;
+        let pages = t.pages_of_alert(&day).await;
         assert_eq!(pages.len(), 1);
         assert_eq!(pages[0].side, Party::Internal);
         // Raising the same problem again refreshes the alert and does not page again.
@@ -407,25 +388,25 @@ async fn a_fired_alert_pages_the_owning_side_and_its_page_follows_the_alert() {
             .await
             .unwrap();
         t.app.page_alert_events(100).await.unwrap();
-        assert_eq!(page_of(&t, &night).await.len(), 1);
+        assert_eq!(t.pages_of_alert(&night).await.len(), 1);
         // Acknowledging the alert acknowledges its page; resolving it resolves the page.
         t.app
             .acknowledge_alert(&person(&w.padmin), night.id, "on it")
             .await
             .unwrap();
         assert_eq!(t.app.page_alert_events(100).await.unwrap(), 1);
-        let p = &page_of(&t, &night).await[0];
+        let p = &t.pages_of_alert(&night).await[0];
         assert_eq!(p.status, tandem_domain::oncall::PageStatus::Acknowledged);
         t.app
             .resolve_alert(&person(&w.padmin), night.id, "disk cleaned up")
             .await
             .unwrap();
         t.app.page_alert_events(100).await.unwrap();
-        let p = &page_of(&t, &night).await[0];
+        let p = &t.pages_of_alert(&night).await[0];
         assert_eq!(p.status, tandem_domain::oncall::PageStatus::Resolved);
         // The other client's page is untouched.
         assert_eq!(
-            page_of(&t, &day).await[0].status,
+            t.pages_of_alert(&day).await[0].status,
             tandem_domain::oncall::PageStatus::Open
         );
     })

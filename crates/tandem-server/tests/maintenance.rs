@@ -81,25 +81,6 @@ async fn agree(t: &TestApp, client: ClientId, internal_admin: &User) {
         .await;
 }
 
-/// The pages of an alert, as the on-call engine holds them.
-async fn pages_of(
-    t: &TestApp,
-    a: &tandem_domain::monitoring::Alert,
-) -> Vec<tandem_domain::oncall::Page> {
-    let f = tandem_store::oncall::PageFilter {
-        client: Some(a.client_id),
-        ..Default::default()
-    };
-    t.app
-        .list_pages(&Actor::system(), &f, Page::new(0, 200))
-        .await
-        .expect("pages")
-        .items
-        .into_iter()
-        .filter(|p| p.dedup_key == tandem_app::page_key(a.id))
-        .collect()
-}
-
 fn one_off(client: ClientId, name: &str, start: Timestamp, end: Timestamp) -> WindowInput {
     WindowInput {
         name: name.into(),
@@ -182,8 +163,8 @@ async fn an_alert_inside_a_window_is_silenced_pages_nobody_and_pages_when_the_wi
             0,
             "nothing to page"
         );
-        assert!(pages_of(&t, &inside).await.is_empty());
-        assert!(pages_of(&t, &brief).await.is_empty());
+        assert!(t.pages_of_alert(&inside).await.is_empty());
+        assert!(t.pages_of_alert(&brief).await.is_empty());
         // The list filters: silenced now, silenced ever.
         let now_f = AlertFilter {
             silenced: Some(SilenceFilter::Now),
@@ -243,7 +224,7 @@ async fn an_alert_inside_a_window_is_silenced_pages_nobody_and_pages_when_the_wi
             "once"
         );
         assert_eq!(t.app.page_alert_events(100).await.unwrap(), 1);
-        let pages = pages_of(&t, &inside).await;
+        let pages = t.pages_of_alert(&inside).await;
         assert_eq!(pages.len(), 1, "{pages:?}");
         assert_eq!(pages[0].side, Party::Internal);
         let after = t.app.get_alert(&Actor::system(), inside.id).await.unwrap();
@@ -325,8 +306,8 @@ async fn an_alert_outside_any_window_pages_and_filters_and_targets_decide_covera
             .alert;
         assert!(patch.silenced_by.is_some(), "the patching window covers it");
         t.app.page_alert_events(100).await.unwrap();
-        assert_eq!(pages_of(&t, &hw).await.len(), 1);
-        assert!(pages_of(&t, &patch).await.is_empty());
+        assert_eq!(t.pages_of_alert(&hw).await.len(), 1);
+        assert!(t.pages_of_alert(&patch).await.is_empty());
         // Deleting the window ends its silence at once: the alert, still firing, pages.
         let win = patch.silenced_by.unwrap();
         let r = call(
@@ -339,7 +320,7 @@ async fn an_alert_outside_any_window_pages_and_filters_and_targets_decide_covera
         .await;
         assert_eq!(r.status, 204, "{}", r.text);
         t.app.page_alert_events(100).await.unwrap();
-        assert_eq!(pages_of(&t, &patch).await.len(), 1);
+        assert_eq!(t.pages_of_alert(&patch).await.len(), 1);
         let audit = t.audit_all().await;
         assert!(audit
             .iter()
@@ -879,7 +860,7 @@ async fn an_alert_ingested_from_a_webhook_inside_a_window_is_silenced_too() {
         let alert = t.app.get_alert(&Actor::system(), id).await.unwrap().alert;
         assert_eq!(alert.silenced_window.as_deref(), Some("UPS battery swap"));
         assert_eq!(t.app.page_alert_events(100).await.unwrap(), 0);
-        assert!(pages_of(&t, &alert).await.is_empty());
+        assert!(t.pages_of_alert(&alert).await.is_empty());
     })
     .await;
 }

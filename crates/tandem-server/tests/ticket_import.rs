@@ -40,22 +40,10 @@ async fn call(t: &TestApp, m: Method, path: &str, cred: &Cred, body: Option<Valu
 /// Client A's agreement, open around the clock: internal IT owns the helpdesk, the provider
 /// security monitoring.
 async fn agree(t: &TestApp) {
-    let day = json!([{"start": 0, "end": 1440}]);
-    let week = json!([day, day, day, day, day, day, day]);
-    let row = |domain: &str, owner: &str| {
-        json!({
-            "domain": domain,
-            "raci": {"responsible": [owner], "accountable": [owner], "consulted": [], "informed": []},
-            "business_hours_owner": owner, "after_hours_owner": owner,
-            "internal_contact": "Ada Itadmin", "provider_contact": "Provider desk",
-            "internal_escalation": ["Ada Itadmin"], "provider_escalation": ["On-call"], "notes": ""
-        })
-    };
-    let content = json!({
-        "internal_calendar": {"time_zone": "UTC", "week": week, "holidays": []},
-        "provider_calendar": {"time_zone": "UTC", "week": week, "holidays": []},
-        "assignments": [row("helpdesk", "internal"), row("security_monitoring", "provider")]
-    });
+    let content = common::round_the_clock_agreement(&[
+        ("helpdesk", "internal"),
+        ("security_monitoring", "provider"),
+    ]);
     let provider = bearer(t, &t.w.padmin).await;
     let internal = bearer(t, &t.w.it_a).await;
     t.accept_agreement(t.w.client_a.id, content, &provider, &internal)

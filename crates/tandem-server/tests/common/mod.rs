@@ -562,6 +562,26 @@ impl TestApp {
             .expect("audit")
     }
 
+    /// The pages the on-call engine holds for alert `a` (its key is `alert:<id>`).
+    #[allow(dead_code)] // not every test file uses every helper
+    pub async fn pages_of_alert(
+        &self,
+        a: &tandem_domain::monitoring::Alert,
+    ) -> Vec<tandem_domain::oncall::Page> {
+        let f = tandem_store::oncall::PageFilter {
+            client: Some(a.client_id),
+            ..Default::default()
+        };
+        self.app
+            .list_pages(&Actor::system(), &f, tandem_store::Page::new(0, 200))
+            .await
+            .expect("pages")
+            .items
+            .into_iter()
+            .filter(|p| p.dedup_key == tandem_app::page_key(a.id))
+            .collect()
+    }
+
     /// Makes `content` the scope agreement in force for `client`: drafted and proposed by
     /// `provider` (acknowledging every lint finding), accepted by `internal`, over the API.
     pub async fn accept_agreement(
@@ -1021,4 +1041,29 @@ pub async fn agent(config: &std::path::Path, args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// Agreement content whose calendars are open around the clock in UTC, each `(domain, owner)`
+/// owned by that side at every hour (contacts: Ada Itadmin / Provider desk).
+#[allow(dead_code)] // not every test file uses every helper
+pub fn round_the_clock_agreement(rows: &[(&str, &str)]) -> Value {
+    let day = serde_json::json!([{"start": 0, "end": 1440}]);
+    let week = serde_json::json!([day, day, day, day, day, day, day]);
+    let assignments: Vec<Value> = rows
+        .iter()
+        .map(|(domain, owner)| {
+            serde_json::json!({
+                "domain": domain,
+                "raci": {"responsible": [owner], "accountable": [owner], "consulted": [], "informed": []},
+                "business_hours_owner": owner, "after_hours_owner": owner,
+                "internal_contact": "Ada Itadmin", "provider_contact": "Provider desk",
+                "internal_escalation": ["Ada Itadmin"], "provider_escalation": ["On-call"], "notes": ""
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "internal_calendar": {"time_zone": "UTC", "week": week, "holidays": []},
+        "provider_calendar": {"time_zone": "UTC", "week": week, "holidays": []},
+        "assignments": assignments
+    })
 }
