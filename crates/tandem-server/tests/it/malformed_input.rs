@@ -1,9 +1,9 @@
 //! Malformed input gets a clear 4xx problem with a stable code and the request id, never a
 //! 500.
 
-mod common;
+use crate::common;
 
-use common::{Cred, Resp, TestApp};
+use crate::common::{Cred, Resp, TestApp};
 use reqwest::header::{CONTENT_TYPE, COOKIE};
 use reqwest::Method;
 use serde_json::json;

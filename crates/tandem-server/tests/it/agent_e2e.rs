@@ -3,9 +3,7 @@
 //! server goes away, the agent keeps collecting into its outbox, and when the server is
 //! back everything arrives once. Runs on every backend.
 
-mod common;
-
-use common::{agent, agent_binary, run, Cred, TestApp};
+use crate::common::{agent, agent_binary, run, Cred, TestApp};
 use reqwest::Method;
 use std::path::Path;
 use std::sync::Arc;

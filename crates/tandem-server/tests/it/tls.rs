@@ -4,9 +4,9 @@
 //! fingerprint and delivering over TLS — or refusing to, and writing nothing, when the
 //! fingerprint is not the CA's.
 
-mod common;
+use crate::common;
 
-use common::{agent, agent_binary, client_trusting, plain_client, Cred, TestApp};
+use crate::common::{agent, agent_binary, client_trusting, plain_client, Cred, TestApp};
 use reqwest::Method;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;

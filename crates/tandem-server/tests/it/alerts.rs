@@ -3,10 +3,8 @@
 //! agreement; the evaluation pass over facts from real signed check-ins, with policies,
 //! overrides and exclusions; the evaluation lease.
 
-mod common;
-
+use crate::common::{run, Cred, Resp, TestApp};
 use base64::Engine;
-use common::{run, Cred, Resp, TestApp};
 use ed25519_dalek::{Signer, SigningKey};
 use reqwest::Method;
 use serde_json::{json, Value};

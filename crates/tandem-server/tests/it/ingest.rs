@@ -5,9 +5,7 @@
 //! open the ingest routes; and Debian's real `prometheus-alertmanager` delivering a firing
 //! and then a resolved alert to Tandem over loopback.
 
-mod common;
-
-use common::{run, Cred, Resp, TestApp};
+use crate::common::{run, Cred, Resp, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;

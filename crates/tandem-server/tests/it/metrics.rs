@@ -3,10 +3,8 @@
 //! and the rollup job is exact, idempotent, safe to race and prunes by retention. Runs on
 //! every backend.
 
-mod common;
-
+use crate::common::{run, Cred, Resp, TestApp};
 use base64::Engine;
-use common::{run, Cred, Resp, TestApp};
 use ed25519_dalek::{Signer, SigningKey};
 use reqwest::Method;
 use serde_json::{json, Value};

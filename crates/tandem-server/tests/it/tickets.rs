@@ -2,9 +2,7 @@
 //! replies, internal notes, handoffs and assignment, with the SLA clock following the owner;
 //! end users see only their own tickets and never the internal notes. Runs on every backend.
 
-mod common;
-
-use common::{run, Cred, Resp, TestApp};
+use crate::common::{run, Cred, Resp, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -1,13 +1,13 @@
 //! The gate: a handler that forgets to ask for authorization fails closed, and public
 //! routes stay public.
 
-mod common;
+use crate::common;
 
+use crate::common::{Cred, TestApp};
 use axum::extract::State;
 use axum::http::StatusCode as AxumStatus;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
-use common::{Cred, TestApp};
 use reqwest::Method;
 use std::sync::Arc;
 use tandem_domain::authz::{Action, Capability};

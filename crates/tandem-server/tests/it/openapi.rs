@@ -1,8 +1,8 @@
 //! The OpenAPI document describes exactly the API the route table serves.
 
-mod common;
+use crate::common;
 
-use common::{Cred, TestApp};
+use crate::common::{Cred, TestApp};
 use reqwest::Method;
 use serde_json::Value;
 use std::collections::BTreeSet;

@@ -4,9 +4,7 @@
 //! opening by dedup key, steps claimed once by concurrent workers, and calendar feeds by an
 //! unguessable, revocable token. Runs on every backend.
 
-mod common;
-
-use common::{run, Cred, Resp, TestApp};
+use crate::common::{run, Cred, Resp, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -3,9 +3,7 @@
 //! reason; the coverage picture and the printable document are drawn; a client viewer reads
 //! everything and can change nothing. Runs on every backend.
 
-mod common;
-
-use common::{run, Resp, Session, TestApp};
+use crate::common::{run, Resp, Session, TestApp};
 use reqwest::Method;
 use std::sync::Arc;
 use tandem_app::{principal_of, Actor};

@@ -3,9 +3,9 @@
 //! every refusal, SLA policies per client and priority, and the SLA sweeper recording each
 //! warning and breach once — also when two sweeps race. Runs on every backend.
 
-mod common;
+use crate::common;
 
-use common::{run, Cred, Resp, Session, TestApp};
+use crate::common::{run, Cred, Resp, Session, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;

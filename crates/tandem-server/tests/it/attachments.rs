@@ -5,9 +5,9 @@
 //! tenants get 404; every upload and deletion is audited without the content; and the
 //! ticket page's multipart form works as a browser posts it, CSRF token first.
 
-mod common;
+use crate::common;
 
-use common::{run, Cred, Resp, TestApp};
+use crate::common::{run, Cred, Resp, TestApp};
 use reqwest::Method;
 use serde_json::Value;
 use tandem_domain::authz::Capability;

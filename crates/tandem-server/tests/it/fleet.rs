@@ -2,10 +2,8 @@
 //! acknowledged after commit), the fleet list with its filters and CSV, the change
 //! timeline, and who sees what. Runs on every backend.
 
-mod common;
-
+use crate::common::{run, Cred, Resp, TestApp};
 use base64::Engine;
-use common::{run, Cred, Resp, TestApp};
 use ed25519_dalek::{Signer, SigningKey};
 use reqwest::Method;
 use serde_json::{json, Value};

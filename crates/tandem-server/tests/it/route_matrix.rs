@@ -2,9 +2,9 @@
 //! table of who may come through. The table is written here by hand, not derived from the
 //! authorization code, and must name every route.
 
-mod common;
+use crate::common;
 
-use common::{Cred, Resp, Session, TestApp};
+use crate::common::{Cred, Resp, Session, TestApp};
 use reqwest::header::COOKIE;
 use reqwest::Method;
 use serde_json::{json, Value};

@@ -1,9 +1,9 @@
 //! The scope agreement through the JSON API: drafting, two-sided sign-off, routing by the
 //! version in force, import and export, and who may do what. Runs on every backend.
 
-mod common;
+use crate::common;
 
-use common::{run, Cred, TestApp};
+use crate::common::{run, Cred, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;

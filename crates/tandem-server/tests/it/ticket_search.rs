@@ -2,9 +2,7 @@
 //! scoped (the other tenant sees nothing, end users only their own tickets and never
 //! internal notes), hostile query text answered without errors, and the JSON export.
 
-mod common;
-
-use common::{run, Cred, Resp, TestApp};
+use crate::common::{run, Cred, Resp, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;

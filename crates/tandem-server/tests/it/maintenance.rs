@@ -4,9 +4,7 @@
 //! zone; the iCalendar import (dry run, per-event problems) and export round trip; who may
 //! see and create windows, across tenants; the pages.
 
-mod common;
-
-use common::{run, Cred, Resp, TestApp};
+use crate::common::{run, Cred, Resp, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;

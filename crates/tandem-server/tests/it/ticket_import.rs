@@ -5,9 +5,9 @@
 //! imports cleanly; the web flow (upload → mapping → dry run → import) works end to end.
 //! Runs on every backend.
 
-mod common;
+use crate::common;
 
-use common::{run, Cred, Resp, Session, TestApp};
+use crate::common::{run, Cred, Resp, Session, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;

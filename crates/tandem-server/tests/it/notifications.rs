@@ -6,12 +6,12 @@
 //! channel sends through the real SMTP path; the other tenant and the other side are refused;
 //! the SSRF rule refuses private destinations unless the operator allows them.
 
-mod common;
+use crate::common;
 
+use crate::common::{run, Cred, Resp, TestApp};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
-use common::{run, Cred, Resp, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::HashSet;

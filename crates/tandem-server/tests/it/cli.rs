@@ -2,7 +2,7 @@
 //! verification against a tampered database, backup and restore; and on PostgreSQL, two
 //! servers sharing one database with no state of their own.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

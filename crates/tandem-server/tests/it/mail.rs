@@ -5,10 +5,8 @@
 //! outbox's failures and re-sending, several senders at once, and sign-in links. Runs on
 //! every backend.
 
-mod common;
-
-use common::smtp::{sink, Sink};
-use common::{hidden, run, Browser, Cred, Resp, TestApp};
+use crate::common::smtp::{sink, Sink};
+use crate::common::{hidden, run, Browser, Cred, Resp, TestApp};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use reqwest::Method;
 use serde_json::{json, Value};

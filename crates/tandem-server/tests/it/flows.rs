@@ -1,9 +1,9 @@
 //! Flows a person would notice: sign-in lockout, the second factor, API tokens, who sees
 //! which client, and the audit trail of every change.
 
-mod common;
+use crate::common;
 
-use common::{Browser, Cred, Resp, TestApp, PASSWORD};
+use crate::common::{Browser, Cred, Resp, TestApp, PASSWORD};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
