@@ -1,9 +1,10 @@
-//! Ticket attachments (issue #5). An upload is an [`Upload`]: it is authorized and opens its
-//! write transaction when it begins, takes each file's bytes as they arrive (each full
-//! chunk is written at once; the type is checked on the first chunk, the size on every
-//! piece), and writes the files' audit entries — and the reply or note they came with — in
-//! the same transaction at [`Upload::commit`]. Nothing is acknowledged before that commit,
-//! and an upload dropped half-way (a refusal, a broken connection) leaves nothing behind.
+//! Ticket attachments (issue #5). An upload is an [`Upload`]: it is authorized when it
+//! begins and takes each file's bytes as they arrive (the type is checked on the first chunk,
+//! the size on every piece) into a spool — an anonymous temporary file, gone when the upload
+//! is — so a slow sender holds no database transaction: no SQLite writer lock, no PostgreSQL
+//! connection. [`Upload::commit`] then writes the files, their audit entries and the reply or
+//! note they came with in one transaction. Nothing is acknowledged before that commit, and an
+//! upload dropped half-way (a refusal, a broken connection) leaves nothing behind.
 //!
 //! Who sees what: whoever may see a ticket sees its public files; files on internal notes
 //! (or attached as internal) only the two IT sides, who alone may attach them. Deleting is
@@ -22,7 +23,7 @@ use tandem_domain::helpdesk::Ticket;
 use tandem_domain::{AttachmentId, EventId, Role, TicketId, Timestamp};
 use tandem_store::attachments as store;
 use tandem_store::tickets as tickets_store;
-use tandem_store::Write;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 /// How large and how many files one request may carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,10 +58,52 @@ struct Current {
     att: Attachment,
     declared: Option<String>,
     buf: Vec<u8>,
-    seq: i64,
+    /// Where its full chunks are in the spool: (offset, length), in order.
+    chunks: Vec<(u64, usize)>,
     size: u64,
     hasher: Sha256,
     kind: Option<Kind>,
+}
+
+/// The bytes of an upload until it commits: an anonymous temporary file (deleted by the
+/// operating system when it is closed), made on the first chunk.
+#[derive(Default)]
+struct Spool {
+    file: Option<tokio::fs::File>,
+    len: u64,
+}
+
+impl Spool {
+    async fn append(&mut self, bytes: &[u8]) -> Result<(u64, usize)> {
+        let spool_error = |e: std::io::Error| Error::Internal(format!("upload spool: {e}"));
+        if self.file.is_none() {
+            let f = tokio::task::spawn_blocking(tempfile::tempfile)
+                .await
+                .map_err(|e| Error::Internal(format!("upload spool: {e}")))?
+                .map_err(spool_error)?;
+            self.file = Some(tokio::fs::File::from_std(f));
+        }
+        let f = self.file.as_mut().expect("made above");
+        f.write_all(bytes).await.map_err(spool_error)?;
+        let at = self.len;
+        self.len += bytes.len() as u64;
+        Ok((at, bytes.len()))
+    }
+
+    async fn read(&mut self, (at, len): (u64, usize)) -> Result<Vec<u8>> {
+        let spool_error = |e: std::io::Error| Error::Internal(format!("upload spool: {e}"));
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| Error::Internal("upload spool: nothing was spooled".into()))?;
+        f.flush().await.map_err(spool_error)?;
+        f.seek(std::io::SeekFrom::Start(at))
+            .await
+            .map_err(spool_error)?;
+        let mut buf = vec![0; len];
+        f.read_exact(&mut buf).await.map_err(spool_error)?;
+        Ok(buf)
+    }
 }
 
 /// An upload in progress. See the module documentation.
@@ -70,8 +113,10 @@ pub struct Upload {
     ticket: Ticket,
     source: &'static str,
     limits: AttachmentLimits,
-    w: Write,
+    spool: Spool,
     files: Vec<Attachment>,
+    /// Each finished file's chunks in the spool, in the order of `files`.
+    spooled: Vec<Vec<(u64, usize)>>,
     cur: Option<Current>,
 }
 
@@ -90,15 +135,15 @@ impl App {
         source: &'static str,
     ) -> Result<Upload> {
         let t = self.ticket_for_reply(actor, ticket, false).await?;
-        let w = self.store.write().await?;
         Ok(Upload {
             app: self.clone(),
             actor: actor.clone(),
             ticket: t,
             source,
             limits: self.policy.attachments,
-            w,
+            spool: Spool::default(),
             files: Vec::new(),
+            spooled: Vec::new(),
             cur: None,
         })
     }
@@ -238,12 +283,11 @@ impl Upload {
             created_at: Timestamp::now(),
             deleted_at: None,
         };
-        store::insert(&mut self.w, &att).await?;
         self.cur = Some(Current {
             att,
             declared: declared.map(str::to_string),
             buf: Vec::with_capacity(CHUNK_BYTES),
-            seq: 0,
+            chunks: Vec::new(),
             size: 0,
             hasher: Sha256::new(),
             kind: None,
@@ -277,15 +321,14 @@ impl Upload {
                 );
             }
             let rest = cur.buf.split_off(CHUNK_BYTES);
-            store::insert_chunk(&mut self.w, cur.att.id, cur.seq, &cur.buf).await?;
-            cur.seq += 1;
+            cur.chunks.push(self.spool.append(&cur.buf).await?);
             cur.buf = rest;
             cur.buf.reserve(CHUNK_BYTES.saturating_sub(cur.buf.len()));
         }
         Ok(())
     }
 
-    /// Ends the current file: checks it (if it was smaller than a chunk), writes its last
+    /// Ends the current file: checks it (if it was smaller than a chunk), spools its last
     /// chunk and records its size and digest.
     pub async fn finish_file(&mut self) -> Result<Attachment> {
         let mut cur = self
@@ -298,31 +341,22 @@ impl Upload {
                 .map_err(Error::Attachment)?,
         };
         if !cur.buf.is_empty() {
-            store::insert_chunk(&mut self.w, cur.att.id, cur.seq, &cur.buf).await?;
-            cur.seq += 1;
+            cur.chunks.push(self.spool.append(&cur.buf).await?);
         }
-        let sha = hex::encode(cur.hasher.finalize());
-        store::finish(
-            &mut self.w,
-            cur.att.id,
-            kind.content_type(),
-            cur.size,
-            &sha,
-            cur.seq,
-        )
-        .await?;
         let a = Attachment {
             content_type: kind.content_type().to_string(),
             size_bytes: cur.size,
-            sha256: sha,
+            sha256: hex::encode(cur.hasher.finalize()),
             ..cur.att
         };
         self.files.push(a.clone());
+        self.spooled.push(cur.chunks);
         Ok(a)
     }
 
-    /// Writes the reply or note (if any), ties the files to it, audits each file and
-    /// commits. Only now is the upload acknowledged.
+    /// Writes the files from the spool, the reply or note (if any), ties the files to it,
+    /// audits each file and commits, all in one transaction. Only now is the upload
+    /// acknowledged.
     pub async fn commit(mut self, target: AttachTarget) -> Result<Vec<Attachment>> {
         if self.cur.is_some() {
             return Err(Error::Internal("a file was not finished".into()));
@@ -345,7 +379,29 @@ impl Upload {
             .map(|f| format!("{} ({})", f.file_name, human_size(f.size_bytes)))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut t = self.ticket.clone();
+        // The ticket as it is now (the sender may have been slow): still there, still open,
+        // still the caller's to reply on.
+        let mut t = self
+            .app
+            .ticket_for_reply(&actor, self.ticket.id, false)
+            .await?;
+        let mut w = self.app.store.write().await?;
+        for (f, chunks) in self.files.iter().zip(&self.spooled) {
+            store::insert(&mut w, f).await?;
+            for (seq, &chunk) in chunks.iter().enumerate() {
+                let bytes = self.spool.read(chunk).await?;
+                store::insert_chunk(&mut w, f.id, seq as i64, &bytes).await?;
+            }
+            store::finish(
+                &mut w,
+                f.id,
+                &f.content_type,
+                f.size_bytes,
+                &f.sha256,
+                chunks.len() as i64,
+            )
+            .await?;
+        }
         let (event_id, public) = match target.event_id {
             Some(eid) => {
                 if !body.is_empty() {
@@ -354,8 +410,7 @@ impl Upload {
                         "attach to an existing reply, or write a new one, not both",
                     ));
                 }
-                let events =
-                    tickets_store::events(&mut self.w, &t, App::sees_internal(&actor)).await?;
+                let events = tickets_store::events(&mut w, &t, App::sees_internal(&actor)).await?;
                 let e = events.iter().find(|e| e.id == eid).ok_or_else(|| {
                     invalid("comment_id", "choose a reply or note of this ticket")
                 })?;
@@ -375,7 +430,7 @@ impl Upload {
                 };
                 let id = self
                     .app
-                    .write_reply(&mut self.w, &actor, &mut t, &body, target.internal, &extra)
+                    .write_reply(&mut w, &actor, &mut t, &body, target.internal, &extra)
                     .await?;
                 (Some(id), !target.internal)
             }
@@ -388,12 +443,12 @@ impl Upload {
                     format!("Attached {names}"),
                     !target.internal,
                 );
-                tickets_store::insert_event(&mut self.w, &t, &e).await?;
+                tickets_store::insert_event(&mut w, &t, &e).await?;
                 (Some(e.id), !target.internal)
             }
         };
         let ids: Vec<AttachmentId> = self.files.iter().map(|f| f.id).collect();
-        store::link(&mut self.w, &ids, event_id, public).await?;
+        store::link(&mut w, &ids, event_id, public).await?;
         for f in &mut self.files {
             f.event_id = event_id;
             f.public = public;
@@ -409,10 +464,10 @@ impl Upload {
                     "public": f.public,
                     "source": f.source,
                 }))
-                .write(&mut self.w)
+                .write(&mut w)
                 .await?;
         }
-        self.w.commit().await?;
+        w.commit().await?;
         Ok(self.files)
     }
 }

@@ -3,7 +3,7 @@
 //! These functions are unscoped by design: they run before anyone is known. They never
 //! return tenant data beyond the one user concerned.
 
-use crate::directory::user;
+use crate::directory::{user_columns, user_row};
 use crate::query::{flag, int, opt_int, opt_parsed, opt_text, opt_ts, parsed, text, ts, Sql};
 use crate::Result;
 use sqlx::any::AnyRow;
@@ -28,26 +28,36 @@ pub async fn credentials_by_username(
     c: &mut AnyConnection,
     username: &str,
 ) -> Result<Option<Credentials>> {
-    let row = Sql::new("SELECT * FROM users WHERE username = ")
+    let row = Sql::new(&credential_columns())
+        .push(" FROM users WHERE username = ")
         .text(username)
         .fetch_optional(c)
         .await?;
-    credentials(c, row).await
+    credentials(row)
 }
 
 /// Looks a user up by id, with credentials.
 pub async fn credentials_by_id(c: &mut AnyConnection, id: UserId) -> Result<Option<Credentials>> {
-    let row = Sql::new("SELECT * FROM users WHERE id = ")
+    let row = Sql::new(&credential_columns())
+        .push(" FROM users WHERE id = ")
         .text(id.to_string())
         .fetch_optional(c)
         .await?;
-    credentials(c, row).await
+    credentials(row)
 }
 
-async fn credentials(c: &mut AnyConnection, row: Option<AnyRow>) -> Result<Option<Credentials>> {
+/// A user's columns with the password hash and TOTP secret: only for checking them.
+fn credential_columns() -> String {
+    format!(
+        "SELECT {}, users.password_hash, users.totp_secret",
+        user_columns("users")
+    )
+}
+
+fn credentials(row: Option<AnyRow>) -> Result<Option<Credentials>> {
     let Some(r) = row else { return Ok(None) };
     Ok(Some(Credentials {
-        user: user(c, &r).await?,
+        user: user_row(&r)?,
         password_hash: text(&r, "password_hash")?,
         totp_secret: opt_text(&r, "totp_secret")?,
     }))
@@ -385,19 +395,20 @@ pub async fn token_and_user_by_hash(
     c: &mut AnyConnection,
     token_hash: &str,
 ) -> Result<Option<(ApiToken, User)>> {
-    let row = Sql::new(
-        "SELECT u.*, t.id AS tok_id, t.user_id AS tok_user_id, t.name AS tok_name, \
+    let row = Sql::new(&format!(
+        "SELECT {}, t.id AS tok_id, t.user_id AS tok_user_id, t.name AS tok_name, \
          t.prefix AS tok_prefix, t.client_id AS tok_client_id, \
          t.capabilities AS tok_capabilities, t.created_at AS tok_created_at, \
          t.expires_at AS tok_expires_at, t.revoked_at AS tok_revoked_at, \
          t.last_used_at AS tok_last_used_at \
          FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ",
-    )
+        user_columns("u")
+    ))
     .text(token_hash)
     .fetch_optional(c)
     .await?;
     match row {
-        Some(r) => Ok(Some((token_columns(&r, "tok_")?, user(c, &r).await?))),
+        Some(r) => Ok(Some((token_columns(&r, "tok_")?, user_row(&r)?))),
         None => Ok(None),
     }
 }

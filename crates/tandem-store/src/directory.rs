@@ -1,7 +1,7 @@
 //! Clients, sites and users, every read scoped by the caller's grant.
 
 use crate::query::{flag, opt_parsed, opt_ts, parsed, text, ts, Paged, Sql};
-use crate::{Page, Result};
+use crate::{Page, Result, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use tandem_domain::authz::{Grant, TechnicianAccess};
@@ -242,10 +242,9 @@ pub async fn list_users(
     f: &UserFilter,
     page: Page,
 ) -> Result<Paged<User>> {
-    // One round trip: the page of users, joined with the technicians' allow and deny lists.
-    let mut q =
-        Sql::new("SELECT u.*, ta.client_id AS ta_client_id, ta.mode AS ta_mode FROM (SELECT ");
-    q.push(USER_COLUMNS).push(" FROM users WHERE ");
+    // One round trip and one sort: each row carries its technician lists, aggregated.
+    let mut q = Sql::new("SELECT ");
+    q.push(&user_columns("users")).push(" FROM users WHERE ");
     q.scope("client_id", grant);
     match f.tenant {
         Some(Tenant::Provider) => {
@@ -269,77 +268,86 @@ pub async fn list_users(
             .push(")");
     }
     q.push(" ORDER BY display_name, id").page(&page.probe());
-    q.push(") u LEFT JOIN technician_access ta ON ta.user_id = u.id ORDER BY u.display_name, u.id");
-    let mut items: Vec<User> = Vec::new();
-    for r in &q.fetch_all(c).await? {
-        let id: UserId = parsed(r, "id")?;
-        if items.last().is_none_or(|u| u.id != id) {
-            items.push(user_row(r)?);
-        }
-        if let (Some(u), Some(cid)) = (items.last_mut(), opt_parsed::<ClientId>(r, "ta_client_id")?)
-        {
-            if text(r, "ta_mode")? == "deny" {
-                u.technician.deny.insert(cid);
-            } else {
-                u.technician.allow.insert(cid);
-            }
-        }
-    }
+    let items = q
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(user_row)
+        .collect::<Result<Vec<_>>>()?;
     Ok(Paged::from_probe(items, &page))
 }
 
 /// One user, if the grant reaches them.
 pub async fn get_user(c: &mut AnyConnection, grant: &Grant, id: UserId) -> Result<Option<User>> {
-    let mut q = Sql::new("SELECT * FROM users WHERE id = ");
-    q.text(id.to_string())
+    let mut q = Sql::new("SELECT ");
+    q.push(&user_columns("users"))
+        .push(" FROM users WHERE id = ")
+        .text(id.to_string())
         .push(" AND ")
         .scope("client_id", grant);
-    match q.fetch_optional(c).await? {
-        Some(r) => Ok(Some(user(c, &r).await?)),
-        None => Ok(None),
-    }
+    q.fetch_optional(c)
+        .await?
+        .as_ref()
+        .map(user_row)
+        .transpose()
 }
 
 /// One user by id, unscoped: only for building the signed-in principal and the CLI.
 pub async fn get_user_unscoped(c: &mut AnyConnection, id: UserId) -> Result<Option<User>> {
-    match Sql::new("SELECT * FROM users WHERE id = ")
-        .text(id.to_string())
-        .fetch_optional(c)
+    let mut q = Sql::new("SELECT ");
+    q.push(&user_columns("users"))
+        .push(" FROM users WHERE id = ")
+        .text(id.to_string());
+    q.fetch_optional(c)
         .await?
-    {
-        Some(r) => Ok(Some(user(c, &r).await?)),
-        None => Ok(None),
-    }
+        .as_ref()
+        .map(user_row)
+        .transpose()
 }
 
 /// Every user, unscoped: only for `tandem admin list-users` on the server's own console.
 pub async fn all_users_unscoped(c: &mut AnyConnection) -> Result<Vec<User>> {
-    let rows = Sql::new("SELECT * FROM users ORDER BY client_id, username")
-        .fetch_all(c)
-        .await?;
-    users(c, &rows).await
+    let mut q = Sql::new("SELECT ");
+    q.push(&user_columns("users"))
+        .push(" FROM users ORDER BY client_id, username");
+    q.fetch_all(c).await?.iter().map(user_row).collect()
 }
 
-pub(crate) async fn user(c: &mut AnyConnection, r: &AnyRow) -> Result<User> {
-    let mut u = [user_row(r)?];
-    with_technician_lists(c, &mut u).await?;
-    let [u] = u;
-    Ok(u)
+/// The columns [`user_row`] reads, of `users` under the name `t` (never the password hash
+/// nor the TOTP secret: only whether there is one). A technician's allow and deny lists come
+/// along aggregated, so one row is one user and a page needs one query and one sort.
+pub(crate) fn user_columns(t: &str) -> String {
+    format!(
+        "{t}.id, {t}.client_id, {t}.username, {t}.email, {t}.display_name, {t}.role, \
+         {t}.time_zone, {t}.disabled, {t}.mfa_required, \
+         CASE WHEN {t}.totp_secret IS NULL THEN 0 ELSE 1 END AS mfa_enrolled, \
+         {t}.tech_all_clients, {t}.access_expires_at, {t}.created_at, \
+         (SELECT string_agg(ta.mode || ':' || ta.client_id, ',') FROM technician_access ta \
+          WHERE ta.user_id = {t}.id) AS tech_access"
+    )
 }
 
-/// Users from rows, with every technician's allow and deny lists read in one query.
-async fn users(c: &mut AnyConnection, rows: &[AnyRow]) -> Result<Vec<User>> {
-    let mut out = rows.iter().map(user_row).collect::<Result<Vec<_>>>()?;
-    with_technician_lists(c, &mut out).await?;
-    Ok(out)
-}
-
-/// The columns [`user_row`] reads (never the password hash).
-const USER_COLUMNS: &str = "id, client_id, username, email, display_name, role, time_zone, \
-    disabled, mfa_required, totp_secret, tech_all_clients, access_expires_at, created_at";
-
-/// A user row without the technician lists (those live in their own table).
-fn user_row(r: &AnyRow) -> Result<User> {
+/// A user from the columns of [`user_columns`].
+pub(crate) fn user_row(r: &AnyRow) -> Result<User> {
+    let mut technician = TechnicianAccess {
+        all_clients: flag(r, "tech_all_clients")?,
+        ..Default::default()
+    };
+    let access = crate::query::opt_text(r, "tech_access")?;
+    for entry in access
+        .iter()
+        .flat_map(|a| a.split(','))
+        .filter(|e| !e.is_empty())
+    {
+        let bad = || StoreError::Corrupt(format!("column tech_access holds {entry:?}"));
+        let (mode, client) = entry.split_once(':').ok_or_else(bad)?;
+        let client: ClientId = client.parse().map_err(|_| bad())?;
+        if mode == "deny" {
+            technician.deny.insert(client);
+        } else {
+            technician.allow.insert(client);
+        }
+    }
     Ok(User {
         id: parsed(r, "id")?,
         client_id: opt_parsed(r, "client_id")?,
@@ -350,44 +358,9 @@ fn user_row(r: &AnyRow) -> Result<User> {
         time_zone: text(r, "time_zone")?,
         disabled: flag(r, "disabled")?,
         mfa_required: flag(r, "mfa_required")?,
-        mfa_enrolled: crate::query::opt_text(r, "totp_secret")?.is_some(),
-        technician: TechnicianAccess {
-            all_clients: flag(r, "tech_all_clients")?,
-            ..Default::default()
-        },
+        mfa_enrolled: flag(r, "mfa_enrolled")?,
+        technician,
         access_expires_at: opt_ts(r, "access_expires_at")?,
         created_at: ts(r, "created_at")?,
     })
-}
-
-/// Fills in the allow and deny lists of the provider technicians among `users`.
-async fn with_technician_lists(c: &mut AnyConnection, users: &mut [User]) -> Result<()> {
-    let techs: Vec<usize> = (0..users.len())
-        .filter(|&i| users[i].role == Role::ProviderTechnician)
-        .collect();
-    if techs.is_empty() {
-        return Ok(());
-    }
-    let mut q =
-        Sql::new("SELECT user_id, client_id, mode FROM technician_access WHERE user_id IN (");
-    for (n, &i) in techs.iter().enumerate() {
-        if n > 0 {
-            q.push(", ");
-        }
-        q.text(users[i].id.to_string());
-    }
-    q.push(")");
-    for row in &q.fetch_all(c).await? {
-        let uid: UserId = parsed(row, "user_id")?;
-        let cid: ClientId = parsed(row, "client_id")?;
-        let Some(u) = users.iter_mut().find(|u| u.id == uid) else {
-            continue;
-        };
-        if text(row, "mode")? == "deny" {
-            u.technician.deny.insert(cid);
-        } else {
-            u.technician.allow.insert(cid);
-        }
-    }
-    Ok(())
 }

@@ -6,7 +6,7 @@
 //! anyone is known (which client has this address, which ticket has this token) are
 //! unscoped by design, like sign-in's, and return only the one row concerned.
 
-use crate::directory::user;
+use crate::directory::{user_columns, user_row};
 use crate::query::{int, opt_parsed, opt_text, opt_ts, parsed, text, ts, Sql};
 use crate::{Page, Paged, Result};
 use sqlx::any::AnyRow;
@@ -354,28 +354,24 @@ pub async fn ticket_by_token(
 
 /// People with this address, compared without case (unscoped: inbound mail, sign-in links).
 pub async fn users_by_email(c: &mut AnyConnection, email: &str) -> Result<Vec<User>> {
-    let rows = Sql::new("SELECT * FROM users WHERE LOWER(email) = ")
+    let mut q = Sql::new("SELECT ");
+    q.push(&user_columns("users"))
+        .push(" FROM users WHERE LOWER(email) = ")
         .text(email.to_lowercase())
-        .push(" ORDER BY created_at, id")
-        .fetch_all(c)
-        .await?;
-    let mut out = Vec::new();
-    for r in &rows {
-        out.push(user(c, r).await?);
-    }
-    Ok(out)
+        .push(" ORDER BY created_at, id");
+    q.fetch_all(c).await?.iter().map(user_row).collect()
 }
 
 /// People by id (Tandem's own read, to address mail about a change it is writing).
 pub async fn users_by_id(c: &mut AnyConnection, ids: &[UserId]) -> Result<Vec<User>> {
     let mut out = Vec::new();
     for id in ids {
-        let r = Sql::new("SELECT * FROM users WHERE id = ")
-            .text(id.to_string())
-            .fetch_optional(c)
-            .await?;
-        if let Some(r) = r {
-            out.push(user(c, &r).await?);
+        let mut q = Sql::new("SELECT ");
+        q.push(&user_columns("users"))
+            .push(" FROM users WHERE id = ")
+            .text(id.to_string());
+        if let Some(r) = q.fetch_optional(c).await? {
+            out.push(user_row(&r)?);
         }
     }
     Ok(out)
@@ -387,7 +383,9 @@ pub async fn contacts(
     client: Option<ClientId>,
     roles: &[Role],
 ) -> Result<Vec<User>> {
-    let mut q = Sql::new("SELECT * FROM users WHERE disabled = 0 AND ");
+    let mut q = Sql::new("SELECT ");
+    q.push(&user_columns("users"))
+        .push(" FROM users WHERE disabled = 0 AND ");
     match client {
         Some(cl) => q.push("client_id = ").text(cl.to_string()),
         None => q.push("client_id IS NULL"),
@@ -400,12 +398,7 @@ pub async fn contacts(
         q.text(r.as_str());
     }
     q.push(") ORDER BY created_at, id");
-    let rows = q.fetch_all(c).await?;
-    let mut out = Vec::new();
-    for r in &rows {
-        out.push(user(c, r).await?);
-    }
-    Ok(out)
+    q.fetch_all(c).await?.iter().map(user_row).collect()
 }
 
 // ---- preferences ----------------------------------------------------------------------

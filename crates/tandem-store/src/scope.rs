@@ -250,12 +250,15 @@ pub async fn staff(c: &mut AnyConnection, client: ClientId) -> Result<(Vec<UserI
         .iter()
         .map(|r| parsed(r, "id"))
         .collect::<Result<Vec<UserId>>>()?;
-    let rows = Sql::new("SELECT * FROM users WHERE disabled = 0 AND client_id IS NULL")
-        .fetch_all(c)
-        .await?;
+    let rows = Sql::new(&format!(
+        "SELECT {} FROM users WHERE disabled = 0 AND client_id IS NULL",
+        crate::directory::user_columns("users")
+    ))
+    .fetch_all(c)
+    .await?;
     let mut provider = Vec::new();
     for r in &rows {
-        let u = crate::directory::user(c, r).await?;
+        let u = crate::directory::user_row(r)?;
         let reaches = match u.role {
             Role::ProviderAdmin => true,
             Role::ProviderTechnician => u.technician.scope().contains(client),

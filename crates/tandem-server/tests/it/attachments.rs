@@ -894,3 +894,76 @@ async fn machine_credentials_never_open_the_attachment_routes() {
     })
     .await;
 }
+
+/// A slow sender holds nothing of the database while its file arrives: with half a file sent
+/// and the connection held open, someone else's write (a new ticket) goes through; then the
+/// rest arrives and the file is stored whole, from the spool, byte for byte.
+#[tokio::test]
+async fn a_slow_upload_blocks_no_other_write() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    run(|t| async move {
+        let ticket = t.ticket_for_end_user_a().await.id.to_string();
+        let it = bearer(&t, &t.w.it_a).await;
+        let Cred::Bearer(token) = &it else {
+            unreachable!("bearer")
+        };
+        let text = log_text(600); // three chunks
+        let (ct, body) = multipart(&[Part::File(
+            "file",
+            "slow.log",
+            Some("text/plain"),
+            text.as_bytes(),
+        )]);
+        let addr = t.base.trim_start_matches("http://").to_string();
+        let mut s = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST /api/v1/tickets/{ticket}/attachments HTTP/1.1\r\nHost: {addr}\r\n\
+             Authorization: Bearer {token}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await.expect("head");
+        let half = body.len() / 2; // past the first 256 KiB chunk
+        s.write_all(&body[..half]).await.expect("first half");
+        s.flush().await.expect("flush");
+        // Give the server the first half (it reads it and spools a chunk or more).
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+
+        // Meanwhile another person opens a ticket: it must not wait for the upload. (The
+        // timeout only turns a hang into a failure; it measures nothing.)
+        let desk = bearer(&t, &t.w.it_a).await;
+        let other = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            t.send(
+                t.api(Method::POST, "/api/v1/tickets", &desk)
+                    .json(&serde_json::json!({"subject": "Projector in room 2 flickers"})),
+            ),
+        )
+        .await
+        .expect("a write went through while the upload was half sent");
+        assert_eq!(other.status, 201, "{}", other.text);
+
+        s.write_all(&body[half..]).await.expect("second half");
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).await.expect("answer");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+        let json: Value = serde_json::from_str(
+            answer
+                .split_once("\r\n\r\n")
+                .map(|(_, b)| b)
+                .expect("a body"),
+        )
+        .expect("json");
+        let id = json["items"][0]["id"].as_str().expect("id").to_string();
+        let d = get(&t, &it, &format!("/api/v1/attachments/{id}/content")).await;
+        assert_eq!(d.status, 200);
+        assert_eq!(d.bytes, text.as_bytes(), "byte-exact from the spool");
+    })
+    .await;
+}
