@@ -98,6 +98,7 @@ impl App {
                 title: "hp-fs-01: any filesystem below 10% free".into(),
                 summary: "/ has 35.4 GiB free (3.8%)".into(),
                 renotify_minutes: Some(30),
+                ticket: Default::default(),
             },
         )
         .await?;

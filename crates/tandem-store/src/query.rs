@@ -319,6 +319,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "auth_epoch",
         include_str!("../migrations/0017_auth_epoch.sql"),
     ),
+    // Alerts open and update tickets by policy; tickets opened by Tandem (issue #6).
+    (
+        18,
+        "alert_tickets",
+        include_str!("../migrations/0018_alert_tickets.sql"),
+    ),
 ];
 
 /// A migration file whose first lines hold this directive is run, on SQLite, with foreign-key

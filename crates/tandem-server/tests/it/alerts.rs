@@ -37,6 +37,7 @@ fn raise(client: ClientId, key: &str, domain: &str) -> RaiseAlert {
         title: "Disk almost full on fs01".into(),
         summary: "/srv has 2 GiB free".into(),
         renotify_minutes: Some(15),
+        ticket: Default::default(),
     }
 }
 
