@@ -17,6 +17,7 @@ use tandem_domain::ingest::{
     host_matches, parse_alertmanager, parse_webhook, Incoming, IncomingStatus, IntegrationToken,
     INTEGRATION_TOKEN_PREFIX,
 };
+use tandem_domain::monitoring::AlertTicketRule;
 use tandem_domain::validate::{self, Invalid};
 use tandem_domain::{AlertId, ClientId, EndpointId, IntegrationTokenId, Timestamp};
 use tandem_store::integrations as store;
@@ -31,6 +32,9 @@ pub struct NewIntegrationToken {
     pub label: String,
     /// The domain of the catalog that alerts naming none are routed by.
     pub default_domain: String,
+    /// Whether the alerts its sender posts open (and resolve) tickets (default: no ticket).
+    #[serde(default)]
+    pub ticket: AlertTicketRule,
 }
 
 /// What became of one incoming alert.
@@ -125,6 +129,7 @@ impl App {
             created_at: Timestamp::now(),
             last_used_at: None,
             revoked_at: None,
+            ticket: new.ticket,
         };
         let mut w = self.store.write().await?;
         store::insert_integration_token(&mut w, &token, &sha256_hex(&secret)).await?;
@@ -135,11 +140,43 @@ impl App {
             token.id,
         )
         .client(Some(client))
-        .after(json!({"label": token.label, "prefix": token.prefix, "default_domain": token.default_domain}))
+        .after(json!({"label": token.label, "prefix": token.prefix, "default_domain": token.default_domain, "ticket": token.ticket}))
         .write(&mut w)
         .await?;
         w.commit().await?;
         Ok((token, secret))
+    }
+
+    /// Sets whether the alerts a token's sender posts open (and resolve) tickets. Alerts
+    /// already open keep the rule they fired under.
+    pub async fn set_integration_ticket_rule(
+        &self,
+        actor: &Actor,
+        id: IntegrationTokenId,
+        rule: AlertTicketRule,
+    ) -> Result<IntegrationToken> {
+        let g = self.grant(actor, Action::IntegrationsManage)?;
+        let mut w = self.store.write().await?;
+        let mut t = store::get_integration_token(&mut w, &g, id)
+            .await?
+            .ok_or(Error::NotFound("integration token"))?;
+        if !store::set_ticket_rule(&mut w, id, &rule).await? {
+            return Err(Error::Conflict("the integration token is revoked".into()));
+        }
+        Audit::new(
+            actor,
+            "integration_token.ticket_rule_set",
+            "integration_token",
+            id,
+        )
+        .client(Some(t.client_id))
+        .before(json!({"ticket": t.ticket}))
+        .after(json!({"ticket": rule}))
+        .write(&mut w)
+        .await?;
+        w.commit().await?;
+        t.ticket = rule;
+        Ok(t)
     }
 
     /// Revokes an integration token: its sender is refused from now on.
@@ -303,6 +340,7 @@ impl App {
                                 title: inc.title.clone(),
                                 summary,
                                 renotify_minutes: None,
+                                ticket: token.ticket,
                             },
                         )
                         .await?;

@@ -9,7 +9,7 @@ use crate::{Actor, App, Audit, Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tandem_domain::authz::Action;
-use tandem_domain::monitoring::{Alert, AlertEvent, AlertState, Severity};
+use tandem_domain::monitoring::{Alert, AlertEvent, AlertState, AlertTicketRule, Severity};
 use tandem_domain::scope::Party;
 use tandem_domain::validate::Invalid;
 use tandem_domain::{AlertId, ClientId, EndpointId, Side, Timestamp};
@@ -48,6 +48,9 @@ pub struct RaiseAlert {
     /// Re-notify every this many minutes while firing.
     #[serde(default)]
     pub renotify_minutes: Option<u32>,
+    /// Whether it opens (and resolves) a ticket: the check's or the integration's rule.
+    #[serde(default)]
+    pub ticket: AlertTicketRule,
 }
 
 /// The outcome of raising.
@@ -67,6 +70,8 @@ pub struct AlertView {
     pub alert: Alert,
     /// Its timeline, oldest first.
     pub events: Vec<AlertEvent>,
+    /// The ticket it opened or updates, for those who may read it.
+    pub ticket: Option<crate::AlertTicket>,
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> Error {
@@ -187,6 +192,8 @@ impl App {
                         false,
                     )
                     .await?;
+                    // Its ticket, if it has one, hears of it (issue #6).
+                    self.ticket_on_alert_update(&mut w, actor, &a, now).await?;
                 } else {
                     store::update_alert(&mut w, &a).await?;
                 }
@@ -198,7 +205,7 @@ impl App {
             }
             drop(w);
             // Route before the write: who owns the domain at this instant.
-            let (owner, window, on_shift, reason) = match self
+            let (owner, window, on_shift, reason, hint) = match self
                 .route(&Actor::system(), r.client_id, &r.domain, now)
                 .await
             {
@@ -207,6 +214,7 @@ impl App {
                     Some(ans.decision.window),
                     ans.decision.owner_on_shift,
                     ans.decision.reason,
+                    ans.decision.assignee,
                 ),
                 Err(_) => (
                     Party::Internal,
@@ -216,6 +224,7 @@ impl App {
                         "no scope agreement in force assigns {}; the client's own IT owns it",
                         r.domain
                     ),
+                    None,
                 ),
             };
             // Maintenance: a window covering this alert now silences it.
@@ -228,7 +237,7 @@ impl App {
                     now,
                 )
                 .await?;
-            let a = Alert {
+            let mut a = Alert {
                 check_kind: check_kind.clone(),
                 silenced_by: silence.as_ref().map(|(w, _)| w.id),
                 silenced_window: silence.as_ref().map(|(w, _)| w.name.clone()),
@@ -261,6 +270,7 @@ impl App {
                 renotify_minutes: r.renotify_minutes,
                 flapping: false,
                 ticket_id: None,
+                ticket_auto_resolve: false,
             };
             let mut w = self.store.write().await?;
             match store::insert_alert(&mut w, &a).await {
@@ -292,9 +302,22 @@ impl App {
                 ));
             }
             alert_transitioned(&mut w, &a, actor, now, "fired", body, silence.is_none()).await?;
+            // By its rule, it opens a ticket or updates the one still open for its key.
+            self.ticket_for_new_alert(
+                &mut w,
+                actor,
+                &mut a,
+                r.ticket,
+                crate::alert_tickets::TicketRoute {
+                    assignee_hint: hint,
+                    reason: reason.clone(),
+                },
+                now,
+            )
+            .await?;
             Audit::new(actor, "alert.fired", "alert", a.id)
                 .client(Some(a.client_id))
-                .after(json!({"dedup_key": a.dedup_key, "title": a.title, "domain": a.domain, "severity": a.severity, "owner": a.owner, "owner_on_shift": a.owner_on_shift, "silenced_by": a.silenced_by, "silenced_until": a.silenced_until}))
+                .after(json!({"dedup_key": a.dedup_key, "title": a.title, "domain": a.domain, "severity": a.severity, "owner": a.owner, "owner_on_shift": a.owner_on_shift, "silenced_by": a.silenced_by, "silenced_until": a.silenced_until, "ticket_id": a.ticket_id}))
                 .write(&mut w)
                 .await?;
             w.commit().await?;
@@ -344,6 +367,14 @@ impl App {
             format!("Resolved automatically: {}", note.trim())
         };
         alert_transitioned(&mut w, &a, actor, now, "resolved", body, !quiet).await?;
+        self.ticket_on_alert_resolved(
+            &mut w,
+            actor,
+            &a,
+            &format!("cleared automatically ({})", note.trim()),
+            now,
+        )
+        .await?;
         Audit::new(actor, "alert.cleared", "alert", a.id)
             .client(Some(a.client_id))
             .after(json!({"dedup_key": a.dedup_key, "note": note.trim()}))
@@ -373,7 +404,13 @@ impl App {
             .await?
             .ok_or(Error::NotFound("alert"))?;
         let events = store::alert_events(&mut r, &alert).await?;
-        Ok(AlertView { alert, events })
+        drop(r);
+        let ticket = self.alert_ticket(actor, &alert).await?;
+        Ok(AlertView {
+            alert,
+            events,
+            ticket,
+        })
     }
 
     async fn alert_to_change(&self, actor: &Actor, id: AlertId) -> Result<Alert> {
@@ -457,6 +494,14 @@ impl App {
             "resolved",
             format!("Resolved by {}: {note}", actor.label()),
             !quiet,
+        )
+        .await?;
+        self.ticket_on_alert_resolved(
+            &mut w,
+            actor,
+            &a,
+            &format!("resolved by {} ({note})", actor.label()),
+            now,
         )
         .await?;
         Audit::new(actor, "alert.resolved", "alert", a.id)

@@ -9,13 +9,15 @@
 //! (Mon–Fri 07:30–17:00 New York), to Dana's internal IT within them. It is raised through the
 //! same use case the evaluation uses, with the check's own deduplication key, so the
 //! evaluation loop of `tandem demo` keeps it (it still sees the full disk) instead of raising
-//! a second one.
+//! a second one. Harbor Point's servers override the disk check so that a full disk also
+//! opens a ticket (resolved with the alert): the alert shows its ticket, routed by the same
+//! agreement, and the ticket shows its alert.
 
 use crate::{Actor, App, CheckPolicyInput, RaiseAlert, Result};
 use tandem_domain::fleet::FleetFilter;
 use tandem_domain::monitoring::evaluate::dedup_key;
 use tandem_domain::monitoring::policy::PolicyTarget;
-use tandem_domain::monitoring::{Check, Severity};
+use tandem_domain::monitoring::{AlertTicketRule, Check, Severity, TicketMode};
 use tandem_domain::ClientId;
 use tandem_store::Page;
 
@@ -77,7 +79,11 @@ impl App {
             &morgan,
             PolicyTarget::Group(servers.id),
             CheckPolicyInput {
-                checks: vec![check(serde_json::json!({"key": "ssh", "kind": "service_down", "unit": "ssh.service", "severity": "critical"}))?],
+                checks: vec![
+                    check(serde_json::json!({"key": "ssh", "kind": "service_down", "unit": "ssh.service", "severity": "critical"}))?,
+                    // On the servers a full disk also opens a ticket, resolved with the alert.
+                    check(serde_json::json!({"key": "disk", "kind": "disk_free", "min_percent": 10, "severity": "critical", "renotify_minutes": 30, "ticket": {"mode": "open_and_resolve"}}))?,
+                ],
                 exclusions: vec![],
             },
         )
@@ -98,6 +104,7 @@ impl App {
                 title: "hp-fs-01: any filesystem below 10% free".into(),
                 summary: "/ has 35.4 GiB free (3.8%)".into(),
                 renotify_minutes: Some(30),
+                ticket: AlertTicketRule::new(TicketMode::OpenAndResolve),
             },
         )
         .await?;

@@ -21,6 +21,7 @@ impl App {
                 NewIntegrationToken {
                     label: "Prometheus, Norfolk office (demo)".into(),
                     default_domain: "backup".into(),
+                    ticket: Default::default(),
                 },
             )
             .await?;

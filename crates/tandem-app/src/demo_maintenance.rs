@@ -107,6 +107,7 @@ impl App {
                     "ssh.service is inactive (the server is rebooting for its firmware update)"
                         .into(),
                 renotify_minutes: None,
+                ticket: Default::default(),
             },
             Some("service_down".into()),
         )

@@ -7,6 +7,7 @@
 
 mod alert_ingest; // ingest (issue #6): Alertmanager, webhook, integration tokens
 mod alert_paging; // alerts → on-call paging (issue #6)
+mod alert_tickets; // alerts open and update tickets by policy (issue #6)
 mod alerts; // alerts (issue #6): alert lifecycle
 mod attachments; // ticket attachments (issue #5)
 mod audit_log;
@@ -81,6 +82,7 @@ pub use tokens::{NewToken, TOKEN_PREFIX};
 pub use ticket_views::{BuiltinView, TicketViewItem, ViewPage, BREACH_SCAN_LIMIT};
 // alerts (issue #6)
 pub use alert_paging::page_key;
+pub use alert_tickets::AlertTicket;
 pub use alerts::{AlertView, RaiseAlert, Raised};
 pub use monitoring::{CheckPolicyInput, PassReport};
 // maintenance windows (issue #6)

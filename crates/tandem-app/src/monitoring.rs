@@ -492,6 +492,7 @@ impl App {
                             title: format!("{}: {}", t.hostname, check.kind.describe()),
                             summary: found.clone(),
                             renotify_minutes: check.renotify_minutes,
+                            ticket: check.ticket,
                         },
                         Some(check.kind.name().to_string()),
                     )

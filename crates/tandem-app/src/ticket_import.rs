@@ -225,7 +225,7 @@ impl App {
                     urgency: pt.urgency,
                     priority: Priority::from_matrix(pt.impact, pt.urgency),
                     status: pt.status,
-                    created_by: p.user_id,
+                    created_by: Some(p.user_id),
                     created_at: pt.created_at.unwrap_or(now),
                     updated_at: now,
                     first_response_at: (pt.status != Status::New).then_some(now),

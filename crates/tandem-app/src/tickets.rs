@@ -63,6 +63,9 @@ pub struct TicketView {
     /// tickets2: watchers, tags, related tickets and merges.
     #[serde(flatten)]
     pub data: crate::ticket_data::TicketData,
+    /// The alerts that opened or updated it (issue #6), newest first; only for those who
+    /// may read alerts.
+    pub alerts: Vec<tandem_domain::monitoring::Alert>,
 }
 
 pub(crate) fn party_of_side(s: Side) -> Option<Party> {
@@ -185,7 +188,7 @@ impl App {
             urgency,
             priority: Priority::from_matrix(impact, urgency),
             status: Status::New,
-            created_by: p.user_id,
+            created_by: Some(p.user_id),
             created_at: now,
             updated_at: now,
             first_response_at: None,
@@ -272,12 +275,21 @@ impl App {
                 &cals,
             )
         });
+        // Alerts (issue #6): shown to whoever may read alerts, as far as their grant reaches.
+        let alerts = match self.grant(actor, Action::AlertsRead) {
+            Ok(ag) => {
+                let mut r = self.store.read().await?;
+                tandem_store::monitoring::alerts_of_ticket(&mut r, &ag, t.id).await?
+            }
+            Err(_) => Vec::new(),
+        };
         Ok(TicketView {
             ticket: t,
             events,
             sla,
             attachments,
             data,
+            alerts,
         })
     }
 
@@ -394,7 +406,24 @@ impl App {
                 to.as_str()
             )));
         }
-        let now = Timestamp::now();
+        let mut w = self.store.write().await?;
+        self.write_status(&mut w, actor, &mut t, to, Timestamp::now(), None)
+            .await?;
+        w.commit().await?;
+        Ok(t)
+    }
+
+    /// Writes a status change (already checked with `may_become`) inside `w`: the clock, the
+    /// history entry (with `why`, if given), the audit entry and, for a resolution, its mail.
+    pub(crate) async fn write_status(
+        &self,
+        w: &mut tandem_store::Write,
+        actor: &Actor,
+        t: &mut Ticket,
+        to: Status,
+        now: Timestamp,
+        why: Option<&str>,
+    ) -> Result<()> {
         let before = t.status;
         t.status = to;
         t.updated_at = now;
@@ -412,23 +441,24 @@ impl App {
                 paused,
             });
         }
-        let mut w = self.store.write().await?;
-        store::update_ticket(&mut w, &t).await?;
-        let summary = format!("Status: {} → {}", before.as_str(), to.as_str());
-        store::insert_event(&mut w, &t, &event(actor, now, "status", summary, true)).await?;
+        store::update_ticket(w, t).await?;
+        let mut summary = format!("Status: {} → {}", before.as_str(), to.as_str());
+        if let Some(why) = why {
+            summary.push_str(&format!(" — {why}"));
+        }
+        store::insert_event(w, t, &event(actor, now, "status", summary, true)).await?;
         Audit::new(actor, "ticket.status_changed", "ticket", t.id)
             .client(Some(t.client_id))
             .before(json!({"status": before}))
             .after(json!({"status": to}))
-            .write(&mut w)
+            .write(w)
             .await?;
         // Mail (issue #5).
         if to == Status::Resolved {
-            self.mail_ticket_event(&mut w, actor, &t, MailEvent::TicketResolved, "")
+            self.mail_ticket_event(w, actor, t, MailEvent::TicketResolved, why.unwrap_or(""))
                 .await?;
         }
-        w.commit().await?;
-        Ok(t)
+        Ok(())
     }
 
     /// Hands a ticket to the other side, with the reason; the SLA clock follows it into the
@@ -573,7 +603,11 @@ pub(crate) fn event(
         id: tandem_domain::EventId::new(),
         at,
         actor_id: p.map(|p| p.user_id),
-        actor_label: p.map_or_else(|| "Tandem".to_string(), |p| p.label.clone()),
+        // Tandem acting as one of its parts (monitoring, an integration) is named so.
+        actor_label: p.map_or_else(
+            || actor.agent.clone().unwrap_or_else(|| "Tandem".to_string()),
+            |p| p.label.clone(),
+        ),
         actor_side: p.map_or(Side::System, |p| p.side()),
         kind: kind.into(),
         body,

@@ -433,8 +433,9 @@ pub struct Ticket {
     pub priority: Priority,
     /// Where it is.
     pub status: Status,
-    /// Who opened it.
-    pub created_by: UserId,
+    /// Who opened it; absent for a ticket Tandem opened itself (an alert's, by policy — its
+    /// "opened" history entry names the part of Tandem, such as "Tandem monitoring").
+    pub created_by: Option<UserId>,
     /// When.
     pub created_at: Timestamp,
     /// Last change.

@@ -44,6 +44,9 @@ pub struct IntegrationToken {
     pub last_used_at: Option<Timestamp>,
     /// When it was revoked; it works no more.
     pub revoked_at: Option<Timestamp>,
+    /// Whether the alerts its sender posts open (and resolve) tickets.
+    #[serde(default)]
+    pub ticket: crate::monitoring::AlertTicketRule,
 }
 
 /// Whether the sender says the alert fires or has cleared.

@@ -276,7 +276,7 @@ mod tests {
             } else {
                 Status::Open
             },
-            created_by: crate::UserId::new(),
+            created_by: Some(crate::UserId::new()),
             created_at: m(0),
             updated_at: m(0),
             first_response_at: responded.map(m),

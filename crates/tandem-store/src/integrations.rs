@@ -5,12 +5,13 @@
 //! [`endpoints_of_client`] are unscoped by design: the sender's token has already named the
 //! one client concerned.
 
-use crate::query::{opt_parsed, opt_ts, parsed, text, ts, Sql};
-use crate::{Page, Paged, Result};
+use crate::query::{opt_parsed, opt_text, opt_ts, parsed, text, ts, Sql};
+use crate::{Page, Paged, Result, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use tandem_domain::authz::Grant;
 use tandem_domain::ingest::IntegrationToken;
+use tandem_domain::monitoring::AlertTicketRule;
 use tandem_domain::{ClientId, EndpointId, IntegrationTokenId, Timestamp};
 
 /// Stores a new integration token under the SHA-256 of its secret.
@@ -21,7 +22,8 @@ pub async fn insert_integration_token(
 ) -> Result<()> {
     Sql::new(
         "INSERT INTO integration_tokens (id, client_id, label, prefix, token_hash, \
-         default_domain, created_by, created_at, last_used_at, revoked_at) VALUES (",
+         default_domain, created_by, created_at, last_used_at, revoked_at, ticket_mode, \
+         ticket_impact, ticket_urgency) VALUES (",
     )
     .text(t.id.to_string())
     .push(", ")
@@ -42,6 +44,12 @@ pub async fn insert_integration_token(
     .opt_int(t.last_used_at.map(|t| t.0))
     .push(", ")
     .opt_int(t.revoked_at.map(|t| t.0))
+    .push(", ")
+    .text(t.ticket.mode.as_str())
+    .push(", ")
+    .opt_text(t.ticket.impact.map(|i| i.as_str().to_string()))
+    .push(", ")
+    .opt_text(t.ticket.urgency.map(|u| u.as_str().to_string()))
     .push(")")
     .execute(c)
     .await?;
@@ -103,6 +111,26 @@ pub async fn revoke_integration_token(
     Ok(n == 1)
 }
 
+/// Sets the ticket rule of a live token. Returns whether a live token was changed.
+pub async fn set_ticket_rule(
+    c: &mut AnyConnection,
+    id: IntegrationTokenId,
+    rule: &AlertTicketRule,
+) -> Result<bool> {
+    let n = Sql::new("UPDATE integration_tokens SET ticket_mode = ")
+        .text(rule.mode.as_str())
+        .push(", ticket_impact = ")
+        .opt_text(rule.impact.map(|i| i.as_str().to_string()))
+        .push(", ticket_urgency = ")
+        .opt_text(rule.urgency.map(|u| u.as_str().to_string()))
+        .push(" WHERE id = ")
+        .text(id.to_string())
+        .push(" AND revoked_at IS NULL")
+        .execute(c)
+        .await?;
+    Ok(n == 1)
+}
+
 /// The live token with this secret hash (a sender posting; unscoped).
 pub async fn integration_token_by_hash(
     c: &mut AnyConnection,
@@ -146,6 +174,10 @@ pub async fn endpoints_of_client(
         .collect()
 }
 
+fn corrupt(e: String) -> StoreError {
+    StoreError::Corrupt(format!("integration token ticket rule: {e}"))
+}
+
 fn integration_token(r: &AnyRow) -> Result<IntegrationToken> {
     Ok(IntegrationToken {
         id: parsed(r, "id")?,
@@ -157,5 +189,16 @@ fn integration_token(r: &AnyRow) -> Result<IntegrationToken> {
         created_at: ts(r, "created_at")?,
         last_used_at: opt_ts(r, "last_used_at")?,
         revoked_at: opt_ts(r, "revoked_at")?,
+        ticket: AlertTicketRule {
+            mode: text(r, "ticket_mode")?.parse().map_err(corrupt)?,
+            impact: opt_text(r, "ticket_impact")?
+                .map(|s| s.parse())
+                .transpose()
+                .map_err(corrupt)?,
+            urgency: opt_text(r, "ticket_urgency")?
+                .map(|s| s.parse())
+                .transpose()
+                .map_err(corrupt)?,
+        },
     })
 }

@@ -17,7 +17,7 @@ use tandem_domain::monitoring::{
 };
 use tandem_domain::scope::{Party, Window};
 use tandem_domain::{
-    AlertId, ClientId, EndpointGroupId, EndpointId, Side, SiteId, Timestamp, UserId,
+    AlertId, ClientId, EndpointGroupId, EndpointId, Side, SiteId, TicketId, Timestamp, UserId,
 };
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -75,7 +75,7 @@ pub async fn insert_alert(c: &mut AnyConnection, a: &Alert) -> Result<()> {
          owner_on_shift, route_reason, fired_at, last_seen_at, acknowledged_at, acknowledged_by, \
          acknowledged_label, acknowledged_side, resolved_at, resolution, notified_at, \
          renotify_minutes, flapping, ticket_id, check_kind, silenced_by, silenced_window, \
-         silenced_until) VALUES (",
+         silenced_until, ticket_auto_resolve) VALUES (",
     );
     q.text(a.id.to_string())
         .push(", ")
@@ -157,7 +157,9 @@ fn changeable(q: &mut Sql, a: &Alert) {
         .push(", ")
         .opt_text(a.silenced_window.clone())
         .push(", ")
-        .opt_int(a.silenced_until.map(|t| t.0));
+        .opt_int(a.silenced_until.map(|t| t.0))
+        .push(", ")
+        .int(i64::from(a.ticket_auto_resolve));
 }
 
 /// Writes an alert's changeable fields back (state, summary, acknowledgement, resolution…).
@@ -197,6 +199,8 @@ pub async fn update_alert(c: &mut AnyConnection, a: &Alert) -> Result<()> {
         .int(i64::from(a.flapping))
         .push(", ticket_id = ")
         .opt_text(a.ticket_id.map(|t| t.to_string()))
+        .push(", ticket_auto_resolve = ")
+        .int(i64::from(a.ticket_auto_resolve))
         .push(" WHERE id = ")
         .text(a.id.to_string())
         .execute(c)
@@ -217,6 +221,60 @@ pub async fn open_alert(
         .as_ref()
         .map(alert)
         .transpose()
+}
+
+/// The ticket still being worked (neither resolved nor closed) that an earlier alert of a
+/// client with this deduplication key opened or updated, newest first (Tandem's own read,
+/// unscoped): a re-firing alert updates it instead of opening another.
+pub async fn open_ticket_of_key(
+    c: &mut AnyConnection,
+    client: ClientId,
+    dedup_key: &str,
+) -> Result<Option<TicketId>> {
+    Sql::new(
+        "SELECT a.ticket_id AS ticket_id FROM alerts a JOIN tickets t ON t.id = a.ticket_id \
+         WHERE a.client_id = ",
+    )
+    .text(client.to_string())
+    .push(" AND a.dedup_key = ")
+    .text(dedup_key)
+    .push(" AND t.status NOT IN ('resolved', 'closed') ORDER BY a.fired_at DESC, a.id DESC LIMIT 1")
+    .fetch_optional(c)
+    .await?
+    .as_ref()
+    .map(|r| parsed(r, "ticket_id"))
+    .transpose()
+}
+
+/// The alerts that opened or updated a ticket, newest first, as far as the grant reaches.
+pub async fn alerts_of_ticket(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    ticket: TicketId,
+) -> Result<Vec<Alert>> {
+    let mut q = Sql::new("SELECT * FROM alerts WHERE ticket_id = ");
+    q.text(ticket.to_string())
+        .push(" AND ")
+        .scope("client_id", grant)
+        .push(" ORDER BY fired_at DESC, id DESC LIMIT 100");
+    q.fetch_all(c).await?.iter().map(alert).collect()
+}
+
+/// How many alerts other than `except` that are still open are linked to a ticket (Tandem's
+/// own read, unscoped): a ticket is resolved with its alert only when none is.
+pub async fn other_open_alerts_of_ticket(
+    c: &mut AnyConnection,
+    ticket: TicketId,
+    except: AlertId,
+) -> Result<i64> {
+    let r =
+        Sql::new("SELECT COUNT(*) AS n FROM alerts WHERE open_key IS NOT NULL AND ticket_id = ")
+            .text(ticket.to_string())
+            .push(" AND id <> ")
+            .text(except.to_string())
+            .fetch_optional(c)
+            .await?;
+    r.as_ref().map_or(Ok(0), |r| int(r, "n"))
 }
 
 /// Open alerts that re-notify (Tandem's own read, unscoped).
@@ -422,6 +480,7 @@ fn alert(r: &AnyRow) -> Result<Alert> {
         renotify_minutes: opt_int(r, "renotify_minutes")?.and_then(|m| u32::try_from(m).ok()),
         flapping: int(r, "flapping")? != 0,
         ticket_id: opt_parsed(r, "ticket_id")?,
+        ticket_auto_resolve: int(r, "ticket_auto_resolve")? != 0,
         check_kind: opt_text(r, "check_kind")?,
         silenced_by: opt_parsed(r, "silenced_by")?,
         silenced_window: opt_text(r, "silenced_window")?,

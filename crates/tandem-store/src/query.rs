@@ -319,7 +319,26 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "auth_epoch",
         include_str!("../migrations/0017_auth_epoch.sql"),
     ),
+    // Alerts open and update tickets by policy; tickets opened by Tandem (issue #6).
+    (
+        18,
+        "alert_tickets",
+        include_str!("../migrations/0018_alert_tickets.sql"),
+    ),
 ];
+
+/// A migration file whose first lines hold this directive is run, on SQLite, with foreign-key
+/// enforcement off around its transaction, and checked with `PRAGMA foreign_key_check` before
+/// it commits: SQLite's documented way to rebuild a table other tables reference (a `DROP
+/// TABLE` with enforcement on fails, and `PRAGMA foreign_keys` cannot change inside a
+/// transaction). PostgreSQL ignores it.
+const SQLITE_FOREIGN_KEYS_OFF: &str = "-- sqlite: foreign keys off";
+
+fn sqlite_foreign_keys_off(sql: &str) -> bool {
+    sql.lines()
+        .take_while(|l| l.trim().starts_with("--"))
+        .any(|l| l.trim() == SQLITE_FOREIGN_KEYS_OFF)
+}
 
 /// Statements of a migration file, without comments, each with the backend it is limited to:
 /// a statement right after a `-- only: sqlite` or `-- only: postgres` line runs only there.
@@ -359,6 +378,11 @@ pub(crate) async fn migrate(store: &Store) -> Result<Vec<&'static str>> {
         conn.execute("SELECT pg_advisory_lock(727473)").await?;
     }
     let result = migrate_locked(store, &mut conn).await;
+    if result.is_err() {
+        // Not back into the pool: a failed migration may have left it in any state (such
+        // as SQLite's foreign-key enforcement switched off by a rebuilding migration).
+        conn.close_on_drop();
+    }
     if store.backend == Backend::Postgres {
         conn.execute("SELECT pg_advisory_unlock(727473)").await?;
     }
@@ -385,34 +409,73 @@ async fn migrate_locked(store: &Store, conn: &mut AnyConnection) -> Result<Vec<&
             Some(m) => Some(m.lock().await),
             None => None,
         };
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        // Claim the version before applying it. Another process on the same SQLite file
-        // (which the advisory lock above does not cover) may have applied it since `done`
-        // was read: then the claim conflicts, and dropping `tx` rolls it back.
-        let claim = Sql::new("INSERT INTO schema_migrations (version, name, applied_at) VALUES (")
-            .int(*version)
-            .push(", ")
-            .text(*name)
-            .push(", ")
-            .int(Timestamp::now().0)
-            .push(")")
-            .execute(&mut tx)
-            .await;
-        match claim {
-            Ok(_) => {}
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(e),
+        let fk_off = store.backend == Backend::Sqlite && sqlite_foreign_keys_off(sql);
+        if fk_off {
+            conn.execute("PRAGMA foreign_keys = OFF").await?;
         }
-        for (only, stmt) in statements(sql) {
-            if only.is_some_and(|b| b != store.backend) {
-                continue;
+        let outcome = apply_migration(store, conn, *version, name, sql, fk_off).await;
+        if fk_off {
+            // Enforcement back on before the connection serves anything else (a connection
+            // that cannot have it back is closed by `migrate`, never pooled again).
+            if let Err(e) = conn.execute("PRAGMA foreign_keys = ON").await {
+                return Err(StoreError::Corrupt(format!(
+                    "could not turn foreign keys back on after migration {name}: {e}"
+                )));
             }
-            tx.execute(stmt.as_str()).await?;
         }
-        tx.commit().await?;
+        if !outcome? {
+            continue;
+        }
         applied.push(*name);
     }
     Ok(applied)
+}
+
+/// Applies one migration in its own transaction. Returns `false` when another process had
+/// already claimed its version.
+async fn apply_migration(
+    store: &Store,
+    conn: &mut AnyConnection,
+    version: i64,
+    name: &str,
+    sql: &str,
+    fk_check: bool,
+) -> Result<bool> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    // Claim the version before applying it. Another process on the same SQLite file
+    // (which the advisory lock above does not cover) may have applied it since `done`
+    // was read: then the claim conflicts, and dropping `tx` rolls it back.
+    let claim = Sql::new("INSERT INTO schema_migrations (version, name, applied_at) VALUES (")
+        .int(version)
+        .push(", ")
+        .text(name)
+        .push(", ")
+        .int(Timestamp::now().0)
+        .push(")")
+        .execute(&mut tx)
+        .await;
+    match claim {
+        Ok(_) => {}
+        Err(StoreError::Conflict(_)) => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    for (only, stmt) in statements(sql) {
+        if only.is_some_and(|b| b != store.backend) {
+            continue;
+        }
+        tx.execute(stmt.as_str()).await?;
+    }
+    if fk_check {
+        let broken = tx.fetch_all("PRAGMA foreign_key_check").await?;
+        if !broken.is_empty() {
+            return Err(StoreError::Corrupt(format!(
+                "migration {name} would leave {} row(s) with broken foreign keys",
+                broken.len()
+            )));
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -429,6 +492,17 @@ mod tests {
                 (None, "INSERT INTO a\nVALUES ('1')".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn the_foreign_keys_directive_is_read_from_the_leading_comments_only() {
+        assert!(sqlite_foreign_keys_off(
+            "-- sqlite: foreign keys off\n-- why\nCREATE TABLE a (x TEXT);\n"
+        ));
+        assert!(!sqlite_foreign_keys_off(
+            "CREATE TABLE a (x TEXT);\n-- sqlite: foreign keys off\n"
+        ));
+        assert!(!sqlite_foreign_keys_off("-- a\nCREATE TABLE a (x TEXT);\n"));
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub async fn insert_ticket(c: &mut AnyConnection, t: &Ticket) -> Result<()> {
         .push(", ")
         .text(t.status.as_str())
         .push(", ")
-        .text(t.created_by.to_string())
+        .opt_text(t.created_by.map(|u| u.to_string()))
         .push(", ")
         .int(t.created_at.0)
         .push(", ")
@@ -312,7 +312,7 @@ fn ticket(r: &AnyRow) -> Result<Ticket> {
         status: text(r, "status")?
             .parse()
             .map_err(|e| corrupt("status", e))?,
-        created_by: parsed(r, "created_by")?,
+        created_by: opt_parsed(r, "created_by")?,
         created_at: ts(r, "created_at")?,
         updated_at: ts(r, "updated_at")?,
         first_response_at: opt_ts(r, "first_response_at")?,

@@ -229,6 +229,7 @@ async fn migrations_apply_once_and_again_do_nothing() {
                 "maintenance_windows",
                 "notification_channels",
                 "auth_epoch",
+                "alert_tickets",
             ]
         );
         assert!(s.migrate().await.unwrap().is_empty());
@@ -274,6 +275,7 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
                 applied,
                 vec![
                     "alert_paging",
+                    "alert_tickets",
                     "alerts",
                     "auth_epoch",
                     "endpoints",

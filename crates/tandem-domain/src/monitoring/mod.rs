@@ -17,6 +17,7 @@ pub mod policy;
 pub use evaluate::{evaluate, CheckState, Evaluation, StateKey, Transition, TransitionKind};
 pub use facts::{DiskFact, EndpointFacts, TlsFact};
 
+use crate::helpdesk::{Impact, Urgency};
 use crate::scope::{Party, Window};
 use crate::validate::Invalid;
 use crate::{
@@ -256,6 +257,107 @@ pub struct Check {
     /// Notify again every this many minutes while firing and unacknowledged.
     #[serde(default)]
     pub renotify_minutes: Option<u32>,
+    /// Whether its alerts open (and resolve) a ticket; absent: they do not.
+    #[serde(default, skip_serializing_if = "AlertTicketRule::is_none")]
+    pub ticket: AlertTicketRule,
+}
+
+/// What an alert does in the helpdesk ("create ticket on alert").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum TicketMode {
+    /// No ticket: the alert pages and notifies, nothing more.
+    #[default]
+    None,
+    /// A firing alert opens a ticket (or updates the one still open for its key); the ticket
+    /// is told when the alert resolves and people resolve it.
+    Open,
+    /// As `open`, and the ticket is resolved when its alert resolves (automatically or by
+    /// hand) while nothing else keeps it open.
+    OpenAndResolve,
+}
+
+impl TicketMode {
+    /// Every mode.
+    pub const ALL: [TicketMode; 3] = [
+        TicketMode::None,
+        TicketMode::Open,
+        TicketMode::OpenAndResolve,
+    ];
+    /// Stable name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TicketMode::None => "none",
+            TicketMode::Open => "open",
+            TicketMode::OpenAndResolve => "open_and_resolve",
+        }
+    }
+    /// In words, for forms and lists.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TicketMode::None => "no ticket",
+            TicketMode::Open => "open a ticket",
+            TicketMode::OpenAndResolve => "open a ticket, resolve it with the alert",
+        }
+    }
+}
+
+impl std::str::FromStr for TicketMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        TicketMode::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("unknown ticket mode {s:?}"))
+    }
+}
+
+/// The ticket rule of a check or of an integration token: whether an alert opens a ticket,
+/// whether the ticket resolves with it, and the ticket's impact and urgency (by default from
+/// the alert's severity, [`AlertTicketRule::impact_urgency`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AlertTicketRule {
+    /// `none` (default), `open` or `open_and_resolve`.
+    #[serde(default)]
+    pub mode: TicketMode,
+    /// The ticket's impact (default by severity).
+    #[serde(default)]
+    pub impact: Option<Impact>,
+    /// The ticket's urgency (default by severity).
+    #[serde(default)]
+    pub urgency: Option<Urgency>,
+}
+
+impl AlertTicketRule {
+    /// A rule with this mode and the default priority.
+    pub fn new(mode: TicketMode) -> Self {
+        AlertTicketRule {
+            mode,
+            ..Default::default()
+        }
+    }
+    /// Whether alerts open no ticket.
+    pub fn is_none(&self) -> bool {
+        self.mode == TicketMode::None
+    }
+    /// Whether the ticket is resolved with its alert.
+    pub fn resolves(&self) -> bool {
+        self.mode == TicketMode::OpenAndResolve
+    }
+    /// The ticket's impact and urgency for an alert of this severity: the rule's, else
+    /// critical → a department, high; warning → a department, normal; info → one person,
+    /// low (P2, P3, P4 by the helpdesk's matrix).
+    pub fn impact_urgency(&self, severity: Severity) -> (Impact, Urgency) {
+        let (i, u) = match severity {
+            Severity::Critical => (Impact::Department, Urgency::High),
+            Severity::Warning => (Impact::Department, Urgency::Normal),
+            Severity::Info => (Impact::Person, Urgency::Low),
+        };
+        (self.impact.unwrap_or(i), self.urgency.unwrap_or(u))
+    }
 }
 
 fn default_severity() -> Severity {
@@ -466,8 +568,11 @@ pub struct Alert {
     pub renotify_minutes: Option<u32>,
     /// Notifications held because the condition is flapping.
     pub flapping: bool,
-    /// The ticket opened for it, if any.
+    /// The ticket it opened or updates, if any (several alerts of one key may share one).
     pub ticket_id: Option<TicketId>,
+    /// Whether its ticket is resolved when it resolves (the rule when it fired).
+    #[serde(default)]
+    pub ticket_auto_resolve: bool,
     /// The kind of the check that raised it (`None` for external sources).
     #[serde(default)]
     pub check_kind: Option<String>,
@@ -501,7 +606,7 @@ impl Alert {
 pub struct AlertEvent {
     /// When.
     pub at: Timestamp,
-    /// What: `fired`, `refired`, `renotify`, `acknowledged`, `resolved`, `flapping`, `settled`, `ticket`.
+    /// What: `fired`, `refired`, `renotify`, `acknowledged`, `resolved`, `flapping`, `settled`, `ticket` (a ticket opened or linked).
     pub kind: String,
     /// Who (a person's name, or Tandem).
     pub actor_label: String,

@@ -15,6 +15,7 @@ fn check(key: &str, kind: CheckKind) -> Check {
         severity: Severity::Warning,
         flap: FlapRule::default(),
         renotify_minutes: None,
+        ticket: Default::default(),
     }
 }
 
@@ -426,6 +427,7 @@ fn renotify_is_due_only_while_firing_after_the_interval() {
         renotify_minutes: Some(30),
         flapping: false,
         ticket_id: None,
+        ticket_auto_resolve: false,
         check_kind: None,
         silenced_by: None,
         silenced_window: None,

@@ -22,6 +22,7 @@ use axum::Json;
 use serde::Serialize;
 use tandem_app::{Error, IngestReport, NewIntegrationToken};
 use tandem_domain::ingest::IntegrationToken;
+use tandem_domain::monitoring::AlertTicketRule;
 use tandem_domain::{ClientId, IntegrationTokenId};
 use utoipa::ToSchema;
 
@@ -278,4 +279,23 @@ pub async fn revoke_token(
 ) -> ApiResult<StatusCode> {
     st.app.revoke_integration_token(&ctx.actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets whether the alerts a token's sender posts open (and resolve) tickets (issue #6).
+/// Alerts already open keep the rule they fired under.
+#[utoipa::path(put, path = "/api/v1/integration-tokens/{integration_token_id}/ticket", tag = "ingest",
+    params(("integration_token_id" = String, Path, description = "The integration token's id")),
+    request_body = AlertTicketRule,
+    responses((status = 200, body = IntegrationToken), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn set_ticket_rule(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<IntegrationTokenId>,
+    ApiJson(body): ApiJson<AlertTicketRule>,
+) -> ApiResult<Json<IntegrationToken>> {
+    Ok(Json(
+        st.app
+            .set_integration_ticket_rule(&ctx.actor, id, body)
+            .await?,
+    ))
 }

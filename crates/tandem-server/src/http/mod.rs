@@ -835,6 +835,13 @@ pub fn routes() -> Vec<RouteSpec> {
             Api,
             api_ingest::revoke_token
         ),
+        // Alerts open tickets by policy (issue #6): the integration's ticket rule.
+        route!(
+            PUT,
+            "/api/v1/integration-tokens/{integration_token_id}/ticket",
+            Api,
+            api_ingest::set_ticket_rule
+        ),
         route!(
             GET,
             "/clients/{client_id}/integrations",
@@ -852,6 +859,12 @@ pub fn routes() -> Vec<RouteSpec> {
             "/clients/{client_id}/integrations/{integration_token_id}/revoke",
             Page,
             pages_ingest::revoke
+        ),
+        route!(
+            POST,
+            "/clients/{client_id}/integrations/{integration_token_id}/ticket",
+            Page,
+            pages_ingest::set_ticket_rule
         ),
         // ---- maintenance windows (issue #6) ----
         route!(

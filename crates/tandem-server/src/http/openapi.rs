@@ -61,6 +61,7 @@ use utoipa::{Modify, OpenApi};
         super::api_metrics::endpoint_metrics,
         // ingest (issue #6): the integration tokens (the senders' own routes are in docs/INGEST.md)
         super::api_ingest::list_tokens, super::api_ingest::create_token, super::api_ingest::revoke_token,
+        super::api_ingest::set_ticket_rule,
         // maintenance windows (issue #6)
         super::api_maintenance::list_windows, super::api_maintenance::active_windows,
         super::api_maintenance::create_window, super::api_maintenance::get_window,

@@ -217,6 +217,8 @@ struct AlertPage {
     events: Vec<EventRow>,
     can_work: bool,
     silence: Option<String>,
+    /// Its ticket (issue #6), for those who may read it.
+    ticket: Option<tandem_app::AlertTicket>,
 }
 
 fn side_label(s: Side) -> &'static str {
@@ -283,6 +285,7 @@ pub async fn alert(
             events,
             can_work: may(&ctx, Action::AlertsWrite),
             silence: silence_text(&a, &tz),
+            ticket: v.ticket,
             a,
             chrome,
         },
@@ -368,7 +371,8 @@ struct MonitoringPage {
 }
 
 const EXAMPLE: &str = r#"[
-  {"key": "disk", "kind": "disk_free", "min_percent": 10, "severity": "critical"},
+  {"key": "disk", "kind": "disk_free", "min_percent": 10, "severity": "critical",
+   "ticket": {"mode": "open_and_resolve"}},
   {"key": "offline", "kind": "offline", "minutes": 15, "renotify_minutes": 30},
   {"key": "smbd", "kind": "service_down", "unit": "smbd.service"},
   {"key": "cpu", "kind": "cpu_high", "percent": 95, "minutes": 10},

@@ -12,6 +12,8 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 
 use tandem_app::{Actor, Error, NewIntegrationToken};
+use tandem_domain::helpdesk::{Impact, Urgency};
+use tandem_domain::monitoring::{AlertTicketRule, TicketMode};
 use tandem_domain::{ClientId, IntegrationTokenId};
 use tandem_store::Page;
 
@@ -24,6 +26,62 @@ struct IntegrationRow {
     last_used: String,
     live: bool,
     state: &'static str,
+    /// The ticket rule in words, and its form values (issue #6).
+    ticket: String,
+    ticket_mode: String,
+    ticket_impact: String,
+    ticket_urgency: String,
+}
+
+/// The ticket rule from a form's `ticket_mode`, `ticket_impact` and `ticket_urgency` (empty
+/// impact or urgency: by the alert's severity).
+pub(crate) fn ticket_rule_from_form(f: &FormFields) -> Result<AlertTicketRule, Error> {
+    let bad = |field: &'static str, m: String| {
+        Error::Invalid(vec![tandem_domain::validate::Invalid::new(field, m)])
+    };
+    let mode = match f.text("ticket_mode").trim() {
+        "" => TicketMode::None,
+        m => m.parse().map_err(|e| bad("ticket_mode", e))?,
+    };
+    let impact = match f.text("ticket_impact").trim() {
+        "" => None,
+        i => Some(i.parse().map_err(|e| bad("ticket_impact", e))?),
+    };
+    let urgency = match f.text("ticket_urgency").trim() {
+        "" => None,
+        u => Some(u.parse().map_err(|e| bad("ticket_urgency", e))?),
+    };
+    Ok(AlertTicketRule {
+        mode,
+        impact,
+        urgency,
+    })
+}
+
+/// The impacts and urgencies a ticket rule can name, widest and most urgent first.
+pub(crate) const IMPACTS: [Impact; 3] = [Impact::Organisation, Impact::Department, Impact::Person];
+pub(crate) const URGENCIES: [Urgency; 4] = [
+    Urgency::Critical,
+    Urgency::High,
+    Urgency::Normal,
+    Urgency::Low,
+];
+
+/// The ticket rule in words, for lists.
+pub(crate) fn ticket_rule_words(r: &AlertTicketRule) -> String {
+    if r.is_none() {
+        return "no ticket".into();
+    }
+    let mut s = r.mode.label().to_string();
+    match (r.impact, r.urgency) {
+        (None, None) => s.push_str(" (priority by severity)"),
+        (i, u) => s.push_str(&format!(
+            " (impact {}, urgency {})",
+            i.map_or("by severity", |i| i.as_str()),
+            u.map_or("by severity", |u| u.as_str())
+        )),
+    }
+    s
 }
 
 #[derive(Template)]
@@ -36,6 +94,10 @@ struct IntegrationsPage {
     /// (key, name)
     domains: Vec<(String, String)>,
     new_secret: Option<String>,
+    /// (value, words) of the ticket modes; impacts and urgencies (issue #6).
+    ticket_modes: Vec<(String, &'static str)>,
+    impacts: Vec<String>,
+    urgencies: Vec<String>,
     alertmanager_url: String,
     webhook_url: String,
 }
@@ -83,6 +145,10 @@ async fn view(
             } else {
                 "live"
             },
+            ticket: ticket_rule_words(&t.ticket),
+            ticket_mode: t.ticket.mode.as_str().to_string(),
+            ticket_impact: t.ticket.impact.map_or("", |i| i.as_str()).to_string(),
+            ticket_urgency: t.ticket.urgency.map_or("", |u| u.as_str()).to_string(),
         })
         .collect();
     let base = st.cfg.public_url.trim_end_matches('/').to_string();
@@ -95,6 +161,12 @@ async fn view(
             tokens,
             domains,
             new_secret,
+            ticket_modes: TicketMode::ALL
+                .iter()
+                .map(|m| (m.as_str().to_string(), m.label()))
+                .collect(),
+            impacts: IMPACTS.iter().map(|i| i.as_str().to_string()).collect(),
+            urgencies: URGENCIES.iter().map(|u| u.as_str().to_string()).collect(),
             alertmanager_url: format!("{base}/api/v1/ingest/alertmanager"),
             webhook_url: format!("{base}/api/v1/ingest/webhook"),
         },
@@ -132,9 +204,15 @@ pub async fn create(
 ) -> PageResult {
     let client = client_of(&id).map_err(|e| *e)?;
     let f = FormFields(f);
+    let back = format!("/clients/{client}/integrations");
+    let ticket = match ticket_rule_from_form(&f) {
+        Ok(r) => r,
+        Err(e) => return Ok(back_with(&st, &back, e)),
+    };
     let new = NewIntegrationToken {
         label: f.text("label"),
         default_domain: f.text("default_domain"),
+        ticket,
     };
     match st
         .app
@@ -174,6 +252,50 @@ pub async fn revoke(
         Ok(_) => Ok(redirect_with(
             &back,
             Some("The integration token was revoked: its sender is refused from now on."),
+            None,
+            st.cfg.secure_cookies,
+        )),
+        Err(e) => Ok(back_with(&st, &back, e)),
+    }
+}
+
+/// POST /clients/{client_id}/integrations/{integration_token_id}/ticket
+pub async fn set_ticket_rule(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path((id, token)): Path<(String, String)>,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> PageResult {
+    let client = client_of(&id).map_err(|e| *e)?;
+    let Ok(token) = token.parse::<IntegrationTokenId>() else {
+        return Err(fail(Error::NotFound("integration token")));
+    };
+    let back = format!("/clients/{client}/integrations");
+    // The token must be one of this client's (the address names the client).
+    let of_client = st
+        .app
+        .list_integration_tokens(&ctx.actor, Some(client), Page::new(0, 500))
+        .await
+        .map_err(fail)?;
+    if !of_client.items.iter().any(|t| t.id == token) {
+        return Err(fail(Error::NotFound("integration token")));
+    }
+    let rule = match ticket_rule_from_form(&FormFields(f)) {
+        Ok(r) => r,
+        Err(e) => return Ok(back_with(&st, &back, e)),
+    };
+    match st
+        .app
+        .set_integration_ticket_rule(&ctx.actor, token, rule)
+        .await
+    {
+        Ok(t) => Ok(redirect_with(
+            &back,
+            Some(&format!(
+                "“{}”: its alerts now {}.",
+                t.label,
+                ticket_rule_words(&t.ticket)
+            )),
             None,
             st.cfg.secure_cookies,
         )),

@@ -432,6 +432,10 @@ struct TicketPage {
     can_delete_files: bool,
     /// "up to 10 files of 25 MiB each".
     file_limits: String,
+    /// Alerts that opened or updated it (issue #6): (id, title, state, severity, fired).
+    alerts: Vec<(String, String, &'static str, &'static str, String)>,
+    /// Who opened it: a person's name, or "Tandem monitoring" for a ticket Tandem opened.
+    opened_by: String,
 }
 
 /// GET /tickets/{id}
@@ -536,6 +540,8 @@ pub async fn ticket(
                 // attachments (issue #5)
                 "attachments" => "attached files".into(),
                 "attachment_deleted" => "deleted a file".into(),
+                // alerts open and update tickets (issue #6)
+                "alert" => "reported on its alert".into(),
                 k => k.to_string(),
             },
             body: e.body.clone(),
@@ -559,9 +565,33 @@ pub async fn ticket(
     } else {
         Vec::new()
     };
+    let alerts = v
+        .alerts
+        .iter()
+        .map(|a| {
+            (
+                a.id.to_string(),
+                a.title.clone(),
+                a.state.as_str(),
+                a.severity.as_str(),
+                a.fired_at.display_in(&tz),
+            )
+        })
+        .collect();
+    // A ticket Tandem opened has no human creator; its "opened" entry names the part of
+    // Tandem (monitoring, an integration).
+    let opened_by = v
+        .events
+        .iter()
+        .find(|e| e.kind == "opened")
+        .map(|e| e.actor_label.clone())
+        .or_else(|| t.created_by.is_none().then(|| "Tandem monitoring".into()))
+        .unwrap_or_default();
     let clear = chrome.clear_flash;
     Ok(render(
         &TicketPage {
+            alerts,
+            opened_by,
             data: v.data,
             watching,
             can_watch: !matches!(p.role, Role::EndUser | Role::Auditor),

@@ -37,6 +37,7 @@ fn raise(client: ClientId, key: &str, domain: &str) -> RaiseAlert {
         title: "Disk almost full on fs01".into(),
         summary: "/srv has 2 GiB free".into(),
         renotify_minutes: Some(15),
+        ticket: Default::default(),
     }
 }
 
@@ -785,6 +786,20 @@ async fn the_demo_file_server_alert_is_routed_by_the_agreement_in_force_when_it_
             tandem_domain::scope::Window::BusinessHours => Party::Internal,
         };
         assert_eq!(a.owner, expected);
+        // Harbor Point's servers open a ticket for a full disk (issue #6): the alert's ticket,
+        // owned by the same side, resolved with it, showing the alert.
+        let tid = a
+            .ticket_id
+            .expect("the file server's disk alert opened a ticket");
+        assert!(a.ticket_auto_resolve);
+        let ticket = app.get_ticket(&sys, tid).await.expect("ticket");
+        assert_eq!(ticket.ticket.owner, a.owner);
+        assert_eq!(ticket.ticket.created_by, None);
+        assert_eq!(ticket.ticket.domain, "onsite_hardware");
+        assert_eq!(
+            ticket.alerts.iter().map(|x| x.id).collect::<Vec<_>>(),
+            [a.id]
+        );
         // The loop's first pass sees the full disk and keeps the same alert.
         let r = app
             .evaluation_pass(tandem_domain::Timestamp::now())
@@ -806,6 +821,7 @@ async fn the_demo_file_server_alert_is_routed_by_the_agreement_in_force_when_it_
             disk.items
         );
         assert_eq!(disk.items[0].id, a.id);
+        assert_eq!(disk.items[0].ticket_id, Some(tid), "and the same ticket");
         // The group's service check applies to the file server, and says why.
         let why = app
             .effective_checks(&sys, a.endpoint_id.unwrap())

@@ -871,6 +871,7 @@ async fn machine_credentials_never_open_the_attachment_routes() {
                 tandem_app::NewIntegrationToken {
                     label: "Alertmanager".into(),
                     default_domain: "patching".into(),
+                    ticket: Default::default(),
                 },
             )
             .await

@@ -5,6 +5,7 @@
 mod common;
 
 mod agent_e2e;
+mod alert_tickets;
 mod alerts;
 mod attachments;
 mod browser;

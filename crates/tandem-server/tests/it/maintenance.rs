@@ -36,6 +36,7 @@ fn raise(client: ClientId, key: &str, domain: &str) -> RaiseAlert {
         title: format!("Problem {key}"),
         summary: "found by the test".into(),
         renotify_minutes: Some(1),
+        ticket: Default::default(),
     }
 }
 
@@ -837,6 +838,7 @@ async fn an_alert_ingested_from_a_webhook_inside_a_window_is_silenced_too() {
                 tandem_app::NewIntegrationToken {
                     label: "UPS monitor".into(),
                     default_domain: "onsite_hardware".into(),
+                    ticket: Default::default(),
                 },
             )
             .await

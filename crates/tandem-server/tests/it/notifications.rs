@@ -220,6 +220,7 @@ fn raise(client: ClientId, key: &str, domain: &str, title: &str) -> RaiseAlert {
         title: title.into(),
         summary: "/srv has 2 GiB free".into(),
         renotify_minutes: None,
+        ticket: Default::default(),
     }
 }
 

@@ -313,9 +313,11 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET",    "/api/v1/clients/{client_id}/integration-tokens",     ".    Y    .    Y    .    .    .    .    .    Y    ."),
     ("POST",   "/api/v1/clients/{client_id}/integration-tokens",     ".    Y    .    Y    .    .    .    .    .    Y    ."),
     ("DELETE", "/api/v1/integration-tokens/{integration_token_id}",  ".    Y    .    Y    .    .    .    .    .    Y    ."),
+    ("PUT",    "/api/v1/integration-tokens/{integration_token_id}/ticket", ".    Y    .    Y    .    .    .    .    .    Y    ."),
     ("GET",    "/clients/{client_id}/integrations",                  ".    Y    .    Y    .    .    .    .    .    .    ."),
     ("POST",   "/clients/{client_id}/integrations",                  ".    Y    .    Y    .    .    .    .    .    .    ."),
     ("POST",   "/clients/{client_id}/integrations/{integration_token_id}/revoke", ".    Y    .    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/clients/{client_id}/integrations/{integration_token_id}/ticket", ".    Y    .    Y    .    .    .    .    .    .    ."),
     // CSV ticket import (issue #5): provider admin, technicians for their clients, the
     // client's IT admin; `{upload_id}` is a file staged for client A.
     ("GET",    "/clients/{client_id}/ticket-import",                 ".    Y    Y    Y    .    .    .    .    .    .    ."),
@@ -824,6 +826,7 @@ async fn fresh_alert(t: &TestApp) -> String {
                 title: "Matrix probe alert".into(),
                 summary: String::new(),
                 renotify_minutes: None,
+                ticket: Default::default(),
             },
         )
         .await
@@ -1165,6 +1168,7 @@ fn probe(
         ("POST", "/oncall/policies") => rb.form(&form(&[("name", &format!("Page policy {n}")), ("target1", "side:"), ("wait1", "5")])),
         // ingest
         ("POST", "/clients/{client_id}/integrations") => rb.form(&form(&[("label", &format!("Page integration {n}")), ("default_domain", "patching")])),
+        ("POST", "/clients/{client_id}/integrations/{integration_token_id}/ticket") => rb.form(&form(&[("ticket_mode", "open"), ("ticket_urgency", "high")])),
         // CSV ticket import (issue #5): the upload form is multipart; the mapping form a dry run.
         ("POST", "/clients/{client_id}/ticket-import") => {
             let b = "matrixboundary";
@@ -1193,6 +1197,7 @@ fn probe(
         ("POST", "/api/v1/notification-channels") => rb.json(&json!({"client_id": a, "kind": "webhook", "name": format!("Api channel {n}"), "url": "https://hooks.example.test/matrix"})),
         ("PATCH", "/api/v1/notification-channels/{channel_id}") => rb.json(&json!({"name": format!("Renamed by {n}")})),
         ("POST", "/api/v1/clients/{client_id}/integration-tokens") => rb.json(&json!({"label": format!("Api integration {n}"), "default_domain": "patching"})),
+        ("PUT", "/api/v1/integration-tokens/{integration_token_id}/ticket") => rb.json(&json!({"mode": "open_and_resolve", "impact": "department"})),
         ("POST", "/api/v1/ingest/alertmanager") => rb.json(&json!({
             "version": "4", "status": "firing", "receiver": "tandem", "alerts": [{
                 "status": "firing", "labels": {"alertname": format!("Probe{}", c.name)},
@@ -1456,6 +1461,7 @@ async fn every_route_lets_in_exactly_the_callers_the_table_names() {
                             tandem_app::NewIntegrationToken {
                                 label: "Matrix probe".into(),
                                 default_domain: "patching".into(),
+                                ticket: Default::default(),
                             },
                         )
                         .await
