@@ -7,7 +7,8 @@
 //! sees neither the link nor the ticket; the ticket shows its alerts and the alert its ticket,
 //! in the API and on the pages.
 
-use crate::common::{round_the_clock_agreement, run, Cred, Resp, TestApp};
+use crate::common::call;
+use crate::common::{round_the_clock_agreement, run, Cred, TestApp};
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
 use reqwest::Method;
@@ -48,14 +49,6 @@ fn raise(client: ClientId, key: &str, domain: &str, mode: TicketMode) -> RaiseAl
 
 async fn bearer(t: &TestApp, u: &User, caps: &[Capability]) -> Cred {
     Cred::Bearer(t.token_for(u, caps, None).await.1)
-}
-
-async fn call(t: &TestApp, m: Method, path: &str, cred: &Cred, body: Option<Value>) -> Resp {
-    let mut rb = t.api(m, path, cred);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    t.send(rb).await
 }
 
 /// Client A's agreement: on-site hardware is internal IT's, patching the provider's, around

@@ -3,6 +3,7 @@
 //! agreement; the evaluation pass over facts from real signed check-ins, with policies,
 //! overrides and exclusions; the evaluation lease.
 
+use crate::common::call;
 use crate::common::{run, Cred, Resp, TestApp};
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
@@ -43,14 +44,6 @@ fn raise(client: ClientId, key: &str, domain: &str) -> RaiseAlert {
 
 async fn bearer(t: &TestApp, u: &User, caps: &[Capability]) -> Cred {
     Cred::Bearer(t.token_for(u, caps, None).await.1)
-}
-
-async fn call(t: &TestApp, m: Method, path: &str, cred: &Cred, body: Option<Value>) -> Resp {
-    let mut rb = t.api(m, path, cred);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    t.send(rb).await
 }
 
 /// Signs `client`'s agreement: on-site hardware is internal's in business hours and the

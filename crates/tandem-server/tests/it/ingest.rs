@@ -5,6 +5,7 @@
 //! open the ingest routes; and Debian's real `prometheus-alertmanager` delivering a firing
 //! and then a resolved alert to Tandem over loopback.
 
+use crate::common::call;
 use crate::common::{run, Cred, Resp, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -21,14 +22,6 @@ use tandem_store::Page;
 
 async fn bearer(t: &TestApp, u: &User, caps: &[Capability]) -> Cred {
     Cred::Bearer(t.token_for(u, caps, None).await.1)
-}
-
-async fn call(t: &TestApp, m: Method, path: &str, cred: &Cred, body: Option<Value>) -> Resp {
-    let mut rb = t.api(m, path, cred);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    t.send(rb).await
 }
 
 /// Posts a raw body to an ingest route with an integration token.

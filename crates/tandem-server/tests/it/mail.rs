@@ -5,6 +5,7 @@
 //! outbox's failures and re-sending, several senders at once, and sign-in links. Runs on
 //! every backend.
 
+use crate::common::call;
 use crate::common::smtp::{sink, Sink};
 use crate::common::{hidden, run, Browser, Cred, Resp, TestApp};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -81,14 +82,6 @@ async fn send_in(
 
 async fn bearer(t: &TestApp, u: &User, caps: &[Capability]) -> Cred {
     Cred::Bearer(t.token_for(u, caps, None).await.1)
-}
-
-async fn call(t: &TestApp, m: Method, path: &str, cred: &Cred, body: Option<Value>) -> Resp {
-    let mut rb = t.api(m, path, cred);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    t.send(rb).await
 }
 
 /// What client IT admins' tokens carry here (their role has no clients:write).

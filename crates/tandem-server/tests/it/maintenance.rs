@@ -4,7 +4,8 @@
 //! zone; the iCalendar import (dry run, per-event problems) and export round trip; who may
 //! see and create windows, across tenants; the pages.
 
-use crate::common::{run, Cred, Resp, TestApp};
+use crate::common::call;
+use crate::common::{run, Cred, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -42,14 +43,6 @@ fn raise(client: ClientId, key: &str, domain: &str) -> RaiseAlert {
 
 async fn bearer(t: &TestApp, u: &User, caps: &[Capability]) -> Cred {
     Cred::Bearer(t.token_for(u, caps, None).await.1)
-}
-
-async fn call(t: &TestApp, m: Method, path: &str, cred: &Cred, body: Option<Value>) -> Resp {
-    let mut rb = t.api(m, path, cred);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    t.send(rb).await
 }
 
 /// Signs `client`'s agreement: every domain used here is internal IT's, always on shift.

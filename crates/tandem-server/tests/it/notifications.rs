@@ -7,8 +7,9 @@
 //! the SSRF rule refuses private destinations unless the operator allows them.
 
 use crate::common;
+use crate::common::call;
 
-use crate::common::{run, Cred, Resp, TestApp};
+use crate::common::{run, Cred, TestApp};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -184,14 +185,6 @@ async fn manager(t: &TestApp, u: &User) -> Cred {
         ],
     )
     .await
-}
-
-async fn call(t: &TestApp, m: Method, path: &str, cred: &Cred, body: Option<Value>) -> Resp {
-    let mut rb = t.api(m, path, cred);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    t.send(rb).await
 }
 
 async fn channel(t: &TestApp, cred: &Cred, body: Value) -> Value {

@@ -4,7 +4,8 @@
 //! opening by dedup key, steps claimed once by concurrent workers, and calendar feeds by an
 //! unguessable, revocable token. Runs on every backend.
 
-use crate::common::{run, Cred, Resp, TestApp};
+use crate::common::call;
+use crate::common::{run, Cred, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -30,14 +31,6 @@ async fn bearer(t: &TestApp, u: &User) -> Cred {
         })
         .collect();
     Cred::Bearer(t.token_for(u, &caps, None).await.1)
-}
-
-async fn call(t: &TestApp, m: Method, path: &str, cred: &Cred, body: Option<Value>) -> Resp {
-    let mut rb = t.api(m, path, cred);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    t.send(rb).await
 }
 
 /// Client A's agreement: the provider owns security monitoring around the clock and the

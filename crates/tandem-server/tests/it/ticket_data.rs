@@ -4,6 +4,7 @@
 //! warning and breach once — also when two sweeps race. Runs on every backend.
 
 use crate::common;
+use crate::common::call;
 
 use crate::common::{run, Cred, Resp, Session, TestApp};
 use reqwest::Method;
@@ -32,14 +33,6 @@ async fn bearer(t: &TestApp, u: &User) -> Cred {
         })
         .collect();
     Cred::Bearer(t.token_for(u, &caps, None).await.1)
-}
-
-async fn call(t: &TestApp, m: Method, path: &str, cred: &Cred, body: Option<Value>) -> Resp {
-    let mut rb = t.api(m, path, cred);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    t.send(rb).await
 }
 
 async fn post_form(t: &TestApp, s: &Session, path: &str, fields: &[(&str, &str)]) -> Resp {

@@ -6,8 +6,9 @@
 //! Runs on every backend.
 
 use crate::common;
+use crate::common::call;
 
-use crate::common::{run, Cred, Resp, Session, TestApp};
+use crate::common::{run, Cred, Session, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -27,14 +28,6 @@ async fn bearer(t: &TestApp, u: &User) -> Cred {
     .filter(|c| u.role != tandem_domain::Role::ProviderTechnician || *c != Capability::ScopeWrite)
     .collect();
     Cred::Bearer(t.token_for(u, &caps, None).await.1)
-}
-
-async fn call(t: &TestApp, m: Method, path: &str, cred: &Cred, body: Option<Value>) -> Resp {
-    let mut rb = t.api(m, path, cred);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    t.send(rb).await
 }
 
 /// Client A's agreement, open around the clock: internal IT owns the helpdesk, the provider

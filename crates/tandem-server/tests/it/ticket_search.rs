@@ -2,7 +2,8 @@
 //! scoped (the other tenant sees nothing, end users only their own tickets and never
 //! internal notes), hostile query text answered without errors, and the JSON export.
 
-use crate::common::{run, Cred, Resp, TestApp};
+use crate::common::call;
+use crate::common::{run, Cred, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -12,14 +13,6 @@ use tandem_domain::directory::User;
 async fn bearer(t: &TestApp, u: &User) -> Cred {
     let caps = [Capability::TicketsRead, Capability::TicketsWrite];
     Cred::Bearer(t.token_for(u, &caps, None).await.1)
-}
-
-async fn call(t: &TestApp, m: Method, path: &str, cred: &Cred, body: Option<Value>) -> Resp {
-    let mut rb = t.api(m, path, cred);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    t.send(rb).await
 }
 
 async fn open(t: &TestApp, cred: &Cred, subject: &str, description: &str) -> String {

@@ -2,7 +2,8 @@
 //! replies, internal notes, handoffs and assignment, with the SLA clock following the owner;
 //! end users see only their own tickets and never the internal notes. Runs on every backend.
 
-use crate::common::{run, Cred, Resp, TestApp};
+use crate::common::call;
+use crate::common::{run, Cred, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -28,14 +29,6 @@ async fn bearer(t: &TestApp, u: &User) -> Cred {
         })
         .collect();
     Cred::Bearer(t.token_for(u, &caps, None).await.1)
-}
-
-async fn call(t: &TestApp, m: Method, path: &str, cred: &Cred, body: Option<Value>) -> Resp {
-    let mut rb = t.api(m, path, cred);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    t.send(rb).await
 }
 
 /// Client A's agreement: internal owns the helpdesk, the provider security monitoring, both

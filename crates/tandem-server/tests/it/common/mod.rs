@@ -1067,3 +1067,18 @@ pub fn round_the_clock_agreement(rows: &[(&str, &str)]) -> Value {
         "assignments": assignments
     })
 }
+
+/// Sends an API request with an optional JSON body and reads the whole answer.
+pub async fn call(
+    t: &TestApp,
+    m: reqwest::Method,
+    path: &str,
+    cred: &Cred,
+    body: Option<serde_json::Value>,
+) -> Resp {
+    let mut rb = t.api(m, path, cred);
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    t.send(rb).await
+}
