@@ -319,6 +319,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "auth_epoch",
         include_str!("../migrations/0017_auth_epoch.sql"),
     ),
+    // Ticket search at scale (issue #5's measure): the tenant inside the indexes.
+    (
+        19,
+        "search_scope",
+        include_str!("../migrations/0019_search_scope.sql"),
+    ),
 ];
 
 /// Statements of a migration file, without comments, each with the backend it is limited to:

@@ -229,6 +229,7 @@ async fn migrations_apply_once_and_again_do_nothing() {
                 "maintenance_windows",
                 "notification_channels",
                 "auth_epoch",
+                "search_scope",
             ]
         );
         assert!(s.migrate().await.unwrap().is_empty());
@@ -285,6 +286,7 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
                     "notification_channels",
                     "oncall",
                     "scope",
+                    "search_scope",
                     "ticket_attachments",
                     "ticket_import",
                     "ticket_search",
