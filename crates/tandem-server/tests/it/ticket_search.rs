@@ -825,3 +825,138 @@ async fn the_tenant_in_the_index_cannot_be_reached_or_forged_from_the_query() {
     })
     .await;
 }
+
+/// Loads `n` tickets of client A straight into the tables (the bench's way: far faster than
+/// opening them one by one), in order; ticket `i`'s subject is `words(i)`. Returns the ids.
+async fn load(t: &TestApp, n: usize, words: impl Fn(usize) -> String) -> Vec<String> {
+    let w = &t.w;
+    let (client, requester, admin) = (
+        w.client_a.id.to_string(),
+        w.end_a.id.to_string(),
+        w.it_a.id.to_string(),
+    );
+    let hex = |s: &str| s.replace('-', "");
+    let now = tandem_domain::Timestamp::now().0;
+    let mut ids = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        let (mut tickets, mut search) = (Vec::new(), Vec::new());
+        for &i in chunk {
+            let id = uuid::Uuid::now_v7().to_string();
+            let subject = words(i);
+            tickets.push(format!(
+                "('{id}', '{client}', {}, '{requester}', '{subject}', 'Loaded.', 'helpdesk', 'internal', 'person', 'normal', 'P3', 'closed', '{admin}', {now}, {now}, '[]')",
+                100_000 + i
+            ));
+            search.push(match t.backend {
+                tandem_store::Backend::Sqlite => format!(
+                    "('{id}', '{client}', '{requester}', '{subject}', 'Loaded.', '', '', 'c{} r{}')",
+                    hex(&client),
+                    hex(&requester)
+                ),
+                tandem_store::Backend::Postgres => format!(
+                    "('{id}', '{client}', '{requester}', '{subject}', 'Loaded.', '', '')"
+                ),
+            });
+            ids.push(id);
+        }
+        let store = t.app.store();
+        store
+            .raw_execute(&format!("INSERT INTO tickets (id, client_id, number, requester_id, subject, description, domain, owner_side, impact, urgency, priority, status, created_by, created_at, updated_at, clock) VALUES {}", tickets.join(", ")))
+            .await
+            .unwrap();
+        let columns = match t.backend {
+            tandem_store::Backend::Sqlite => "ticket_id, client_id, requester_id, subject, description, public_text, internal_text, scope_words",
+            tandem_store::Backend::Postgres => "ticket_id, client_id, requester_id, subject, description, public_text, internal_text",
+        };
+        store
+            .raw_execute(&format!(
+                "INSERT INTO ticket_search ({columns}) VALUES {}",
+                search.join(", ")
+            ))
+            .await
+            .unwrap();
+    }
+    ids
+}
+
+/// Past tens of thousands of documents (where PostgreSQL looks at the newest ones a slice at
+/// a time), the candidates are exactly the newest matches, for a rare word and a common one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_matches_are_found_among_many_documents() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        // 40,000 tickets: "zebra" in every 2,000th (20), "yak" in every 10th (4,000).
+        let n = 40_000;
+        let ids = load(&t, n, |i| {
+            let mut s = String::from("Loaded ticket");
+            if i % 2_000 == 7 {
+                s.push_str(" zebra");
+            }
+            if i % 10 == 3 {
+                s.push_str(" yak");
+            }
+            s
+        })
+        .await;
+        let zebras: Vec<String> = (0..n)
+            .filter(|i| i % 2_000 == 7)
+            .map(|i| ids[i].clone())
+            .collect();
+        let yaks: Vec<String> = (0..n)
+            .filter(|i| i % 10 == 3)
+            .map(|i| ids[i].clone())
+            .collect();
+        let all = TicketFilter::default();
+        for u in [&w.it_a, &w.padmin, &w.tech] {
+            let actor = person(u);
+            let search = |words: &'static str, page: Page, k: Option<u32>| {
+                let (app, actor, all) = (t.app.clone(), actor.clone(), all.clone());
+                async move {
+                    app.search_tickets_within(&actor, &all, words, page, k)
+                        .await
+                        .unwrap()
+                }
+            };
+            // A rare word: its newest 18 of 20, then all 20.
+            let r = search("zebra", Page::new(0, 50), Some(18)).await;
+            assert!(r.capped);
+            let mut got = hit_ids(&r);
+            got.sort();
+            let mut want = zebras[2..].to_vec();
+            want.sort();
+            assert_eq!(got, want);
+            let r = search("zebra", Page::new(0, 50), Some(1_000)).await;
+            assert!(!r.capped);
+            assert_eq!(r.hits.items.len(), 20);
+            // A common word: capped; equal scores, so the newest come first, in order.
+            let r = search("yak", Page::new(0, 50), Some(1_000)).await;
+            assert!(r.capped);
+            let newest: Vec<String> = yaks.iter().rev().take(50).cloned().collect();
+            assert_eq!(hit_ids(&r), newest);
+            let r = search("yak", Page::new(950, 50), Some(1_000)).await;
+            let last: Vec<String> = yaks.iter().rev().skip(950).take(50).cloned().collect();
+            assert_eq!(hit_ids(&r), last);
+            assert!(!r.hits.has_more, "exactly 1,000 candidates");
+            // Both words: the rare one's tickets that have both.
+            let r = search("zebra yak", Page::new(0, 50), Some(1_000)).await;
+            assert!(!r.capped);
+            assert!(hit_ids(&r).is_empty(), "7 and 3 never meet");
+        }
+        // The end user requested all of them too; internal notes aside, the same answer.
+        let r = t
+            .app
+            .search_tickets_within(&person(&w.end_a), &all, "zebra", Page::new(0, 50), Some(18))
+            .await
+            .unwrap();
+        assert!(r.capped);
+        assert_eq!(r.hits.items.len(), 18);
+        // The other client sees none of them.
+        let r = t
+            .app
+            .search_tickets_within(&person(&w.it_b), &all, "yak", Page::new(0, 50), Some(1_000))
+            .await
+            .unwrap();
+        assert!(!r.capped && r.hits.items.is_empty());
+    })
+    .await;
+}
