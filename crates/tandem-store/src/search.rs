@@ -406,10 +406,13 @@ async fn newest_postgres(
                 q.push(" AND s.doc < ").int((hi + 1) * DOC_BLOCK);
             }
         } else {
-            // Compared as BIGINT on both sides, or the index cannot use it.
+            // Compared as BIGINT on both sides, or the index cannot use it. Only the lower
+            // bound is the index's: each bound would be a range scan of its own inside the
+            // index, and "up to this block" covers nearly everything. So the blocks already
+            // read are read again (at most the matches found so far) and left out by `doc`.
             q.push(" AND s.doc_block >= ").int(lo);
             if hi < top / DOC_BLOCK {
-                q.push(" AND s.doc_block <= ").int(hi);
+                q.push(" AND s.doc < ").int((hi + 1) * DOC_BLOCK);
             }
         }
         q.push(" AND ");
