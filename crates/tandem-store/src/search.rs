@@ -454,7 +454,7 @@ async fn newest_postgres(
     }
     q.push(")");
     let mut ranked = doc_scores(&q.fetch_all(c).await?)?;
-    ranked.sort_by(|a, b| b.0.cmp(&a.0));
+    ranked.sort_by_key(|d| std::cmp::Reverse(d.0));
     Ok(ranked)
 }
 
