@@ -46,6 +46,7 @@ mod ticket_import;
 // search (issue #5)
 mod ticket_reports;
 mod ticket_search;
+pub use ticket_search::SEARCH_CANDIDATES;
 mod ticket_views;
 mod tokens;
 

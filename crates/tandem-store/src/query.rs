@@ -325,6 +325,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "alert_tickets",
         include_str!("../migrations/0018_alert_tickets.sql"),
     ),
+    // Ticket search at scale (issue #5's measure): the tenant inside the indexes.
+    (
+        19,
+        "search_scope",
+        include_str!("../migrations/0019_search_scope.sql"),
+    ),
 ];
 
 /// A migration file whose first lines hold this directive is run, on SQLite, with foreign-key

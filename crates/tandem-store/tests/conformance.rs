@@ -230,6 +230,7 @@ async fn migrations_apply_once_and_again_do_nothing() {
                 "notification_channels",
                 "auth_epoch",
                 "alert_tickets",
+                "search_scope",
             ]
         );
         assert!(s.migrate().await.unwrap().is_empty());
@@ -287,6 +288,7 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
                     "notification_channels",
                     "oncall",
                     "scope",
+                    "search_scope",
                     "ticket_attachments",
                     "ticket_import",
                     "ticket_search",

@@ -1,6 +1,6 @@
 //! Tickets in the JSON API.
 
-use crate::http::api::{List, PageParams};
+use crate::http::api::PageParams;
 use crate::http::context::Ctx;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::problem::{ApiError, Problem};
@@ -204,10 +204,37 @@ impl TicketItem {
     }
 }
 
+/// A page of the ticket queue.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketList {
+    /// The tickets: with `q`, best match first; else most recently changed first.
+    pub items: Vec<TicketItem>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// With `q`: `true` when more tickets matched than a search ranks (1,000), so the items
+    /// are the best of the 1,000 most recently opened matches, not of all of them; a more
+    /// precise query, a filter, or an export (`format=json-export`, which ranks every match)
+    /// reaches the rest. Absent without `q`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capped: Option<bool>,
+}
+
 /// The most a file export holds.
 pub const EXPORT_MAX: u32 = 100_000;
 
-/// A page of the queue: ranked search hits when `q` holds a word, else by last change.
+/// A page of the queue, as [`queue_page`] gives it.
+pub struct QueueSlice {
+    /// The tickets (with score and snippet when searching).
+    pub items: Vec<TicketItem>,
+    /// Whether another page follows.
+    pub has_more: bool,
+    /// With a search: whether more tickets matched than were ranked (see [`TicketList`]).
+    pub capped: Option<bool>,
+}
+
+/// A page of the queue: ranked search hits when `q` holds a word, else by last change. A
+/// search ranks at most `candidates` of the most recently opened matches (`None`: all).
 pub async fn queue_page(
     st: &AppState,
     actor: &tandem_app::Actor,
@@ -215,19 +242,26 @@ pub async fn queue_page(
     q: Option<&str>,
     view: Option<tandem_app::BuiltinView>,
     page: tandem_store::Page,
-) -> Result<(Vec<TicketItem>, bool), tandem_app::Error> {
+    candidates: Option<u32>,
+) -> Result<QueueSlice, tandem_app::Error> {
     if let Some(v) = view {
         let r = st.app.builtin_view(actor, v, filter, page).await?;
-        return Ok((
-            r.page.items.into_iter().map(TicketItem::plain).collect(),
-            r.page.has_more,
-        ));
+        return Ok(QueueSlice {
+            items: r.page.items.into_iter().map(TicketItem::plain).collect(),
+            has_more: r.page.has_more,
+            capped: None,
+        });
     }
     match q.filter(|q| !q.trim().is_empty()) {
         Some(q) => {
-            let r = st.app.search_tickets(actor, filter, q, page).await?;
-            Ok((
-                r.items
+            let r = st
+                .app
+                .search_tickets_within(actor, filter, q, page, candidates)
+                .await?;
+            Ok(QueueSlice {
+                items: r
+                    .hits
+                    .items
                     .into_iter()
                     .map(|h| TicketItem {
                         ticket: h.ticket,
@@ -235,20 +269,23 @@ pub async fn queue_page(
                         snippet: Some(h.snippet),
                     })
                     .collect(),
-                r.has_more,
-            ))
+                has_more: r.hits.has_more,
+                capped: Some(r.capped),
+            })
         }
         None => {
             let r = st.app.list_tickets(actor, filter, page).await?;
-            Ok((
-                r.items.into_iter().map(TicketItem::plain).collect(),
-                r.has_more,
-            ))
+            Ok(QueueSlice {
+                items: r.items.into_iter().map(TicketItem::plain).collect(),
+                has_more: r.has_more,
+                capped: None,
+            })
         }
     }
 }
 
-/// Every match of the queue, page by page, up to [`EXPORT_MAX`].
+/// Every match of the queue, page by page, up to [`EXPORT_MAX`]; a search's export ranks
+/// every match (it is never capped).
 pub async fn queue_all(
     st: &AppState,
     actor: &tandem_app::Actor,
@@ -260,10 +297,10 @@ pub async fn queue_all(
     let mut offset = 0;
     loop {
         let page = tandem_store::Page::new(offset, tandem_store::Page::MAX_LIMIT);
-        let (items, more) = queue_page(st, actor, filter, q, view, page).await?;
-        offset += items.len() as u32;
-        out.extend(items);
-        if !more || offset >= EXPORT_MAX {
+        let s = queue_page(st, actor, filter, q, view, page, None).await?;
+        offset += s.items.len() as u32;
+        out.extend(s.items);
+        if !s.has_more || offset >= EXPORT_MAX {
             out.truncate(EXPORT_MAX as usize);
             return Ok(out);
         }
@@ -302,7 +339,7 @@ pub fn export_file(format: Option<&str>, items: Vec<TicketItem>) -> Option<Respo
 
 /// The ticket queue the caller may see (end users: their own tickets).
 #[utoipa::path(get, path = "/api/v1/tickets", tag = "helpdesk", params(TicketParams),
-    responses((status = 200, body = List<TicketItem>, description = "A page, or with format=csv or json-export every match as a file"),
+    responses((status = 200, body = TicketList, description = "A page, or with format=csv or json-export every match as a file"),
         (status = 400, body = Problem), (status = 403, body = Problem)))]
 pub async fn list_tickets(
     State(st): State<AppState>,
@@ -329,10 +366,20 @@ pub async fn list_tickets(
         limit: q.limit,
     }
     .page()?;
-    let (items, more) = queue_page(&st, &ctx.actor, &filter, q.q.as_deref(), view, page).await?;
-    Ok(Json(List {
-        next_cursor: more.then(|| (page.offset + page.limit).to_string()),
-        items,
+    let s = queue_page(
+        &st,
+        &ctx.actor,
+        &filter,
+        q.q.as_deref(),
+        view,
+        page,
+        Some(tandem_app::SEARCH_CANDIDATES),
+    )
+    .await?;
+    Ok(Json(TicketList {
+        next_cursor: s.has_more.then(|| (page.offset + page.limit).to_string()),
+        items: s.items,
+        capped: s.capped,
     })
     .into_response())
 }

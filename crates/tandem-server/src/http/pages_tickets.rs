@@ -49,6 +49,8 @@ struct QueuePage {
     saved: Vec<(String, String, String, bool)>,
     can_open: bool,
     next_href: Option<String>,
+    /// A search matched more tickets than it ranks: how many it ranked.
+    capped: Option<u32>,
 }
 
 fn owner_class(p: Party) -> &'static str {
@@ -128,10 +130,21 @@ pub async fn queue(
     }
     let offset = raw.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
     let page = Page::new(offset, 100);
-    let (items, has_more) =
-        crate::http::api_tickets::queue_page(&st, &ctx.actor, &filter, search, view, page)
-            .await
-            .map_err(fail)?;
+    let crate::http::api_tickets::QueueSlice {
+        items,
+        has_more,
+        capped,
+    } = crate::http::api_tickets::queue_page(
+        &st,
+        &ctx.actor,
+        &filter,
+        search,
+        view,
+        page,
+        Some(tandem_app::SEARCH_CANDIDATES),
+    )
+    .await
+    .map_err(fail)?;
     let clients: HashMap<String, String> = chrome
         .switcher
         .iter()
@@ -217,6 +230,7 @@ pub async fn queue(
             saved,
             can_open: authorize(&p, Action::TicketsCreate, Timestamp::now()).is_ok(),
             next_href: has_more.then(|| format!("/tickets?{with_q}&cursor={}", offset + 100)),
+            capped: (capped == Some(true)).then_some(tandem_app::SEARCH_CANDIDATES),
             chrome,
         },
         clear,

@@ -9,6 +9,8 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use tandem_domain::authz::Capability;
 use tandem_domain::directory::User;
+use tandem_store::tickets::TicketFilter;
+use tandem_store::Page;
 
 async fn bearer(t: &TestApp, u: &User) -> Cred {
     let caps = [Capability::TicketsRead, Capability::TicketsWrite];
@@ -608,6 +610,346 @@ async fn people_save_list_use_and_delete_their_own_views() {
             .await
             .json();
         assert!(!list.to_string().contains("VPN work"));
+    })
+    .await;
+}
+
+fn person(u: &User) -> tandem_app::Actor {
+    tandem_app::Actor::person(tandem_app::principal_of(u), None)
+}
+
+fn hit_ids(p: &tandem_store::search::SearchPage) -> Vec<String> {
+    p.hits
+        .items
+        .iter()
+        .map(|h| h.ticket.id.to_string())
+        .collect()
+}
+
+/// A search ranks only the most recently opened matches the caller may see, and says so when
+/// there were more; an export ranks every match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_ranks_the_newest_matches_and_says_when_it_was_capped() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        let it = bearer(&t, &w.it_a).await;
+        let other = bearer(&t, &w.it_b).await;
+        // The best match is the oldest; four plainer ones follow, then another client's.
+        let best = open(&t, &it, "Scanner scanner scanner", "The scanner again.").await;
+        let mut plain = Vec::new();
+        for i in 0..4 {
+            plain.push(open(&t, &it, &format!("Office scanner {i}"), "Jammed.").await);
+        }
+        let theirs = open(&t, &other, "Scanner offline", "Also a scanner.").await;
+        let all = TicketFilter::default();
+        let page = Page::new(0, 50);
+        let search = |u: &User, k: Option<u32>| {
+            let actor = person(u);
+            let app = t.app.clone();
+            let all = all.clone();
+            async move {
+                app.search_tickets_within(&actor, &all, "scanner", page, k)
+                    .await
+                    .unwrap()
+            }
+        };
+
+        // Three candidates: the three newest of the client's five, ranked; capped.
+        let r = search(&w.it_a, Some(3)).await;
+        assert!(r.capped);
+        let mut got = hit_ids(&r);
+        got.sort();
+        let mut want = plain[1..].to_vec();
+        want.sort();
+        assert_eq!(got, want, "the newest three of client A's matches");
+        // Equal scores: the newer first.
+        assert_eq!(hit_ids(&r)[0], plain[3]);
+        // The other client's newer ticket used none of the budget: the scope comes first.
+        assert!(!hit_ids(&r).contains(&theirs));
+        // The technician allowed only client A: the same.
+        let r = search(&w.tech, Some(3)).await;
+        assert!(r.capped);
+        assert!(!hit_ids(&r).contains(&theirs) && !hit_ids(&r).contains(&best));
+        // The provider admin reaches both clients: B's newest ticket is a candidate.
+        let r = search(&w.padmin, Some(3)).await;
+        assert!(r.capped);
+        assert!(hit_ids(&r).contains(&theirs));
+        // Exactly as many candidates as matches: not capped, and the best is first.
+        let r = search(&w.it_a, Some(5)).await;
+        assert!(!r.capped);
+        assert_eq!(hit_ids(&r).len(), 5);
+        assert_eq!(hit_ids(&r)[0], best);
+        // Every match ranked.
+        let r = search(&w.it_a, None).await;
+        assert!(!r.capped);
+        assert_eq!(hit_ids(&r)[0], best);
+        assert_eq!(hit_ids(&r).len(), 5);
+        // Paging within the candidates.
+        let r = t
+            .app
+            .search_tickets_within(&person(&w.it_a), &all, "scanner", Page::new(1, 2), Some(5))
+            .await
+            .unwrap();
+        assert_eq!(r.hits.items.len(), 2);
+        assert!(r.hits.has_more && !r.capped);
+
+        // End users: their own tickets only, newest first within their own.
+        let s = t.sign_in(&w.end_a).await;
+        let end = Cred::Session {
+            cookie: s.cookie,
+            csrf: s.csrf,
+        };
+        let own_old = open(&t, &end, "My scanner", "Scanner at my desk.").await;
+        let own_new = open(&t, &end, "Scanner again", "Still broken.").await;
+        let r = search(&w.end_a, Some(1)).await;
+        assert!(r.capped);
+        assert_eq!(hit_ids(&r), vec![own_new.clone()]);
+        let r = search(&w.end_a, Some(2)).await;
+        assert!(!r.capped);
+        let mut got = hit_ids(&r);
+        got.sort();
+        let mut want = vec![own_old.clone(), own_new.clone()];
+        want.sort();
+        assert_eq!(got, want);
+
+        // Over HTTP: a search says whether it was capped; a plain list does not.
+        let r = call(&t, Method::GET, &q("scanner"), &it, None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json()["capped"], json!(false), "{}", r.text);
+        assert_eq!(ids(&r.json()).len(), 7);
+        let r = call(&t, Method::GET, "/api/v1/tickets", &it, None).await;
+        assert!(r.json().get("capped").is_none(), "{}", r.text);
+        // The export holds every match.
+        let r = call(
+            &t,
+            Method::GET,
+            "/api/v1/tickets?format=json-export&q=scanner",
+            &it,
+            None,
+        )
+        .await;
+        let hits: Vec<Value> = serde_json::from_str(&r.text).unwrap();
+        assert_eq!(hits.len(), 7);
+    })
+    .await;
+}
+
+/// The index holds each ticket's client and requester as words (SQLite); what a person types
+/// never reaches them, and the tenant filter applies whatever the index says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenant_in_the_index_cannot_be_reached_or_forged_from_the_query() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        let it = bearer(&t, &w.it_a).await;
+        let other = bearer(&t, &w.it_b).await;
+        let tech = bearer(&t, &w.tech).await;
+        let padmin = bearer(&t, &w.padmin).await;
+        let hex = |id: String| id.replace('-', "");
+        let word_a = format!("c{}", hex(w.client_a.id.to_string()));
+        let word_b = format!("c{}", hex(w.client_b.id.to_string()));
+        let word_end = format!("r{}", hex(w.end_a.id.to_string()));
+        // Client A's ticket whose text holds client B's scope word; and B's own ticket.
+        let a_text = open(&t, &it, &format!("Badge reader {word_b}"), "Door 4.").await;
+        let b_own = open(&t, &other, "Badge reader broken", "Door 1.").await;
+        let s = t.sign_in(&w.end_a).await;
+        let end = Cred::Session {
+            cookie: s.cookie,
+            csrf: s.csrf,
+        };
+        let mine = open(&t, &end, "Badge lost", "Need a new badge.").await;
+
+        let found = |cred: &Cred, words: &str| {
+            let (cred, path, words) = (cred.clone(), q(words), words.to_string());
+            let t = t.clone();
+            async move {
+                let r = call(&t, Method::GET, &path, &cred, None).await;
+                assert_eq!(r.status, 200, "{words}: {}", r.text);
+                let mut v = ids(&r.json());
+                v.sort();
+                v
+            }
+        };
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v
+        };
+        // B's IT typing its own scope word finds nothing: the word is not in B's text, and
+        // A's ticket that has it in its text is A's.
+        assert!(found(&other, &word_b).await.is_empty());
+        assert!(found(&other, &format!("badge {word_b}")).await.is_empty());
+        assert_eq!(found(&other, "badge").await, vec![b_own.clone()]);
+        // A's IT finds the word only where it is text.
+        assert_eq!(found(&it, &word_b).await, vec![a_text.clone()]);
+        assert!(found(&it, &word_a).await.is_empty());
+        // The provider admin sees both clients, yet the word matches text only.
+        assert_eq!(found(&padmin, &word_b).await, vec![a_text.clone()]);
+        assert_eq!(
+            found(&padmin, "badge").await,
+            sorted(vec![a_text.clone(), b_own.clone(), mine.clone()])
+        );
+        // The technician allowed only client A.
+        assert_eq!(
+            found(&tech, "badge").await,
+            sorted(vec![a_text.clone(), mine.clone()])
+        );
+        assert_eq!(found(&tech, &word_b).await, vec![a_text.clone()]);
+        // The end user: neither their requester word nor their client's reaches anything.
+        assert!(found(&end, &word_end).await.is_empty());
+        assert!(found(&end, &word_a).await.is_empty());
+        assert_eq!(found(&end, "badge").await, vec![mine.clone()]);
+        // FTS5 and tsquery syntax naming the scope column is only words.
+        for hostile in [
+            format!("scope_words:{word_b}"),
+            format!("{{scope_words}}: {word_b}"),
+            format!("badge\" OR scope_words : \"{word_b}"),
+            format!("badge OR {word_b}"),
+            format!("NOT {word_a}"),
+            format!("scope_words : ({word_b} OR {word_a})"),
+            format!("'{word_b}':* | badge"),
+        ] {
+            // No error; nobody reaches beyond their scope.
+            let got = found(&other, &hostile).await;
+            assert!(got.iter().all(|id| *id == b_own), "{hostile}: {got:?}");
+            let got = found(&end, &hostile).await;
+            assert!(got.iter().all(|id| *id == mine), "{hostile}: {got:?}");
+            let got = found(&tech, &hostile).await;
+            assert!(!got.contains(&b_own), "{hostile}: {got:?}");
+        }
+    })
+    .await;
+}
+
+/// Loads `n` tickets of client A straight into the tables (the bench's way: far faster than
+/// opening them one by one), in order; ticket `i`'s subject is `words(i)`. Returns the ids.
+async fn load(t: &TestApp, n: usize, words: impl Fn(usize) -> String) -> Vec<String> {
+    let w = &t.w;
+    let (client, requester, admin) = (
+        w.client_a.id.to_string(),
+        w.end_a.id.to_string(),
+        w.it_a.id.to_string(),
+    );
+    let hex = |s: &str| s.replace('-', "");
+    let now = tandem_domain::Timestamp::now().0;
+    let mut ids = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        let (mut tickets, mut search) = (Vec::new(), Vec::new());
+        for &i in chunk {
+            let id = uuid::Uuid::now_v7().to_string();
+            let subject = words(i);
+            tickets.push(format!(
+                "('{id}', '{client}', {}, '{requester}', '{subject}', 'Loaded.', 'helpdesk', 'internal', 'person', 'normal', 'P3', 'closed', '{admin}', {now}, {now}, '[]')",
+                100_000 + i
+            ));
+            search.push(match t.backend {
+                tandem_store::Backend::Sqlite => format!(
+                    "('{id}', '{client}', '{requester}', '{subject}', 'Loaded.', '', '', 'c{} r{}')",
+                    hex(&client),
+                    hex(&requester)
+                ),
+                tandem_store::Backend::Postgres => format!(
+                    "('{id}', '{client}', '{requester}', '{subject}', 'Loaded.', '', '')"
+                ),
+            });
+            ids.push(id);
+        }
+        let store = t.app.store();
+        store
+            .raw_execute(&format!("INSERT INTO tickets (id, client_id, number, requester_id, subject, description, domain, owner_side, impact, urgency, priority, status, created_by, created_at, updated_at, clock) VALUES {}", tickets.join(", ")))
+            .await
+            .unwrap();
+        let columns = match t.backend {
+            tandem_store::Backend::Sqlite => "ticket_id, client_id, requester_id, subject, description, public_text, internal_text, scope_words",
+            tandem_store::Backend::Postgres => "ticket_id, client_id, requester_id, subject, description, public_text, internal_text",
+        };
+        store
+            .raw_execute(&format!(
+                "INSERT INTO ticket_search ({columns}) VALUES {}",
+                search.join(", ")
+            ))
+            .await
+            .unwrap();
+    }
+    ids
+}
+
+/// Past tens of thousands of documents (where PostgreSQL looks at the newest ones a slice at
+/// a time), the candidates are exactly the newest matches, for a rare word and a common one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_matches_are_found_among_many_documents() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        // 40,000 tickets: "zebra" in every 2,000th (20), "yak" in every 10th (4,000).
+        let n = 40_000;
+        let ids = load(&t, n, |i| {
+            let mut s = String::from("Loaded ticket");
+            if i % 2_000 == 7 {
+                s.push_str(" zebra");
+            }
+            if i % 10 == 3 {
+                s.push_str(" yak");
+            }
+            s
+        })
+        .await;
+        let zebras: Vec<String> = (0..n)
+            .filter(|i| i % 2_000 == 7)
+            .map(|i| ids[i].clone())
+            .collect();
+        let yaks: Vec<String> = (0..n)
+            .filter(|i| i % 10 == 3)
+            .map(|i| ids[i].clone())
+            .collect();
+        let all = TicketFilter::default();
+        for u in [&w.it_a, &w.padmin, &w.tech] {
+            let actor = person(u);
+            let search = |words: &'static str, page: Page, k: Option<u32>| {
+                let (app, actor, all) = (t.app.clone(), actor.clone(), all.clone());
+                async move {
+                    app.search_tickets_within(&actor, &all, words, page, k)
+                        .await
+                        .unwrap()
+                }
+            };
+            // A rare word: its newest 18 of 20, then all 20.
+            let r = search("zebra", Page::new(0, 50), Some(18)).await;
+            assert!(r.capped);
+            let mut got = hit_ids(&r);
+            got.sort();
+            let mut want = zebras[2..].to_vec();
+            want.sort();
+            assert_eq!(got, want);
+            let r = search("zebra", Page::new(0, 50), Some(1_000)).await;
+            assert!(!r.capped);
+            assert_eq!(r.hits.items.len(), 20);
+            // A common word: capped; equal scores, so the newest come first, in order.
+            let r = search("yak", Page::new(0, 50), Some(1_000)).await;
+            assert!(r.capped);
+            let newest: Vec<String> = yaks.iter().rev().take(50).cloned().collect();
+            assert_eq!(hit_ids(&r), newest);
+            let r = search("yak", Page::new(950, 50), Some(1_000)).await;
+            let last: Vec<String> = yaks.iter().rev().skip(950).take(50).cloned().collect();
+            assert_eq!(hit_ids(&r), last);
+            assert!(!r.hits.has_more, "exactly 1,000 candidates");
+            // Both words: the rare one's tickets that have both.
+            let r = search("zebra yak", Page::new(0, 50), Some(1_000)).await;
+            assert!(!r.capped);
+            assert!(hit_ids(&r).is_empty(), "7 and 3 never meet");
+        }
+        // The end user requested all of them too; internal notes aside, the same answer.
+        let r = t
+            .app
+            .search_tickets_within(&person(&w.end_a), &all, "zebra", Page::new(0, 50), Some(18))
+            .await
+            .unwrap();
+        assert!(r.capped);
+        assert_eq!(r.hits.items.len(), 18);
+        // The other client sees none of them.
+        let r = t
+            .app
+            .search_tickets_within(&person(&w.it_b), &all, "yak", Page::new(0, 50), Some(1_000))
+            .await
+            .unwrap();
+        assert!(!r.capped && r.hits.items.is_empty());
     })
     .await;
 }
