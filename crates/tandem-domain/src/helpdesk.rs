@@ -306,14 +306,19 @@ impl Status {
     }
 }
 
-/// Parses the stable names above (`"p1"` or `"P1"` for priorities).
+/// Lists the stable names above (`ALL`) and parses them (`"p1"` or `"P1"` for priorities).
 macro_rules! parse_names {
     ($t:ty, [$($v:expr),*]) => {
+        impl $t {
+            /// Every value, in the order forms list them.
+            pub const ALL: &'static [$t] = &[$($v),*];
+        }
         impl std::str::FromStr for $t {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, String> {
-                [$($v),*]
-                    .into_iter()
+                Self::ALL
+                    .iter()
+                    .copied()
                     .find(|v: &$t| v.as_str().eq_ignore_ascii_case(s))
                     .ok_or_else(|| format!("{s:?} is not one of: {}", [$($v.as_str()),*].join(", ")))
             }

@@ -58,15 +58,6 @@ pub(crate) fn ticket_rule_from_form(f: &FormFields) -> Result<AlertTicketRule, E
     })
 }
 
-/// The impacts and urgencies a ticket rule can name, widest and most urgent first.
-pub(crate) const IMPACTS: [Impact; 3] = [Impact::Organisation, Impact::Department, Impact::Person];
-pub(crate) const URGENCIES: [Urgency; 4] = [
-    Urgency::Critical,
-    Urgency::High,
-    Urgency::Normal,
-    Urgency::Low,
-];
-
 /// The ticket rule in words, for lists.
 pub(crate) fn ticket_rule_words(r: &AlertTicketRule) -> String {
     if r.is_none() {
@@ -165,8 +156,11 @@ async fn view(
                 .iter()
                 .map(|m| (m.as_str().to_string(), m.label()))
                 .collect(),
-            impacts: IMPACTS.iter().map(|i| i.as_str().to_string()).collect(),
-            urgencies: URGENCIES.iter().map(|u| u.as_str().to_string()).collect(),
+            impacts: Impact::ALL.iter().map(|i| i.as_str().to_string()).collect(),
+            urgencies: Urgency::ALL
+                .iter()
+                .map(|u| u.as_str().to_string())
+                .collect(),
             alertmanager_url: format!("{base}/api/v1/ingest/alertmanager"),
             webhook_url: format!("{base}/api/v1/ingest/webhook"),
         },
@@ -239,15 +233,7 @@ pub async fn revoke(
         return Err(fail(Error::NotFound("integration token")));
     };
     let back = format!("/clients/{client}/integrations");
-    // The token must be one of this client's (the address names the client).
-    let of_client = st
-        .app
-        .list_integration_tokens(&ctx.actor, Some(client), Page::new(0, 500))
-        .await
-        .map_err(fail)?;
-    if !of_client.items.iter().any(|t| t.id == token) {
-        return Err(fail(Error::NotFound("integration token")));
-    }
+    token_of_client(&st, &ctx.actor, client, token).await?;
     match st.app.revoke_integration_token(&ctx.actor, token).await {
         Ok(_) => Ok(redirect_with(
             &back,
@@ -271,15 +257,7 @@ pub async fn set_ticket_rule(
         return Err(fail(Error::NotFound("integration token")));
     };
     let back = format!("/clients/{client}/integrations");
-    // The token must be one of this client's (the address names the client).
-    let of_client = st
-        .app
-        .list_integration_tokens(&ctx.actor, Some(client), Page::new(0, 500))
-        .await
-        .map_err(fail)?;
-    if !of_client.items.iter().any(|t| t.id == token) {
-        return Err(fail(Error::NotFound("integration token")));
-    }
+    token_of_client(&st, &ctx.actor, client, token).await?;
     let rule = match ticket_rule_from_form(&FormFields(f)) {
         Ok(r) => r,
         Err(e) => return Ok(back_with(&st, &back, e)),
@@ -301,4 +279,22 @@ pub async fn set_ticket_rule(
         )),
         Err(e) => Ok(back_with(&st, &back, e)),
     }
+}
+
+/// Refuses (404) a token that is not one of this client's: the address names the client.
+async fn token_of_client(
+    st: &AppState,
+    actor: &Actor,
+    client: ClientId,
+    token: IntegrationTokenId,
+) -> Result<(), Response> {
+    let of_client = st
+        .app
+        .list_integration_tokens(actor, Some(client), Page::new(0, 500))
+        .await
+        .map_err(fail)?;
+    if !of_client.items.iter().any(|t| t.id == token) {
+        return Err(fail(Error::NotFound("integration token")));
+    }
+    Ok(())
 }
