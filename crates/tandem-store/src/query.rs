@@ -331,6 +331,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "search_scope",
         include_str!("../migrations/0019_search_scope.sql"),
     ),
+    // A client's active queue newest first from an index (issue #5's measure).
+    (
+        20,
+        "ticket_queue_active",
+        include_str!("../migrations/0020_ticket_queue_active.sql"),
+    ),
 ];
 
 /// A migration file whose first lines hold this directive is run, on SQLite, with foreign-key

@@ -6,7 +6,7 @@ use crate::{Page, Paged, Result, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use tandem_domain::authz::Grant;
-use tandem_domain::helpdesk::{Ticket, TicketEvent};
+use tandem_domain::helpdesk::{Status, Ticket, TicketEvent};
 use tandem_domain::scope::Party;
 use tandem_domain::{ClientId, Side, TicketId, UserId};
 
@@ -181,6 +181,41 @@ fn narrowed(q: &mut Sql, grant: &Grant, requester: Option<UserId>) {
     }
 }
 
+/// ` AND status IN (…)`. Known statuses are written as literals, in the order of
+/// `Status::ALL`, so that the query for the active ones reads exactly as the predicate of the
+/// partial index `tickets_active` (migration 0020): both planners can then prove the index
+/// applies (PostgreSQL also for a subset; SQLite only for the same list), and a client's
+/// active queue is read newest first from the index instead of sorted. The literals come from
+/// the domain's own names, never from the caller; anything else is bound (and matches nothing).
+fn statuses_in(q: &mut Sql, wanted: &[String]) {
+    let names: Vec<&'static str> = Status::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .filter(|name| wanted.iter().any(|w| w == name))
+        .collect();
+    let unknown: Vec<&String> = wanted
+        .iter()
+        .filter(|w| !names.contains(&w.as_str()))
+        .collect();
+    q.push(" AND status IN (");
+    let mut first = true;
+    for name in names {
+        if !first {
+            q.push(", ");
+        }
+        first = false;
+        q.push(&format!("'{name}'"));
+    }
+    for w in unknown {
+        if !first {
+            q.push(", ");
+        }
+        first = false;
+        q.text(w.clone());
+    }
+    q.push(")");
+}
+
 /// Tickets the grant reaches, most recently changed first.
 pub async fn list_tickets(
     c: &mut AnyConnection,
@@ -194,14 +229,7 @@ pub async fn list_tickets(
         q.push(" AND client_id = ").text(cid.to_string());
     }
     if !f.statuses.is_empty() {
-        q.push(" AND status IN (");
-        for (i, s) in f.statuses.iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
-            q.text(s.clone());
-        }
-        q.push(")");
+        statuses_in(&mut q, &f.statuses);
     }
     if let Some(o) = f.owner {
         q.push(" AND owner_side = ").text(o.as_str());

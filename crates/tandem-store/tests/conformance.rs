@@ -231,6 +231,7 @@ async fn migrations_apply_once_and_again_do_nothing() {
                 "auth_epoch",
                 "alert_tickets",
                 "search_scope",
+                "ticket_queue_active",
             ]
         );
         assert!(s.migrate().await.unwrap().is_empty());
@@ -293,6 +294,7 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
                     "ticket_import",
                     "ticket_search",
                     "tickets",
+                    "ticket_queue_active",
                     "tickets2",
                 ],
                 "each migration runs exactly once (sorted by name)"
