@@ -284,14 +284,40 @@ impl App {
         };
         let mut r = self.store.read().await?;
         let t = store::get_ticket(&mut r, &g, Self::requester_scope(actor), id).await?;
-        Ok(t.map(|t| AlertTicket {
-            id: t.id,
-            number: t.number,
-            subject: t.subject,
-            status: t.status,
-            priority: t.priority,
-            owner: t.owner,
-        }))
+        Ok(t.map(summary))
+    }
+
+    /// The tickets of a page of alerts that the actor may read, by id (the alerts list's
+    /// ticket column). Empty for those who may not read tickets.
+    pub async fn alert_tickets_of(
+        &self,
+        actor: &Actor,
+        alerts: &[Alert],
+    ) -> Result<std::collections::HashMap<TicketId, AlertTicket>> {
+        let mut ids: Vec<TicketId> = alerts.iter().filter_map(|a| a.ticket_id).collect();
+        ids.sort_unstable_by_key(|i| i.to_string());
+        ids.dedup();
+        let Ok(g) = self.grant(actor, Action::TicketsRead) else {
+            return Ok(Default::default());
+        };
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let mut r = self.store.read().await?;
+        let found = store::tickets_by_ids(&mut r, &g, Self::requester_scope(actor), &ids).await?;
+        Ok(found.into_iter().map(|t| (t.id, summary(t))).collect())
+    }
+}
+
+/// What an alert shows of its ticket.
+fn summary(t: Ticket) -> AlertTicket {
+    AlertTicket {
+        id: t.id,
+        number: t.number,
+        subject: t.subject,
+        status: t.status,
+        priority: t.priority,
+        owner: t.owner,
     }
 }
 

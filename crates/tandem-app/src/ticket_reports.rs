@@ -31,6 +31,9 @@ pub struct SlaReport {
     pub to: Timestamp,
     /// Internal IT first, then the provider.
     pub rows: Vec<SlaReportRow>,
+    /// Tickets opened in the month that came from a CSV import: they were opened and worked
+    /// under another system's clock, so they are not counted above.
+    pub imported_not_counted: i64,
 }
 
 /// What the sides handed each other in a month, and how fast it was picked up.
@@ -75,7 +78,9 @@ impl App {
     /// The monthly SLA report of a client: per side, tickets opened in the month, the share
     /// of first responses and resolutions within target, breaches, and median business
     /// minutes, counted with the client's policy in the calendars of the agreement in force
-    /// at the month's end (or now, for the current month).
+    /// at the month's end (or now, for the current month). Tickets that came from a CSV
+    /// import are left out (they were answered and resolved under another system) and counted
+    /// in `imported_not_counted`.
     pub async fn sla_report(
         &self,
         actor: &Actor,
@@ -96,11 +101,12 @@ impl App {
                     .into(),
             ));
         };
-        let (tickets, own) = {
+        let (tickets, imported, own) = {
             let mut r = self.store.read().await?;
             let sg = self.grant(&Actor::system(), Action::ScopeRead)?;
             (
                 store::tickets_opened_between(&mut r, &g, client, from, to).await?,
+                store::imported_opened_between(&mut r, &g, client, from, to).await?,
                 store::sla_policies(&mut r, &sg, client).await?,
             )
         };
@@ -116,6 +122,7 @@ impl App {
             from,
             to,
             rows,
+            imported_not_counted: imported,
         })
     }
 

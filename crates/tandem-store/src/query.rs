@@ -205,6 +205,27 @@ impl<T> Paged<T> {
 
 // ---- decoding -------------------------------------------------------------------------
 
+/// Whether the connection is to PostgreSQL (SQLite otherwise).
+pub(crate) fn is_postgres(c: &AnyConnection) -> bool {
+    c.backend_name().eq_ignore_ascii_case("postgresql")
+}
+
+/// Takes the transaction-scoped lock that orders writers handing out the next number of a
+/// sequence (`what`, such as a client's tickets) before they read `MAX(number) + 1`. SQLite has
+/// one writer, so it needs none; on PostgreSQL two transactions would otherwise read the same
+/// maximum and the second would fail on the unique key instead of taking the next number.
+pub(crate) async fn lock_numbering(c: &mut AnyConnection, what: &str) -> Result<()> {
+    if is_postgres(c) {
+        // (Wrapped: the lock function returns `void`, which the `Any` rows cannot carry.)
+        Sql::new("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock(hashtextextended(")
+            .text(what)
+            .push(", 0))) AS l")
+            .execute(c)
+            .await?;
+    }
+    Ok(())
+}
+
 pub(crate) fn text(row: &AnyRow, col: &str) -> Result<String> {
     Ok(row.try_get::<String, _>(col)?)
 }

@@ -196,8 +196,10 @@ pub async fn accepted_versions(
         .collect()
 }
 
-/// The next free version number of a client.
+/// The next free version number of a client (concurrent writers take turns, see
+/// [`crate::query::lock_numbering`]).
 pub async fn next_number(c: &mut AnyConnection, client: ClientId) -> Result<i64> {
+    crate::query::lock_numbering(c, &format!("agreement_versions:{client}")).await?;
     let r = Sql::new(
         "SELECT COALESCE(MAX(number), 0) + 1 AS n FROM agreement_versions WHERE client_id = ",
     )

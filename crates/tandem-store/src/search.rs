@@ -26,7 +26,7 @@
 //! tenant filter applies regardless: the words can only narrow a search, never widen it. On
 //! PostgreSQL the GIN indexes hold `client_id` (btree_gin) for the same purpose.
 
-use crate::query::{text, Sql};
+use crate::query::{is_postgres, text, Sql};
 use crate::tickets::{ticket_row, TicketFilter};
 use crate::{Page, Paged, Result};
 use sqlx::AnyConnection;
@@ -162,10 +162,6 @@ pub fn fts5_scope(grant: &Grant, f: &TicketFilter) -> Option<String> {
         ));
     }
     (!parts.is_empty()).then(|| parts.join(" AND "))
-}
-
-fn is_postgres(c: &AnyConnection) -> bool {
-    c.backend_name().eq_ignore_ascii_case("postgresql")
 }
 
 /// Tickets the grant reaches whose text holds every term, best match first, with the

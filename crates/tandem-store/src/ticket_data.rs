@@ -445,7 +445,8 @@ pub async fn demo_shift_back(c: &mut AnyConnection, t: &Ticket, seconds: i64) ->
     Ok(())
 }
 
-/// A client's tickets opened in `[from, to)`, if the grant reaches the client (reports).
+/// A client's tickets opened in `[from, to)`, if the grant reaches the client (reports),
+/// except those that came from a CSV import ([`imported_opened_between`] counts them).
 pub async fn tickets_opened_between(
     c: &mut AnyConnection,
     grant: &Grant,
@@ -460,12 +461,41 @@ pub async fn tickets_opened_between(
         .push(" AND created_at < ")
         .int(to.0)
         .push(" AND ");
-    q.scope("client_id", grant).push(" ORDER BY created_at, id");
+    q.scope("client_id", grant)
+        .push(" AND id NOT IN (SELECT ticket_id FROM ticket_import_keys WHERE client_id = ")
+        .text(client.to_string())
+        .push(") ORDER BY created_at, id");
     q.fetch_all(c)
         .await?
         .iter()
         .map(crate::tickets::ticket_row)
         .collect()
+}
+
+/// How many of a client's tickets opened in `[from, to)` came from a CSV import (issue #5):
+/// they were opened under another system, so the SLA report leaves them out and says so.
+pub async fn imported_opened_between(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    client: ClientId,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<i64> {
+    let mut q = Sql::new("SELECT COUNT(*) AS n FROM tickets WHERE client_id = ");
+    q.text(client.to_string())
+        .push(" AND created_at >= ")
+        .int(from.0)
+        .push(" AND created_at < ")
+        .int(to.0)
+        .push(" AND ");
+    q.scope("client_id", grant)
+        .push(" AND id IN (SELECT ticket_id FROM ticket_import_keys WHERE client_id = ")
+        .text(client.to_string())
+        .push(")");
+    match q.fetch_optional(c).await? {
+        Some(r) => crate::query::int(&r, "n"),
+        None => Ok(0),
+    }
 }
 
 /// A client's tickets with a handoff in `[from, to)`, if the grant reaches the client.

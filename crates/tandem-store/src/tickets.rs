@@ -43,8 +43,10 @@ pub enum SlaFilter {
     AtRisk,
 }
 
-/// The next ticket number of a client (inside the write that inserts it).
+/// The next ticket number of a client (inside the write that inserts it; concurrent writers
+/// take turns, see [`crate::query::lock_numbering`]).
 pub async fn next_number(c: &mut AnyConnection, client: ClientId) -> Result<i64> {
+    crate::query::lock_numbering(c, &format!("tickets:{client}")).await?;
     let r = Sql::new("SELECT COALESCE(MAX(number), 0) + 1 AS n FROM tickets WHERE client_id = ")
         .text(client.to_string())
         .fetch_optional(c)
@@ -284,6 +286,29 @@ pub async fn get_ticket(
     q.text(id.to_string()).push(" AND ");
     narrowed(&mut q, grant, requester);
     q.fetch_optional(c).await?.as_ref().map(ticket).transpose()
+}
+
+/// The tickets among `ids` that the grant (and, for end users, `requester`) reaches: for
+/// lists that show each row's ticket, such as the alerts list.
+pub async fn tickets_by_ids(
+    c: &mut AnyConnection,
+    grant: &Grant,
+    requester: Option<UserId>,
+    ids: &[TicketId],
+) -> Result<Vec<Ticket>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = Sql::new("SELECT * FROM tickets WHERE id IN (");
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.text(id.to_string());
+    }
+    q.push(") AND ");
+    narrowed(&mut q, grant, requester);
+    q.fetch_all(c).await?.iter().map(ticket).collect()
 }
 
 /// A ticket's history, oldest first; internal notes only when `with_internal`.

@@ -110,7 +110,7 @@ impl AlertParams {
 
 /// Alerts as CSV (formula-safe cells).
 pub fn alerts_csv(items: &[Alert]) -> String {
-    let mut out = String::from("id,client_id,endpoint_id,source,check_key,dedup_key,domain,severity,state,owner,owner_on_shift,title,summary,fired_at,acknowledged_at,acknowledged_by,resolved_at,resolution,silenced_by,silenced_window,silenced_until\n");
+    let mut out = String::from("id,client_id,endpoint_id,source,check_key,dedup_key,domain,severity,state,owner,owner_on_shift,title,summary,fired_at,acknowledged_at,acknowledged_by,resolved_at,resolution,silenced_by,silenced_window,silenced_until,ticket_id\n");
     let ts = |t: Option<tandem_domain::Timestamp>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
     for a in items {
         let cells = [
@@ -135,6 +135,7 @@ pub fn alerts_csv(items: &[Alert]) -> String {
             a.silenced_by.map(|w| w.to_string()).unwrap_or_default(),
             a.silenced_window.clone().unwrap_or_default(),
             ts(a.silenced_until),
+            a.ticket_id.map(|t| t.to_string()).unwrap_or_default(),
         ];
         let row: Vec<String> = cells
             .iter()

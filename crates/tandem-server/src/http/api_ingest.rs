@@ -192,7 +192,7 @@ pub async fn list_tokens(
 /// The tokens as CSV (times in UTC, RFC 3339).
 pub fn tokens_csv(items: &[IntegrationToken]) -> String {
     let mut out =
-        String::from("id,label,prefix,default_domain,created_at,last_used_at,revoked_at\r\n");
+        String::from("id,label,prefix,default_domain,ticket_mode,ticket_impact,ticket_urgency,created_at,last_used_at,revoked_at\r\n");
     let t = |x: Option<tandem_domain::Timestamp>| x.map(|v| v.to_rfc3339()).unwrap_or_default();
     for i in items {
         let row = [
@@ -200,6 +200,9 @@ pub fn tokens_csv(items: &[IntegrationToken]) -> String {
             i.label.clone(),
             i.prefix.clone(),
             i.default_domain.clone(),
+            i.ticket.mode.as_str().to_string(),
+            i.ticket.impact.map(|x| x.as_str()).unwrap_or("").to_string(),
+            i.ticket.urgency.map(|x| x.as_str()).unwrap_or("").to_string(),
             i.created_at.to_rfc3339(),
             t(i.last_used_at),
             t(i.revoked_at),

@@ -61,6 +61,8 @@ pub(crate) struct AlertRow {
     fired: String,
     /// Maintenance: "Silenced by window X until 04:00", or the window that silenced it.
     silence: Option<String>,
+    /// Its ticket, for those who may read it: (id, "#12", status).
+    ticket: Option<(String, String, &'static str)>,
 }
 
 /// The silence of an alert in words, times in the viewer's zone.
@@ -134,10 +136,22 @@ pub async fn list(
         .map(|(id, name, _)| (id.clone(), name.clone()))
         .collect();
     let tz = chrome.time_zone.clone();
+    let tickets = st
+        .app
+        .alert_tickets_of(&ctx.actor, &r.items)
+        .await
+        .map_err(fail)?;
     let rows = r
         .items
         .iter()
         .map(|a| AlertRow {
+            ticket: a.ticket_id.and_then(|id| tickets.get(&id)).map(|t| {
+                (
+                    t.id.to_string(),
+                    format!("#{}", t.number),
+                    t.status.as_str(),
+                )
+            }),
             id: a.id.to_string(),
             title: a.title.clone(),
             client: clients

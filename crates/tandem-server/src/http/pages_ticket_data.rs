@@ -306,6 +306,8 @@ struct ReportsPage {
     time_zone: String,
     /// The SLA report's cells per side, or why there is none.
     sla: Result<Vec<Vec<String>>, String>,
+    /// Tickets of the month that came from a CSV import, left out of the SLA table.
+    imported: i64,
     handoffs: Vec<Vec<String>>,
 }
 
@@ -349,6 +351,7 @@ pub async fn reports(
         });
     }
     let opt = |v: Option<i64>, unit: &str| v.map_or("—".to_string(), |v| format!("{v}{unit}"));
+    let imported = sla.as_ref().map_or(0, |r| r.imported_not_counted);
     let sla = match sla {
         Ok(r) => Ok(r
             .rows
@@ -394,6 +397,7 @@ pub async fn reports(
             month,
             time_zone: tz,
             sla,
+            imported,
             handoffs,
             chrome,
         },

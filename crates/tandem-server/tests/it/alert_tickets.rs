@@ -497,6 +497,29 @@ async fn the_rule_none_opens_no_ticket_and_another_tenant_sees_no_link() {
             page.text
         );
         assert!(page.text.contains("by Tandem monitoring"), "{}", page.text);
+        // The alerts list shows each alert's ticket, and its CSV export carries the id.
+        let page = t
+            .send(t.req(
+                Method::GET,
+                "/alerts?state=firing,acknowledged,resolved",
+                &s.cred(),
+            ))
+            .await;
+        assert_eq!(page.status, 200);
+        assert!(
+            page.text.contains(&format!("href=\"/tickets/{tid}\"")),
+            "{}",
+            page.text
+        );
+        let csv = t
+            .send(t.req(
+                Method::GET,
+                "/alerts?state=firing,acknowledged,resolved&format=csv",
+                &s.cred(),
+            ))
+            .await;
+        assert!(csv.text.lines().next().unwrap_or("").ends_with(",ticket_id"));
+        assert!(csv.text.contains(&tid.to_string()), "{}", csv.text);
         let s = t.sign_in(&t.w.it_b).await;
         let page = t
             .send(t.req(Method::GET, &format!("/tickets/{tid}"), &s.cred()))

@@ -211,10 +211,11 @@ async fn integration_tokens_are_shown_once_listed_exported_revoked_and_audited()
         let mut lines = r.text.lines();
         assert_eq!(
             lines.next(),
-            Some("id,label,prefix,default_domain,created_at,last_used_at,revoked_at")
+            Some("id,label,prefix,default_domain,ticket_mode,ticket_impact,ticket_urgency,created_at,last_used_at,revoked_at")
         );
         let row = lines.next().expect("a row");
         assert!(row.starts_with(&id), "{row}");
+        assert!(row.contains(",none,,,"), "the ticket rule (none by default): {row}");
         assert!(row.contains("\"Prometheus, Norfolk office\""), "{row}");
         assert!(!r.text.contains(&secret));
         let r = call(&t, Method::GET, &list_path, &padmin, None).await;

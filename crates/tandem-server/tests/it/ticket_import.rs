@@ -554,3 +554,54 @@ async fn the_web_flow_uploads_maps_dry_runs_and_imports() {
     })
     .await;
 }
+
+/// An imported ticket was answered and resolved under the old system's clock: the SLA report
+/// of the month it was opened in leaves it out (it would count as met in zero minutes) and
+/// says how many it left out.
+#[tokio::test]
+async fn an_imported_ticket_is_left_out_of_the_sla_report_and_counted_apart() {
+    run(|t: Arc<TestApp>| async move {
+        agree(&t).await;
+        let admin = bearer(&t, &t.w.it_a).await;
+        // Opened this very second (in UTC), so its month has the agreement in force.
+        let now = tandem_domain::Timestamp::now().to_rfc3339();
+        let (created, month) = (now[..19].replace('T', " "), now[..7].to_string());
+        let csv = format!(
+            "Ref,Subject,Requester,Status,Created\nOLD-1,Printer jam,eddie.enduser@example.test,Closed,{created}\n"
+        );
+        let mapping = json!({
+            "columns": {"external_ref": "Ref", "subject": "Subject", "requester": "Requester",
+                        "status": "Status", "created_at": "Created"},
+            "time_zone": "UTC"
+        });
+        let r = call(
+            &t,
+            Method::POST,
+            &format!("/api/v1/clients/{}/ticket-imports", t.w.client_a.id),
+            &admin,
+            Some(json!({"csv": csv, "mapping": mapping, "dry_run": false})),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json()["totals"]["created"], 1, "{}", r.text);
+        let r = call(
+            &t,
+            Method::GET,
+            &format!(
+                "/api/v1/clients/{}/reports/sla?month={month}&time_zone=UTC",
+                t.w.client_a.id
+            ),
+            &admin,
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let rep = r.json();
+        assert_eq!(rep["imported_not_counted"], 1, "{rep}");
+        for row in rep["rows"].as_array().expect("rows") {
+            assert_eq!(row["tickets"], 0, "{row}");
+            assert_eq!(row["resolution_met_percent"], Value::Null, "{row}");
+        }
+    })
+    .await;
+}

@@ -200,3 +200,38 @@ async fn without_an_agreement_the_clients_own_it_owns_the_ticket_and_there_is_no
     })
     .await;
 }
+
+/// Tickets opened at the same moment in one client each get the next number: none fails on
+/// the unique number and none is skipped (PostgreSQL runs the writes side by side).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_opened_at_once_in_one_client_get_numbers_one_to_n() {
+    run(|t: Arc<TestApp>| async move {
+        agree(&t).await;
+        let it = bearer(&t, &t.w.it_a).await;
+        const N: usize = 16;
+        let opened = futures_util::future::join_all((0..N).map(|i| {
+            let (t, it) = (t.clone(), it.clone());
+            async move {
+                call(
+                    &t,
+                    Method::POST,
+                    "/api/v1/tickets",
+                    &it,
+                    Some(json!({"subject": format!("Printer {i} jams")})),
+                )
+                .await
+            }
+        }))
+        .await;
+        let mut numbers: Vec<i64> = opened
+            .iter()
+            .map(|r| {
+                assert_eq!(r.status, 201, "{}", r.text);
+                r.json()["number"].as_i64().expect("number")
+            })
+            .collect();
+        numbers.sort_unstable();
+        assert_eq!(numbers, (1..=N as i64).collect::<Vec<_>>());
+    })
+    .await;
+}
