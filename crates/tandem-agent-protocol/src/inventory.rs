@@ -284,8 +284,9 @@ impl Inventory {
     }
 }
 
-/// A leaf TLS certificate the agent found (protocol 1.1). Only certificates that are not
-/// certificate authorities are reported: the leaves a service presents, not the chain.
+/// A leaf TLS certificate the agent found (protocol 1.1). From files, only certificates that
+/// are not certificate authorities are reported: the leaves a service presents, not the
+/// chain. From a port, the first certificate the service presented, whatever its flags.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TlsCertificate {
     /// Where it was found: `file:/etc/nginx/certs/shop.pem` (or `tcp:PORT` for one served

@@ -255,7 +255,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
 
 fn run(config_path: &Path, once: bool) -> anyhow::Result<()> {
     let config = AgentConfig::load(config_path)?;
-    let collector = crate::collect::host_collector_for(config.tls_cert_dirs.clone());
+    let collector = crate::collect::host_collector_for(config.tls_settings());
     let mut service = Service::new(config, collector)?;
     if once {
         let report = service.run_once()?;

@@ -58,6 +58,23 @@ pub struct AgentConfig {
     /// `collect::tls_certs::DEFAULT_DIRS`, an empty list turns the search off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_cert_dirs: Option<Vec<PathBuf>>,
+    /// Whether listening TCP ports are probed for the TLS certificate they serve (default
+    /// true).
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub tls_scan_ports: bool,
+    /// Ports never probed for certificates; unset means
+    /// `collect::tls_ports::DEFAULT_EXCLUDED_PORTS` (SSH, SMTP, databases and other services
+    /// that do not start with TLS), a list replaces them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_scan_exclude_ports: Option<Vec<u16>>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(v: &bool) -> bool {
+    *v
 }
 
 fn default_updates_check_seconds() -> u32 {
@@ -137,6 +154,19 @@ impl AgentConfig {
         ServerUrl::parse(&self.server).context("server")
     }
 
+    /// Where the collector looks for TLS certificates, defaults filled in.
+    pub fn tls_settings(&self) -> crate::collect::TlsSettings {
+        let defaults = crate::collect::TlsSettings::default();
+        crate::collect::TlsSettings {
+            dirs: self.tls_cert_dirs.clone().unwrap_or(defaults.dirs),
+            scan_ports: self.tls_scan_ports,
+            exclude_ports: self
+                .tls_scan_exclude_ports
+                .clone()
+                .unwrap_or(defaults.exclude_ports),
+        }
+    }
+
     /// The agent's identity (id and key).
     pub fn identity(&self) -> anyhow::Result<Identity> {
         let key = private_key_from_base64(self.private_key.expose()).context("private_key")?;
@@ -189,5 +219,40 @@ fn warn_if_readable_by_others(path: &Path) {
             "warning: {} holds the agent's private key but others can read it: it {why}",
             path.display()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::{tls_ports, TlsSettings};
+
+    const BASE: &str = "server = \"https://tandem.example.test\"\nagent_id = \"a1\"\n\
+        private_key = \"x\"\nheartbeat_seconds = 60\ninventory_seconds = 3600\n\
+        outbox_path = \"/tmp/outbox.db\"\n";
+
+    #[test]
+    fn tls_settings_default_to_probing_ports_and_can_be_narrowed_or_turned_off() {
+        let config: AgentConfig = toml::from_str(BASE).unwrap();
+        assert_eq!(config.tls_settings(), TlsSettings::default());
+        assert!(config.tls_settings().scan_ports);
+        assert_eq!(
+            config.tls_settings().exclude_ports,
+            tls_ports::DEFAULT_EXCLUDED_PORTS
+        );
+        // Written back, the defaults add nothing to the file.
+        let text = toml::to_string(&config).unwrap();
+        assert!(!text.contains("tls_"), "{text}");
+
+        let config: AgentConfig = toml::from_str(&format!(
+            "{BASE}tls_scan_ports = false\ntls_scan_exclude_ports = [8443]\ntls_cert_dirs = []\n"
+        ))
+        .unwrap();
+        let tls = config.tls_settings();
+        assert!(!tls.scan_ports);
+        assert_eq!(tls.exclude_ports, [8443]);
+        assert!(tls.dirs.is_empty());
+        let text = toml::to_string(&config).unwrap();
+        assert!(text.contains("tls_scan_ports = false"), "{text}");
     }
 }

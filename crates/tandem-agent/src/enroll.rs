@@ -96,6 +96,8 @@ pub fn enroll(options: &EnrollOptions) -> anyhow::Result<AgentConfig> {
         outbox_path: options.outbox_path.clone(),
         max_outbox_bytes: options.max_outbox_bytes,
         tls_cert_dirs: None,
+        tls_scan_ports: true,
+        tls_scan_exclude_ports: None,
     };
     config.save(&options.config_path)?;
     Outbox::open(

@@ -21,6 +21,8 @@ fn config(dir: &std::path::Path) -> AgentConfig {
         outbox_path: dir.join("outbox.db"),
         max_outbox_bytes: 1 << 20,
         tls_cert_dirs: None,
+        tls_scan_ports: true,
+        tls_scan_exclude_ports: None,
     }
 }
 

@@ -16,6 +16,7 @@ use tandem_agent_protocol::{Heartbeat, Inventory, NotCollected};
 pub mod command;
 pub mod text;
 pub mod tls_certs;
+pub mod tls_ports;
 
 #[cfg(target_os = "linux")]
 pub mod linux;
@@ -40,33 +41,49 @@ pub trait Collector {
     fn fingerprint(&mut self) -> String;
 }
 
-/// The collector for the machine the agent runs on, with its TLS certificate directories
-/// from the configuration (`None`: the defaults).
-pub fn host_collector_for(tls_dirs: Option<Vec<std::path::PathBuf>>) -> Box<dyn Collector + Send> {
+/// Where the agent looks for TLS certificates (agent settings `tls_cert_dirs`,
+/// `tls_scan_ports`, `tls_scan_exclude_ports`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Directories searched for PEM files.
+    pub dirs: Vec<std::path::PathBuf>,
+    /// Whether listening TCP ports are probed for the certificate they serve.
+    pub scan_ports: bool,
+    /// Ports never probed.
+    pub exclude_ports: Vec<u16>,
+}
+
+impl Default for TlsSettings {
+    /// [`tls_certs::DEFAULT_DIRS`], ports probed except [`tls_ports::DEFAULT_EXCLUDED_PORTS`].
+    fn default() -> Self {
+        TlsSettings {
+            dirs: tls_certs::DEFAULT_DIRS
+                .iter()
+                .map(std::path::PathBuf::from)
+                .collect(),
+            scan_ports: true,
+            exclude_ports: tls_ports::DEFAULT_EXCLUDED_PORTS.to_vec(),
+        }
+    }
+}
+
+/// The collector for the machine the agent runs on, with its TLS settings from the
+/// configuration.
+pub fn host_collector_for(tls: TlsSettings) -> Box<dyn Collector + Send> {
     #[cfg(target_os = "linux")]
     {
-        match tls_dirs {
-            Some(dirs) => Box::new(linux::LinuxCollector::with_tls_dirs(dirs)),
-            None => Box::new(linux::LinuxCollector::new()),
-        }
+        Box::new(linux::LinuxCollector::with_tls(tls))
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = tls_dirs;
+        let _ = tls;
         Box::new(other::UnsupportedCollector)
     }
 }
 
-/// The collector for the machine the agent runs on.
+/// The collector for the machine the agent runs on, with the default TLS settings.
 pub fn host_collector() -> Box<dyn Collector + Send> {
-    #[cfg(target_os = "linux")]
-    {
-        Box::new(linux::LinuxCollector::new())
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        Box::new(other::UnsupportedCollector)
-    }
+    host_collector_for(TlsSettings::default())
 }
 
 /// Gathers the gaps of one collection pass.

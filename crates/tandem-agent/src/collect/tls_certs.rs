@@ -15,6 +15,7 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use tandem_agent_protocol::inventory::TlsCertificate;
+use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::pem::Pem;
 
@@ -134,30 +135,41 @@ pub fn leaves(pem: &[u8], source: &str, seen: &mut BTreeSet<[u8; 32]>) -> Vec<Tl
         if !seen.insert(digest) {
             continue;
         }
-        let dns_names = cert
-            .subject_alternative_name()
-            .ok()
-            .flatten()
-            .map(|san| {
-                san.value
-                    .general_names
-                    .iter()
-                    .filter_map(|n| match n {
-                        GeneralName::DNSName(d) => Some(d.to_string()),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.push(TlsCertificate {
-            source: source.to_string(),
-            subject: cert.subject().to_string(),
-            issuer: cert.issuer().to_string(),
-            not_after: cert.validity().not_after.timestamp(),
-            dns_names,
-        });
+        out.push(describe(&cert, source));
     }
     out
+}
+
+/// One DER certificate as an inventory entry, CA or not (a port serves what it serves);
+/// `None` when it does not parse.
+pub fn from_der(der: &[u8], source: &str) -> Option<TlsCertificate> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(describe(&cert, source))
+}
+
+fn describe(cert: &X509Certificate<'_>, source: &str) -> TlsCertificate {
+    let dns_names = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    GeneralName::DNSName(d) => Some(d.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    TlsCertificate {
+        source: source.to_string(),
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        not_after: cert.validity().not_after.timestamp(),
+        dns_names,
+    }
 }
 
 // Unix only: the fixture lays certificates out with symlinks, as Let's Encrypt does.

@@ -331,6 +331,18 @@ fn duration(secs: u64) -> String {
     }
 }
 
+/// Where the agent found a certificate, for people: `file:/etc/x.pem` is the path,
+/// `tcp:443` a port; any other form (a newer agent's) as sent.
+fn certificate_source(source: &str) -> String {
+    if let Some(path) = source.strip_prefix("file:") {
+        path.to_string()
+    } else if let Some(port) = source.strip_prefix("tcp:") {
+        format!("served on TCP port {port}")
+    } else {
+        source.to_string()
+    }
+}
+
 /// GET /endpoints/{id}?tab=
 pub async fn endpoint(
     State(st): State<AppState>,
@@ -569,6 +581,32 @@ pub async fn endpoint(
                         })
                         .collect(),
                     empty: "Nothing is listening.".into(),
+                });
+            }
+            if let Some(certs) = &inv.tls_certificates {
+                let now = Timestamp::now();
+                sections.push(Section {
+                    title: "TLS certificates",
+                    headers: vec!["Found at", "Subject", "Names", "Expires"],
+                    rows: certs
+                        .iter()
+                        .map(|c| {
+                            let expires = Timestamp(c.not_after.saturating_mul(Timestamp::SECOND));
+                            vec![
+                                certificate_source(&c.source),
+                                c.subject.clone(),
+                                c.dns_names.join(", "),
+                                if expires.0 <= now.0 {
+                                    format!("{} (expired)", expires.display_in(&tz))
+                                } else {
+                                    expires.display_in(&tz)
+                                },
+                            ]
+                        })
+                        .collect(),
+                    empty:
+                        "No certificates found in the agent's folders or on its listening ports."
+                            .into(),
                 });
             }
             if let Some(u) = &inv.users {

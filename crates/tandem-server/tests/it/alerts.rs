@@ -445,8 +445,8 @@ fn inventory(firewall: bool, admins: &[&str], smbd_active: bool) -> Value {
     }})
 }
 
-/// Adds `tls_certificates` to the stored inventory, as the agent's certificate scan (metrics
-/// branch) reports it; this branch's protocol types do not carry the section yet.
+/// Adds `tls_certificates` to the stored inventory, as the agent reports a certificate it
+/// found served on port 443.
 async fn with_certificate(t: &TestApp, id: EndpointId, cert_days: i64) {
     let stored = {
         let mut r = t.app.store().read().await.unwrap();
@@ -570,6 +570,14 @@ async fn checks_fire_from_check_ins_and_clear_when_the_condition_clears() {
         assert!(disk.title.starts_with("hp-fs01"), "{}", disk.title);
         assert!(disk.summary.contains("/srv"), "{}", disk.summary);
         assert_eq!(disk.endpoint_id, Some(id));
+        let tls = list.items.iter().find(|a| a.check_key.as_deref() == Some("tls")).unwrap();
+        assert!(tls.summary.contains("CN=hp-fs01.harbor.test (tcp:443) expires in"), "{}", tls.summary);
+        // The endpoint page lists the certificate where it was found.
+        let s = t.sign_in(&w.it_a).await;
+        let cookie = Cred::Session { cookie: s.cookie, csrf: s.csrf };
+        let page = t.send(t.req(Method::GET, &format!("/endpoints/{id}?tab=security"), &cookie)).await;
+        assert_eq!(page.status, 200);
+        assert!(page.text.contains("TLS certificates") && page.text.contains("served on TCP port 443"), "{}", page.text);
 
         // A client-level override lowers the disk threshold below what is left: it clears.
         t.app

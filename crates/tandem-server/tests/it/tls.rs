@@ -18,8 +18,13 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tandem_agent_protocol::ca_fingerprint;
+use tandem_app::{principal_of, Actor, CheckPolicyInput};
 use tandem_domain::authz::Capability;
+use tandem_domain::monitoring::policy::PolicyTarget;
+use tandem_domain::monitoring::Check;
 use tandem_server::http::{routes, HttpConfig};
+use tandem_store::monitoring::AlertFilter;
+use tandem_store::Page;
 
 /// A `tandem serve` process, killed when dropped unless stopped.
 struct Served {
@@ -324,6 +329,58 @@ async fn the_agent_pins_the_servers_ca_by_fingerprint_and_delivers_over_tls() {
         assert!(
             status.contains(&format!("pinned CA (SHA-256 {})", ca.sha256)),
             "{status}"
+        );
+
+        // The agent probed this machine's listening ports, this server's among them: the
+        // certificate it serves (365 days) is in the inventory as `tcp:<port>`, and in the TLS
+        // check's alert when the check looks further ahead.
+        let port = t.base.rsplit(':').next().unwrap().trim_end_matches('/');
+        let source = format!("tcp:{port}");
+        let id = items[0]["id"].as_str().unwrap().to_string();
+        let r = t
+            .send(t.api(Method::GET, &format!("/api/v1/endpoints/{id}"), &cred))
+            .await;
+        let d = r.json();
+        let served = d["inventory"]["tls_certificates"]
+            .as_array()
+            .and_then(|certs| certs.iter().find(|c| c["source"] == source.as_str()))
+            .unwrap_or_else(|| panic!("{source} among {}", d["inventory"]["tls_certificates"]))
+            .clone();
+        let left = served["not_after"].as_i64().unwrap() - jiff::Timestamp::now().as_second();
+        assert!(left > 300 * 86_400 && left <= 366 * 86_400, "{served}");
+        let padmin = Actor::person(principal_of(&t.w.padmin), None);
+        let tls_check: Check =
+            serde_json::from_value(json!({"key": "tls", "kind": "tls_expiring", "days": 400}))
+                .unwrap();
+        t.app
+            .put_check_policy(
+                &padmin,
+                PolicyTarget::Provider,
+                CheckPolicyInput {
+                    checks: vec![tls_check],
+                    exclusions: vec![],
+                },
+            )
+            .await
+            .expect("provider policy");
+        t.app
+            .evaluation_pass(tandem_domain::Timestamp::now())
+            .await
+            .expect("pass");
+        let alerts = t
+            .app
+            .list_alerts(&padmin, &AlertFilter::default(), Page::new(0, 50))
+            .await
+            .unwrap();
+        let alert = alerts
+            .items
+            .iter()
+            .find(|a| a.check_key.as_deref() == Some("tls"))
+            .expect("the TLS check fired");
+        assert!(
+            alert.summary.contains(&format!("({source}) expires in")),
+            "{}",
+            alert.summary
         );
     })
     .await;

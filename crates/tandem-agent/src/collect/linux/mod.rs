@@ -4,10 +4,10 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 
 use sha2::{Digest, Sha256};
-use tandem_agent_protocol::inventory::UpdatesSection;
+use tandem_agent_protocol::inventory::{PortsSection, TlsCertificate, UpdatesSection};
 use tandem_agent_protocol::{Heartbeat, Inventory, NotCollected};
 
-use super::{Collector, Gaps};
+use super::{tls_ports, Collector, Gaps, TlsSettings};
 
 pub mod encryption;
 pub mod firewall;
@@ -49,27 +49,51 @@ const WATCHED_PATHS: [&str; 14] = [
 pub struct LinuxCollector {
     heartbeat: heartbeat::HeartbeatSampler,
     /// Where TLS certificates are looked for.
-    tls_dirs: Vec<std::path::PathBuf>,
+    tls: TlsSettings,
 }
 
 impl LinuxCollector {
-    /// A collector with no previous heartbeat sample, looking for TLS certificates in the
-    /// default directories.
+    /// A collector with no previous heartbeat sample and the default TLS settings.
     pub fn new() -> LinuxCollector {
-        LinuxCollector::with_tls_dirs(
-            super::tls_certs::DEFAULT_DIRS
-                .iter()
-                .map(std::path::PathBuf::from)
-                .collect(),
-        )
+        LinuxCollector::with_tls(TlsSettings::default())
     }
 
-    /// The same, looking for TLS certificates in `dirs`.
-    pub fn with_tls_dirs(dirs: Vec<std::path::PathBuf>) -> LinuxCollector {
+    /// The same, looking for TLS certificates as `tls` says.
+    pub fn with_tls(tls: TlsSettings) -> LinuxCollector {
         LinuxCollector {
             heartbeat: heartbeat::HeartbeatSampler::default(),
-            tls_dirs: dirs,
+            tls,
         }
+    }
+
+    /// Certificates in files, then those served on the listening TCP ports `ports` found.
+    /// A port's certificate is kept even when a file holds the same one: the entry says
+    /// that the port serves it (a renewed file the service has not reloaded shows as two
+    /// different certificates).
+    fn tls_certificates(
+        &self,
+        ports: Option<&PortsSection>,
+        gaps: &mut Gaps,
+    ) -> Vec<TlsCertificate> {
+        let mut certs = super::tls_certs::collect(&self.tls.dirs, gaps);
+        if self.tls.scan_ports {
+            match ports {
+                Some(p) => {
+                    let targets = tls_ports::targets(&p.listening, &self.tls.exclude_ports);
+                    certs.extend(tls_ports::scan(
+                        &targets,
+                        &tls_ports::Limits::default(),
+                        gaps,
+                    ));
+                }
+                None => gaps.add(
+                    "tls_certificates.ports",
+                    "the listening ports could not be read",
+                ),
+            }
+        }
+        certs.sort();
+        certs
     }
 }
 
@@ -87,6 +111,8 @@ impl Collector for LinuxCollector {
     fn inventory(&mut self) -> Inventory {
         let mut gaps = Gaps::default();
         let processes = procs::processes();
+        let ports = ports::collect(&mut gaps);
+        let tls_certificates = self.tls_certificates(ports.as_ref(), &mut gaps);
         let inventory = Inventory {
             system: Some(system::collect(&mut gaps, &processes)),
             hardware: Some(hardware::collect(&mut gaps)),
@@ -95,12 +121,12 @@ impl Collector for LinuxCollector {
             updates: None,
             users: users::collect(&mut gaps),
             services: services::collect(&mut gaps),
-            ports: ports::collect(&mut gaps),
+            ports,
             firewall: Some(firewall::collect(&mut gaps)),
             encryption: Some(encryption::collect(&mut gaps)),
             ssh: Some(ssh::collect(&mut gaps)),
             sessions: sessions::collect(&mut gaps),
-            tls_certificates: Some(super::tls_certs::collect(&self.tls_dirs, &mut gaps)),
+            tls_certificates: Some(tls_certificates),
             not_collected: Vec::new(),
         };
         Inventory {
@@ -136,5 +162,58 @@ impl Collector for LinuxCollector {
             hash.update(serde_json::to_vec(&network).unwrap_or_default());
         }
         hex::encode(hash.finalize())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::tls_ports::testing::{tls_server, Served};
+
+    #[test]
+    fn the_listening_ports_found_are_probed_for_certificates_unless_turned_off() {
+        let (port, server) = tls_server(Served {
+            common_name: "intranet.example.test",
+            dns_names: vec!["intranet.example.test".into()],
+            not_after: 1_900_000_000,
+            ca: false,
+            tls12_only: false,
+        });
+        // The ports section as this pass reads it, narrowed to our server so that the test
+        // does not knock on the machine's other services.
+        let mut gaps = Gaps::default();
+        let mut section = ports::collect(&mut gaps).expect("the socket tables");
+        section.listening.retain(|l| l.port == port);
+        assert_eq!(section.listening.len(), 1, "{:?}", section.listening);
+
+        let off = LinuxCollector::with_tls(TlsSettings {
+            dirs: Vec::new(),
+            scan_ports: false,
+            exclude_ports: Vec::new(),
+        });
+        assert!(off.tls_certificates(Some(&section), &mut gaps).is_empty());
+        let excluded = LinuxCollector::with_tls(TlsSettings {
+            dirs: Vec::new(),
+            scan_ports: true,
+            exclude_ports: vec![port],
+        });
+        assert!(excluded
+            .tls_certificates(Some(&section), &mut gaps)
+            .is_empty());
+
+        let on = LinuxCollector::with_tls(TlsSettings {
+            dirs: Vec::new(),
+            ..TlsSettings::default()
+        });
+        let found = on.tls_certificates(Some(&section), &mut gaps);
+        server.join().unwrap();
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].source, format!("tcp:{port}"));
+        assert_eq!(found[0].subject, "CN=intranet.example.test");
+
+        // No ports section, no probing: said so.
+        let mut gaps = Gaps::default();
+        assert!(on.tls_certificates(None, &mut gaps).is_empty());
+        assert!(gaps.has("tls_certificates.ports"));
     }
 }
