@@ -91,7 +91,14 @@ impl From<sqlx::Error> for StoreError {
         read_pool::note_error(&e);
         if let sqlx::Error::Database(d) = &e {
             if d.is_unique_violation() {
-                return StoreError::Conflict(d.message().to_string());
+                // The database's own words name tables and constraints: they go to the log,
+                // the caller gets a plain sentence (callers that know which rule it was say
+                // so in their own terms).
+                tracing::debug!(error = %d.message(), "unique violation");
+                return StoreError::Conflict(
+                    "it conflicts with something that already exists (or was just made); reload and try again"
+                        .into(),
+                );
             }
         }
         StoreError::Db(e)
