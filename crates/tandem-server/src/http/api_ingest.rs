@@ -201,8 +201,16 @@ pub fn tokens_csv(items: &[IntegrationToken]) -> String {
             i.prefix.clone(),
             i.default_domain.clone(),
             i.ticket.mode.as_str().to_string(),
-            i.ticket.impact.map(|x| x.as_str()).unwrap_or("").to_string(),
-            i.ticket.urgency.map(|x| x.as_str()).unwrap_or("").to_string(),
+            i.ticket
+                .impact
+                .map(|x| x.as_str())
+                .unwrap_or("")
+                .to_string(),
+            i.ticket
+                .urgency
+                .map(|x| x.as_str())
+                .unwrap_or("")
+                .to_string(),
             i.created_at.to_rfc3339(),
             t(i.last_used_at),
             t(i.revoked_at),

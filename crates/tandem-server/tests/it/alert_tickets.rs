@@ -518,7 +518,12 @@ async fn the_rule_none_opens_no_ticket_and_another_tenant_sees_no_link() {
                 &s.cred(),
             ))
             .await;
-        assert!(csv.text.lines().next().unwrap_or("").ends_with(",ticket_id"));
+        assert!(csv
+            .text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .ends_with(",ticket_id"));
         assert!(csv.text.contains(&tid.to_string()), "{}", csv.text);
         let s = t.sign_in(&t.w.it_b).await;
         let page = t
