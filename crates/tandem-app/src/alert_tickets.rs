@@ -25,14 +25,14 @@
 //! notes (kind `alert`): the IT sides see them, end users do not. Everything happens in the
 //! alert's own write transaction, with an audit entry per ticket change.
 
-use crate::tickets::{event, write_opened};
+use crate::tickets::{event, write_opened, write_priority};
 use crate::{system_grant, Actor, App, Audit, Result};
 use serde::Serialize;
 use serde_json::json;
 use tandem_domain::authz::Action;
 use tandem_domain::helpdesk::{ClockSegment, Priority, Status, Ticket};
 use tandem_domain::mail::MailEvent;
-use tandem_domain::monitoring::{Alert, AlertTicketRule};
+use tandem_domain::monitoring::{Alert, AlertTicketRule, TicketMode};
 use tandem_domain::{TicketId, Timestamp};
 use tandem_store::monitoring as alerts_store;
 use tandem_store::tickets as store;
@@ -220,7 +220,15 @@ impl App {
             a.severity.as_str(),
             a.summary
         );
-        note_on_ticket(w, actor, &mut t, a, "updated", body, now).await
+        note_on_ticket(w, actor, &mut t, a, "updated", body, now).await?;
+        // A worse severity raises the ticket to at least that severity's priority (never
+        // lowers it: people may have raised it by hand, or the rule named a higher one).
+        let (impact, urgency) = AlertTicketRule::new(TicketMode::Open).impact_urgency(a.severity);
+        if !t.status.is_done() && Priority::from_matrix(impact, urgency) < t.priority {
+            let why = format!("the alert became {}", a.severity.as_str());
+            write_priority(w, actor, &mut t, impact, urgency, now, Some(&why)).await?;
+        }
+        Ok(())
     }
 
     /// An alert just resolved (`how`: in words): its ticket hears of it and, when the alert's

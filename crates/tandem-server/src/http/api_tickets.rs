@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tandem_app::{NewTicket, TicketView};
-use tandem_domain::helpdesk::{Status, Ticket};
+use tandem_domain::helpdesk::{Impact, Status, Ticket, Urgency};
 use tandem_domain::scope::Party;
 use tandem_domain::{ClientId, TicketId, UserId};
 use tandem_store::tickets::TicketFilter;
@@ -456,6 +456,42 @@ pub async fn set_status(
     Ok(Json(
         st.app
             .set_ticket_status(&ctx.actor, id, body.status)
+            .await?,
+    ))
+}
+
+/// A new impact and urgency for a ticket.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityChange {
+    /// `organisation`, `department` or `person`.
+    pub impact: Impact,
+    /// `critical`, `high`, `normal` or `low`.
+    pub urgency: Urgency,
+    /// Why (optional, up to 500 characters; in the ticket's internal history).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Re-rates a ticket; the priority (and the SLA targets) follow from the matrix.
+#[utoipa::path(post, path = "/api/v1/tickets/{ticket_id}/priority", tag = "helpdesk",
+    params(("ticket_id" = String, Path, description = "The ticket's id")), request_body = PriorityChange,
+    responses((status = 200, body = Ticket), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn set_priority(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<TicketId>,
+    ApiJson(body): ApiJson<PriorityChange>,
+) -> ApiResult<Json<Ticket>> {
+    Ok(Json(
+        st.app
+            .set_ticket_priority(
+                &ctx.actor,
+                id,
+                body.impact,
+                body.urgency,
+                body.reason.as_deref(),
+            )
             .await?,
     ))
 }

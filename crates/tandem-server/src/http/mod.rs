@@ -369,6 +369,7 @@ pub fn routes() -> Vec<RouteSpec> {
         route!(POST, "/tickets/{ticket_id}/reply", Page, pt::reply),
         route!(POST, "/tickets/{ticket_id}/status", Page, pt::status),
         route!(POST, "/tickets/{ticket_id}/handoff", Page, pt::handoff),
+        route!(POST, "/tickets/{ticket_id}/priority", Page, pt::priority),
         route!(POST, "/tickets/{ticket_id}/take", Page, pt::take),
         route!(GET, "/api/v1/tickets", Api, tk::list_tickets),
         route!(POST, "/api/v1/tickets", Api, tk::create_ticket),
@@ -385,6 +386,12 @@ pub fn routes() -> Vec<RouteSpec> {
             "/api/v1/tickets/{ticket_id}/handoff",
             Api,
             tk::hand_off
+        ),
+        route!(
+            POST,
+            "/api/v1/tickets/{ticket_id}/priority",
+            Api,
+            tk::set_priority
         ),
         route!(POST, "/api/v1/tickets/{ticket_id}/assign", Api, tk::assign),
         // Ticket attachments (issue #5). The reply form (`/tickets/{ticket_id}/reply`) takes

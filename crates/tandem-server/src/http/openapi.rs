@@ -26,7 +26,7 @@ use utoipa::{Modify, OpenApi};
         super::api_fleet::list_enrollment_tokens, super::api_fleet::create_enrollment_token,
         super::api_fleet::revoke_enrollment_token,
         super::api_tickets::list_tickets, super::api_tickets::create_ticket, super::api_tickets::get_ticket,
-        super::api_tickets::reply, super::api_tickets::set_status, super::api_tickets::hand_off,
+        super::api_tickets::reply, super::api_tickets::set_status, super::api_tickets::set_priority, super::api_tickets::hand_off,
         super::api_tickets::assign,
         // Ticket attachments (issue #5)
         super::api_attachments::list, super::api_attachments::upload, super::api_attachments::get,

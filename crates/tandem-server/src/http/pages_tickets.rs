@@ -801,6 +801,46 @@ pub async fn status(
     .await
 }
 
+/// POST /tickets/{id}/priority
+pub async fn priority(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let f = FormFields(f);
+    let impact = f.text("impact").parse::<Impact>();
+    let urgency = f.text("urgency").parse::<Urgency>();
+    let reason = f.text("reason");
+    let (app, actor) = (&st.app, &ctx.actor);
+    act(
+        &st,
+        &id,
+        |id| async move {
+            let mut bad = Vec::new();
+            if impact.is_err() {
+                bad.push(tandem_domain::validate::Invalid::new(
+                    "impact",
+                    "choose an impact",
+                ));
+            }
+            if urgency.is_err() {
+                bad.push(tandem_domain::validate::Invalid::new(
+                    "urgency",
+                    "choose an urgency",
+                ));
+            }
+            let (Ok(impact), Ok(urgency)) = (impact, urgency) else {
+                return Err(Error::Invalid(bad));
+            };
+            app.set_ticket_priority(actor, id, impact, urgency, Some(&reason))
+                .await
+        },
+        |t| format!("Priority is {}.", t.priority.as_str()),
+    )
+    .await
+}
+
 /// POST /tickets/{id}/handoff
 pub async fn handoff(
     State(st): State<AppState>,

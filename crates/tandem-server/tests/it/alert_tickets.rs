@@ -534,6 +534,55 @@ async fn the_rule_none_opens_no_ticket_and_another_tenant_sees_no_link() {
     .await;
 }
 
+/// A worse severity raises its ticket's priority to that severity's; a milder one never
+/// lowers it.
+#[tokio::test]
+async fn a_worse_severity_raises_the_tickets_priority_and_a_milder_one_does_not_lower_it() {
+    run(|t: Arc<TestApp>| async move {
+        agree(&t).await;
+        let a = t.w.client_a.id;
+        let mon = Actor::monitoring();
+        // A worse severity raises its ticket's priority; a milder one never lowers it.
+        let sev = |s: Severity| {
+            let mut r = raise(a, "disk:fs02", "patching", TicketMode::Open);
+            r.severity = s;
+            r.summary = format!("now {}", s.as_str());
+            r
+        };
+        let warned = t
+            .app
+            .raise_alert(&mon, sev(Severity::Warning))
+            .await
+            .expect("warning")
+            .alert;
+        let wt = warned.ticket_id.expect("ticket");
+        assert_eq!(ticket(&t, wt).await.ticket.priority, Priority::P3);
+        t.app
+            .raise_alert(&mon, sev(Severity::Critical))
+            .await
+            .expect("critical");
+        let v = ticket(&t, wt).await;
+        assert_eq!(v.ticket.priority, Priority::P2);
+        assert!(
+            v.events
+                .iter()
+                .any(|e| e.kind == "priority" && e.body.contains("P3 → P2")),
+            "{:?}",
+            v.events
+        );
+        t.app
+            .raise_alert(&mon, sev(Severity::Info))
+            .await
+            .expect("info");
+        assert_eq!(
+            ticket(&t, wt).await.ticket.priority,
+            Priority::P2,
+            "never lowered"
+        );
+    })
+    .await;
+}
+
 // ---- a check policy's rule, through the evaluation pass ------------------------------------
 
 fn now_secs() -> i64 {

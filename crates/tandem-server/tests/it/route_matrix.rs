@@ -136,6 +136,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST",   "/tickets/{ticket_id}/reply",                         ".    Y    Y    Y    .    .    Y    .    .    .    ."),
     ("POST",   "/tickets/{ticket_id}/status",                        ".    Y    Y    Y    .    .    .    .    .    .    ."),
     ("POST",   "/tickets/{ticket_id}/handoff",                       ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    ("POST",   "/tickets/{ticket_id}/priority",                      ".    Y    Y    Y    .    .    .    .    .    .    ."),
     ("POST",   "/tickets/{ticket_id}/take",                          ".    Y    Y    .    .    .    .    .    .    .    ."),
     ("GET",    "/api/v1/tickets",                                    ".    Y    Y    Y    Y    Y    Y    .    Y    Y    ."),
     ("POST",   "/api/v1/tickets",                                    ".    Y    Y    Y    .    .    Y    .    .    Y    ."),
@@ -143,6 +144,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST",   "/api/v1/tickets/{ticket_id}/replies",                ".    Y    Y    Y    .    .    Y    .    .    Y    ."),
     ("POST",   "/api/v1/tickets/{ticket_id}/status",                 ".    Y    Y    Y    .    .    .    .    .    Y    ."),
     ("POST",   "/api/v1/tickets/{ticket_id}/handoff",                ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("POST",   "/api/v1/tickets/{ticket_id}/priority",               ".    Y    Y    Y    .    .    .    .    .    Y    ."),
     ("POST",   "/api/v1/tickets/{ticket_id}/assign",                 ".    Y    Y    Y    .    .    .    .    .    Y    ."),
     // Ticket attachments (issue #5): whoever sees the ticket sees its public files and may
     // attach; deleting is for the provider admin and the client's IT admin.
@@ -1126,6 +1128,7 @@ fn probe(
         ("POST", "/tickets/{ticket_id}/reply") => rb.form(&form(&[("body", &format!("Page reply from {n}"))])),
         ("POST", "/tickets/{ticket_id}/status") => rb.form(&form(&[("status", "waiting_on_vendor")])),
         ("POST", "/tickets/{ticket_id}/handoff") => rb.form(&form(&[("to", fill.ticket.1), ("reason", &format!("Page handoff by {n}"))])),
+        ("POST", "/tickets/{ticket_id}/priority") => rb.form(&form(&[("impact", "department"), ("urgency", "high"), ("reason", &format!("Page re-rating by {n}"))])),
         // tickets2
         ("POST", "/tickets/{ticket_id}/tags") => rb.form(&form(&[("add", &format!("page-{n}"))])),
         ("POST", "/tickets/{ticket_id}/links") | ("POST", "/tickets/{ticket_id}/merge") => {
@@ -1227,6 +1230,7 @@ fn probe(
         ("POST", "/api/v1/tickets/{ticket_id}/replies") => rb.json(&json!({"body": format!("Reply from {n}")})),
         ("POST", "/api/v1/tickets/{ticket_id}/status") => rb.json(&json!({"status": "waiting_on_vendor"})),
         ("POST", "/api/v1/tickets/{ticket_id}/handoff") => rb.json(&json!({"to": fill.ticket.1, "reason": format!("Needs the other side, says {n}")})),
+        ("POST", "/api/v1/tickets/{ticket_id}/priority") => rb.json(&json!({"impact": "organisation", "urgency": "normal", "reason": format!("Re-rated by {n}")})),
         ("POST", "/api/v1/tickets/{ticket_id}/assign") => rb.json(&json!({"assignee_id": null})),
         // tickets2
         ("POST", "/api/v1/tickets/{ticket_id}/watchers") => rb.json(&json!({})),

@@ -235,3 +235,80 @@ async fn tickets_opened_at_once_in_one_client_get_numbers_one_to_n() {
     })
     .await;
 }
+
+/// The IT sides re-rate a ticket: the priority follows the matrix, the history and the audit
+/// trail say so, and the SLA targets follow the new priority. End users, viewers and the other
+/// tenant cannot; a done ticket must be reopened first; bad values are named.
+#[tokio::test]
+async fn the_it_sides_change_a_tickets_priority_and_its_targets_follow() {
+    run(|t: Arc<TestApp>| async move {
+        agree(&t).await;
+        let it = bearer(&t, &t.w.it_a).await;
+        let r = call(&t, Method::POST, "/api/v1/tickets", &it, Some(json!({"subject": "Shared drive slow"}))).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        assert_eq!(r.json()["priority"], "P3");
+        let path = format!("/api/v1/tickets/{id}/priority");
+        let before = call(&t, Method::GET, &format!("/api/v1/tickets/{id}"), &it, None).await.json();
+        let head = t.audit_head().await;
+
+        let r = call(&t, Method::POST, &path, &it, Some(json!({"impact": "organisation", "urgency": "high", "reason": "the whole office is affected"}))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json()["priority"], "P1");
+        assert_eq!(r.json()["impact"], "organisation");
+        let view = call(&t, Method::GET, &format!("/api/v1/tickets/{id}"), &it, None).await.json();
+        assert_eq!(view["ticket"]["priority"], "P1", "{view}");
+        assert_ne!(
+            view["sla"]["resolution_target_minutes"], before["sla"]["resolution_target_minutes"],
+            "the resolution target follows the priority: {view}"
+        );
+        let last = view["events"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["kind"], "priority");
+        assert!(last["body"].as_str().unwrap().contains("P3 → P1"), "{last}");
+        assert!(last["body"].as_str().unwrap().contains("whole office"), "{last}");
+        let audit = t.audit_all().await;
+        let changed: Vec<_> = audit
+            .iter()
+            .filter(|a| a.seq > head && a.entry.action == "ticket.priority_changed")
+            .collect();
+        assert_eq!(changed.len(), 1);
+        // The same values again change nothing.
+        let head = t.audit_head().await;
+        let r = call(&t, Method::POST, &path, &it, Some(json!({"impact": "organisation", "urgency": "high"}))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(t.audit_head().await, head);
+        // Bad values are named; unknown fields refused.
+        let r = call(&t, Method::POST, &path, &it, Some(json!({"impact": "galaxy", "urgency": "high"}))).await;
+        assert!(r.status == 400 || r.status == 422, "{}", r.text);
+        // Who may not.
+        let s = t.sign_in(&t.w.end_a).await;
+        let end = Cred::Session { cookie: s.cookie, csrf: s.csrf };
+        let r = call(&t, Method::POST, &path, &end, Some(json!({"impact": "person", "urgency": "low"}))).await;
+        assert!(r.status == 403 || r.status == 404, "{}", r.text);
+        let other = bearer(&t, &t.w.it_b).await;
+        call(&t, Method::POST, &path, &other, Some(json!({"impact": "person", "urgency": "low"}))).await.assert_problem(404, "not_found");
+        // A resolved ticket is reopened first.
+        let r = call(&t, Method::POST, &format!("/api/v1/tickets/{id}/status"), &it, Some(json!({"status": "resolved"}))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        call(&t, Method::POST, &path, &it, Some(json!({"impact": "person", "urgency": "low"}))).await.assert_problem(409, "conflict");
+
+        // The page form does the same.
+        let r = call(&t, Method::POST, "/api/v1/tickets", &it, Some(json!({"subject": "Printer toner"}))).await;
+        let id2 = r.json()["id"].as_str().unwrap().to_string();
+        let s = t.sign_in(&t.w.it_a).await;
+        let page = t.send(t.req(Method::GET, &format!("/tickets/{id2}"), &s.cred())).await;
+        assert!(page.text.contains(&format!("action=\"/tickets/{id2}/priority\"")), "{}", page.text);
+        let r = t
+            .send(t.req(Method::POST, &format!("/tickets/{id2}/priority"), &s.cred()).form(&[
+                ("csrf", s.csrf.as_str()),
+                ("impact", "department"),
+                ("urgency", "critical"),
+                ("reason", ""),
+            ]))
+            .await;
+        assert!(r.status == 303 || r.status == 200, "{} {}", r.status, r.text);
+        let v = call(&t, Method::GET, &format!("/api/v1/tickets/{id2}"), &it, None).await.json();
+        assert_eq!(v["ticket"]["priority"], "P1", "{v}");
+    })
+    .await;
+}
