@@ -384,6 +384,7 @@ fn new_ticket(f: &FormFields) -> NewTicket {
         domain: parse_or_none("domain").map(str::to_string),
         impact: parse_or_none("impact").and_then(|s| s.parse::<Impact>().ok()),
         urgency: parse_or_none("urgency").and_then(|s| s.parse::<Urgency>().ok()),
+        endpoint_ids: Vec::new(),
     }
 }
 
