@@ -12,12 +12,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tandem_domain::authz::{authorize, Action, Grant};
 use tandem_domain::directory::User;
+use tandem_domain::fleet::Presence;
 use tandem_domain::helpdesk::{Calendars, ClockSegment, Priority, Status, Ticket};
 use tandem_domain::scope::Party;
 use tandem_domain::ticket_data::{
     due_sla_events, merge_refusal, normalize_tag, policy_for, MergeCase, SlaEvent, SlaPolicy,
 };
-use tandem_domain::fleet::Presence;
 use tandem_domain::{ClientId, EndpointId, Role, TicketId, Timestamp, UserId};
 use tandem_store::ticket_data as store;
 use tandem_store::tickets as tickets_store;
@@ -184,10 +184,9 @@ impl App {
         if Self::requester_scope(actor).is_some() {
             return Ok(Vec::new());
         }
-        let may_see = actor.principal.as_ref().is_some_and(|p| {
-            authorize(p, Action::EndpointsRead, Timestamp::now())
-                .is_ok_and(|g| g.check_client(t.client_id).is_ok())
-        });
+        let may_see = self
+            .grant(actor, Action::EndpointsRead)
+            .is_ok_and(|g| g.check_client(t.client_id).is_ok());
         if !may_see {
             return Ok(Vec::new());
         }
@@ -268,7 +267,9 @@ impl App {
         let t = self.ticket_for(&g, actor, id).await?;
         let now = Timestamp::now();
         if linked {
-            let found = self.endpoints_to_link(actor, t.client_id, &[endpoint]).await?;
+            let found = self
+                .endpoints_to_link(actor, t.client_id, &[endpoint])
+                .await?;
             let mut w = self.store.write().await?;
             let mut changed = false;
             for (e, hostname) in found {
@@ -301,7 +302,9 @@ impl App {
                 .await?;
                 Audit::new(actor, "ticket.endpoint_unlinked", "ticket", t.id)
                     .client(Some(t.client_id))
-                    .after(json!({"number": t.number, "endpoint_id": endpoint, "hostname": hostname}))
+                    .after(
+                        json!({"number": t.number, "endpoint_id": endpoint, "hostname": hostname}),
+                    )
                     .write(&mut w)
                     .await?;
                 w.commit().await?;

@@ -747,7 +747,9 @@ pub async fn endpoint(
     } else {
         None
     };
-    let (show_tickets, more_tickets) = linked.as_ref().map_or((false, false), |l| (true, l.has_more));
+    let (show_tickets, more_tickets) = linked
+        .as_ref()
+        .map_or((false, false), |l| (true, l.has_more));
     let tickets = linked
         .map(|l| {
             l.items

@@ -715,6 +715,18 @@ async fn the_demo_has_tags_watchers_a_merged_duplicate_and_a_breached_ticket() {
             .items;
         assert_eq!(breached.len(), 1, "{name}: {breached:?}");
         assert!(breached[0].subject.contains("Shared mailbox for referrals"));
+        // Issue #5: the ticket the full disk opened is linked to its server.
+        let disk = app
+            .get_ticket(&sys, find("hp-fs-01: any filesystem below 10% free"))
+            .await
+            .unwrap();
+        let hosts: Vec<&str> = disk
+            .data
+            .endpoints
+            .iter()
+            .map(|e| e.hostname.as_str())
+            .collect();
+        assert_eq!(hosts, vec!["hp-fs-01"], "{name}");
         db.cleanup().await;
     }
 }
@@ -1157,7 +1169,9 @@ async fn the_ticket_page_links_endpoints_and_the_endpoint_page_lists_its_tickets
         assert!(page.text.contains("No endpoint linked."), "{}", page.text);
         // The form offers the client's endpoints by host name, and only those.
         assert!(page.text.contains("Link an endpoint"));
-        assert!(page.text.contains(&format!("<option value=\"{fs}\">hp-fs-01</option>")));
+        assert!(page
+            .text
+            .contains(&format!("<option value=\"{fs}\">hp-fs-01</option>")));
         assert!(!page.text.contains("bw-depot-01"));
         let r = post_form(
             &t,
@@ -1177,14 +1191,18 @@ async fn the_ticket_page_links_endpoints_and_the_endpoint_page_lists_its_tickets
         )
         .await;
         assert!(
-            r.flash().1.contains("choose an endpoint of this ticket's client"),
+            r.flash()
+                .1
+                .contains("choose an endpoint of this ticket's client"),
             "{:?}",
             r.flash()
         );
         let page = t
             .send(t.req(Method::GET, &format!("/tickets/{a}"), &s.cred()))
             .await;
-        assert!(page.text.contains(&format!("<a href=\"/endpoints/{fs}\">hp-fs-01</a>")));
+        assert!(page
+            .text
+            .contains(&format!("<a href=\"/endpoints/{fs}\">hp-fs-01</a>")));
         assert!(page.text.contains("Unlink hp-fs-01"));
         assert!(page.text.contains("Linked endpoint hp-fs-01"));
 
@@ -1193,16 +1211,27 @@ async fn the_ticket_page_links_endpoints_and_the_endpoint_page_lists_its_tickets
             .send(t.req(Method::GET, &format!("/endpoints/{fs}"), &s.cred()))
             .await;
         assert_eq!(ep.status, 200);
-        assert!(ep.text.contains(&format!("#{a_no} Backups fail on the file server")), "{}", ep.text);
+        assert!(
+            ep.text
+                .contains(&format!("#{a_no} Backups fail on the file server")),
+            "{}",
+            ep.text
+        );
         assert!(ep.text.contains(&format!("/tickets?endpoint_id={fs}")));
         let ep = t
             .send(t.req(Method::GET, &format!("/endpoints/{pc}"), &s.cred()))
             .await;
-        assert!(ep.text.contains("No active ticket is linked to this endpoint."));
+        assert!(ep
+            .text
+            .contains("No active ticket is linked to this endpoint."));
         // The queue page narrows to the endpoint's tickets.
         open(&t, &it, "Unrelated printer jam").await;
         let q = t
-            .send(t.req(Method::GET, &format!("/tickets?endpoint_id={fs}"), &s.cred()))
+            .send(t.req(
+                Method::GET,
+                &format!("/tickets?endpoint_id={fs}"),
+                &s.cred(),
+            ))
             .await;
         assert!(q.text.contains("Backups fail") && !q.text.contains("Unrelated printer"));
 
