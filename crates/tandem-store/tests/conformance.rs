@@ -294,9 +294,9 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
                     "ticket_attachments",
                     "ticket_endpoints",
                     "ticket_import",
+                    "ticket_queue_active",
                     "ticket_search",
                     "tickets",
-                    "ticket_queue_active",
                     "tickets2",
                 ],
                 "each migration runs exactly once (sorted by name)"
