@@ -271,13 +271,13 @@ impl App {
                 .endpoints_to_link(actor, t.client_id, &[endpoint])
                 .await?;
             let mut w = self.store.write().await?;
-            let mut changed = false;
             for (e, hostname) in found {
-                changed |= write_endpoint_link(&mut w, actor, &t, e, &hostname, now).await?;
+                write_endpoint_link(&mut w, actor, &t, e, &hostname, now).await?;
             }
-            if changed {
-                w.commit().await?;
-            }
+            // Committed also when nothing changed: the INSERT took SQLite's write lock, and a
+            // commit releases it before the next writer goes (a dropped transaction rolls back
+            // on the connection's own thread, which may run after the next writer began).
+            w.commit().await?;
         } else {
             // Unlinking needs the right to read the client's endpoints too.
             self.grant(actor, Action::EndpointsRead)?
@@ -307,8 +307,9 @@ impl App {
                     )
                     .write(&mut w)
                     .await?;
-                w.commit().await?;
             }
+            // Committed also when nothing changed (see above).
+            w.commit().await?;
         }
         self.ticket_endpoints(actor, &t).await
     }
