@@ -195,6 +195,16 @@ impl App {
             );
             (t, line)
         };
+        // Issue #5: the ticket is about the alert's endpoint (if it is in service and of the
+        // ticket's client); linked once, whichever alert of the key came first.
+        if let Some(e) = a.endpoint_id {
+            if let Some((client, _, hostname)) = alerts_store::endpoint_place(w, e).await? {
+                if client == t.client_id {
+                    crate::ticket_data::write_endpoint_link(w, actor, &t, e, &hostname, now)
+                        .await?;
+                }
+            }
+        }
         a.ticket_id = Some(t.id);
         alerts_store::update_alert(w, a).await?;
         crate::alerts::alert_transitioned(w, a, actor, now, "ticket", body, false).await?;

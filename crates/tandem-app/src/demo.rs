@@ -576,6 +576,7 @@ impl App {
             domain: Some(domain.into()),
             impact: Some(impact),
             urgency: Some(urgency),
+            endpoint_ids: Vec::new(),
         };
         // Harbor Point: everyday work for internal IT.
         let printer = self

@@ -59,6 +59,7 @@ impl App {
                     domain: Some("helpdesk".into()),
                     impact: Some(Impact::Person),
                     urgency: Some(Urgency::Normal),
+                    endpoint_ids: Vec::new(),
                 },
             )
             .await?;

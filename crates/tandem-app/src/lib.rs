@@ -75,7 +75,8 @@ pub use ticket_import::{ImportReport, StagedImport};
 pub use tickets::{NewTicket, TicketView};
 // tickets2
 pub use ticket_data::{
-    AudienceMember, AudienceReason, SlaEventPage, SlaPolicyRow, TicketData, TicketRef, Watcher,
+    AudienceMember, AudienceReason, SlaEventPage, SlaPolicyRow, TicketData, TicketEndpoint,
+    TicketRef, Watcher,
 };
 pub use ticket_reports::{HandoffReport, SlaReport};
 pub use tokens::{NewToken, TOKEN_PREFIX};

@@ -745,6 +745,7 @@ impl App {
                     domain: None,
                     impact: None,
                     urgency: None,
+                    endpoint_ids: Vec::new(),
                 },
             )
             .await

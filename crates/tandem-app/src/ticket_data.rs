@@ -12,12 +12,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tandem_domain::authz::{authorize, Action, Grant};
 use tandem_domain::directory::User;
+use tandem_domain::fleet::Presence;
 use tandem_domain::helpdesk::{Calendars, ClockSegment, Priority, Status, Ticket};
 use tandem_domain::scope::Party;
 use tandem_domain::ticket_data::{
     due_sla_events, merge_refusal, normalize_tag, policy_for, MergeCase, SlaEvent, SlaPolicy,
 };
-use tandem_domain::{ClientId, Role, TicketId, Timestamp, UserId};
+use tandem_domain::{ClientId, EndpointId, Role, TicketId, Timestamp, UserId};
 use tandem_store::ticket_data as store;
 use tandem_store::tickets as tickets_store;
 
@@ -45,6 +46,20 @@ pub struct TicketRef {
     pub status: Status,
 }
 
+/// An endpoint linked to a ticket (issue #5, "linked endpoints").
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TicketEndpoint {
+    /// The endpoint.
+    pub id: EndpointId,
+    /// Its host name.
+    pub hostname: String,
+    /// Online, offline or never seen, now.
+    pub presence: Presence,
+    /// Whether it was retired after it was linked.
+    pub retired: bool,
+}
+
 /// Watchers, tags, related tickets and merges of one ticket.
 #[derive(Clone, Debug, Default, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -59,6 +74,9 @@ pub struct TicketData {
     pub merged_into: Option<TicketRef>,
     /// The duplicates merged into this one.
     pub merged_from: Vec<TicketRef>,
+    /// The endpoints it is about, by host name; only for the IT sides who may read this
+    /// client's endpoints (end users never see endpoints: always empty for them).
+    pub endpoints: Vec<TicketEndpoint>,
 }
 
 /// Why someone hears about a ticket event.
@@ -137,6 +155,7 @@ impl App {
         let [links, mut into_refs, merged_from] = refs;
         let merged_into = into_refs.pop();
         drop(r);
+        let endpoints = self.ticket_endpoints(actor, t).await?;
         let mut watchers = Vec::new();
         for id in watcher_ids {
             let label = match self.get_user(&Actor::system(), id).await {
@@ -151,7 +170,148 @@ impl App {
             links,
             merged_into,
             merged_from,
+            endpoints,
         })
+    }
+
+    /// The endpoints linked to a ticket the actor reads, if they may see this client's
+    /// endpoints (never for end users).
+    pub(crate) async fn ticket_endpoints(
+        &self,
+        actor: &Actor,
+        t: &Ticket,
+    ) -> Result<Vec<TicketEndpoint>> {
+        if Self::requester_scope(actor).is_some() {
+            return Ok(Vec::new());
+        }
+        let may_see = self
+            .grant(actor, Action::EndpointsRead)
+            .is_ok_and(|g| g.check_client(t.client_id).is_ok());
+        if !may_see {
+            return Ok(Vec::new());
+        }
+        let rows = {
+            let mut r = self.store.read().await?;
+            store::ticket_endpoints(&mut r, t).await?
+        };
+        let now = Timestamp::now();
+        let grace = self.policy.offline_after_seconds;
+        Ok(rows
+            .into_iter()
+            .map(|e| TicketEndpoint {
+                id: e.id,
+                hostname: e.hostname,
+                presence: Presence::at(e.last_seen_at, now, grace),
+                retired: e.retired,
+            })
+            .collect())
+    }
+
+    /// The host names of `ids`, each an endpoint of `client` in service (not retired), in
+    /// order; a 422 on `endpoint_id` naming the first that is not. The caller read the
+    /// client's ticket through a grant, and may read the client's endpoints.
+    pub(crate) async fn endpoints_to_link(
+        &self,
+        actor: &Actor,
+        client: ClientId,
+        ids: &[EndpointId],
+    ) -> Result<Vec<(EndpointId, String)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if Self::requester_scope(actor).is_some() {
+            return Err(invalid(
+                "endpoint_ids",
+                "end users do not link endpoints; describe the device in the ticket instead",
+            ));
+        }
+        let g = self.grant(actor, Action::EndpointsRead)?;
+        g.check_client(client)
+            .map_err(|_| invalid("endpoint_id", "choose an endpoint of this ticket's client"))?;
+        let mut out: Vec<(EndpointId, String)> = Vec::new();
+        let mut r = self.store.read().await?;
+        for id in ids {
+            if out.iter().any(|(e, _)| e == id) {
+                continue;
+            }
+            match store::endpoint_of_client(&mut r, client, *id).await? {
+                Some((hostname, false)) => out.push((*id, hostname)),
+                Some((_, true)) => {
+                    return Err(invalid(
+                        "endpoint_id",
+                        "this endpoint was retired; choose an endpoint in service",
+                    ))
+                }
+                None => {
+                    return Err(invalid(
+                        "endpoint_id",
+                        "choose an endpoint of this ticket's client",
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Links (`linked`) an endpoint of the ticket's client to a ticket, or unlinks it. The
+    /// endpoint must be in service (not retired) to be linked; unlinking takes any. Nothing
+    /// is written when nothing changes. Answers the ticket's endpoints.
+    pub async fn link_ticket_endpoint(
+        &self,
+        actor: &Actor,
+        id: TicketId,
+        endpoint: EndpointId,
+        linked: bool,
+    ) -> Result<Vec<TicketEndpoint>> {
+        let g = self.grant(actor, Action::TicketsWrite)?;
+        let t = self.ticket_for(&g, actor, id).await?;
+        let now = Timestamp::now();
+        if linked {
+            let found = self
+                .endpoints_to_link(actor, t.client_id, &[endpoint])
+                .await?;
+            let mut w = self.store.write().await?;
+            for (e, hostname) in found {
+                write_endpoint_link(&mut w, actor, &t, e, &hostname, now).await?;
+            }
+            // Committed also when nothing changed: the INSERT took SQLite's write lock, and a
+            // commit releases it before the next writer goes (a dropped transaction rolls back
+            // on the connection's own thread, which may run after the next writer began).
+            w.commit().await?;
+        } else {
+            // Unlinking needs the right to read the client's endpoints too.
+            self.grant(actor, Action::EndpointsRead)?
+                .check_client(t.client_id)
+                .map_err(|_| Error::NotFound("ticket"))?;
+            let mut w = self.store.write().await?;
+            if store::remove_ticket_endpoint(&mut w, t.id, endpoint).await? {
+                let hostname = store::endpoint_of_client(&mut w, t.client_id, endpoint)
+                    .await?
+                    .map_or_else(|| endpoint.to_string(), |(h, _)| h);
+                tickets_store::insert_event(
+                    &mut w,
+                    &t,
+                    &event(
+                        actor,
+                        now,
+                        "endpoint",
+                        format!("Unlinked endpoint {hostname}"),
+                        false,
+                    ),
+                )
+                .await?;
+                Audit::new(actor, "ticket.endpoint_unlinked", "ticket", t.id)
+                    .client(Some(t.client_id))
+                    .after(
+                        json!({"number": t.number, "endpoint_id": endpoint, "hostname": hostname}),
+                    )
+                    .write(&mut w)
+                    .await?;
+            }
+            // Committed also when nothing changed (see above).
+            w.commit().await?;
+        }
+        self.ticket_endpoints(actor, &t).await
     }
 
     /// Whether `u` may hear about `t` at all: an active person of the ticket's client or of
@@ -762,4 +922,40 @@ fn sweeper_actor() -> Actor {
     let mut a = Actor::system();
     a.reference = Some("sla-sweeper".into());
     a
+}
+
+/// Links an endpoint (already checked: of the ticket's client, in service) to a ticket
+/// inside `w`, with its internal history entry and its audit entry; false (and nothing
+/// written) if it was linked already. Shared by linking, opening a ticket and alerts.
+pub(crate) async fn write_endpoint_link(
+    w: &mut tandem_store::Write,
+    actor: &Actor,
+    t: &Ticket,
+    endpoint: EndpointId,
+    hostname: &str,
+    now: Timestamp,
+) -> Result<bool> {
+    let by = actor.principal.as_ref().map(|p| p.user_id);
+    if !store::add_ticket_endpoint(w, t, endpoint, by, now).await? {
+        return Ok(false);
+    }
+    // Internal: end users never see endpoints.
+    tickets_store::insert_event(
+        w,
+        t,
+        &event(
+            actor,
+            now,
+            "endpoint",
+            format!("Linked endpoint {hostname}"),
+            false,
+        ),
+    )
+    .await?;
+    Audit::new(actor, "ticket.endpoint_linked", "ticket", t.id)
+        .client(Some(t.client_id))
+        .after(json!({"number": t.number, "endpoint_id": endpoint, "hostname": hostname}))
+        .write(w)
+        .await?;
+    Ok(true)
 }

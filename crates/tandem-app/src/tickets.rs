@@ -14,7 +14,7 @@ use tandem_domain::helpdesk::{
 use tandem_domain::mail::MailEvent;
 use tandem_domain::scope::{CompiledAgreement, Party};
 use tandem_domain::validate::Invalid;
-use tandem_domain::{ClientId, Role, Side, SiteId, TicketId, Timestamp, UserId};
+use tandem_domain::{ClientId, EndpointId, Role, Side, SiteId, TicketId, Timestamp, UserId};
 use tandem_store::tickets::{self as store, TicketFilter};
 use tandem_store::{Page, Paged};
 
@@ -46,6 +46,10 @@ pub struct NewTicket {
     /// How soon it hurts (default: normal).
     #[serde(default)]
     pub urgency: Option<Urgency>,
+    /// Endpoints of the client the ticket is about (IT sides only; end users may not pass
+    /// any). Each must be in service.
+    #[serde(default)]
+    pub endpoint_ids: Vec<EndpointId>,
 }
 
 /// A ticket with its history and where it stands against its targets.
@@ -188,6 +192,9 @@ impl App {
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
+        let endpoints = self
+            .endpoints_to_link(actor, client, &new.endpoint_ids)
+            .await?;
         let now = Timestamp::now();
         // Who owns it is the agreement's answer; without an agreement in force, the
         // client's own IT does (and the ticket says so).
@@ -246,6 +253,9 @@ impl App {
             None,
         )
         .await?;
+        for (e, hostname) in &endpoints {
+            crate::ticket_data::write_endpoint_link(&mut w, actor, &t, *e, hostname, now).await?;
+        }
         // Mail (issue #5): the acknowledgement, queued in this same transaction.
         self.mail_ticket_event(&mut w, actor, &t, MailEvent::TicketOpened, &t.description)
             .await?;
@@ -273,6 +283,8 @@ impl App {
         let mut f = filter.clone();
         if let Some(me) = Self::requester_scope(actor) {
             f.requester = Some(me);
+            // End users never see endpoints, nor which of their tickets are linked to one.
+            f.endpoint = None;
         }
         let mut r = self.store.read().await?;
         Ok(store::list_tickets(&mut r, &g, &f, page).await?)

@@ -668,6 +668,7 @@ async fn measure(
                 ),
                 impact: None,
                 urgency: None,
+                endpoint_ids: Vec::new(),
             },
         )
         .await?;

@@ -358,6 +358,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ticket_queue_active",
         include_str!("../migrations/0020_ticket_queue_active.sql"),
     ),
+    // Tickets linked to endpoints (issue #5). 21 is another branch's.
+    (
+        22,
+        "ticket_endpoints",
+        include_str!("../migrations/0022_ticket_endpoints.sql"),
+    ),
 ];
 
 /// A migration file whose first lines hold this directive is run, on SQLite, with foreign-key

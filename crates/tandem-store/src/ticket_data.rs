@@ -4,14 +4,14 @@
 //! Functions that take a [`Ticket`] expect the caller to have read it through a grant
 //! ([`crate::tickets::get_ticket`]); lists across tickets take the grant themselves.
 
-use crate::query::{int, parsed, text, ts, Sql};
+use crate::query::{int, opt_int, opt_ts, parsed, text, ts, Sql};
 use crate::{Result, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use tandem_domain::authz::Grant;
 use tandem_domain::helpdesk::{Priority, Ticket};
 use tandem_domain::ticket_data::{SlaClock, SlaEvent, SlaEventKind, SlaPolicy};
-use tandem_domain::{ClientId, TicketId, Timestamp, UserId};
+use tandem_domain::{ClientId, EndpointId, TicketId, Timestamp, UserId};
 
 // ---- watchers --------------------------------------------------------------------------
 
@@ -211,6 +211,109 @@ pub async fn insert_merge(
             .push(") ON CONFLICT (source_id) DO NOTHING")
             .execute(c)
             .await?;
+    Ok(n == 1)
+}
+
+// ---- linked endpoints ------------------------------------------------------------------
+
+/// An endpoint linked to a ticket, as the ticket shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkedEndpoint {
+    /// The endpoint.
+    pub id: EndpointId,
+    /// Its host name.
+    pub hostname: String,
+    /// When the server last heard from it.
+    pub last_seen_at: Option<Timestamp>,
+    /// Whether it was retired since it was linked.
+    pub retired: bool,
+}
+
+/// The endpoint `id` if it belongs to `client`, with its host name and whether it was
+/// retired. The caller has authorized `client` (through the ticket it read with a grant).
+pub async fn endpoint_of_client(
+    c: &mut AnyConnection,
+    client: ClientId,
+    id: EndpointId,
+) -> Result<Option<(String, bool)>> {
+    match Sql::new("SELECT hostname, retired_at FROM endpoints WHERE id = ")
+        .text(id.to_string())
+        .push(" AND client_id = ")
+        .text(client.to_string())
+        .fetch_optional(c)
+        .await?
+    {
+        Some(r) => Ok(Some((
+            text(&r, "hostname")?,
+            opt_int(&r, "retired_at")?.is_some(),
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// The endpoints linked to a ticket, by host name.
+pub async fn ticket_endpoints(c: &mut AnyConnection, t: &Ticket) -> Result<Vec<LinkedEndpoint>> {
+    Sql::new(
+        "SELECT e.id, e.hostname, e.last_seen_at, e.retired_at FROM ticket_endpoints te \
+         JOIN endpoints e ON e.id = te.endpoint_id WHERE te.ticket_id = ",
+    )
+    .text(t.id.to_string())
+    .push(" AND e.client_id = ")
+    .text(t.client_id.to_string())
+    .push(" ORDER BY e.hostname, e.id")
+    .fetch_all(c)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(LinkedEndpoint {
+            id: parsed(r, "id")?,
+            hostname: text(r, "hostname")?,
+            last_seen_at: opt_ts(r, "last_seen_at")?,
+            retired: opt_int(r, "retired_at")?.is_some(),
+        })
+    })
+    .collect()
+}
+
+/// Links an endpoint (of the ticket's client, checked by the caller) to a ticket; false if
+/// it already was.
+pub async fn add_ticket_endpoint(
+    c: &mut AnyConnection,
+    t: &Ticket,
+    endpoint: EndpointId,
+    by: Option<UserId>,
+    at: Timestamp,
+) -> Result<bool> {
+    let n = Sql::new(
+        "INSERT INTO ticket_endpoints (ticket_id, endpoint_id, client_id, linked_at, linked_by) VALUES (",
+    )
+    .text(t.id.to_string())
+    .push(", ")
+    .text(endpoint.to_string())
+    .push(", ")
+    .text(t.client_id.to_string())
+    .push(", ")
+    .int(at.0)
+    .push(", ")
+    .opt_text(by.map(|u| u.to_string()))
+    .push(") ON CONFLICT (ticket_id, endpoint_id) DO NOTHING")
+    .execute(c)
+    .await?;
+    Ok(n == 1)
+}
+
+/// Unlinks an endpoint from a ticket; false if it was not linked.
+pub async fn remove_ticket_endpoint(
+    c: &mut AnyConnection,
+    t: TicketId,
+    endpoint: EndpointId,
+) -> Result<bool> {
+    let n = Sql::new("DELETE FROM ticket_endpoints WHERE ticket_id = ")
+        .text(t.to_string())
+        .push(" AND endpoint_id = ")
+        .text(endpoint.to_string())
+        .execute(c)
+        .await?;
     Ok(n == 1)
 }
 

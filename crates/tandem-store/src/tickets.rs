@@ -8,7 +8,7 @@ use sqlx::AnyConnection;
 use tandem_domain::authz::Grant;
 use tandem_domain::helpdesk::{Status, Ticket, TicketEvent};
 use tandem_domain::scope::Party;
-use tandem_domain::{ClientId, Side, TicketId, UserId};
+use tandem_domain::{ClientId, EndpointId, Side, TicketId, UserId};
 
 /// What the ticket queue can be narrowed to.
 #[derive(Clone, Debug, Default)]
@@ -32,6 +32,8 @@ pub struct TicketFilter {
     pub tag: Option<String>,
     /// Only tickets in this SLA situation.
     pub sla: Option<SlaFilter>,
+    /// Only tickets linked to this endpoint.
+    pub endpoint: Option<EndpointId>,
 }
 
 /// The SLA situations the queue can be narrowed to (from the recorded SLA events).
@@ -259,6 +261,11 @@ pub async fn list_tickets(
     if let Some(tag) = &f.tag {
         q.push(" AND id IN (SELECT ticket_id FROM ticket_tags WHERE tag = ")
             .text(tag.clone())
+            .push(")");
+    }
+    if let Some(e) = f.endpoint {
+        q.push(" AND id IN (SELECT ticket_id FROM ticket_endpoints WHERE endpoint_id = ")
+            .text(e.to_string())
             .push(")");
     }
     match f.sla {

@@ -232,6 +232,7 @@ async fn migrations_apply_once_and_again_do_nothing() {
                 "alert_tickets",
                 "search_scope",
                 "ticket_queue_active",
+                "ticket_endpoints",
             ]
         );
         assert!(s.migrate().await.unwrap().is_empty());
@@ -291,6 +292,7 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
                     "scope",
                     "search_scope",
                     "ticket_attachments",
+                    "ticket_endpoints",
                     "ticket_import",
                     "ticket_queue_active",
                     "ticket_search",

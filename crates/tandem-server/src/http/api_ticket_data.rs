@@ -9,10 +9,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tandem_app::{SlaEventPage, SlaPolicyRow, TicketData};
+use tandem_app::{SlaEventPage, SlaPolicyRow, TicketData, TicketEndpoint};
 use tandem_domain::helpdesk::{Priority, Ticket};
 use tandem_domain::ticket_data::{SlaPolicy, DEFAULT_WARN_PERCENT};
-use tandem_domain::{ClientId, TicketId, UserId};
+use tandem_domain::{ClientId, EndpointId, TicketId, UserId};
 use utoipa::{IntoParams, ToSchema};
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -133,6 +133,49 @@ pub async fn link(
     Ok(Json(
         st.app
             .link_tickets(&ctx.actor, id, body.ticket_id, body.linked)
+            .await?,
+    ))
+}
+
+/// An endpoint to link to a ticket.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointLink {
+    /// An endpoint of the ticket's client, in service.
+    pub endpoint_id: EndpointId,
+}
+
+/// Links an endpoint of the ticket's client to the ticket (nothing changes if it already
+/// is); answers the ticket's endpoints.
+#[utoipa::path(post, path = "/api/v1/tickets/{ticket_id}/endpoints", tag = "helpdesk",
+    params(("ticket_id" = String, Path, description = "The ticket's id")), request_body = EndpointLink,
+    responses((status = 200, body = Vec<TicketEndpoint>), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn link_endpoint(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<TicketId>,
+    ApiJson(body): ApiJson<EndpointLink>,
+) -> ApiResult<Json<Vec<TicketEndpoint>>> {
+    Ok(Json(
+        st.app
+            .link_ticket_endpoint(&ctx.actor, id, body.endpoint_id, true)
+            .await?,
+    ))
+}
+
+/// Unlinks an endpoint from the ticket (nothing changes if it was not linked); answers the
+/// ticket's endpoints.
+#[utoipa::path(delete, path = "/api/v1/tickets/{ticket_id}/endpoints/{endpoint_id}", tag = "helpdesk",
+    params(("ticket_id" = String, Path, description = "The ticket's id"), ("endpoint_id" = String, Path, description = "The endpoint's id")),
+    responses((status = 200, body = Vec<TicketEndpoint>), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn unlink_endpoint(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    ApiPath((id, endpoint)): ApiPath<(TicketId, EndpointId)>,
+) -> ApiResult<Json<Vec<TicketEndpoint>>> {
+    Ok(Json(
+        st.app
+            .link_ticket_endpoint(&ctx.actor, id, endpoint, false)
             .await?,
     ))
 }

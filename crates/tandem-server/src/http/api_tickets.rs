@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tandem_app::{NewTicket, TicketView};
 use tandem_domain::helpdesk::{Impact, Status, Ticket, Urgency};
 use tandem_domain::scope::Party;
-use tandem_domain::{ClientId, TicketId, UserId};
+use tandem_domain::{ClientId, EndpointId, TicketId, UserId};
 use tandem_store::tickets::TicketFilter;
 use utoipa::{IntoParams, ToSchema};
 
@@ -44,6 +44,9 @@ pub struct TicketParams {
     pub tag: Option<String>,
     /// tickets2: `breached` (a target was breached) or `at_risk` (warned, not breached, still open).
     pub sla: Option<String>,
+    /// Linked to this endpoint (issue #5); not for end users, for whom it is ignored. Narrows
+    /// the queue list (not a search `q` nor a built-in view).
+    pub endpoint_id: Option<EndpointId>,
     /// `json` (default, a page), `csv` or `json-export` (every match, up to 100,000, as a
     /// file).
     pub format: Option<String>,
@@ -137,6 +140,7 @@ impl TicketParams {
         Ok(TicketFilter {
             tag,
             sla,
+            endpoint: self.endpoint_id,
             client: self.client_id,
             statuses,
             owner,

@@ -443,6 +443,7 @@ pub fn routes() -> Vec<RouteSpec> {
         route!(POST, "/tickets/{ticket_id}/tags", Page, ptd::tags),
         route!(POST, "/tickets/{ticket_id}/links", Page, ptd::links),
         route!(POST, "/tickets/{ticket_id}/merge", Page, ptd::merge),
+        route!(POST, "/tickets/{ticket_id}/endpoints", Page, ptd::endpoints),
         route!(GET, "/clients/{client_id}/sla", Page, ptd::sla_page),
         route!(POST, "/clients/{client_id}/sla", Page, ptd::sla_save),
         route!(GET, "/clients/{client_id}/reports", Page, ptd::reports),
@@ -451,6 +452,19 @@ pub fn routes() -> Vec<RouteSpec> {
         route!(GET, "/api/v1/ticket-tags", Api, td::tags_in_use),
         route!(POST, "/api/v1/tickets/{ticket_id}/links", Api, td::link),
         route!(POST, "/api/v1/tickets/{ticket_id}/merge", Api, td::merge),
+        // Tickets linked to endpoints (issue #5).
+        route!(
+            POST,
+            "/api/v1/tickets/{ticket_id}/endpoints",
+            Api,
+            td::link_endpoint
+        ),
+        route!(
+            DELETE,
+            "/api/v1/tickets/{ticket_id}/endpoints/{endpoint_id}",
+            Api,
+            td::unlink_endpoint
+        ),
         route!(
             GET,
             "/api/v1/clients/{client_id}/sla-policy",

@@ -33,7 +33,8 @@ use utoipa::{Modify, OpenApi};
         super::api_attachments::delete, super::api_attachments::content,
         // tickets2
         super::api_ticket_data::watch, super::api_ticket_data::tag, super::api_ticket_data::tags_in_use,
-        super::api_ticket_data::link, super::api_ticket_data::merge, super::api_ticket_data::sla_policy,
+        super::api_ticket_data::link, super::api_ticket_data::link_endpoint, super::api_ticket_data::unlink_endpoint,
+        super::api_ticket_data::merge, super::api_ticket_data::sla_policy,
         super::api_ticket_data::set_sla_policy, super::api_ticket_data::reset_sla_policy,
         super::api_ticket_views::list_views, super::api_ticket_views::create_view,
         super::api_ticket_views::delete_view,

@@ -292,7 +292,16 @@ struct EndpointPage {
     sections: Vec<Section>,
     not_collected: Vec<(String, String)>,
     has_inventory: bool,
+    /// Tickets linked to it (issue #5), shown to those who may read the client's tickets.
+    show_tickets: bool,
+    /// Its active linked tickets, most recently changed first: (id, number, subject, status).
+    tickets: Vec<(String, i64, String, &'static str)>,
+    /// Whether there are more active ones than shown.
+    more_tickets: bool,
 }
+
+/// How many active linked tickets the endpoint page lists.
+const ENDPOINT_TICKETS: u32 = 10;
 
 pub(crate) const TABS: [(&str, &str); 6] = [
     ("overview", "Overview"),
@@ -721,9 +730,40 @@ pub async fn endpoint(
         .iter()
         .map(|n| (n.field.clone(), n.reason.clone()))
         .collect();
+    // Issue #5: the tickets about this endpoint that are still being worked.
+    let linked = if tab == "overview" {
+        let filter = tandem_store::tickets::TicketFilter {
+            endpoint: Some(id),
+            client: Some(e.client_id),
+            statuses: ["new", "open", "waiting_on_requester", "waiting_on_vendor"]
+                .map(String::from)
+                .to_vec(),
+            ..Default::default()
+        };
+        st.app
+            .list_tickets(&ctx.actor, &filter, Page::new(0, ENDPOINT_TICKETS))
+            .await
+            .ok()
+    } else {
+        None
+    };
+    let (show_tickets, more_tickets) = linked
+        .as_ref()
+        .map_or((false, false), |l| (true, l.has_more));
+    let tickets = linked
+        .map(|l| {
+            l.items
+                .into_iter()
+                .map(|t| (t.id.to_string(), t.number, t.subject, t.status.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
     let clear = chrome.clear_flash;
     Ok(render(
         &EndpointPage {
+            show_tickets,
+            tickets,
+            more_tickets,
             id: e.id.to_string(),
             hostname: e.hostname.clone(),
             client: clients

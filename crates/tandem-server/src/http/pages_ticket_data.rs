@@ -15,7 +15,7 @@ use tandem_domain::authz::{authorize, Action};
 use tandem_domain::helpdesk::Priority;
 use tandem_domain::ticket_data::SlaPolicy;
 use tandem_domain::validate::Invalid;
-use tandem_domain::{ClientId, TicketId, Timestamp};
+use tandem_domain::{ClientId, EndpointId, TicketId, Timestamp};
 
 async fn back<T>(
     st: &AppState,
@@ -114,6 +114,41 @@ pub async fn links(
             st.app.link_tickets(&ctx.actor, tid, other, linked).await
         },
         if linked { "Linked." } else { "Unlinked." },
+    )
+    .await
+}
+
+/// POST /tickets/{id}/endpoints — `endpoint_id`; `linked` = `1` (default) or `0`.
+pub async fn endpoints(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let f = FormFields(f);
+    let linked = f.get("linked") != Some("0");
+    let endpoint = f.text("endpoint_id").trim().parse::<EndpointId>();
+    back(
+        &st,
+        &id,
+        async |tid| {
+            let Ok(endpoint) = endpoint else {
+                // Still a decision: the caller learns only what they may.
+                st.app.grant(&ctx.actor, Action::TicketsWrite)?;
+                return Err(Error::Invalid(vec![Invalid::new(
+                    "endpoint_id",
+                    "choose an endpoint of this ticket's client",
+                )]));
+            };
+            st.app
+                .link_ticket_endpoint(&ctx.actor, tid, endpoint, linked)
+                .await
+        },
+        if linked {
+            "Endpoint linked."
+        } else {
+            "Endpoint unlinked."
+        },
     )
     .await
 }
@@ -293,6 +328,40 @@ pub(crate) async fn watcher_choices(
         .filter(|u| !u.disabled && (u.client_id.is_none() || u.client_id == Some(t.client_id)))
         .filter(|u| !data.watchers.iter().any(|w| w.user_id == u.id))
         .map(|u| (u.id.to_string(), u.display_name))
+        .collect()
+}
+
+/// The most endpoints the ticket page offers to link (by host name); a client with more
+/// links the rest through the API.
+pub(crate) const ENDPOINT_CHOICES: u32 = 200;
+
+/// Endpoints of the ticket's client that could be linked (in service, not linked yet), by
+/// host name: (endpoint id, host name).
+pub(crate) async fn endpoint_choices(
+    st: &AppState,
+    ctx: &Ctx,
+    t: &tandem_domain::helpdesk::Ticket,
+    data: &tandem_app::TicketData,
+) -> Vec<(String, String)> {
+    let filter = tandem_domain::fleet::FleetFilter {
+        client: Some(t.client_id),
+        ..Default::default()
+    };
+    let Ok(list) = st
+        .app
+        .list_endpoints(
+            &ctx.actor,
+            &filter,
+            tandem_store::Page::new(0, ENDPOINT_CHOICES),
+        )
+        .await
+    else {
+        return Vec::new();
+    };
+    list.items
+        .into_iter()
+        .filter(|e| !data.endpoints.iter().any(|l| l.id == e.id))
+        .map(|e| (e.id.to_string(), e.hostname))
         .collect()
 }
 

@@ -110,6 +110,8 @@ pub async fn queue(
         // tickets2
         tag: raw.get("tag").cloned(),
         sla: raw.get("sla").cloned(),
+        // Issue #5: the tickets of one endpoint.
+        endpoint_id: raw.get("endpoint_id").and_then(|e| e.parse().ok()),
         view: raw.get("view").cloned(),
         format: None,
         cursor: None,
@@ -162,7 +164,7 @@ pub async fn queue(
             "status={}",
             raw.get("status").map_or("active", String::as_str)
         )];
-        for k in ["assignee", "owner", "sla", "tag", "view"] {
+        for k in ["assignee", "owner", "sla", "tag", "view", "endpoint_id"] {
             if let Some(v) = raw.get(k).filter(|v| !v.is_empty()) {
                 parts.push(format!("{k}={v}"));
             }
@@ -384,6 +386,7 @@ fn new_ticket(f: &FormFields) -> NewTicket {
         domain: parse_or_none("domain").map(str::to_string),
         impact: parse_or_none("impact").and_then(|s| s.parse::<Impact>().ok()),
         urgency: parse_or_none("urgency").and_then(|s| s.parse::<Urgency>().ok()),
+        endpoint_ids: Vec::new(),
     }
 }
 
@@ -450,6 +453,11 @@ struct TicketPage {
     alerts: Vec<(String, String, &'static str, &'static str, String)>,
     /// Who opened it: a person's name, or "Tandem monitoring" for a ticket Tandem opened.
     opened_by: String,
+    /// Linked endpoints (issue #5): whether the box shows (those who may read the client's
+    /// endpoints; never end users).
+    show_endpoints: bool,
+    /// Endpoints the caller could link: (endpoint id, host name).
+    endpoint_choices: Vec<(String, String)>,
 }
 
 /// GET /tickets/{id}
@@ -579,6 +587,14 @@ pub async fn ticket(
     } else {
         Vec::new()
     };
+    let show_endpoints = p.role != Role::EndUser
+        && authorize(&p, Action::EndpointsRead, Timestamp::now())
+            .is_ok_and(|g| g.check_client(t.client_id).is_ok());
+    let endpoint_choices = if it_side && show_endpoints {
+        crate::http::pages_ticket_data::endpoint_choices(&st, &ctx, &t, &v.data).await
+    } else {
+        Vec::new()
+    };
     let alerts = v
         .alerts
         .iter()
@@ -606,6 +622,8 @@ pub async fn ticket(
         &TicketPage {
             alerts,
             opened_by,
+            show_endpoints,
+            endpoint_choices,
             data: v.data,
             watching,
             can_watch: !matches!(p.role, Role::EndUser | Role::Auditor),

@@ -663,6 +663,10 @@ async fn a_check_policys_ticket_rule_opens_and_resolves_the_ticket_through_evalu
         assert_eq!(v.ticket.owner, Party::Internal, "on-site hardware is internal IT's");
         assert_eq!(v.ticket.priority, Priority::P2, "a department (warning), high (the rule)");
         assert_eq!(v.ticket.site_id, Some(w.site_a.id), "the endpoint's site");
+        // Issue #5: the ticket is linked to the alert's endpoint, with an internal entry.
+        let linked: Vec<_> = v.data.endpoints.iter().map(|e| (e.id, e.hostname.as_str())).collect();
+        assert_eq!(linked, vec![(id, "hp-fs01")]);
+        assert!(v.events.iter().any(|e| e.kind == "endpoint" && !e.public && e.body == "Linked endpoint hp-fs01"));
 
         send_heartbeat(&t, id, &key, &mut seq, 50).await;
         let r = t.app.evaluation_pass(tandem_domain::Timestamp::now()).await.expect("pass");

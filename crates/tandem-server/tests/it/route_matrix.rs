@@ -163,6 +163,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST",   "/tickets/{ticket_id}/tags",                          ".    Y    Y    Y    .    .    .    .    .    .    ."),
     ("POST",   "/tickets/{ticket_id}/links",                         ".    Y    Y    Y    .    .    .    .    .    .    ."),
     ("POST",   "/tickets/{ticket_id}/merge",                         ".    Y    Y    Y    .    .    .    .    .    .    ."),
+    // Tickets linked to endpoints (issue #5): `{endpoint_id}` is the endpoint of client A.
+    ("POST",   "/tickets/{ticket_id}/endpoints",                     ".    Y    Y    Y    .    .    .    .    .    .    ."),
     ("GET",    "/clients/{client_id}/sla",                           ".    Y    Y    Y    Y    Y    .    .    .    .    ."),
     ("POST",   "/clients/{client_id}/sla",                           ".    Y    .    Y    .    .    .    .    .    .    ."),
     ("POST",   "/api/v1/tickets/{ticket_id}/watchers",               ".    Y    Y    Y    Y    .    .    .    .    Y    ."),
@@ -170,6 +172,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET",    "/api/v1/ticket-tags",                                ".    Y    Y    Y    Y    Y    .    .    Y    Y    ."),
     ("POST",   "/api/v1/tickets/{ticket_id}/links",                  ".    Y    Y    Y    .    .    .    .    .    Y    ."),
     ("POST",   "/api/v1/tickets/{ticket_id}/merge",                  ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("POST",   "/api/v1/tickets/{ticket_id}/endpoints",              ".    Y    Y    Y    .    .    .    .    .    Y    ."),
+    ("DELETE", "/api/v1/tickets/{ticket_id}/endpoints/{endpoint_id}",".    Y    Y    Y    .    .    .    .    .    Y    ."),
     ("GET",    "/api/v1/clients/{client_id}/sla-policy",             ".    Y    Y    Y    Y    Y    .    .    .    Y    ."),
     ("PUT",    "/api/v1/clients/{client_id}/sla-policy/{priority}",  ".    Y    .    Y    .    .    .    .    .    Y    ."),
     ("DELETE", "/api/v1/clients/{client_id}/sla-policy/{priority}",  ".    Y    .    Y    .    .    .    .    .    Y    ."),
@@ -1131,6 +1135,7 @@ fn probe(
         ("POST", "/tickets/{ticket_id}/priority") => rb.form(&form(&[("impact", "department"), ("urgency", "high"), ("reason", &format!("Page re-rating by {n}"))])),
         // tickets2
         ("POST", "/tickets/{ticket_id}/tags") => rb.form(&form(&[("add", &format!("page-{n}"))])),
+        ("POST", "/tickets/{ticket_id}/endpoints") => rb.form(&form(&[("endpoint_id", &fill.endpoint)])),
         ("POST", "/tickets/{ticket_id}/links") | ("POST", "/tickets/{ticket_id}/merge") => {
             rb.form(&form(&[("number", &fill.other_ticket.1.to_string())]))
         }
@@ -1236,6 +1241,7 @@ fn probe(
         ("POST", "/api/v1/tickets/{ticket_id}/watchers") => rb.json(&json!({})),
         ("POST", "/api/v1/tickets/{ticket_id}/tags") => rb.json(&json!({"add": [format!("api-{n}")]})),
         ("POST", "/api/v1/tickets/{ticket_id}/links") => rb.json(&json!({"ticket_id": fill.other_ticket.0})),
+        ("POST", "/api/v1/tickets/{ticket_id}/endpoints") => rb.json(&json!({"endpoint_id": fill.endpoint})),
         ("POST", "/api/v1/tickets/{ticket_id}/merge") => rb.json(&json!({"into": fill.other_ticket.0})),
         ("PUT", "/api/v1/clients/{client_id}/sla-policy/{priority}") => {
             rb.json(&json!({"response_minutes": 120, "resolution_minutes": 900, "warn_percent": 70}))

@@ -715,6 +715,18 @@ async fn the_demo_has_tags_watchers_a_merged_duplicate_and_a_breached_ticket() {
             .items;
         assert_eq!(breached.len(), 1, "{name}: {breached:?}");
         assert!(breached[0].subject.contains("Shared mailbox for referrals"));
+        // Issue #5: the ticket the full disk opened is linked to its server.
+        let disk = app
+            .get_ticket(&sys, find("hp-fs-01: any filesystem below 10% free"))
+            .await
+            .unwrap();
+        let hosts: Vec<&str> = disk
+            .data
+            .endpoints
+            .iter()
+            .map(|e| e.hostname.as_str())
+            .collect();
+        assert_eq!(hosts, vec!["hp-fs-01"], "{name}");
         db.cleanup().await;
     }
 }
@@ -908,6 +920,355 @@ async fn monthly_sla_and_handoff_reports_per_client_as_json_csv_and_page() {
             "{:?}",
             bad.flash()
         );
+    })
+    .await;
+}
+
+/// A bearer token of `u` that may also read endpoints (linking names an endpoint).
+async fn bearer_with_endpoints(t: &TestApp, u: &User) -> Cred {
+    let mut caps: Vec<Capability> = vec![Capability::EndpointsRead];
+    caps.extend(CAPS.iter().copied().filter(|c| {
+        u.role != tandem_domain::Role::ProviderTechnician || *c != Capability::ScopeWrite
+    }));
+    Cred::Bearer(t.token_for(u, &caps, None).await.1)
+}
+
+fn hostnames(v: &Value) -> Vec<String> {
+    v.as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| e["hostname"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_link_endpoints_of_their_client_at_creation_and_after_with_history_and_audit() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        let (fs, _) = t.enrolled_agent(&w.site_a, "hp-fs-01").await;
+        let (pc, _) = t.enrolled_agent(&w.site_a, "front-desk-pc").await;
+        let (other_client, _) = t.enrolled_agent(&w.site_b, "bw-depot-01").await;
+        let (retired, _) = t.enrolled_agent(&w.site_a, "old-nas").await;
+        t.sql(&format!(
+            "UPDATE endpoints SET retired_at = 1 WHERE id = '{retired}'"
+        ))
+        .await;
+        let it = bearer_with_endpoints(&t, &w.it_a).await;
+        let tech = bearer_with_endpoints(&t, &w.tech).await;
+        let it_b = bearer_with_endpoints(&t, &w.it_b).await;
+
+        // At creation: linked in the same write, with its history entry.
+        let r = call(
+            &t,
+            Method::POST,
+            "/api/v1/tickets",
+            &it,
+            Some(json!({"subject": "File server is slow", "client_id": w.client_a.id,
+                "requester_id": w.end_a.id, "endpoint_ids": [fs]})),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let a = r.json()["id"].as_str().unwrap().to_string();
+        let v = call(&t, Method::GET, &format!("/api/v1/tickets/{a}"), &it, None)
+            .await
+            .json();
+        assert_eq!(hostnames(&v["endpoints"]), vec!["hp-fs-01"], "{v}");
+        assert_eq!(v["endpoints"][0]["id"], json!(fs));
+        assert_eq!(v["endpoints"][0]["presence"], json!("never"));
+        // Another client's endpoint, a retired one and an unknown one are refused at creation.
+        for bad in [
+            other_client.to_string(),
+            retired.to_string(),
+            tandem_domain::EndpointId::new().to_string(),
+        ] {
+            let r = call(
+                &t,
+                Method::POST,
+                "/api/v1/tickets",
+                &it,
+                Some(json!({"subject": "Refused", "client_id": w.client_a.id, "endpoint_ids": [bad]})),
+            )
+            .await;
+            let p = r.assert_problem(422, "validation_failed");
+            assert!(p.to_string().contains("endpoint_id"), "{p}");
+        }
+
+        // Afterwards, over the API: linked, idempotent, then unlinked.
+        let path = format!("/api/v1/tickets/{a}/endpoints");
+        let before = t.audit_head().await;
+        let r = call(&t, Method::POST, &path, &tech, Some(json!({"endpoint_id": pc}))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(hostnames(&r.json()), vec!["front-desk-pc", "hp-fs-01"]);
+        let after_link = t.audit_head().await;
+        assert_eq!(after_link, before + 1, "one audit entry for the link");
+        let r = call(&t, Method::POST, &path, &tech, Some(json!({"endpoint_id": pc}))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(hostnames(&r.json()).len(), 2);
+        assert_eq!(t.audit_head().await, after_link, "linking again changes nothing");
+        // Another client's endpoint and a retired one are refused with a 422 on endpoint_id.
+        for bad in [other_client, retired] {
+            let r = call(&t, Method::POST, &path, &tech, Some(json!({"endpoint_id": bad}))).await;
+            let p = r.assert_problem(422, "validation_failed");
+            assert!(p.to_string().contains("endpoint_id"), "{p}");
+        }
+        // The other tenant does not find the ticket at all.
+        call(&t, Method::POST, &path, &it_b, Some(json!({"endpoint_id": other_client})))
+            .await
+            .assert_problem(404, "not_found");
+        call(
+            &t,
+            Method::DELETE,
+            &format!("{path}/{fs}"),
+            &it_b,
+            None,
+        )
+        .await
+        .assert_problem(404, "not_found");
+        let r = call(&t, Method::DELETE, &format!("{path}/{pc}"), &it, None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(hostnames(&r.json()), vec!["hp-fs-01"]);
+        let after_unlink = t.audit_head().await;
+        assert_eq!(after_unlink, after_link + 1);
+        let r = call(&t, Method::DELETE, &format!("{path}/{pc}"), &it, None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(t.audit_head().await, after_unlink, "unlinking again changes nothing");
+
+        // The history holds internal entries; the audit trail holds each change.
+        let v = call(&t, Method::GET, &format!("/api/v1/tickets/{a}"), &it, None)
+            .await
+            .json();
+        let bodies: Vec<(String, bool)> = v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "endpoint")
+            .map(|e| {
+                (
+                    e["body"].as_str().unwrap().to_string(),
+                    e["public"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            bodies,
+            vec![
+                ("Linked endpoint hp-fs-01".to_string(), false),
+                ("Linked endpoint front-desk-pc".to_string(), false),
+                ("Unlinked endpoint front-desk-pc".to_string(), false),
+            ]
+        );
+        let audit = t.audit_all().await;
+        let mine: Vec<&str> = audit
+            .iter()
+            .filter(|e| e.entry.target_id == a)
+            .map(|e| e.entry.action.as_str())
+            .filter(|x| x.starts_with("ticket.endpoint_"))
+            .collect();
+        assert_eq!(
+            mine,
+            vec![
+                "ticket.endpoint_unlinked",
+                "ticket.endpoint_linked",
+                "ticket.endpoint_linked"
+            ],
+            "newest first"
+        );
+
+        // End users: they cannot link, pass endpoints at creation, nor see any.
+        let s = t.sign_in(&w.end_a).await;
+        let end = Cred::Session {
+            cookie: s.cookie.clone(),
+            csrf: s.csrf.clone(),
+        };
+        call(&t, Method::POST, &path, &end, Some(json!({"endpoint_id": pc})))
+            .await
+            .assert_problem(403, "forbidden");
+        let r = call(
+            &t,
+            Method::POST,
+            "/api/v1/tickets",
+            &end,
+            Some(json!({"subject": "My PC", "endpoint_ids": [pc]})),
+        )
+        .await;
+        let p = r.assert_problem(422, "validation_failed");
+        assert!(p.to_string().contains("end users do not link endpoints"), "{p}");
+        let v = call(&t, Method::GET, &format!("/api/v1/tickets/{a}"), &end, None).await;
+        assert_eq!(v.status, 200, "{}", v.text);
+        assert_eq!(v.json()["endpoints"], json!([]));
+        assert!(!v.text.contains("hp-fs-01"), "{}", v.text);
+        // Nor can a viewer or an auditor link.
+        for u in [&w.viewer_a, &w.auditor_a] {
+            let s = t.sign_in(u).await;
+            let cred = Cred::Session {
+                cookie: s.cookie.clone(),
+                csrf: s.csrf.clone(),
+            };
+            call(&t, Method::POST, &path, &cred, Some(json!({"endpoint_id": pc})))
+                .await
+                .assert_problem(403, "forbidden");
+            // The viewer reads the linked endpoints.
+            if u.id == w.viewer_a.id {
+                let v = call(&t, Method::GET, &format!("/api/v1/tickets/{a}"), &cred, None).await;
+                assert_eq!(hostnames(&v.json()["endpoints"]), vec!["hp-fs-01"]);
+            }
+        }
+
+        // The queue narrows to one endpoint's tickets.
+        let (b, _) = open(&t, &it, "Unrelated printer jam").await;
+        let q = call(
+            &t,
+            Method::GET,
+            &format!("/api/v1/tickets?endpoint_id={fs}"),
+            &it,
+            None,
+        )
+        .await;
+        assert_eq!(q.status, 200, "{}", q.text);
+        let ids: Vec<Value> = items(&q.json()).iter().map(|i| i["id"].clone()).collect();
+        assert_eq!(ids, vec![json!(a)]);
+        assert!(!ids.contains(&json!(b)));
+        let q = call(
+            &t,
+            Method::GET,
+            &format!("/api/v1/tickets?endpoint_id={pc}"),
+            &it,
+            None,
+        )
+        .await;
+        assert!(items(&q.json()).is_empty(), "{}", q.text);
+        // The other tenant's admin finds nothing through the filter.
+        let q = call(
+            &t,
+            Method::GET,
+            &format!("/api/v1/tickets?endpoint_id={fs}"),
+            &it_b,
+            None,
+        )
+        .await;
+        assert!(items(&q.json()).is_empty(), "{}", q.text);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ticket_page_links_endpoints_and_the_endpoint_page_lists_its_tickets() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        let (fs, _) = t.enrolled_agent(&w.site_a, "hp-fs-01").await;
+        let (pc, _) = t.enrolled_agent(&w.site_a, "front-desk-pc").await;
+        let (other_client, _) = t.enrolled_agent(&w.site_b, "bw-depot-01").await;
+        let it = bearer(&t, &w.it_a).await;
+        let (a, a_no) = open(&t, &it, "Backups fail on the file server").await;
+        let s = t.sign_in(&w.it_a).await;
+        let page = t
+            .send(t.req(Method::GET, &format!("/tickets/{a}"), &s.cred()))
+            .await;
+        assert_eq!(page.status, 200);
+        assert!(page.text.contains("No endpoint linked."), "{}", page.text);
+        // The form offers the client's endpoints by host name, and only those.
+        assert!(page.text.contains("Link an endpoint"));
+        assert!(page
+            .text
+            .contains(&format!("<option value=\"{fs}\">hp-fs-01</option>")));
+        assert!(!page.text.contains("bw-depot-01"));
+        let r = post_form(
+            &t,
+            &s,
+            &format!("/tickets/{a}/endpoints"),
+            &[("endpoint_id", &fs.to_string())],
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 303);
+        assert_eq!(r.location(), Some(format!("/tickets/{a}").as_str()));
+        assert_eq!(r.flash(), ("Endpoint linked.".to_string(), String::new()));
+        let r = post_form(
+            &t,
+            &s,
+            &format!("/tickets/{a}/endpoints"),
+            &[("endpoint_id", &other_client.to_string())],
+        )
+        .await;
+        assert!(
+            r.flash()
+                .1
+                .contains("choose an endpoint of this ticket's client"),
+            "{:?}",
+            r.flash()
+        );
+        let page = t
+            .send(t.req(Method::GET, &format!("/tickets/{a}"), &s.cred()))
+            .await;
+        assert!(page
+            .text
+            .contains(&format!("<a href=\"/endpoints/{fs}\">hp-fs-01</a>")));
+        assert!(page.text.contains("Unlink hp-fs-01"));
+        assert!(page.text.contains("Linked endpoint hp-fs-01"));
+
+        // The endpoint page lists the active tickets linked to it, and links to the queue.
+        let ep = t
+            .send(t.req(Method::GET, &format!("/endpoints/{fs}"), &s.cred()))
+            .await;
+        assert_eq!(ep.status, 200);
+        assert!(
+            ep.text
+                .contains(&format!("#{a_no} Backups fail on the file server")),
+            "{}",
+            ep.text
+        );
+        assert!(ep.text.contains(&format!("/tickets?endpoint_id={fs}")));
+        let ep = t
+            .send(t.req(Method::GET, &format!("/endpoints/{pc}"), &s.cred()))
+            .await;
+        assert!(ep
+            .text
+            .contains("No active ticket is linked to this endpoint."));
+        // The queue page narrows to the endpoint's tickets.
+        open(&t, &it, "Unrelated printer jam").await;
+        let q = t
+            .send(t.req(
+                Method::GET,
+                &format!("/tickets?endpoint_id={fs}"),
+                &s.cred(),
+            ))
+            .await;
+        assert!(q.text.contains("Backups fail") && !q.text.contains("Unrelated printer"));
+
+        // Unlinking from the page.
+        let r = post_form(
+            &t,
+            &s,
+            &format!("/tickets/{a}/endpoints"),
+            &[("endpoint_id", &fs.to_string()), ("linked", "0")],
+        )
+        .await;
+        assert_eq!(r.flash(), ("Endpoint unlinked.".to_string(), String::new()));
+        let page = t
+            .send(t.req(Method::GET, &format!("/tickets/{a}"), &s.cred()))
+            .await;
+        assert!(page.text.contains("No endpoint linked."));
+
+        // The end user sees no Endpoints box nor the history entries about endpoints.
+        let e = t.sign_in(&w.end_a).await;
+        let page = t
+            .send(t.req(Method::GET, &format!("/tickets/{a}"), &e.cred()))
+            .await;
+        assert_eq!(page.status, 200);
+        assert!(!page.text.contains("hp-fs-01") && !page.text.contains("Link an endpoint"));
+        // And a viewer sees the box without the forms.
+        post_form(
+            &t,
+            &s,
+            &format!("/tickets/{a}/endpoints"),
+            &[("endpoint_id", &pc.to_string())],
+        )
+        .await;
+        let v = t.sign_in(&w.viewer_a).await;
+        let page = t
+            .send(t.req(Method::GET, &format!("/tickets/{a}"), &v.cred()))
+            .await;
+        assert!(page.text.contains("front-desk-pc") && !page.text.contains("Link an endpoint"));
     })
     .await;
 }

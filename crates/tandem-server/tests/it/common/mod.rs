@@ -540,6 +540,7 @@ impl TestApp {
                     domain: Some("patching".into()),
                     impact: None,
                     urgency: None,
+                    endpoint_ids: Vec::new(),
                 },
             )
             .await
