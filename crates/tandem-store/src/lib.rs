@@ -231,7 +231,11 @@ impl Store {
             None => None,
         };
         let tx = self.pool.begin().await?;
-        Ok(Write { tx, _guard: guard })
+        Ok(Write {
+            tx,
+            _guard: guard,
+            savepoints: 0,
+        })
     }
 
     /// Brings the schema up to date. Safe to run from several servers at once.
@@ -281,12 +285,52 @@ pub use read_pool::Read;
 pub struct Write {
     tx: Transaction<'static, Any>,
     _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// Savepoints open inside the transaction.
+    savepoints: u32,
 }
+
+/// A savepoint inside a [`Write`]: what was written after it can be undone without
+/// undoing the rest of the transaction (group commits give each item its own).
+#[must_use = "release the savepoint or roll back to it"]
+#[derive(Debug)]
+pub struct Savepoint(u32);
 
 impl Write {
     /// Makes every change in the transaction durable.
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks a savepoint (nested ones are allowed; release or roll back the innermost first).
+    pub async fn savepoint(&mut self) -> Result<Savepoint> {
+        let n = self.savepoints + 1;
+        (&mut *self.tx)
+            .execute(format!("SAVEPOINT tandem_sp{n}").as_str())
+            .await?;
+        self.savepoints = n;
+        Ok(Savepoint(n))
+    }
+
+    /// Keeps what was written since the savepoint (it commits with the transaction).
+    pub async fn release(&mut self, sp: Savepoint) -> Result<()> {
+        (&mut *self.tx)
+            .execute(format!("RELEASE SAVEPOINT tandem_sp{}", sp.0).as_str())
+            .await?;
+        self.savepoints = sp.0 - 1;
+        Ok(())
+    }
+
+    /// Undoes what was written since the savepoint, and ends it. On PostgreSQL this also
+    /// clears a failed statement's error, so the transaction can go on.
+    pub async fn rollback_to(&mut self, sp: Savepoint) -> Result<()> {
+        (&mut *self.tx)
+            .execute(format!("ROLLBACK TO SAVEPOINT tandem_sp{}", sp.0).as_str())
+            .await?;
+        (&mut *self.tx)
+            .execute(format!("RELEASE SAVEPOINT tandem_sp{}", sp.0).as_str())
+            .await?;
+        self.savepoints = sp.0 - 1;
         Ok(())
     }
 }

@@ -850,6 +850,68 @@ async fn unique_rules_are_reported_as_conflicts() {
 }
 
 #[tokio::test]
+async fn a_savepoint_undoes_its_part_of_a_transaction_and_the_rest_commits() {
+    on_every_backend(|ctx| async move {
+        let s = &ctx.store;
+        let first = new_client("Golf Corp");
+        let second = new_client("Hotel Corp");
+        let mut dup = new_client("Golf Corporation");
+        dup.slug = first.slug.clone();
+        let mut w = s.write().await.unwrap();
+        // Item 1 commits with its audit entry.
+        let sp = w.savepoint().await.unwrap();
+        dir::insert_client(&mut w, &first).await.unwrap();
+        audit::append(
+            &mut w,
+            entry(Some(first.id), "client.created"),
+            Timestamp(1),
+        )
+        .await
+        .unwrap();
+        w.release(sp).await.unwrap();
+        // Item 2 writes an audit entry, then fails (on PostgreSQL the failed statement
+        // aborts the transaction until the rollback to the savepoint).
+        let sp = w.savepoint().await.unwrap();
+        audit::append(&mut w, entry(None, "client.created"), Timestamp(2))
+            .await
+            .unwrap();
+        let err = dir::insert_client(&mut w, &dup).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        w.rollback_to(sp).await.unwrap();
+        // Item 3, with a nested savepoint rolled back inside it.
+        let sp = w.savepoint().await.unwrap();
+        dir::insert_client(&mut w, &second).await.unwrap();
+        let inner = w.savepoint().await.unwrap();
+        dir::insert_client(&mut w, &new_client("India Corp"))
+            .await
+            .unwrap();
+        w.rollback_to(inner).await.unwrap();
+        audit::append(
+            &mut w,
+            entry(Some(second.id), "client.created"),
+            Timestamp(3),
+        )
+        .await
+        .unwrap();
+        w.release(sp).await.unwrap();
+        w.commit().await.unwrap();
+
+        let mut r = s.read().await.unwrap();
+        let g = admin_grant(Action::ClientsRead);
+        let clients = dir::list_clients(&mut r, &g, Page::default())
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(clients, vec![first.clone(), second.clone()]);
+        drop(r);
+        // The rolled-back entry left no gap: two entries, one unbroken chain.
+        let v = verify(s).await;
+        assert_eq!((v.checked, v.breaks), (2, vec![]));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn pages_split_lists_and_say_when_more_follow() {
     on_every_backend(|ctx| async move {
         let s = &ctx.store;
