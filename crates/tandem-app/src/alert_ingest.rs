@@ -66,6 +66,9 @@ pub struct IngestReport {
     pub results: Vec<IngestOutcome>,
 }
 
+/// A firing alert of a request with the domain and endpoint it was matched to, and notes.
+type Firing = (Incoming, String, Option<EndpointId>, Vec<String>);
+
 /// The actor a sender's request acts as: Tandem on the token's behalf, named by the token.
 fn sender_actor(t: &IntegrationToken, request_id: Option<String>) -> Actor {
     Actor {
@@ -221,9 +224,13 @@ impl App {
                 .await?
                 .ok_or(Error::Unauthenticated)?
         };
-        let mut w = self.store.write().await?;
-        store::touch(&mut w, t.id, Timestamp::now()).await?;
-        w.commit().await?;
+        // Its use is noted at most once a minute: a busy sender costs no write per request.
+        let now = Timestamp::now();
+        if t.last_used_at.is_none_or(|u| u.0 < now.0 - 60_000_000) {
+            let mut w = self.store.write().await?;
+            store::touch(&mut w, t.id, now).await?;
+            w.commit().await?;
+        }
         Ok(t)
     }
 
@@ -274,6 +281,7 @@ impl App {
             store::endpoints_of_client(&mut r, client).await?
         };
         let mut results = Vec::with_capacity(incoming.len());
+        let mut firing = Vec::new();
         for inc in incoming {
             let mut notes = inc.notes.clone();
             let domain = match &inc.domain {
@@ -319,46 +327,17 @@ impl App {
                     }
                 }
             };
-            let outcome = match inc.status {
-                IncomingStatus::Firing => {
-                    let mut summary = inc.summary.clone();
-                    for n in &notes {
-                        summary.push_str(&format!("\nTandem: {n}"));
-                    }
-                    let raised = self
-                        .raise_alert(
-                            &actor,
-                            RaiseAlert {
-                                client_id: client,
-                                dedup_key: inc.dedup_key.clone(),
-                                grouping_key: inc.grouping_key.clone(),
-                                source: source.to_string(),
-                                endpoint_id: endpoint,
-                                check_key: None,
-                                domain: domain.clone(),
-                                severity: inc.severity,
-                                title: inc.title.clone(),
-                                summary,
-                                renotify_minutes: None,
-                                ticket: token.ticket,
-                            },
-                        )
-                        .await?;
-                    IngestOutcome {
-                        dedup_key: inc.dedup_key,
-                        outcome: if raised.new { "raised" } else { "refreshed" }.into(),
-                        alert_id: Some(raised.alert.id),
-                        domain,
-                        endpoint_id: endpoint,
-                        notes,
-                    }
-                }
+            match inc.status {
+                // Firing alerts in a row are raised together: one transaction.
+                IncomingStatus::Firing => firing.push((inc, domain, endpoint, notes)),
                 IncomingStatus::Resolved => {
+                    self.raise_firing(&actor, token, source, &mut firing, &mut results)
+                        .await?;
                     let note = format!("{source} reports it resolved");
                     let cleared = self
                         .clear_alert(&actor, client, &inc.dedup_key, &note)
                         .await?;
-                    IngestOutcome {
+                    results.push(IngestOutcome {
                         dedup_key: inc.dedup_key,
                         outcome: if cleared.is_some() {
                             "resolved"
@@ -370,14 +349,75 @@ impl App {
                         domain,
                         endpoint_id: endpoint,
                         notes,
-                    }
+                    });
                 }
-            };
-            results.push(outcome);
+            }
         }
+        self.raise_firing(&actor, token, source, &mut firing, &mut results)
+            .await?;
         Ok(IngestReport {
             client_id: client,
             results,
         })
+    }
+    /// Raises the firing alerts gathered so far, in one call to the alert writer; their
+    /// outcomes follow in order. The first failure is the request's answer (the others are
+    /// stored: a sender retries, and raising again refreshes).
+    async fn raise_firing(
+        &self,
+        actor: &Actor,
+        token: &IntegrationToken,
+        source: &str,
+        firing: &mut Vec<Firing>,
+        results: &mut Vec<IngestOutcome>,
+    ) -> Result<()> {
+        if firing.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(firing);
+        let raises = batch
+            .iter()
+            .map(|(inc, domain, endpoint, notes)| {
+                let mut summary = inc.summary.clone();
+                for n in notes {
+                    summary.push_str(&format!("\nTandem: {n}"));
+                }
+                RaiseAlert {
+                    client_id: token.client_id,
+                    dedup_key: inc.dedup_key.clone(),
+                    grouping_key: inc.grouping_key.clone(),
+                    source: source.to_string(),
+                    endpoint_id: *endpoint,
+                    check_key: None,
+                    domain: domain.clone(),
+                    severity: inc.severity,
+                    title: inc.title.clone(),
+                    summary,
+                    renotify_minutes: None,
+                    ticket: token.ticket,
+                }
+            })
+            .collect();
+        let answers = self.raise_alerts(actor, raises).await;
+        let mut first_error = None;
+        for ((inc, domain, endpoint, notes), answer) in batch.into_iter().zip(answers) {
+            match answer {
+                Ok(raised) => results.push(IngestOutcome {
+                    dedup_key: inc.dedup_key,
+                    outcome: if raised.new { "raised" } else { "refreshed" }.into(),
+                    alert_id: Some(raised.alert.id),
+                    domain,
+                    endpoint_id: endpoint,
+                    notes,
+                }),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }

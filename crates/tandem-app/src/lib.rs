@@ -8,6 +8,7 @@
 mod alert_ingest; // ingest (issue #6): Alertmanager, webhook, integration tokens
 mod alert_paging; // alerts → on-call paging (issue #6)
 mod alert_tickets; // alerts open and update tickets by policy (issue #6)
+mod alert_writer; // group commit for raising alerts (issue #6)
 mod alerts; // alerts (issue #6): alert lifecycle
 mod attachments; // ticket attachments (issue #5)
 mod audit_log;
@@ -141,6 +142,8 @@ pub struct App {
     policy: Arc<Policy>,
     /// The check-in writer, started on first use (it needs a running runtime).
     ingest: Arc<std::sync::OnceLock<ingest::Ingest>>,
+    /// The alert writer (group commit), started on first use.
+    alert_writer: Arc<std::sync::OnceLock<alert_writer::AlertWriter>>,
     /// Mail settings, once the server turns mail on (issue #5).
     mail: Arc<std::sync::OnceLock<MailSettings>>,
     /// Who each recently used API token belongs to (see [`principal_cache`]).
@@ -309,6 +312,7 @@ impl App {
             store,
             policy: Arc::new(policy),
             ingest: Arc::default(),
+            alert_writer: Arc::default(),
             mail: Arc::default(),
             principals: Arc::default(),
             notify: Arc::default(),
