@@ -9,7 +9,7 @@
 //! the side the scope agreement names, deduplication and the timeline are the alerts module's.
 
 use crate::credentials::{new_secret, sha256_hex};
-use crate::{Actor, App, Audit, Error, RaiseAlert, Result};
+use crate::{Actor, App, Audit, Error, RaiseAlert, Result, RouteAnswer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tandem_domain::authz::Action;
@@ -66,8 +66,15 @@ pub struct IngestReport {
     pub results: Vec<IngestOutcome>,
 }
 
-/// A firing alert of a request with the domain and endpoint it was matched to, and notes.
-type Firing = (Incoming, String, Option<EndpointId>, Vec<String>);
+/// A firing alert of a request with the domain and endpoint it was matched to, notes, and
+/// the domain's route when the agreement in force assigns it.
+type Firing = (
+    Incoming,
+    String,
+    Option<EndpointId>,
+    Vec<String>,
+    Option<RouteAnswer>,
+);
 
 /// The actor a sender's request acts as: Tandem on the token's behalf, named by the token.
 fn sender_actor(t: &IntegrationToken, request_id: Option<String>) -> Actor {
@@ -258,11 +265,14 @@ impl App {
             .await
     }
 
-    /// Whether the client's agreement in force now assigns this domain.
-    async fn assigned_domain(&self, client: ClientId, domain: &str, now: Timestamp) -> bool {
-        self.route(&Actor::system(), client, domain, now)
-            .await
-            .is_ok()
+    /// The route of this domain by the client's agreement in force now, if it assigns it.
+    async fn assigned_domain(
+        &self,
+        client: ClientId,
+        domain: &str,
+        now: Timestamp,
+    ) -> Option<RouteAnswer> {
+        self.route(&Actor::system(), client, domain, now).await.ok()
     }
 
     async fn ingest_incoming(
@@ -284,8 +294,13 @@ impl App {
         let mut firing = Vec::new();
         for inc in incoming {
             let mut notes = inc.notes.clone();
+            // The route that says the domain is assigned is also the alert's route.
+            let routed = match &inc.domain {
+                Some(d) => self.assigned_domain(client, d, now).await,
+                None => None,
+            };
             let domain = match &inc.domain {
-                Some(d) if self.assigned_domain(client, d, now).await => d.clone(),
+                Some(d) if routed.is_some() => d.clone(),
                 Some(d) if strict_domain => {
                     return Err(Error::Invalid(vec![Invalid::new(
                         "domain",
@@ -329,7 +344,7 @@ impl App {
             };
             match inc.status {
                 // Firing alerts in a row are raised together: one transaction.
-                IncomingStatus::Firing => firing.push((inc, domain, endpoint, notes)),
+                IncomingStatus::Firing => firing.push((inc, domain, endpoint, notes, routed)),
                 IncomingStatus::Resolved => {
                     self.raise_firing(&actor, token, source, &mut firing, &mut results)
                         .await?;
@@ -374,15 +389,15 @@ impl App {
         if firing.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(firing);
+        let mut batch = std::mem::take(firing);
         let raises = batch
-            .iter()
-            .map(|(inc, domain, endpoint, notes)| {
+            .iter_mut()
+            .map(|(inc, domain, endpoint, notes, routed)| {
                 let mut summary = inc.summary.clone();
                 for n in notes {
                     summary.push_str(&format!("\nTandem: {n}"));
                 }
-                RaiseAlert {
+                let r = RaiseAlert {
                     client_id: token.client_id,
                     dedup_key: inc.dedup_key.clone(),
                     grouping_key: inc.grouping_key.clone(),
@@ -395,12 +410,13 @@ impl App {
                     summary,
                     renotify_minutes: None,
                     ticket: token.ticket,
-                }
+                };
+                (r, None, routed.take())
             })
             .collect();
-        let answers = self.raise_alerts(actor, raises).await;
+        let answers = self.raise_many(actor, raises).await;
         let mut first_error = None;
-        for ((inc, domain, endpoint, notes), answer) in batch.into_iter().zip(answers) {
+        for ((inc, domain, endpoint, notes, _), answer) in batch.into_iter().zip(answers) {
             match answer {
                 Ok(raised) => results.push(IngestOutcome {
                     dedup_key: inc.dedup_key,

@@ -62,7 +62,7 @@ pub(crate) struct Prepared {
 #[derive(Debug)]
 pub(crate) enum Written {
     /// Committed.
-    Raised(Raised),
+    Raised(Box<Raised>),
     /// No alert with the key is open and the raise came without a route: route it, send again.
     NeedsRoute,
 }
@@ -204,10 +204,10 @@ impl App {
             } else {
                 store::update_alert(w, &a).await?;
             }
-            return Ok(Some(Written::Raised(Raised {
+            return Ok(Some(Written::Raised(Box::new(Raised {
                 alert: a,
                 new: false,
-            })));
+            }))));
         }
         let Some(rt) = &p.routed else {
             return Ok(Some(Written::NeedsRoute));
@@ -299,9 +299,9 @@ impl App {
             .after(json!({"dedup_key": a.dedup_key, "title": a.title, "domain": a.domain, "severity": a.severity, "owner": a.owner, "owner_on_shift": a.owner_on_shift, "silenced_by": a.silenced_by, "silenced_until": a.silenced_until, "ticket_id": a.ticket_id}))
             .write(w)
             .await?;
-        Ok(Some(Written::Raised(Raised {
+        Ok(Some(Written::Raised(Box::new(Raised {
             alert: a,
             new: true,
-        })))
+        }))))
     }
 }

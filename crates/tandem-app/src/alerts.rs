@@ -6,7 +6,7 @@
 //! transaction as the change and its audit entry.
 
 use crate::alert_writer::{Prepared, Routed, Written};
-use crate::{Actor, App, Audit, Error, Result};
+use crate::{Actor, App, Audit, Error, Result, RouteAnswer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tandem_domain::authz::Action;
@@ -120,7 +120,7 @@ impl App {
     /// written in one transaction (with whatever other raises are waiting), each with its own
     /// answer, in order; one that fails does not stop the others.
     pub async fn raise_alerts(&self, actor: &Actor, rs: Vec<RaiseAlert>) -> Vec<Result<Raised>> {
-        self.raise_many(actor, rs.into_iter().map(|r| (r, None)).collect())
+        self.raise_many(actor, rs.into_iter().map(|r| (r, None, None)).collect())
             .await
     }
 
@@ -134,7 +134,7 @@ impl App {
         r: RaiseAlert,
         check_kind: Option<String>,
     ) -> Result<Raised> {
-        self.raise_many(actor, vec![(r, check_kind)])
+        self.raise_many(actor, vec![(r, check_kind, None)])
             .await
             .pop()
             .unwrap_or_else(|| Err(Error::Internal("the alert writer gave no answer".into())))
@@ -142,12 +142,17 @@ impl App {
 
     /// Checks and routes each raise here, concurrently with other callers, then hands them to
     /// the alert writer ([`crate::alert_writer`]), which writes them with every other waiting
-    /// raise in one transaction and answers after its commit.
-    async fn raise_many(
+    /// raise in one transaction and answers after its commit. Each item: the raise, its check
+    /// kind, and the route of its domain when the caller already asked (the alert then fires
+    /// at that route's instant).
+    pub(crate) async fn raise_many(
         &self,
         actor: &Actor,
-        items: Vec<(RaiseAlert, Option<String>)>,
+        items: Vec<(RaiseAlert, Option<String>, Option<RouteAnswer>)>,
     ) -> Vec<Result<Raised>> {
+        if items.is_empty() {
+            return Vec::new();
+        }
         let now = Timestamp::now();
         let mut out: Vec<Option<Result<Raised>>> = items.iter().map(|_| None).collect();
         let domains = match self.list_domains(&Actor::system(), false).await {
@@ -161,8 +166,11 @@ impl App {
             }
         };
         let mut todo: Vec<(usize, Prepared)> = Vec::new();
-        for (i, (r, kind)) in items.into_iter().enumerate() {
-            match self.prepare_raise(actor, r, kind, &domains, now).await {
+        for (i, (r, kind, route)) in items.into_iter().enumerate() {
+            match self
+                .prepare_raise(actor, r, kind, route, &domains, now)
+                .await
+            {
                 Ok(p) => todo.push((i, p)),
                 Err(e) => out[i] = Some(Err(e)),
             }
@@ -177,9 +185,9 @@ impl App {
             let answers = self.alert_writer().write(prepared.clone()).await;
             for ((i, mut p), answer) in idx.into_iter().zip(prepared).zip(answers) {
                 match answer {
-                    Ok(Written::Raised(r)) => out[i] = Some(Ok(r)),
+                    Ok(Written::Raised(r)) => out[i] = Some(Ok(*r)),
                     Err(e) => out[i] = Some(Err(e)),
-                    Ok(Written::NeedsRoute) => match self.route_new_alert(&p, now).await {
+                    Ok(Written::NeedsRoute) => match self.route_new_alert(&p, None).await {
                         Ok(rt) => {
                             p.routed = Some(rt);
                             todo.push((i, p));
@@ -206,9 +214,14 @@ impl App {
         actor: &Actor,
         mut r: RaiseAlert,
         check_kind: Option<String>,
+        route: Option<RouteAnswer>,
         domains: &[tandem_domain::scope::ItDomain],
         now: Timestamp,
     ) -> Result<Prepared> {
+        let now = route
+            .as_ref()
+            .filter(|a| a.client_id == r.client_id)
+            .map_or(now, |a| a.at);
         let g = self.grant(actor, Action::AlertsWrite)?;
         g.check_client(r.client_id)
             .map_err(|_| Error::NotFound("client"))?;
@@ -270,19 +283,24 @@ impl App {
             routed: None,
         };
         if !open {
-            p.routed = Some(self.route_new_alert(&p, now).await?);
+            p.routed = Some(self.route_new_alert(&p, route).await?);
         }
         Ok(p)
     }
 
     /// Who owns a new alert at this instant (the scope agreement) and whether a maintenance
     /// window silences it.
-    async fn route_new_alert(&self, p: &Prepared, now: Timestamp) -> Result<Routed> {
-        let r = &p.raise;
-        let (owner, window, on_shift, reason, hint) = match self
-            .route(&Actor::system(), r.client_id, &r.domain, now)
-            .await
-        {
+    async fn route_new_alert(&self, p: &Prepared, known: Option<RouteAnswer>) -> Result<Routed> {
+        let (r, now) = (&p.raise, p.now);
+        let known = known.filter(|a| a.client_id == r.client_id && a.at == now);
+        let answer = match known {
+            Some(a) => Ok(a),
+            None => {
+                self.route(&Actor::system(), r.client_id, &r.domain, now)
+                    .await
+            }
+        };
+        let (owner, window, on_shift, reason, hint) = match answer {
             Ok(ans) => (
                 ans.decision.owner,
                 Some(ans.decision.window),

@@ -1091,10 +1091,10 @@ impl App {
 pub const WORKER_TICK: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The most alert events handed to paging in one transaction.
-const HANDOVER_BATCH: i64 = 500;
+const HANDOVER_BATCH: i64 = 100;
 
 /// The most hand-over batches in one tick of the worker.
-const HANDOVER_ROUNDS: usize = 10;
+const HANDOVER_ROUNDS: usize = 20;
 
 impl App {
     /// Starts the on-call worker of `tandem serve`: escalation steps. Safe on every replica.
