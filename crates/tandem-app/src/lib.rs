@@ -300,7 +300,8 @@ impl Audit {
         self
     }
     pub(crate) async fn write(self, w: &mut Write) -> Result<()> {
-        tandem_store::audit::append(w, self.entry, Timestamp::now()).await?;
+        // Linked into the chain when `w` commits (one head update for all its entries).
+        tandem_store::audit::append_at_commit(w, self.entry, Timestamp::now());
         Ok(())
     }
 }

@@ -292,9 +292,9 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
                     "search_scope",
                     "ticket_attachments",
                     "ticket_import",
+                    "ticket_queue_active",
                     "ticket_search",
                     "tickets",
-                    "ticket_queue_active",
                     "tickets2",
                 ],
                 "each migration runs exactly once (sorted by name)"
@@ -907,6 +907,59 @@ async fn a_savepoint_undoes_its_part_of_a_transaction_and_the_rest_commits() {
         // The rolled-back entry left no gap: two entries, one unbroken chain.
         let v = verify(s).await;
         assert_eq!((v.checked, v.breaks), (2, vec![]));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn audit_entries_appended_at_commit_are_linked_in_order_and_dropped_with_their_savepoint() {
+    on_every_backend(|ctx| async move {
+        let s = &ctx.store;
+        append(s, entry(None, "first.immediate"), Timestamp(1)).await;
+        let mut w = s.write().await.unwrap();
+        audit::append_at_commit(&mut w, entry(None, "second.deferred"), Timestamp(2));
+        let sp = w.savepoint().await.unwrap();
+        audit::append_at_commit(&mut w, entry(None, "dropped.deferred"), Timestamp(3));
+        w.rollback_to(sp).await.unwrap();
+        let sp = w.savepoint().await.unwrap();
+        audit::append_at_commit(&mut w, entry(None, "third.deferred"), Timestamp(4));
+        w.release(sp).await.unwrap();
+        w.commit().await.unwrap();
+        // A transaction dropped without commit links nothing.
+        let mut w = s.write().await.unwrap();
+        audit::append_at_commit(&mut w, entry(None, "never.deferred"), Timestamp(5));
+        drop(w);
+        // More than one multi-row insert's worth in one commit.
+        let mut w = s.write().await.unwrap();
+        for i in 0..250 {
+            audit::append_at_commit(&mut w, entry(None, "bulk.deferred"), Timestamp(10 + i));
+        }
+        w.commit().await.unwrap();
+
+        let mut r = s.read().await.unwrap();
+        let head = audit::head(&mut r).await.unwrap().0;
+        assert_eq!(head, 253);
+        drop(r);
+        let g = admin_grant(Action::AuditRead);
+        let newest_first = list_audit(s, &g, &AuditFilter::default(), 1000).await;
+        assert_eq!(newest_first.len(), 253);
+        let mut r = s.read().await.unwrap();
+        let all = audit::list(&mut r, &g, &AuditFilter::default(), 1000)
+            .await
+            .unwrap();
+        let actions: Vec<&str> = all
+            .iter()
+            .rev()
+            .take(3)
+            .map(|e| e.entry.action.as_str())
+            .collect();
+        assert_eq!(
+            actions,
+            ["first.immediate", "second.deferred", "third.deferred"]
+        );
+        drop(r);
+        let v = verify(s).await;
+        assert_eq!((v.checked, v.breaks), (253, vec![]));
     })
     .await;
 }
