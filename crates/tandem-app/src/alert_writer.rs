@@ -72,34 +72,85 @@ struct Request {
     reply: oneshot::Sender<Vec<Result<Written>>>,
 }
 
+/// Writer tasks on PostgreSQL. A writer's transaction is a chain of round trips, so several
+/// run side by side; each key always goes to the same one (its shard), so raises of one key
+/// are never in two concurrent transactions. Their audit entries are linked at commit, so the
+/// audit head orders them only for the last moment of each. SQLite has one writer lock: one.
+const POSTGRES_WRITERS: usize = 4;
+
 /// The handle raises are sent to.
 #[derive(Clone)]
 pub(crate) struct AlertWriter {
-    requests: mpsc::Sender<Request>,
+    shards: Vec<mpsc::Sender<Request>>,
 }
 
 impl AlertWriter {
-    /// Starts the writer task on the current runtime.
+    /// Starts the writer tasks on the current runtime.
     pub(crate) fn start(app: App) -> AlertWriter {
-        let (tx, rx) = mpsc::channel(MAX_REQUESTS * 4);
-        tokio::spawn(writer(app, rx));
-        AlertWriter { requests: tx }
+        let n = match app.store.backend() {
+            tandem_store::Backend::Sqlite => 1,
+            tandem_store::Backend::Postgres => POSTGRES_WRITERS,
+        };
+        let shards = (0..n)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(MAX_REQUESTS * 4);
+                tokio::spawn(writer(app.clone(), rx));
+                tx
+            })
+            .collect();
+        AlertWriter { shards }
     }
 
-    /// Writes these raises with whatever else is waiting; answers each after the commit, in
-    /// order.
+    /// The shard of a raise: by client and key.
+    fn shard(&self, p: &Prepared) -> usize {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (p.raise.client_id, &p.raise.dedup_key).hash(&mut h);
+        (h.finish() % self.shards.len() as u64) as usize
+    }
+
+    /// Writes these raises with whatever else is waiting; answers each after the commit of
+    /// its transaction, in order.
     pub(crate) async fn write(&self, items: Vec<Prepared>) -> Vec<Result<Written>> {
         let n = items.len();
-        let stopped = || {
-            (0..n)
-                .map(|_| Err(Error::Internal("the alert writer stopped".into())))
-                .collect()
-        };
-        let (reply, answer) = oneshot::channel();
-        if self.requests.send(Request { items, reply }).await.is_err() {
-            return stopped();
+        let stopped = || Err(Error::Internal("the alert writer stopped".into()));
+        // Split by shard, remembering each item's place.
+        let mut parts: Vec<(Vec<usize>, Vec<Prepared>)> =
+            (0..self.shards.len()).map(|_| Default::default()).collect();
+        for (i, p) in items.into_iter().enumerate() {
+            let s = self.shard(&p);
+            parts[s].0.push(i);
+            parts[s].1.push(p);
         }
-        answer.await.unwrap_or_else(|_| stopped())
+        let mut waiting = Vec::new();
+        for (s, (places, items)) in parts.into_iter().enumerate() {
+            if items.is_empty() {
+                continue;
+            }
+            let (reply, answer) = oneshot::channel();
+            let sent = self.shards[s].send(Request { items, reply }).await.is_ok();
+            waiting.push((places, sent.then_some(answer)));
+        }
+        let mut out: Vec<Option<Result<Written>>> = (0..n).map(|_| None).collect();
+        for (places, answer) in waiting {
+            let answers = match answer {
+                Some(a) => a.await.ok(),
+                None => None,
+            };
+            match answers {
+                Some(answers) => {
+                    for (i, a) in places.into_iter().zip(answers) {
+                        out[i] = Some(a);
+                    }
+                }
+                None => {
+                    for i in places {
+                        out[i] = Some(stopped());
+                    }
+                }
+            }
+        }
+        out.into_iter().map(|o| o.unwrap_or_else(stopped)).collect()
     }
 }
 

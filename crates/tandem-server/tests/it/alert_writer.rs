@@ -1,12 +1,14 @@
 //! Raising alerts through the group-commit writer, on every backend: concurrent raises land
 //! exactly once with their audit entries; raises of one key, concurrent or in one batch, make
-//! one alert; a raise that fails in a batch fails alone; the audit chain stays whole.
+//! one alert; a raise that fails in a batch fails alone; the audit chain stays whole. And the
+//! hand-over to paging, which pages a whole batch of events in one transaction.
 
 use crate::common::{run, TestApp};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use tandem_app::{Actor, RaiseAlert};
+use tandem_app::{principal_of, Actor, DomainPatch, RaiseAlert};
 use tandem_domain::monitoring::{AlertTicketRule, Severity, TicketMode};
+use tandem_domain::oncall::PageStatus;
 use tandem_domain::ClientId;
 use tandem_store::monitoring::AlertFilter;
 use tandem_store::Page;
@@ -205,6 +207,69 @@ async fn a_raise_that_fails_in_a_batch_fails_alone() {
             .await
             .expect("view");
         assert!(view.events.iter().any(|e| e.kind == "updated"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hand_over_pages_a_whole_batch_and_a_failing_event_fails_alone() {
+    run(|t: Arc<TestApp>| async move {
+        let a = t.w.client_a.id;
+        let mon = Actor::monitoring();
+        let admin = Actor::person(principal_of(&t.w.padmin), None);
+        let mut alerts = Vec::new();
+        for i in 0..20 {
+            let r = t
+                .app
+                .raise_alert(&mon, raise(a, &format!("page:{i}")))
+                .await;
+            alerts.push(r.expect("raise").alert);
+        }
+        // An alert whose domain leaves the catalog before the hand-over: its page cannot be
+        // opened (logged, not retried); the others are paged all the same.
+        let mut odd = raise(a, "page:retired");
+        odd.domain = "patching".into();
+        let odd = t.app.raise_alert(&mon, odd).await.expect("raise").alert;
+        let retire = DomainPatch {
+            name: None,
+            description: None,
+            retired: Some(true),
+        };
+        t.app
+            .update_domain(&Actor::system(), "patching", retire)
+            .await
+            .expect("retire");
+        // Acknowledged and resolved before the hand-over: opened and finished in one batch.
+        t.app
+            .acknowledge_alert(&admin, alerts[0].id, "mine")
+            .await
+            .expect("ack");
+        t.app
+            .resolve_alert(&admin, alerts[1].id, "fixed")
+            .await
+            .expect("resolve");
+        let head = t.audit_head().await;
+        assert_eq!(t.app.page_alert_events(100).await.expect("hand over"), 23);
+        assert_eq!(t.app.page_alert_events(100).await.expect("again"), 0);
+        for (i, alert) in alerts.iter().enumerate() {
+            let pages = t.pages_of_alert(alert).await;
+            assert_eq!(pages.len(), 1, "{i}: {pages:?}");
+            let want = match i {
+                0 => PageStatus::Acknowledged,
+                1 => PageStatus::Resolved,
+                _ => PageStatus::Open,
+            };
+            assert_eq!(pages[0].status, want, "{i}");
+        }
+        assert!(t.pages_of_alert(&odd).await.is_empty());
+        let opened = t
+            .audit_all()
+            .await
+            .into_iter()
+            .filter(|e| e.seq > head && e.entry.action == "page.opened")
+            .count();
+        assert_eq!(opened, 20);
+        chain_is_whole(&t).await;
     })
     .await;
 }
