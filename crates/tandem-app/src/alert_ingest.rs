@@ -9,7 +9,7 @@
 //! the side the scope agreement names, deduplication and the timeline are the alerts module's.
 
 use crate::credentials::{new_secret, sha256_hex};
-use crate::{Actor, App, Audit, Error, RaiseAlert, Result};
+use crate::{Actor, App, Audit, Error, RaiseAlert, Result, RouteAnswer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tandem_domain::authz::Action;
@@ -65,6 +65,16 @@ pub struct IngestReport {
     /// One entry per alert in the request, in order.
     pub results: Vec<IngestOutcome>,
 }
+
+/// A firing alert of a request with the domain and endpoint it was matched to, notes, and
+/// the domain's route when the agreement in force assigns it.
+type Firing = (
+    Incoming,
+    String,
+    Option<EndpointId>,
+    Vec<String>,
+    Option<RouteAnswer>,
+);
 
 /// The actor a sender's request acts as: Tandem on the token's behalf, named by the token.
 fn sender_actor(t: &IntegrationToken, request_id: Option<String>) -> Actor {
@@ -221,9 +231,13 @@ impl App {
                 .await?
                 .ok_or(Error::Unauthenticated)?
         };
-        let mut w = self.store.write().await?;
-        store::touch(&mut w, t.id, Timestamp::now()).await?;
-        w.commit().await?;
+        // Its use is noted at most once a minute: a busy sender costs no write per request.
+        let now = Timestamp::now();
+        if t.last_used_at.is_none_or(|u| u.0 < now.0 - 60_000_000) {
+            let mut w = self.store.write().await?;
+            store::touch(&mut w, t.id, now).await?;
+            w.commit().await?;
+        }
         Ok(t)
     }
 
@@ -251,11 +265,14 @@ impl App {
             .await
     }
 
-    /// Whether the client's agreement in force now assigns this domain.
-    async fn assigned_domain(&self, client: ClientId, domain: &str, now: Timestamp) -> bool {
-        self.route(&Actor::system(), client, domain, now)
-            .await
-            .is_ok()
+    /// The route of this domain by the client's agreement in force now, if it assigns it.
+    async fn assigned_domain(
+        &self,
+        client: ClientId,
+        domain: &str,
+        now: Timestamp,
+    ) -> Option<RouteAnswer> {
+        self.route(&Actor::system(), client, domain, now).await.ok()
     }
 
     async fn ingest_incoming(
@@ -274,10 +291,16 @@ impl App {
             store::endpoints_of_client(&mut r, client).await?
         };
         let mut results = Vec::with_capacity(incoming.len());
+        let mut firing = Vec::new();
         for inc in incoming {
             let mut notes = inc.notes.clone();
+            // The route that says the domain is assigned is also the alert's route.
+            let routed = match &inc.domain {
+                Some(d) => self.assigned_domain(client, d, now).await,
+                None => None,
+            };
             let domain = match &inc.domain {
-                Some(d) if self.assigned_domain(client, d, now).await => d.clone(),
+                Some(d) if routed.is_some() => d.clone(),
                 Some(d) if strict_domain => {
                     return Err(Error::Invalid(vec![Invalid::new(
                         "domain",
@@ -319,46 +342,17 @@ impl App {
                     }
                 }
             };
-            let outcome = match inc.status {
-                IncomingStatus::Firing => {
-                    let mut summary = inc.summary.clone();
-                    for n in &notes {
-                        summary.push_str(&format!("\nTandem: {n}"));
-                    }
-                    let raised = self
-                        .raise_alert(
-                            &actor,
-                            RaiseAlert {
-                                client_id: client,
-                                dedup_key: inc.dedup_key.clone(),
-                                grouping_key: inc.grouping_key.clone(),
-                                source: source.to_string(),
-                                endpoint_id: endpoint,
-                                check_key: None,
-                                domain: domain.clone(),
-                                severity: inc.severity,
-                                title: inc.title.clone(),
-                                summary,
-                                renotify_minutes: None,
-                                ticket: token.ticket,
-                            },
-                        )
-                        .await?;
-                    IngestOutcome {
-                        dedup_key: inc.dedup_key,
-                        outcome: if raised.new { "raised" } else { "refreshed" }.into(),
-                        alert_id: Some(raised.alert.id),
-                        domain,
-                        endpoint_id: endpoint,
-                        notes,
-                    }
-                }
+            match inc.status {
+                // Firing alerts in a row are raised together: one transaction.
+                IncomingStatus::Firing => firing.push((inc, domain, endpoint, notes, routed)),
                 IncomingStatus::Resolved => {
+                    self.raise_firing(&actor, token, source, &mut firing, &mut results)
+                        .await?;
                     let note = format!("{source} reports it resolved");
                     let cleared = self
                         .clear_alert(&actor, client, &inc.dedup_key, &note)
                         .await?;
-                    IngestOutcome {
+                    results.push(IngestOutcome {
                         dedup_key: inc.dedup_key,
                         outcome: if cleared.is_some() {
                             "resolved"
@@ -370,14 +364,76 @@ impl App {
                         domain,
                         endpoint_id: endpoint,
                         notes,
-                    }
+                    });
                 }
-            };
-            results.push(outcome);
+            }
         }
+        self.raise_firing(&actor, token, source, &mut firing, &mut results)
+            .await?;
         Ok(IngestReport {
             client_id: client,
             results,
         })
+    }
+    /// Raises the firing alerts gathered so far, in one call to the alert writer; their
+    /// outcomes follow in order. The first failure is the request's answer (the others are
+    /// stored: a sender retries, and raising again refreshes).
+    async fn raise_firing(
+        &self,
+        actor: &Actor,
+        token: &IntegrationToken,
+        source: &str,
+        firing: &mut Vec<Firing>,
+        results: &mut Vec<IngestOutcome>,
+    ) -> Result<()> {
+        if firing.is_empty() {
+            return Ok(());
+        }
+        let mut batch = std::mem::take(firing);
+        let raises = batch
+            .iter_mut()
+            .map(|(inc, domain, endpoint, notes, routed)| {
+                let mut summary = inc.summary.clone();
+                for n in notes {
+                    summary.push_str(&format!("\nTandem: {n}"));
+                }
+                let r = RaiseAlert {
+                    client_id: token.client_id,
+                    dedup_key: inc.dedup_key.clone(),
+                    grouping_key: inc.grouping_key.clone(),
+                    source: source.to_string(),
+                    endpoint_id: *endpoint,
+                    check_key: None,
+                    domain: domain.clone(),
+                    severity: inc.severity,
+                    title: inc.title.clone(),
+                    summary,
+                    renotify_minutes: None,
+                    ticket: token.ticket,
+                };
+                (r, None, routed.take())
+            })
+            .collect();
+        let answers = self.raise_many(actor, raises).await;
+        let mut first_error = None;
+        for ((inc, domain, endpoint, notes, _), answer) in batch.into_iter().zip(answers) {
+            match answer {
+                Ok(raised) => results.push(IngestOutcome {
+                    dedup_key: inc.dedup_key,
+                    outcome: if raised.new { "raised" } else { "refreshed" }.into(),
+                    alert_id: Some(raised.alert.id),
+                    domain,
+                    endpoint_id: endpoint,
+                    notes,
+                }),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }

@@ -13,11 +13,12 @@
 //!
 //! The hand-over runs on the on-call worker's tick (twice a second) on every server.
 
-use crate::{Actor, App, NewPage, Result};
+use crate::oncall::PlannedPage;
+use crate::{Actor, App, Error, NewPage, Result};
 use tandem_domain::authz::Action;
 use tandem_domain::monitoring::Severity as AlertSeverity;
 use tandem_domain::oncall::Severity as PageSeverity;
-use tandem_domain::Timestamp;
+use tandem_domain::{AlertId, ClientId, Timestamp};
 use tandem_store::alert_paging as store;
 
 /// The page key of an alert.
@@ -33,11 +34,28 @@ fn page_severity(s: AlertSeverity) -> PageSeverity {
     }
 }
 
+/// What handing one event over does, worked out before the write.
+enum Plan {
+    /// Nothing to page (a silenced alert's event, a re-notification, an unknown alert).
+    Nothing,
+    /// Open the alert's page.
+    Open(Box<PlannedPage>),
+    /// Acknowledge (`false`) or resolve (`true`) the alert's page.
+    Finish(ClientId, String, bool),
+    /// Planning failed: the event is claimed and the failure logged.
+    Failed(AlertId, Error),
+}
+
 impl App {
     /// Hands up to `limit` notifying alert events to paging; returns how many this server
     /// handed over. A page that cannot be opened (say, the agreement in force no longer
     /// assigns the alert's domain) is logged and not retried: the alert itself stays
     /// visible in the alert list for both sides.
+    ///
+    /// Routing and planning each page's first step are reads, done first; then one write
+    /// claims every event and opens, acknowledges or resolves their pages — one savepoint
+    /// each, so one that fails is rolled back alone (its event stays claimed) — and commits
+    /// once.
     pub async fn page_alert_events(&self, limit: i64) -> Result<usize> {
         // Maintenance windows that ended: still-firing alerts get their notifying event now.
         self.end_silences(Timestamp::now(), limit).await?;
@@ -45,35 +63,32 @@ impl App {
             let mut r = self.store.read().await?;
             store::unpaged_events(&mut r, limit).await?
         };
+        if events.is_empty() {
+            return Ok(0);
+        }
         let actor = Actor::monitoring();
         let g = self.grant(&actor, Action::AlertsRead)?;
-        let mut handed = 0;
-        for e in events {
-            {
-                let mut w = self.store.write().await?;
-                let claimed = store::claim_event(&mut w, &e.event_id, Timestamp::now()).await?;
-                w.commit().await?;
-                if !claimed {
-                    continue;
-                }
-            }
+        let mut plans = Vec::with_capacity(events.len());
+        for e in &events {
             let alert = {
                 let mut r = self.store.read().await?;
                 tandem_store::monitoring::get_alert(&mut r, &g, e.alert_id).await?
             };
-            let Some(alert) = alert else { continue };
+            let Some(alert) = alert else {
+                plans.push(Plan::Nothing);
+                continue;
+            };
             let key = page_key(alert.id);
             // A silenced alert pages nobody (its events are recorded with notify off; this
             // also holds for one silenced after its event was recorded).
-            if alert.silenced_until.is_some_and(|u| u > Timestamp::now())
-                && matches!(e.kind.as_str(), "fired" | "unsilenced")
-            {
-                handed += 1;
-                continue;
-            }
-            let outcome = match e.kind.as_str() {
-                "fired" | "unsilenced" => self
-                    .open_page(
+            let plan = match e.kind.as_str() {
+                "fired" | "unsilenced"
+                    if alert.silenced_until.is_some_and(|u| u > Timestamp::now()) =>
+                {
+                    Plan::Nothing
+                }
+                "fired" | "unsilenced" => match self
+                    .plan_page(
                         &actor,
                         NewPage {
                             client_id: alert.client_id,
@@ -83,25 +98,56 @@ impl App {
                             severity: page_severity(alert.severity),
                             link: Some(format!("/alerts/{}", alert.id)),
                         },
+                        None,
                     )
                     .await
-                    .map(|_| ()),
-                "acknowledged" => self
-                    .acknowledge_page_by_key(&actor, alert.client_id, &key)
-                    .await
-                    .map(|_| ()),
-                "resolved" => self
-                    .resolve_page_by_key(&actor, alert.client_id, &key)
-                    .await
-                    .map(|_| ()),
-                _ => Ok(()),
+                {
+                    Ok(p) => Plan::Open(Box::new(p)),
+                    Err(err) => Plan::Failed(alert.id, err),
+                },
+                "acknowledged" => Plan::Finish(alert.client_id, key, false),
+                "resolved" => Plan::Finish(alert.client_id, key, true),
+                _ => Plan::Nothing,
             };
-            if let Err(err) = outcome {
-                tracing::warn!(alert = %alert.id, kind = %e.kind, error = %err,
-                    "alert paging: the page could not be updated");
+            plans.push(plan);
+        }
+        let now = Timestamp::now();
+        let mut handed = 0;
+        let mut w = self.store.write().await?;
+        for (e, plan) in events.iter().zip(plans) {
+            let sp = w.savepoint().await?;
+            if !store::claim_event(&mut w, &e.event_id, now).await? {
+                // Another server handed it over.
+                w.release(sp).await?;
+                continue;
+            }
+            let outcome = match &plan {
+                Plan::Nothing => Ok(()),
+                Plan::Failed(_, _) => Ok(()),
+                Plan::Open(p) => self.write_page(&mut w, &actor, p).await.map(|_| ()),
+                Plan::Finish(client, key, resolve) => self
+                    .finish_page_by_key_in(&mut w, &actor, *client, key, *resolve)
+                    .await
+                    .map(|_| ()),
+            };
+            match (outcome, plan) {
+                (Ok(()), Plan::Failed(alert, err)) => {
+                    w.release(sp).await?;
+                    tracing::warn!(alert = %alert, kind = %e.kind, error = %err,
+                        "alert paging: the page could not be updated");
+                }
+                (Ok(()), _) => w.release(sp).await?,
+                (Err(err), _) => {
+                    // Undo this event's writes, keep it claimed: it is not retried.
+                    w.rollback_to(sp).await?;
+                    store::claim_event(&mut w, &e.event_id, now).await?;
+                    tracing::warn!(alert = %e.alert_id, kind = %e.kind, error = %err,
+                        "alert paging: the page could not be updated");
+                }
             }
             handed += 1;
         }
+        w.commit().await?;
         Ok(handed)
     }
 }

@@ -5,7 +5,8 @@
 //! event — the one place where "this transition should page/notify" is decided — in the same
 //! transaction as the change and its audit entry.
 
-use crate::{Actor, App, Audit, Error, Result};
+use crate::alert_writer::{Prepared, Routed, Written};
+use crate::{Actor, App, Audit, Error, Result, RouteAnswer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tandem_domain::authz::Action;
@@ -115,6 +116,14 @@ impl App {
         self.raise_alert_of_kind(actor, r, None).await
     }
 
+    /// Raises several alerts at once — an Alertmanager payload's firing alerts —: they are
+    /// written in one transaction (with whatever other raises are waiting), each with its own
+    /// answer, in order; one that fails does not stop the others.
+    pub async fn raise_alerts(&self, actor: &Actor, rs: Vec<RaiseAlert>) -> Vec<Result<Raised>> {
+        self.raise_many(actor, rs.into_iter().map(|r| (r, None, None)).collect())
+            .await
+    }
+
     /// [`App::raise_alert`] for an alert from a check of this kind (maintenance windows can be
     /// limited to check kinds). A new alert covered by a maintenance window at this instant is
     /// recorded silenced: its `fired` event does not notify, and it notifies when the window
@@ -125,7 +134,94 @@ impl App {
         r: RaiseAlert,
         check_kind: Option<String>,
     ) -> Result<Raised> {
+        self.raise_many(actor, vec![(r, check_kind, None)])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(Error::Internal("the alert writer gave no answer".into())))
+    }
+
+    /// Checks and routes each raise here, concurrently with other callers, then hands them to
+    /// the alert writer ([`crate::alert_writer`]), which writes them with every other waiting
+    /// raise in one transaction and answers after its commit. Each item: the raise, its check
+    /// kind, and the route of its domain when the caller already asked (the alert then fires
+    /// at that route's instant).
+    pub(crate) async fn raise_many(
+        &self,
+        actor: &Actor,
+        items: Vec<(RaiseAlert, Option<String>, Option<RouteAnswer>)>,
+    ) -> Vec<Result<Raised>> {
+        if items.is_empty() {
+            return Vec::new();
+        }
         let now = Timestamp::now();
+        let mut out: Vec<Option<Result<Raised>>> = items.iter().map(|_| None).collect();
+        let domains = match self.list_domains(&Actor::system(), false).await {
+            Ok(d) => d,
+            Err(e) => {
+                out[0] = Some(Err(e));
+                return out
+                    .into_iter()
+                    .map(|o| o.unwrap_or_else(|| Err(Error::Internal("the domain catalog".into()))))
+                    .collect();
+            }
+        };
+        let mut todo: Vec<(usize, Prepared)> = Vec::new();
+        for (i, (r, kind, route)) in items.into_iter().enumerate() {
+            match self
+                .prepare_raise(actor, r, kind, route, &domains, now)
+                .await
+            {
+                Ok(p) => todo.push((i, p)),
+                Err(e) => out[i] = Some(Err(e)),
+            }
+        }
+        // A raise that found its key open when checked but closed when written comes back
+        // to be routed; a few rounds at most.
+        for _ in 0..3 {
+            if todo.is_empty() {
+                break;
+            }
+            let (idx, prepared): (Vec<usize>, Vec<Prepared>) = todo.drain(..).unzip();
+            let answers = self.alert_writer().write(prepared.clone()).await;
+            for ((i, mut p), answer) in idx.into_iter().zip(prepared).zip(answers) {
+                match answer {
+                    Ok(Written::Raised(r)) => out[i] = Some(Ok(*r)),
+                    Err(e) => out[i] = Some(Err(e)),
+                    Ok(Written::NeedsRoute) => match self.route_new_alert(&p, None).await {
+                        Ok(rt) => {
+                            p.routed = Some(rt);
+                            todo.push((i, p));
+                        }
+                        Err(e) => out[i] = Some(Err(e)),
+                    },
+                }
+            }
+        }
+        out.into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    Err(Error::Conflict(
+                        "the alert changed while it was raised; try again".into(),
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Checks one raise and, unless an alert with its key is open now, routes it.
+    async fn prepare_raise(
+        &self,
+        actor: &Actor,
+        mut r: RaiseAlert,
+        check_kind: Option<String>,
+        route: Option<RouteAnswer>,
+        domains: &[tandem_domain::scope::ItDomain],
+        now: Timestamp,
+    ) -> Result<Prepared> {
+        let now = route
+            .as_ref()
+            .filter(|a| a.client_id == r.client_id)
+            .map_or(now, |a| a.at);
         let g = self.grant(actor, Action::AlertsWrite)?;
         g.check_client(r.client_id)
             .map_err(|_| Error::NotFound("client"))?;
@@ -156,179 +252,91 @@ impl App {
         if r.renotify_minutes == Some(0) {
             errors.push(Invalid::new("renotify_minutes", "give at least one minute"));
         }
-        let domains = self.list_domains(&Actor::system(), false).await?;
         if !domains.iter().any(|d| d.key == r.domain) {
             errors.push(Invalid::new("domain", "choose a domain of the catalog"));
         }
-        if let Some(e) = r.endpoint_id {
+        let open = {
             let mut c = self.store.read().await?;
-            if store::endpoint_place(&mut c, e).await?.map(|p| p.0) != Some(r.client_id) {
-                errors.push(Invalid::new(
-                    "endpoint_id",
-                    "choose an endpoint of this client",
-                ));
-            }
-        }
-        if !errors.is_empty() {
-            return Err(Error::Invalid(errors));
-        }
-        // Refresh an open alert with this key, if there is one.
-        for _ in 0..2 {
-            let mut w = self.store.write().await?;
-            if let Some(mut a) = store::open_alert(&mut w, r.client_id, &dedup).await? {
-                let changed = a.summary != r.summary || a.severity != r.severity;
-                a.last_seen_at = now;
-                if changed {
-                    a.summary = r.summary.clone();
-                    a.severity = r.severity;
-                    store::update_alert(&mut w, &a).await?;
-                    alert_transitioned(
-                        &mut w,
-                        &a,
-                        actor,
-                        now,
-                        "updated",
-                        format!("Still firing ({}): {}", a.severity.as_str(), a.summary),
-                        false,
-                    )
-                    .await?;
-                    // Its ticket, if it has one, hears of it (issue #6).
-                    self.ticket_on_alert_update(&mut w, actor, &a, now).await?;
-                } else {
-                    store::update_alert(&mut w, &a).await?;
+            if let Some(e) = r.endpoint_id {
+                if store::endpoint_place(&mut c, e).await?.map(|p| p.0) != Some(r.client_id) {
+                    errors.push(Invalid::new(
+                        "endpoint_id",
+                        "choose an endpoint of this client",
+                    ));
                 }
-                w.commit().await?;
-                return Ok(Raised {
-                    alert: a,
-                    new: false,
-                });
             }
-            drop(w);
-            // Route before the write: who owns the domain at this instant.
-            let (owner, window, on_shift, reason, hint) = match self
-                .route(&Actor::system(), r.client_id, &r.domain, now)
-                .await
-            {
-                Ok(ans) => (
-                    ans.decision.owner,
-                    Some(ans.decision.window),
-                    ans.decision.owner_on_shift,
-                    ans.decision.reason,
-                    ans.decision.assignee,
+            if !errors.is_empty() {
+                return Err(Error::Invalid(errors));
+            }
+            // An open alert with this key is refreshed, which needs no routing.
+            store::open_alert(&mut c, r.client_id, &dedup)
+                .await?
+                .is_some()
+        };
+        r.dedup_key = dedup;
+        r.title = title;
+        let mut p = Prepared {
+            actor: actor.clone(),
+            raise: r,
+            check_kind,
+            now,
+            routed: None,
+        };
+        if !open {
+            p.routed = Some(self.route_new_alert(&p, route).await?);
+        }
+        Ok(p)
+    }
+
+    /// Who owns a new alert at this instant (the scope agreement) and whether a maintenance
+    /// window silences it.
+    async fn route_new_alert(&self, p: &Prepared, known: Option<RouteAnswer>) -> Result<Routed> {
+        let (r, now) = (&p.raise, p.now);
+        let known = known.filter(|a| a.client_id == r.client_id && a.at == now);
+        let answer = match known {
+            Some(a) => Ok(a),
+            None => {
+                self.route(&Actor::system(), r.client_id, &r.domain, now)
+                    .await
+            }
+        };
+        let (owner, window, on_shift, reason, hint) = match answer {
+            Ok(ans) => (
+                ans.decision.owner,
+                Some(ans.decision.window),
+                ans.decision.owner_on_shift,
+                ans.decision.reason,
+                ans.decision.assignee,
+            ),
+            Err(_) => (
+                Party::Internal,
+                None,
+                false,
+                format!(
+                    "no scope agreement in force assigns {}; the client's own IT owns it",
+                    r.domain
                 ),
-                Err(_) => (
-                    Party::Internal,
-                    None,
-                    false,
-                    format!(
-                        "no scope agreement in force assigns {}; the client's own IT owns it",
-                        r.domain
-                    ),
-                    None,
-                ),
-            };
-            // Maintenance: a window covering this alert now silences it.
-            let silence = self
-                .silence_for(
-                    r.client_id,
-                    r.endpoint_id,
-                    check_kind.as_deref(),
-                    &r.domain,
-                    now,
-                )
-                .await?;
-            let mut a = Alert {
-                check_kind: check_kind.clone(),
-                silenced_by: silence.as_ref().map(|(w, _)| w.id),
-                silenced_window: silence.as_ref().map(|(w, _)| w.name.clone()),
-                silenced_until: silence.as_ref().map(|(_, o)| o.end),
-                id: AlertId::new(),
-                client_id: r.client_id,
-                endpoint_id: r.endpoint_id,
-                source: r.source.trim().to_string(),
-                check_key: r.check_key.clone(),
-                dedup_key: dedup.clone(),
-                grouping_key: r.grouping_key.clone().unwrap_or_else(|| dedup.clone()),
-                domain: r.domain.clone(),
-                severity: r.severity,
-                title: title.clone(),
-                summary: r.summary.clone(),
-                state: AlertState::Firing,
-                owner,
-                window,
-                owner_on_shift: on_shift,
-                route_reason: reason.clone(),
-                fired_at: now,
-                last_seen_at: now,
-                acknowledged_at: None,
-                acknowledged_by: None,
-                acknowledged_label: None,
-                acknowledged_side: None,
-                resolved_at: None,
-                resolution: None,
-                notified_at: now,
-                renotify_minutes: r.renotify_minutes,
-                flapping: false,
-                ticket_id: None,
-                ticket_auto_resolve: false,
-            };
-            let mut w = self.store.write().await?;
-            match store::insert_alert(&mut w, &a).await {
-                Ok(()) => {}
-                // Another raiser won the race: refresh theirs.
-                Err(tandem_store::StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-            let shift = if on_shift {
-                "on shift"
-            } else {
-                "off shift — its on-call path"
-            };
-            let mut body = format!(
-                "Fired ({}): {}. Routed to {} ({shift}) — {reason}",
-                a.severity.as_str(),
-                if a.summary.is_empty() {
-                    &a.title
-                } else {
-                    &a.summary
-                },
-                owner.label()
-            );
-            if let Some((win, o)) = &silence {
-                body.push_str(&format!(
-                    "\nSilenced by maintenance window “{}” until {}: recorded, nobody is notified while it lasts.",
-                    win.name,
-                    o.end.to_rfc3339()
-                ));
-            }
-            alert_transitioned(&mut w, &a, actor, now, "fired", body, silence.is_none()).await?;
-            // By its rule, it opens a ticket or updates the one still open for its key.
-            self.ticket_for_new_alert(
-                &mut w,
-                actor,
-                &mut a,
-                r.ticket,
-                crate::alert_tickets::TicketRoute {
-                    assignee_hint: hint,
-                    reason: reason.clone(),
-                },
+                None,
+            ),
+        };
+        // Maintenance: a window covering this alert now silences it.
+        let silence = self
+            .silence_for(
+                r.client_id,
+                r.endpoint_id,
+                p.check_kind.as_deref(),
+                &r.domain,
                 now,
             )
             .await?;
-            Audit::new(actor, "alert.fired", "alert", a.id)
-                .client(Some(a.client_id))
-                .after(json!({"dedup_key": a.dedup_key, "title": a.title, "domain": a.domain, "severity": a.severity, "owner": a.owner, "owner_on_shift": a.owner_on_shift, "silenced_by": a.silenced_by, "silenced_until": a.silenced_until, "ticket_id": a.ticket_id}))
-                .write(&mut w)
-                .await?;
-            w.commit().await?;
-            return Ok(Raised {
-                alert: a,
-                new: true,
-            });
-        }
-        Err(Error::Conflict(
-            "the alert changed while it was raised; try again".into(),
-        ))
+        Ok(Routed {
+            owner,
+            window,
+            on_shift,
+            reason,
+            hint,
+            silence,
+        })
     }
 
     /// Resolves the open alert of a client with this key because its condition cleared.

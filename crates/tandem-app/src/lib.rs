@@ -8,6 +8,7 @@
 mod alert_ingest; // ingest (issue #6): Alertmanager, webhook, integration tokens
 mod alert_paging; // alerts → on-call paging (issue #6)
 mod alert_tickets; // alerts open and update tickets by policy (issue #6)
+mod alert_writer; // group commit for raising alerts (issue #6)
 mod alerts; // alerts (issue #6): alert lifecycle
 mod attachments; // ticket attachments (issue #5)
 mod audit_log;
@@ -142,6 +143,8 @@ pub struct App {
     policy: Arc<Policy>,
     /// The check-in writer, started on first use (it needs a running runtime).
     ingest: Arc<std::sync::OnceLock<ingest::Ingest>>,
+    /// The alert writer (group commit), started on first use.
+    alert_writer: Arc<std::sync::OnceLock<alert_writer::AlertWriter>>,
     /// Mail settings, once the server turns mail on (issue #5).
     mail: Arc<std::sync::OnceLock<MailSettings>>,
     /// Who each recently used API token belongs to (see [`principal_cache`]).
@@ -298,7 +301,8 @@ impl Audit {
         self
     }
     pub(crate) async fn write(self, w: &mut Write) -> Result<()> {
-        tandem_store::audit::append(w, self.entry, Timestamp::now()).await?;
+        // Linked into the chain when `w` commits (one head update for all its entries).
+        tandem_store::audit::append_at_commit(w, self.entry, Timestamp::now());
         Ok(())
     }
 }
@@ -310,6 +314,7 @@ impl App {
             store,
             policy: Arc::new(policy),
             ingest: Arc::default(),
+            alert_writer: Arc::default(),
             mail: Arc::default(),
             principals: Arc::default(),
             notify: Arc::default(),

@@ -27,7 +27,7 @@ use tandem_domain::{
     ClientId, HandoffId, PageId, PolicyId, ScheduleId, Side, Tenant, Timestamp, UserId,
 };
 use tandem_store::oncall::{self as store, PageFilter};
-use tandem_store::{Page as Paging, Paged};
+use tandem_store::{Page as Paging, Paged, Write};
 
 /// The prefix of calendar feed tokens (they appear in feed URLs).
 pub const FEED_TOKEN_PREFIX: &str = "tdcal_";
@@ -509,6 +509,62 @@ impl App {
         new: NewPage,
         forced: Option<(Party, String)>,
     ) -> Result<PageOpened> {
+        let (client, dedup) = (new.client_id, new.dedup_key.trim().to_string());
+        let open_now = || async {
+            let mut r = self.store.read().await?;
+            Result::<Option<Page>>::Ok(store::open_page_by_key(&mut r, client, &dedup).await?)
+        };
+        let planned = self.plan_page(actor, new, forced).await?;
+        if let Some(p) = open_now().await? {
+            return Ok(PageOpened {
+                page: p,
+                created: false,
+            });
+        }
+        let mut w = self.store.write().await?;
+        let opened = match self.write_page(&mut w, actor, &planned).await {
+            Ok(o) => o,
+            // Another server opened it first.
+            Err(Error::Conflict(_)) => {
+                drop(w);
+                let p = open_now().await?.ok_or_else(|| {
+                    Error::Conflict("the page was resolved meanwhile; open it again".into())
+                })?;
+                return Ok(PageOpened {
+                    page: p,
+                    created: false,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        w.commit().await?;
+        match opened {
+            Some(page) => Ok(PageOpened {
+                page,
+                created: false,
+            }),
+            None => {
+                let mut r = self.store.read().await?;
+                let page = store::get_page_unscoped(&mut r, planned.page.id)
+                    .await?
+                    .ok_or(Error::NotFound("page"))?;
+                Ok(PageOpened {
+                    page,
+                    created: true,
+                })
+            }
+        }
+    }
+
+    /// Checks and routes a page to open, and plans its first step (reads only; see
+    /// [`App::write_page`]). `forced`: the side to page, and why (`None`: the side the
+    /// agreement names now).
+    pub(crate) async fn plan_page(
+        &self,
+        actor: &Actor,
+        new: NewPage,
+        forced: Option<(Party, String)>,
+    ) -> Result<PlannedPage> {
         let g = self.grant(actor, Action::TicketsWrite)?;
         g.check_client(new.client_id)
             .map_err(|_| Error::NotFound("client"))?;
@@ -536,15 +592,6 @@ impl App {
         }
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
-        }
-        {
-            let mut r = self.store.read().await?;
-            if let Some(p) = store::open_page_by_key(&mut r, new.client_id, &dedup).await? {
-                return Ok(PageOpened {
-                    page: p,
-                    created: false,
-                });
-            }
         }
         let now = Timestamp::now();
         let (side, other_side_ok, why) = match forced {
@@ -588,63 +635,63 @@ impl App {
             resolved_at: None,
             resolved_by: None,
         };
-        let mut w = self.store.write().await?;
-        match store::insert_page(&mut w, &page).await {
-            Ok(()) => {}
-            Err(tandem_store::StoreError::Conflict(_)) => {
-                drop(w);
-                let mut r = self.store.read().await?;
-                let p = store::open_page_by_key(&mut r, page.client_id, &dedup)
-                    .await?
-                    .ok_or_else(|| {
-                        Error::Conflict("the page was resolved meanwhile; open it again".into())
-                    })?;
-                return Ok(PageOpened {
-                    page: p,
-                    created: false,
-                });
-            }
-            Err(e) => return Err(e.into()),
+        // The first step is due at once: it is taken in the page's own transaction.
+        let first = self.plan_step(&page, policy, now).await?;
+        Ok(PlannedPage {
+            page,
+            why,
+            first,
+            actor_id: actor.principal.as_ref().map(|p| p.user_id),
+        })
+    }
+
+    /// Opens a planned page inside the write `w`, with its first step, events,
+    /// notifications and audit entries — unless a page is already open for its client and
+    /// key: then that page is answered (`Some`) and nothing is written. A page another
+    /// server inserted meanwhile fails with a conflict (roll back, or to a savepoint).
+    pub(crate) async fn write_page(
+        &self,
+        w: &mut Write,
+        actor: &Actor,
+        p: &PlannedPage,
+    ) -> Result<Option<Page>> {
+        let page = &p.page;
+        if let Some(open) = store::open_page_by_key(w, page.client_id, &page.dedup_key).await? {
+            return Ok(Some(open));
         }
+        let now = page.opened_at;
+        let why = &p.why;
+        store::insert_page(w, page).await?;
         store::insert_page_event(
-            &mut w,
-            &page,
+            w,
+            page,
             &PageEvent {
                 at: now,
                 kind: "opened".into(),
-                user_id: actor.principal.as_ref().map(|p| p.user_id),
-                body: format!("Opened; paging {} — {why}", side.label()),
+                user_id: p.actor_id,
+                body: format!("Opened; paging {} — {why}", page.side.label()),
             },
         )
         .await?;
         crate::notify::queue_event(
-            &mut w,
+            w,
             crate::notify::page_event(
-                &page,
+                page,
                 tandem_domain::notify::EventKind::PageOpened,
                 page.side,
                 0,
                 now,
-                &format!("Opened; paging {} — {why}", side.label()),
+                &format!("Opened; paging {} — {why}", page.side.label()),
             ),
         )
         .await?;
         Audit::new(actor, "page.opened", "page", page.id)
             .client(Some(page.client_id))
             .after(json!({"domain": page.domain, "dedup_key": page.dedup_key, "summary": page.summary, "severity": page.severity, "side": page.side}))
-            .write(&mut w)
+            .write(w)
             .await?;
-        w.commit().await?;
-        // The first step is due now; take it at once rather than waiting for the worker.
-        self.advance_page(page.id, now).await?;
-        let mut r = self.store.read().await?;
-        let page = store::get_page_unscoped(&mut r, page.id)
-            .await?
-            .ok_or(Error::NotFound("page"))?;
-        Ok(PageOpened {
-            page,
-            created: true,
-        })
+        write_step(w, page, &p.first, now).await?;
+        Ok(None)
     }
 
     /// Pages the actor may see.
@@ -733,63 +780,33 @@ impl App {
     }
 
     async fn finish(&self, actor: &Actor, page: Page, resolve: bool) -> Result<Page> {
-        let now = Timestamp::now();
-        let by = actor.principal.as_ref().map(|p| p.user_id);
         let mut w = self.store.write().await?;
-        let changed = if resolve {
-            store::resolve(&mut w, page.id, by, now).await?
-        } else {
-            store::acknowledge(&mut w, page.id, by, now).await?
-        };
-        if changed {
-            let (kind, verb) = if resolve {
-                ("resolved", "Resolved")
-            } else {
-                ("acknowledged", "Acknowledged")
-            };
-            let who = actor
-                .principal
-                .as_ref()
-                .map_or_else(|| "Tandem".to_string(), |p| p.label.clone());
-            store::insert_page_event(
-                &mut w,
-                &page,
-                &PageEvent {
-                    at: now,
-                    kind: kind.into(),
-                    user_id: by,
-                    body: format!("{verb} by {who}"),
-                },
-            )
-            .await?;
-            crate::notify::queue_event(
-                &mut w,
-                crate::notify::page_event(
-                    &page,
-                    if resolve {
-                        tandem_domain::notify::EventKind::PageResolved
-                    } else {
-                        tandem_domain::notify::EventKind::PageAcknowledged
-                    },
-                    page.side,
-                    page.step,
-                    now,
-                    &format!("{verb} by {who}"),
-                ),
-            )
-            .await?;
-            Audit::new(actor, &format!("page.{kind}"), "page", page.id)
-                .client(Some(page.client_id))
-                .before(json!({"status": page.status}))
-                .after(json!({"status": kind}))
-                .write(&mut w)
-                .await?;
+        if write_finish(&mut w, actor, &page, resolve).await? {
             w.commit().await?;
         }
         let mut r = self.store.read().await?;
         store::get_page_unscoped(&mut r, page.id)
             .await?
             .ok_or(Error::NotFound("page"))
+    }
+
+    /// Acknowledges or resolves the page open for a client and key inside the write `w`
+    /// (the alert hand-over's call); `false` when none is open or it changed nothing.
+    pub(crate) async fn finish_page_by_key_in(
+        &self,
+        w: &mut Write,
+        actor: &Actor,
+        client: ClientId,
+        dedup_key: &str,
+        resolve: bool,
+    ) -> Result<bool> {
+        let g = self.grant(actor, Action::TicketsWrite)?;
+        g.check_client(client)
+            .map_err(|_| Error::NotFound("client"))?;
+        match store::open_page_by_key(w, client, dedup_key).await? {
+            Some(p) => write_finish(w, actor, &p, resolve).await,
+            None => Ok(false),
+        }
     }
 
     /// Takes every escalation step due at `now` (the worker's pass). Safe to run on several
@@ -857,6 +874,23 @@ impl App {
             }
             None => None,
         };
+        let plan = self.plan_step(&page, policy, now).await?;
+        let mut w = self.store.write().await?;
+        if !write_step(&mut w, &page, &plan, now).await? {
+            return Ok(false);
+        }
+        w.commit().await?;
+        Ok(true)
+    }
+
+    /// Works out a page's due step under `policy` (its policy): who is notified and what
+    /// comes next (reads only; [`write_step`] takes it).
+    async fn plan_step(
+        &self,
+        page: &Page,
+        policy: Option<Policy>,
+        now: Timestamp,
+    ) -> Result<StepPlan> {
         let step = policy
             .as_ref()
             .and_then(|p| p.rules.step(page.step as u32, page.other_side_ok));
@@ -930,74 +964,14 @@ impl App {
                 (page.side, page.policy_id, page.step + 1, None)
             }
         };
-        let mut w = self.store.write().await?;
-        if !store::claim_step(
-            &mut w, page.id, page.side, page.step, side, policy_id, next_step, next_at,
-        )
-        .await?
-        {
-            return Ok(false);
-        }
-        for (kind, user, body) in &events {
-            store::insert_page_event(
-                &mut w,
-                &page,
-                &PageEvent {
-                    at: now,
-                    kind: (*kind).into(),
-                    user_id: *user,
-                    body: body.clone(),
-                },
-            )
-            .await?;
-        }
-        let msg = format!(
-            "Page ({}): {} — acknowledge it",
-            page.severity.as_str(),
-            page.summary
-        );
-        let link = format!("/oncall/pages/{}", page.id);
-        for u in &notify {
-            tandem_store::scope::notify(&mut w, *u, Some(page.client_id), &msg, &link, now).await?;
-            store::insert_page_event(
-                &mut w,
-                &page,
-                &PageEvent {
-                    at: now,
-                    kind: "notified".into(),
-                    user_id: Some(*u),
-                    body: "Notified in Tandem".into(),
-                },
-            )
-            .await?;
-        }
-        // Channels hear of escalations past the first step and of the other side taking over
-        // (the first step is the page's opening, already told).
-        if let Some((_, _, body)) = events
-            .iter()
-            .find(|(k, _, _)| (*k == "escalated" && page.step > 0) || *k == "other_side")
-        {
-            crate::notify::queue_event(
-                &mut w,
-                crate::notify::page_event(
-                    &page,
-                    tandem_domain::notify::EventKind::PageEscalated,
-                    side,
-                    next_step,
-                    now,
-                    body,
-                ),
-            )
-            .await?;
-        }
-        Audit::new(&Actor::system(), "page.step", "page", page.id)
-            .client(Some(page.client_id))
-            .before(json!({"side": page.side, "step": page.step}))
-            .after(json!({"side": side, "step": next_step, "notified": notify, "next_step_at": next_at}))
-            .write(&mut w)
-            .await?;
-        w.commit().await?;
-        Ok(true)
+        Ok(StepPlan {
+            events,
+            notify,
+            side,
+            policy_id,
+            next_step,
+            next_at,
+        })
     }
 
     // ---- calendar feeds ---------------------------------------------------------------
@@ -1116,6 +1090,12 @@ impl App {
 /// How often the on-call worker looks for due escalation steps.
 pub const WORKER_TICK: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// The most alert events handed to paging in one transaction.
+const HANDOVER_BATCH: i64 = 100;
+
+/// The most hand-over batches in one tick of the worker.
+const HANDOVER_ROUNDS: usize = 20;
+
 impl App {
     /// Starts the on-call worker of `tandem serve`: escalation steps. Safe on every replica.
     pub fn start_oncall_worker(&self) -> tokio::task::JoinHandle<()> {
@@ -1126,9 +1106,18 @@ impl App {
             let mut tick: u64 = 0;
             loop {
                 every.tick().await;
-                // Alerts that fired, were acknowledged or resolved since the last tick.
-                if let Err(e) = app.page_alert_events(200).await {
-                    tracing::warn!(error = %e, "on-call: alert hand-over failed");
+                // Alerts that fired, were acknowledged or resolved since the last tick, one
+                // transaction per batch, until none is left (a bounded number of batches, so
+                // escalations are never starved).
+                for _ in 0..HANDOVER_ROUNDS {
+                    match app.page_alert_events(HANDOVER_BATCH).await {
+                        Ok(n) if n as i64 >= HANDOVER_BATCH => continue,
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "on-call: alert hand-over failed");
+                            break;
+                        }
+                    }
                 }
                 if let Err(e) = app.advance_due_pages(Timestamp::now()).await {
                     tracing::warn!(error = %e, "on-call: escalation pass failed");
@@ -1402,4 +1391,162 @@ impl App {
         }
         self.get_handoff(actor, id).await
     }
+}
+
+/// Acknowledges or resolves a page inside the write `w`, with its event, notification and
+/// audit entry; `false` when that changed nothing (already so).
+async fn write_finish(w: &mut Write, actor: &Actor, page: &Page, resolve: bool) -> Result<bool> {
+    let now = Timestamp::now();
+    let by = actor.principal.as_ref().map(|p| p.user_id);
+    let changed = if resolve {
+        store::resolve(w, page.id, by, now).await?
+    } else {
+        store::acknowledge(w, page.id, by, now).await?
+    };
+    if changed {
+        let (kind, verb) = if resolve {
+            ("resolved", "Resolved")
+        } else {
+            ("acknowledged", "Acknowledged")
+        };
+        let who = actor
+            .principal
+            .as_ref()
+            .map_or_else(|| "Tandem".to_string(), |p| p.label.clone());
+        store::insert_page_event(
+            w,
+            page,
+            &PageEvent {
+                at: now,
+                kind: kind.into(),
+                user_id: by,
+                body: format!("{verb} by {who}"),
+            },
+        )
+        .await?;
+        crate::notify::queue_event(
+            w,
+            crate::notify::page_event(
+                page,
+                if resolve {
+                    tandem_domain::notify::EventKind::PageResolved
+                } else {
+                    tandem_domain::notify::EventKind::PageAcknowledged
+                },
+                page.side,
+                page.step,
+                now,
+                &format!("{verb} by {who}"),
+            ),
+        )
+        .await?;
+        Audit::new(actor, &format!("page.{kind}"), "page", page.id)
+            .client(Some(page.client_id))
+            .before(json!({"status": page.status}))
+            .after(json!({"status": kind}))
+            .write(w)
+            .await?;
+    }
+    Ok(changed)
+}
+
+/// A page's step, worked out before the write that takes it.
+pub(crate) struct StepPlan {
+    events: Vec<(&'static str, Option<UserId>, String)>,
+    notify: Vec<UserId>,
+    side: Party,
+    policy_id: Option<PolicyId>,
+    next_step: i64,
+    next_at: Option<Timestamp>,
+}
+
+/// A page checked, routed and with its first step planned, ready to be written
+/// ([`App::write_page`]).
+pub(crate) struct PlannedPage {
+    page: Page,
+    why: String,
+    first: StepPlan,
+    actor_id: Option<UserId>,
+}
+
+/// Takes a planned step inside the write `w`: claims it (`false` when it is no longer the
+/// page's due step), records its events, notifies its people and channels, audits it.
+async fn write_step(w: &mut Write, page: &Page, plan: &StepPlan, now: Timestamp) -> Result<bool> {
+    let StepPlan {
+        events,
+        notify,
+        side,
+        policy_id,
+        next_step,
+        next_at,
+    } = plan;
+    let (side, policy_id, next_step, next_at) = (*side, *policy_id, *next_step, *next_at);
+    if !store::claim_step(
+        w, page.id, page.side, page.step, side, policy_id, next_step, next_at,
+    )
+    .await?
+    {
+        return Ok(false);
+    }
+    for (kind, user, body) in events.iter() {
+        store::insert_page_event(
+            w,
+            page,
+            &PageEvent {
+                at: now,
+                kind: (*kind).into(),
+                user_id: *user,
+                body: body.clone(),
+            },
+        )
+        .await?;
+    }
+    let msg = format!(
+        "Page ({}): {} — acknowledge it",
+        page.severity.as_str(),
+        page.summary
+    );
+    let link = format!("/oncall/pages/{}", page.id);
+    for u in notify.iter() {
+        tandem_store::scope::notify(w, *u, Some(page.client_id), &msg, &link, now).await?;
+        store::insert_page_event(
+            w,
+            page,
+            &PageEvent {
+                at: now,
+                kind: "notified".into(),
+                user_id: Some(*u),
+                body: "Notified in Tandem".into(),
+            },
+        )
+        .await?;
+    }
+    // Channels hear of escalations past the first step and of the other side taking over
+    // (the first step is the page's opening, already told).
+    if let Some((_, _, body)) = events
+        .iter()
+        .find(|(k, _, _)| (*k == "escalated" && page.step > 0) || *k == "other_side")
+    {
+        crate::notify::queue_event(
+            w,
+            crate::notify::page_event(
+                page,
+                tandem_domain::notify::EventKind::PageEscalated,
+                side,
+                next_step,
+                now,
+                body,
+            ),
+        )
+        .await?;
+    }
+    Audit::new(&Actor::system(), "page.step", "page", page.id)
+        .client(Some(page.client_id))
+        .before(json!({"side": page.side, "step": page.step}))
+        .after(
+            json!({"side": side, "step": next_step, "notified": notify, "next_step_at": next_at}),
+        )
+        .write(w)
+        .await?;
+    Ok(true)
 }

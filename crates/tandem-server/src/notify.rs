@@ -153,13 +153,18 @@ impl Sender {
     }
 }
 
+/// The most deliveries claimed at once: each claim and each record of outcomes is a write
+/// that queues behind the alert writer's and the hand-over's, so at a thousand alerts a
+/// second a claim must take more than a few hundred.
+const CLAIM_BATCH: i64 = 1000;
+
 /// Drains the deliveries outbox until the task is dropped: claims due deliveries as
-/// `worker` (up to `batch` at a time), posts them concurrently (at most 64 in flight),
+/// `worker` (up to [`CLAIM_BATCH`] at a time), posts them concurrently (at most 64 in flight),
 /// records the outcomes; waits `idle` when nothing is due.
 pub async fn run(app: App, sender: Sender, worker: String, idle: Duration) {
     let limit = Arc::new(tokio::sync::Semaphore::new(64));
     loop {
-        let batch = match app.claim_notifications(&worker, 200).await {
+        let batch = match app.claim_notifications(&worker, CLAIM_BATCH).await {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "notify: could not claim deliveries");

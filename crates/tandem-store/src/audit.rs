@@ -48,6 +48,86 @@ pub async fn append(w: &mut Write, entry: AuditEntry, at: Timestamp) -> Result<A
     Ok(rec)
 }
 
+/// Appends `entry` to the chain when the write transaction `w` commits, in the same
+/// transaction: the entries of a transaction are linked at its commit, in the order they were
+/// appended, with one update of the head row for all of them — so the head row (which orders
+/// writers across servers on PostgreSQL) is held only for the end of the transaction, and a
+/// group commit's entries cost a few statements, not three each. An entry appended after a
+/// savepoint is dropped when the transaction is rolled back to it.
+pub fn append_at_commit(w: &mut Write, entry: AuditEntry, at: Timestamp) {
+    w.pending_audit.push((entry, at));
+}
+
+/// Rows in one multi-row insert of audit entries (15 parameters each).
+const LINK_CHUNK: usize = 100;
+
+/// Links the transaction's pending entries into the chain (called by [`Write::commit`]).
+pub(crate) async fn link_pending(w: &mut Write) -> Result<()> {
+    let pending = std::mem::take(&mut w.pending_audit);
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let n = pending.len() as i64;
+    let head = Sql::new("UPDATE audit_head SET seq = seq + ")
+        .int(n)
+        .push(" WHERE id = 1 RETURNING seq, hash")
+        .fetch_optional(w)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("audit head row is missing".into()))?;
+    let first = int(&head, "seq")? - n + 1;
+    let mut prev = text(&head, "hash")?;
+    let mut records = Vec::with_capacity(pending.len());
+    for (seq, (entry, at)) in (first..).zip(pending) {
+        let rec = AuditRecord::link(seq, at, entry, &prev);
+        prev = rec.hash.clone();
+        records.push(rec);
+    }
+    for chunk in records.chunks(LINK_CHUNK) {
+        let mut q = Sql::new("INSERT INTO audit_log (seq, at, client_id, actor_id, actor_label, actor_side, action, target_kind, target_id, before_json, after_json, request_id, reference, prev_hash, hash) VALUES ");
+        for (i, rec) in chunk.iter().enumerate() {
+            let e = &rec.entry;
+            q.push(if i == 0 { "(" } else { ", (" })
+                .int(rec.seq)
+                .push(", ")
+                .int(rec.at.0)
+                .push(", ")
+                .opt_text(e.client_id.map(|c| c.to_string()))
+                .push(", ")
+                .opt_text(e.actor_id.map(|c| c.to_string()))
+                .push(", ")
+                .text(e.actor_label.clone())
+                .push(", ")
+                .text(e.actor_side.as_str())
+                .push(", ")
+                .text(e.action.clone())
+                .push(", ")
+                .text(e.target_kind.clone())
+                .push(", ")
+                .text(e.target_id.clone())
+                .push(", ")
+                .opt_text(e.before.as_ref().map(|v| v.to_string()))
+                .push(", ")
+                .opt_text(e.after.as_ref().map(|v| v.to_string()))
+                .push(", ")
+                .opt_text(e.request_id.clone())
+                .push(", ")
+                .opt_text(e.reference.clone())
+                .push(", ")
+                .text(rec.prev_hash.clone())
+                .push(", ")
+                .text(rec.hash.clone())
+                .push(")");
+        }
+        q.execute(w).await?;
+    }
+    Sql::new("UPDATE audit_head SET hash = ")
+        .text(prev)
+        .push(" WHERE id = 1")
+        .execute(w)
+        .await?;
+    Ok(())
+}
+
 /// Which entries to list.
 #[derive(Clone, Debug, Default)]
 pub struct AuditFilter {

@@ -7,7 +7,8 @@
 //!
 //! Reads of tenant data take an [`authz::Grant`](tandem_domain::authz::Grant) and are
 //! scoped by it in the query itself. Every write goes through a [`Write`] transaction, and
-//! the audit entry for it is appended in that same transaction with [`audit::append`].
+//! the audit entry for it is appended in that same transaction with [`audit::append`] or
+//! [`audit::append_at_commit`].
 
 pub mod alert_paging; // alerts → on-call paging (issue #6)
 pub mod attachments; // ticket attachments (issue #5)
@@ -238,7 +239,12 @@ impl Store {
             None => None,
         };
         let tx = self.pool.begin().await?;
-        Ok(Write { tx, _guard: guard })
+        Ok(Write {
+            tx,
+            _guard: guard,
+            savepoints: 0,
+            pending_audit: Vec::new(),
+        })
     }
 
     /// Brings the schema up to date. Safe to run from several servers at once.
@@ -288,12 +294,65 @@ pub use read_pool::Read;
 pub struct Write {
     tx: Transaction<'static, Any>,
     _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// Savepoints open inside the transaction.
+    savepoints: u32,
+    /// Audit entries of this transaction, linked into the chain when it commits
+    /// ([`audit::append_at_commit`]).
+    pub(crate) pending_audit: Vec<(tandem_domain::audit::AuditEntry, tandem_domain::Timestamp)>,
+}
+
+/// A savepoint inside a [`Write`]: what was written after it can be undone without
+/// undoing the rest of the transaction (group commits give each item its own).
+#[must_use = "release the savepoint or roll back to it"]
+#[derive(Debug)]
+pub struct Savepoint {
+    depth: u32,
+    /// Audit entries pending when it was made.
+    audit: usize,
 }
 
 impl Write {
     /// Makes every change in the transaction durable.
-    pub async fn commit(self) -> Result<()> {
+    pub async fn commit(mut self) -> Result<()> {
+        // The audit head is locked (PostgreSQL) only from here to the commit.
+        audit::link_pending(&mut self).await?;
         self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks a savepoint (nested ones are allowed; release or roll back the innermost first).
+    pub async fn savepoint(&mut self) -> Result<Savepoint> {
+        let n = self.savepoints + 1;
+        (&mut *self.tx)
+            .execute(format!("SAVEPOINT tandem_sp{n}").as_str())
+            .await?;
+        self.savepoints = n;
+        Ok(Savepoint {
+            depth: n,
+            audit: self.pending_audit.len(),
+        })
+    }
+
+    /// Keeps what was written since the savepoint (it commits with the transaction).
+    pub async fn release(&mut self, sp: Savepoint) -> Result<()> {
+        (&mut *self.tx)
+            .execute(format!("RELEASE SAVEPOINT tandem_sp{}", sp.depth).as_str())
+            .await?;
+        self.savepoints = sp.depth - 1;
+        Ok(())
+    }
+
+    /// Undoes what was written since the savepoint, and ends it. On PostgreSQL this also
+    /// clears a failed statement's error, so the transaction can go on.
+    pub async fn rollback_to(&mut self, sp: Savepoint) -> Result<()> {
+        (&mut *self.tx)
+            .execute(format!("ROLLBACK TO SAVEPOINT tandem_sp{}", sp.depth).as_str())
+            .await?;
+        (&mut *self.tx)
+            .execute(format!("RELEASE SAVEPOINT tandem_sp{}", sp.depth).as_str())
+            .await?;
+        self.savepoints = sp.depth - 1;
+        self.pending_audit.truncate(sp.audit);
         Ok(())
     }
 }

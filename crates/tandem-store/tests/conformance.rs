@@ -852,6 +852,121 @@ async fn unique_rules_are_reported_as_conflicts() {
 }
 
 #[tokio::test]
+async fn a_savepoint_undoes_its_part_of_a_transaction_and_the_rest_commits() {
+    on_every_backend(|ctx| async move {
+        let s = &ctx.store;
+        let first = new_client("Golf Corp");
+        let second = new_client("Hotel Corp");
+        let mut dup = new_client("Golf Corporation");
+        dup.slug = first.slug.clone();
+        let mut w = s.write().await.unwrap();
+        // Item 1 commits with its audit entry.
+        let sp = w.savepoint().await.unwrap();
+        dir::insert_client(&mut w, &first).await.unwrap();
+        audit::append(
+            &mut w,
+            entry(Some(first.id), "client.created"),
+            Timestamp(1),
+        )
+        .await
+        .unwrap();
+        w.release(sp).await.unwrap();
+        // Item 2 writes an audit entry, then fails (on PostgreSQL the failed statement
+        // aborts the transaction until the rollback to the savepoint).
+        let sp = w.savepoint().await.unwrap();
+        audit::append(&mut w, entry(None, "client.created"), Timestamp(2))
+            .await
+            .unwrap();
+        let err = dir::insert_client(&mut w, &dup).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        w.rollback_to(sp).await.unwrap();
+        // Item 3, with a nested savepoint rolled back inside it.
+        let sp = w.savepoint().await.unwrap();
+        dir::insert_client(&mut w, &second).await.unwrap();
+        let inner = w.savepoint().await.unwrap();
+        dir::insert_client(&mut w, &new_client("India Corp"))
+            .await
+            .unwrap();
+        w.rollback_to(inner).await.unwrap();
+        audit::append(
+            &mut w,
+            entry(Some(second.id), "client.created"),
+            Timestamp(3),
+        )
+        .await
+        .unwrap();
+        w.release(sp).await.unwrap();
+        w.commit().await.unwrap();
+
+        let mut r = s.read().await.unwrap();
+        let g = admin_grant(Action::ClientsRead);
+        let clients = dir::list_clients(&mut r, &g, Page::default())
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(clients, vec![first.clone(), second.clone()]);
+        drop(r);
+        // The rolled-back entry left no gap: two entries, one unbroken chain.
+        let v = verify(s).await;
+        assert_eq!((v.checked, v.breaks), (2, vec![]));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn audit_entries_appended_at_commit_are_linked_in_order_and_dropped_with_their_savepoint() {
+    on_every_backend(|ctx| async move {
+        let s = &ctx.store;
+        append(s, entry(None, "first.immediate"), Timestamp(1)).await;
+        let mut w = s.write().await.unwrap();
+        audit::append_at_commit(&mut w, entry(None, "second.deferred"), Timestamp(2));
+        let sp = w.savepoint().await.unwrap();
+        audit::append_at_commit(&mut w, entry(None, "dropped.deferred"), Timestamp(3));
+        w.rollback_to(sp).await.unwrap();
+        let sp = w.savepoint().await.unwrap();
+        audit::append_at_commit(&mut w, entry(None, "third.deferred"), Timestamp(4));
+        w.release(sp).await.unwrap();
+        w.commit().await.unwrap();
+        // A transaction dropped without commit links nothing.
+        let mut w = s.write().await.unwrap();
+        audit::append_at_commit(&mut w, entry(None, "never.deferred"), Timestamp(5));
+        drop(w);
+        // More than one multi-row insert's worth in one commit.
+        let mut w = s.write().await.unwrap();
+        for i in 0..250 {
+            audit::append_at_commit(&mut w, entry(None, "bulk.deferred"), Timestamp(10 + i));
+        }
+        w.commit().await.unwrap();
+
+        let mut r = s.read().await.unwrap();
+        let head = audit::head(&mut r).await.unwrap().0;
+        assert_eq!(head, 253);
+        drop(r);
+        let g = admin_grant(Action::AuditRead);
+        let newest_first = list_audit(s, &g, &AuditFilter::default(), 1000).await;
+        assert_eq!(newest_first.len(), 253);
+        let mut r = s.read().await.unwrap();
+        let all = audit::list(&mut r, &g, &AuditFilter::default(), 1000)
+            .await
+            .unwrap();
+        let actions: Vec<&str> = all
+            .iter()
+            .rev()
+            .take(3)
+            .map(|e| e.entry.action.as_str())
+            .collect();
+        assert_eq!(
+            actions,
+            ["first.immediate", "second.deferred", "third.deferred"]
+        );
+        drop(r);
+        let v = verify(s).await;
+        assert_eq!((v.checked, v.breaks), (253, vec![]));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn pages_split_lists_and_say_when_more_follow() {
     on_every_backend(|ctx| async move {
         let s = &ctx.store;

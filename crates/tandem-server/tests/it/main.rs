@@ -6,6 +6,7 @@ mod common;
 
 mod agent_e2e;
 mod alert_tickets;
+mod alert_writer;
 mod alerts;
 mod attachments;
 mod browser;
