@@ -73,8 +73,8 @@ struct Request {
 }
 
 /// Writer tasks on PostgreSQL. A writer's transaction is a chain of round trips, so several
-/// run side by side; each key always goes to the same one (its shard), so raises of one key
-/// are never in two concurrent transactions. Their audit entries are linked at commit, so the
+/// run side by side; each client always goes to the same one (its shard), so raises of one
+/// client (and of one key) are never in two concurrent transactions. Their audit entries are linked at commit, so the
 /// audit head orders them only for the last moment of each. SQLite has one writer lock: one.
 const POSTGRES_WRITERS: usize = 4;
 
@@ -101,11 +101,14 @@ impl AlertWriter {
         AlertWriter { shards }
     }
 
-    /// The shard of a raise: by client and key.
+    /// The shard of a raise: by client, so one client's raises (and the per-client locks
+    /// they may take, such as the next ticket number's) are never in two concurrent
+    /// transactions — two shards taking two clients' locks in opposite orders could
+    /// deadlock. Different clients still run side by side.
     fn shard(&self, p: &Prepared) -> usize {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        (p.raise.client_id, &p.raise.dedup_key).hash(&mut h);
+        p.raise.client_id.hash(&mut h);
         (h.finish() % self.shards.len() as u64) as usize
     }
 

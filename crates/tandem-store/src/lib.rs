@@ -240,8 +240,8 @@ impl Store {
         };
         let tx = self.pool.begin().await?;
         Ok(Write {
-            tx,
-            _guard: guard,
+            tx: Some(tx),
+            guard,
             savepoints: 0,
             pending_audit: Vec::new(),
         })
@@ -292,8 +292,10 @@ pub use read_pool::Read;
 
 /// A write transaction; everything in it commits together, audit entry included.
 pub struct Write {
-    tx: Transaction<'static, Any>,
-    _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// Always `Some` until `commit` or `drop` takes it.
+    tx: Option<Transaction<'static, Any>>,
+    /// SQLite's writer lock: held until the transaction has ended, by commit or by rollback.
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
     /// Savepoints open inside the transaction.
     savepoints: u32,
     /// Audit entries of this transaction, linked into the chain when it commits
@@ -316,14 +318,25 @@ impl Write {
     pub async fn commit(mut self) -> Result<()> {
         // The audit head is locked (PostgreSQL) only from here to the commit.
         audit::link_pending(&mut self).await?;
-        self.tx.commit().await?;
+        let tx = self
+            .tx
+            .take()
+            .expect("a Write's transaction is there until it ends");
+        // (The writer lock, `self.guard`, goes when `self` does: after the commit.)
+        tx.commit().await?;
         Ok(())
+    }
+
+    fn tx_mut(&mut self) -> &mut Transaction<'static, Any> {
+        self.tx
+            .as_mut()
+            .expect("a Write's transaction is there until it ends")
     }
 
     /// Marks a savepoint (nested ones are allowed; release or roll back the innermost first).
     pub async fn savepoint(&mut self) -> Result<Savepoint> {
         let n = self.savepoints + 1;
-        (&mut *self.tx)
+        (&mut **self.tx_mut())
             .execute(format!("SAVEPOINT tandem_sp{n}").as_str())
             .await?;
         self.savepoints = n;
@@ -335,7 +348,7 @@ impl Write {
 
     /// Keeps what was written since the savepoint (it commits with the transaction).
     pub async fn release(&mut self, sp: Savepoint) -> Result<()> {
-        (&mut *self.tx)
+        (&mut **self.tx_mut())
             .execute(format!("RELEASE SAVEPOINT tandem_sp{}", sp.depth).as_str())
             .await?;
         self.savepoints = sp.depth - 1;
@@ -345,10 +358,10 @@ impl Write {
     /// Undoes what was written since the savepoint, and ends it. On PostgreSQL this also
     /// clears a failed statement's error, so the transaction can go on.
     pub async fn rollback_to(&mut self, sp: Savepoint) -> Result<()> {
-        (&mut *self.tx)
+        (&mut **self.tx_mut())
             .execute(format!("ROLLBACK TO SAVEPOINT tandem_sp{}", sp.depth).as_str())
             .await?;
-        (&mut *self.tx)
+        (&mut **self.tx_mut())
             .execute(format!("RELEASE SAVEPOINT tandem_sp{}", sp.depth).as_str())
             .await?;
         self.savepoints = sp.depth - 1;
@@ -360,11 +373,34 @@ impl Write {
 impl Deref for Write {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
-        &self.tx
+        self.tx
+            .as_ref()
+            .expect("a Write's transaction is there until it ends")
     }
 }
 impl DerefMut for Write {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.tx
+        self.tx_mut()
+    }
+}
+
+/// A `Write` dropped without `commit` rolls back — and keeps SQLite's writer lock until the
+/// rollback has run. (sqlx only queues a dropped transaction's rollback on its connection;
+/// releasing the lock at once let the next writer start while the old transaction still held
+/// the database, and fail with "database is locked".)
+impl Drop for Write {
+    fn drop(&mut self) {
+        let Some(tx) = self.tx.take() else { return };
+        let guard = self.guard.take();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    let _ = tx.rollback().await;
+                    drop(guard);
+                });
+            }
+            // Outside a runtime: sqlx queues the rollback on the connection.
+            Err(_) => drop((tx, guard)),
+        }
     }
 }
