@@ -274,9 +274,6 @@ impl App {
             for (e, hostname) in found {
                 write_endpoint_link(&mut w, actor, &t, e, &hostname, now).await?;
             }
-            // Committed also when nothing changed: the INSERT took SQLite's write lock, and a
-            // commit releases it before the next writer goes (a dropped transaction rolls back
-            // on the connection's own thread, which may run after the next writer began).
             w.commit().await?;
         } else {
             // Unlinking needs the right to read the client's endpoints too.
@@ -288,27 +285,8 @@ impl App {
                 let hostname = store::endpoint_of_client(&mut w, t.client_id, endpoint)
                     .await?
                     .map_or_else(|| endpoint.to_string(), |(h, _)| h);
-                tickets_store::insert_event(
-                    &mut w,
-                    &t,
-                    &event(
-                        actor,
-                        now,
-                        "endpoint",
-                        format!("Unlinked endpoint {hostname}"),
-                        false,
-                    ),
-                )
-                .await?;
-                Audit::new(actor, "ticket.endpoint_unlinked", "ticket", t.id)
-                    .client(Some(t.client_id))
-                    .after(
-                        json!({"number": t.number, "endpoint_id": endpoint, "hostname": hostname}),
-                    )
-                    .write(&mut w)
-                    .await?;
+                record_endpoint_change(&mut w, actor, &t, endpoint, &hostname, now, false).await?;
             }
-            // Committed also when nothing changed (see above).
             w.commit().await?;
         }
         self.ticket_endpoints(actor, &t).await
@@ -939,7 +917,26 @@ pub(crate) async fn write_endpoint_link(
     if !store::add_ticket_endpoint(w, t, endpoint, by, now).await? {
         return Ok(false);
     }
-    // Internal: end users never see endpoints.
+    record_endpoint_change(w, actor, t, endpoint, hostname, now, true).await?;
+    Ok(true)
+}
+
+/// The internal history entry (end users never see endpoints) and the audit entry of an
+/// endpoint linked to (`linked`) or unlinked from a ticket, inside `w`.
+async fn record_endpoint_change(
+    w: &mut tandem_store::Write,
+    actor: &Actor,
+    t: &Ticket,
+    endpoint: EndpointId,
+    hostname: &str,
+    now: Timestamp,
+    linked: bool,
+) -> Result<()> {
+    let (word, verb) = if linked {
+        ("Linked", "linked")
+    } else {
+        ("Unlinked", "unlinked")
+    };
     tickets_store::insert_event(
         w,
         t,
@@ -947,15 +944,15 @@ pub(crate) async fn write_endpoint_link(
             actor,
             now,
             "endpoint",
-            format!("Linked endpoint {hostname}"),
+            format!("{word} endpoint {hostname}"),
             false,
         ),
     )
     .await?;
-    Audit::new(actor, "ticket.endpoint_linked", "ticket", t.id)
+    Audit::new(actor, &format!("ticket.endpoint_{verb}"), "ticket", t.id)
         .client(Some(t.client_id))
         .after(json!({"number": t.number, "endpoint_id": endpoint, "hostname": hostname}))
         .write(w)
         .await?;
-    Ok(true)
+    Ok(())
 }
