@@ -154,17 +154,18 @@ impl App {
             return Vec::new();
         }
         let now = Timestamp::now();
-        let mut out: Vec<Option<Result<Raised>>> = items.iter().map(|_| None).collect();
         let domains = match self.list_domains(&Actor::system(), false).await {
             Ok(d) => d,
             Err(e) => {
-                out[0] = Some(Err(e));
-                return out
-                    .into_iter()
-                    .map(|o| o.unwrap_or_else(|| Err(Error::Internal("the domain catalog".into()))))
+                // Every raise fails alike; `Error` is not `Clone`, so each gets its words.
+                let why = format!("the domain catalog could not be read: {e}");
+                return items
+                    .iter()
+                    .map(|_| Err(Error::Internal(why.clone())))
                     .collect();
             }
         };
+        let mut out: Vec<Option<Result<Raised>>> = items.iter().map(|_| None).collect();
         let mut todo: Vec<(usize, Prepared)> = Vec::new();
         for (i, (r, kind, route)) in items.into_iter().enumerate() {
             match self

@@ -82,7 +82,9 @@ pub use ticket_data::{
 pub use ticket_reports::{HandoffReport, SlaReport};
 pub use tokens::{NewToken, TOKEN_PREFIX};
 // search (issue #5)
-pub use ticket_views::{BuiltinView, TicketViewItem, ViewPage, BREACH_SCAN_LIMIT};
+pub use ticket_views::{
+    BuiltinView, TicketViewItem, ViewPage, ACTIVE as ACTIVE_STATUSES, BREACH_SCAN_LIMIT,
+};
 // alerts (issue #6)
 pub use alert_paging::page_key;
 pub use alert_tickets::AlertTicket;

@@ -1245,9 +1245,7 @@ impl App {
                 &Actor::system(),
                 &tandem_store::tickets::TicketFilter {
                     client: Some(client),
-                    statuses: ["new", "open", "waiting_on_requester", "waiting_on_vendor"]
-                        .map(String::from)
-                        .to_vec(),
+                    statuses: crate::ticket_views::ACTIVE.map(String::from).to_vec(),
                     owner: Some(h.from),
                     ..Default::default()
                 },

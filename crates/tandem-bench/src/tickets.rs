@@ -544,9 +544,7 @@ async fn measure(
         o.tickets as f64 / load
     ));
     let active = TicketFilter {
-        statuses: ["new", "open", "waiting_on_requester", "waiting_on_vendor"]
-            .map(String::from)
-            .to_vec(),
+        statuses: tandem_app::ACTIVE_STATUSES.map(String::from).to_vec(),
         ..Default::default()
     };
     let page = Page::new(0, 50);

@@ -69,7 +69,7 @@ impl Sender {
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(GuardedResolver { allow_private }))
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(POST_TIMEOUT_SECONDS as u64))
             .pool_max_idle_per_host(32)
             .user_agent(concat!("Tandem-Notify/", env!("CARGO_PKG_VERSION")))
             .build()?;
@@ -153,16 +153,23 @@ impl Sender {
     }
 }
 
-/// The most deliveries claimed at once: each claim and each record of outcomes is a write
-/// that queues behind the alert writer's and the hand-over's, so at a thousand alerts a
-/// second a claim must take more than a few hundred.
-const CLAIM_BATCH: i64 = 1000;
+/// The longest one post may take.
+const POST_TIMEOUT_SECONDS: i64 = 10;
+/// Posts in flight at once.
+const IN_FLIGHT: i64 = 64;
+/// The most deliveries claimed at once. Each claim and each record of outcomes is a write that
+/// queues behind the alert writer's and the hand-over's, so at a thousand alerts a second a
+/// claim takes a few hundred; but the outcomes are recorded when the whole batch is done, so
+/// the batch must finish before its claim lapses even when every post runs to its timeout —
+/// otherwise another worker sends it again. With 64 in flight, 10 s posts and 60 s claims:
+/// 320, leaving one timeout's margin.
+const CLAIM_BATCH: i64 = IN_FLIGHT * (tandem_app::NOTIFY_CLAIM_SECONDS / POST_TIMEOUT_SECONDS - 1);
 
 /// Drains the deliveries outbox until the task is dropped: claims due deliveries as
-/// `worker` (up to [`CLAIM_BATCH`] at a time), posts them concurrently (at most 64 in flight),
+/// `worker` (up to [`CLAIM_BATCH`] at a time), posts them concurrently ([`IN_FLIGHT`] at most),
 /// records the outcomes; waits `idle` when nothing is due.
 pub async fn run(app: App, sender: Sender, worker: String, idle: Duration) {
-    let limit = Arc::new(tokio::sync::Semaphore::new(64));
+    let limit = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT as usize));
     loop {
         let batch = match app.claim_notifications(&worker, CLAIM_BATCH).await {
             Ok(b) => b,

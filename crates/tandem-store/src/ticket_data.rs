@@ -557,17 +557,8 @@ pub async fn tickets_opened_between(
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Vec<Ticket>> {
-    let mut q = Sql::new("SELECT * FROM tickets WHERE client_id = ");
-    q.text(client.to_string())
-        .push(" AND created_at >= ")
-        .int(from.0)
-        .push(" AND created_at < ")
-        .int(to.0)
-        .push(" AND ");
-    q.scope("client_id", grant)
-        .push(" AND id NOT IN (SELECT ticket_id FROM ticket_import_keys WHERE client_id = ")
-        .text(client.to_string())
-        .push(") ORDER BY created_at, id");
+    let mut q = Sql::new("SELECT * FROM tickets WHERE ");
+    opened_between(&mut q, grant, client, from, to, false).push(" ORDER BY created_at, id");
     q.fetch_all(c)
         .await?
         .iter()
@@ -584,21 +575,40 @@ pub async fn imported_opened_between(
     from: Timestamp,
     to: Timestamp,
 ) -> Result<i64> {
-    let mut q = Sql::new("SELECT COUNT(*) AS n FROM tickets WHERE client_id = ");
-    q.text(client.to_string())
+    let mut q = Sql::new("SELECT COUNT(*) AS n FROM tickets WHERE ");
+    opened_between(&mut q, grant, client, from, to, true);
+    match q.fetch_optional(c).await? {
+        Some(r) => crate::query::int(&r, "n"),
+        None => Ok(0),
+    }
+}
+
+/// The condition "a ticket of `client` opened in `[from, to)` that the grant reaches, and
+/// came from a CSV import (`imported`) or not".
+fn opened_between<'q>(
+    q: &'q mut Sql,
+    grant: &Grant,
+    client: ClientId,
+    from: Timestamp,
+    to: Timestamp,
+    imported: bool,
+) -> &'q mut Sql {
+    q.push("client_id = ")
+        .text(client.to_string())
         .push(" AND created_at >= ")
         .int(from.0)
         .push(" AND created_at < ")
         .int(to.0)
         .push(" AND ");
     q.scope("client_id", grant)
-        .push(" AND id IN (SELECT ticket_id FROM ticket_import_keys WHERE client_id = ")
+        .push(if imported {
+            " AND id IN"
+        } else {
+            " AND id NOT IN"
+        })
+        .push(" (SELECT ticket_id FROM ticket_import_keys WHERE client_id = ")
         .text(client.to_string())
-        .push(")");
-    match q.fetch_optional(c).await? {
-        Some(r) => crate::query::int(&r, "n"),
-        None => Ok(0),
-    }
+        .push(")")
 }
 
 /// A client's tickets with a handoff in `[from, to)`, if the grant reaches the client.

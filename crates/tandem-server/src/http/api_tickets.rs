@@ -83,9 +83,7 @@ impl TicketParams {
     pub fn filter(&self, me: Option<UserId>) -> ApiResult<TicketFilter> {
         let statuses = match self.status.as_deref().filter(|s| !s.is_empty()) {
             None => Vec::new(),
-            Some("active") => ["new", "open", "waiting_on_requester", "waiting_on_vendor"]
-                .map(String::from)
-                .to_vec(),
+            Some("active") => tandem_app::ACTIVE_STATUSES.map(String::from).to_vec(),
             Some(list) => list
                 .split(',')
                 .map(|s| s.trim().parse::<Status>().map(|s| s.as_str().to_string()))

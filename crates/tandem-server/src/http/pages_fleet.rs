@@ -735,9 +735,7 @@ pub async fn endpoint(
         let filter = tandem_store::tickets::TicketFilter {
             endpoint: Some(id),
             client: Some(e.client_id),
-            statuses: ["new", "open", "waiting_on_requester", "waiting_on_vendor"]
-                .map(String::from)
-                .to_vec(),
+            statuses: tandem_app::ACTIVE_STATUSES.map(String::from).to_vec(),
             ..Default::default()
         };
         st.app
