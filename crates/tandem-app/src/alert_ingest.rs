@@ -233,7 +233,7 @@ impl App {
         };
         // Its use is noted at most once a minute: a busy sender costs no write per request.
         let now = Timestamp::now();
-        if t.last_used_at.is_none_or(|u| u.0 < now.0 - 60_000_000) {
+        if t.last_used_at.is_none_or(|u| u.plus_seconds(60).0 < now.0) {
             let mut w = self.store.write().await?;
             store::touch(&mut w, t.id, now).await?;
             w.commit().await?;
