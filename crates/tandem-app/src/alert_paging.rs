@@ -112,42 +112,77 @@ impl App {
             plans.push(plan);
         }
         let now = Timestamp::now();
+        let handed = match self.hand_over(&actor, &events, &plans, now, false).await? {
+            Some(n) => n,
+            None => self
+                .hand_over(&actor, &events, &plans, now, true)
+                .await?
+                .unwrap_or(0),
+        };
+        for plan in &plans {
+            if let Plan::Failed(alert, err) = plan {
+                tracing::warn!(alert = %alert, error = %err,
+                    "alert paging: the page could not be updated");
+            }
+        }
+        Ok(handed)
+    }
+
+    /// Claims the events and carries out their plans in one transaction.
+    ///
+    /// First without savepoints and without looking for an open page of each new alert (an
+    /// alert's page key is its own, and the unique open key refuses a second): every
+    /// statement of a write waits its turn on SQLite's one connection, and the hand-over
+    /// holds the writer lock that raising alerts needs. If any event's write fails,
+    /// nothing of that attempt is kept (`None`) and it runs again `careful`ly: a savepoint
+    /// per event, so a failing one is rolled back alone and stays claimed.
+    async fn hand_over(
+        &self,
+        actor: &Actor,
+        events: &[store::UnpagedEvent],
+        plans: &[Plan],
+        now: Timestamp,
+        careful: bool,
+    ) -> Result<Option<usize>> {
         let mut handed = 0;
         let mut w = self.store.write().await?;
         for (e, plan) in events.iter().zip(plans) {
-            let sp = w.savepoint().await?;
+            let sp = if careful {
+                Some(w.savepoint().await?)
+            } else {
+                None
+            };
             if !store::claim_event(&mut w, &e.event_id, now).await? {
                 // Another server handed it over.
-                w.release(sp).await?;
+                if let Some(sp) = sp {
+                    w.release(sp).await?;
+                }
                 continue;
             }
-            let outcome = match &plan {
-                Plan::Nothing => Ok(()),
-                Plan::Failed(_, _) => Ok(()),
-                Plan::Open(p) => self.write_page(&mut w, &actor, p).await.map(|_| ()),
+            let outcome = match plan {
+                Plan::Nothing | Plan::Failed(_, _) => Ok(()),
+                Plan::Open(p) => self.write_page(&mut w, actor, p, careful).await.map(|_| ()),
                 Plan::Finish(client, key, resolve) => self
-                    .finish_page_by_key_in(&mut w, &actor, *client, key, *resolve)
+                    .finish_page_by_key_in(&mut w, actor, *client, key, *resolve)
                     .await
                     .map(|_| ()),
             };
-            match (outcome, plan) {
-                (Ok(()), Plan::Failed(alert, err)) => {
-                    w.release(sp).await?;
-                    tracing::warn!(alert = %alert, kind = %e.kind, error = %err,
-                        "alert paging: the page could not be updated");
-                }
-                (Ok(()), _) => w.release(sp).await?,
-                (Err(err), _) => {
+            match (outcome, sp) {
+                (Ok(()), Some(sp)) => w.release(sp).await?,
+                (Ok(()), None) => {}
+                (Err(err), Some(sp)) => {
                     // Undo this event's writes, keep it claimed: it is not retried.
                     w.rollback_to(sp).await?;
                     store::claim_event(&mut w, &e.event_id, now).await?;
                     tracing::warn!(alert = %e.alert_id, kind = %e.kind, error = %err,
                         "alert paging: the page could not be updated");
                 }
+                // Dropping the write rolls it back.
+                (Err(_), None) => return Ok(None),
             }
             handed += 1;
         }
         w.commit().await?;
-        Ok(handed)
+        Ok(Some(handed))
     }
 }

@@ -227,7 +227,17 @@ fn page_severity(s: tandem_domain::oncall::Severity) -> Severity {
 /// provider-wide ones when the provider owns it) that wants it, inside the caller's write.
 /// Answers how many were queued. Cheap when nobody listens: one indexed read.
 pub(crate) async fn queue_event(w: &mut Write, mut e: Event) -> Result<usize> {
-    let channels = store::channels_for(w, e.client_id, e.side).await?;
+    // Read once per transaction: a group commit of alerts asks for the same client's
+    // channels for every alert.
+    let memo = format!("notify.channels:{:?}:{}", e.client_id, e.side.as_str());
+    let channels: std::sync::Arc<Vec<StoredChannel>> = match w.remembered(&memo) {
+        Some(c) => c,
+        None => {
+            let c = std::sync::Arc::new(store::channels_for(w, e.client_id, e.side).await?);
+            w.remember(memo, c.clone());
+            c
+        }
+    };
     let wanted: Vec<&StoredChannel> = channels
         .iter()
         .filter(|c| c.channel.subscription.wants(e.kind, e.severity))
@@ -237,7 +247,15 @@ pub(crate) async fn queue_event(w: &mut Write, mut e: Event) -> Result<usize> {
     }
     if e.client_name.is_none() {
         if let Some(c) = e.client_id {
-            e.client_name = store::client_name(w, c).await?;
+            let memo = format!("notify.client_name:{c}");
+            e.client_name = match w.remembered(&memo) {
+                Some(n) => n,
+                None => {
+                    let n = store::client_name(w, c).await?;
+                    w.remember(memo, n.clone());
+                    n
+                }
+            };
         }
     }
     let body = serde_json::to_string(&e).map_err(|x| Error::Internal(x.to_string()))?;
@@ -292,9 +310,19 @@ pub(crate) async fn alert_event(
     e.summary = body.chars().take(2000).collect();
     e.link = Some(format!("/alerts/{}", a.id));
     let hostname = match a.endpoint_id {
-        Some(id) => tandem_store::monitoring::endpoint_place(w, id)
-            .await?
-            .map(|p| p.2),
+        Some(id) => {
+            let memo = format!("notify.hostname:{id}");
+            match w.remembered(&memo) {
+                Some(h) => h,
+                None => {
+                    let h = tandem_store::monitoring::endpoint_place(w, id)
+                        .await?
+                        .map(|p| p.2);
+                    w.remember(memo, h.clone());
+                    h
+                }
+            }
+        }
         None => None,
     };
     e.alert = Some(AlertRef {

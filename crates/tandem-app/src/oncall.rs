@@ -522,7 +522,7 @@ impl App {
             });
         }
         let mut w = self.store.write().await?;
-        let opened = match self.write_page(&mut w, actor, &planned).await {
+        let opened = match self.write_page(&mut w, actor, &planned, true).await {
             Ok(o) => o,
             // Another server opened it first.
             Err(Error::Conflict(_)) => {
@@ -649,15 +649,19 @@ impl App {
     /// notifications and audit entries — unless a page is already open for its client and
     /// key: then that page is answered (`Some`) and nothing is written. A page another
     /// server inserted meanwhile fails with a conflict (roll back, or to a savepoint).
+    /// Without `look_up` the page is inserted straight away (a conflict if one is open).
     pub(crate) async fn write_page(
         &self,
         w: &mut Write,
         actor: &Actor,
         p: &PlannedPage,
+        look_up: bool,
     ) -> Result<Option<Page>> {
         let page = &p.page;
-        if let Some(open) = store::open_page_by_key(w, page.client_id, &page.dedup_key).await? {
-            return Ok(Some(open));
+        if look_up {
+            if let Some(open) = store::open_page_by_key(w, page.client_id, &page.dedup_key).await? {
+                return Ok(Some(open));
+            }
         }
         let now = page.opened_at;
         let why = &p.why;

@@ -244,6 +244,7 @@ impl Store {
             guard,
             savepoints: 0,
             pending_audit: Vec::new(),
+            memo: std::collections::HashMap::new(),
         })
     }
 
@@ -301,6 +302,8 @@ pub struct Write {
     /// Audit entries of this transaction, linked into the chain when it commits
     /// ([`audit::append_at_commit`]).
     pub(crate) pending_audit: Vec<(tandem_domain::audit::AuditEntry, tandem_domain::Timestamp)>,
+    /// Reads remembered for the rest of the transaction ([`Write::remembered`]).
+    memo: std::collections::HashMap<String, Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// A savepoint inside a [`Write`]: what was written after it can be undone without
@@ -325,6 +328,24 @@ impl Write {
         // (The writer lock, `self.guard`, goes when `self` does: after the commit.)
         tx.commit().await?;
         Ok(())
+    }
+
+    /// A value remembered earlier in this transaction under `key` ([`Write::remember`]).
+    ///
+    /// For reads a group commit repeats for every item — a client's notification channels,
+    /// its name — of rows the transaction itself does not change: each is read once per
+    /// transaction, not once per item. A value of another type under the key is not found.
+    pub fn remembered<T: Clone + 'static>(&self, key: &str) -> Option<T> {
+        self.memo.get(key)?.downcast_ref::<T>().cloned()
+    }
+
+    /// Remembers a value read in this transaction for the rest of it.
+    pub fn remember<T: Send + Sync + 'static>(&mut self, key: String, value: T) {
+        // Bounded: a transaction of many distinct keys starts over rather than grow.
+        if self.memo.len() >= 4096 {
+            self.memo.clear();
+        }
+        self.memo.insert(key, Box::new(value));
     }
 
     fn tx_mut(&mut self) -> &mut Transaction<'static, Any> {

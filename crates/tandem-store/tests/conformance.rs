@@ -852,6 +852,27 @@ async fn unique_rules_are_reported_as_conflicts() {
 }
 
 #[tokio::test]
+async fn a_write_remembers_a_read_for_the_rest_of_its_transaction_only() {
+    on_every_backend(|ctx| async move {
+        let s = &ctx.store;
+        let mut w = s.write().await.unwrap();
+        assert_eq!(w.remembered::<String>("client_name:x"), None);
+        w.remember("client_name:x".into(), Some("Golf Corp".to_string()));
+        assert_eq!(
+            w.remembered::<Option<String>>("client_name:x"),
+            Some(Some("Golf Corp".to_string()))
+        );
+        // Asked for as another type, it is not found (and nothing panics).
+        assert_eq!(w.remembered::<String>("client_name:x"), None);
+        w.commit().await.unwrap();
+        // A new transaction starts with nothing remembered.
+        let w = s.write().await.unwrap();
+        assert_eq!(w.remembered::<Option<String>>("client_name:x"), None);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_savepoint_undoes_its_part_of_a_transaction_and_the_rest_commits() {
     on_every_backend(|ctx| async move {
         let s = &ctx.store;
