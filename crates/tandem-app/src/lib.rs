@@ -139,20 +139,34 @@ impl Default for Policy {
 }
 
 /// The application: the store and the policy, shared by every request.
+///
+/// One reference-counted allocation: the web layer clones its state for every middleware
+/// and handler of every request, and cloning a handful of `Arc`s (and the store's path)
+/// each time was several per cent of a simple request's CPU (issue #2's profile).
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppParts>);
+
+/// What an [`App`] holds.
+pub struct AppParts {
     store: Store,
-    policy: Arc<Policy>,
+    policy: Policy,
     /// The check-in writer, started on first use (it needs a running runtime).
-    ingest: Arc<std::sync::OnceLock<ingest::Ingest>>,
+    ingest: std::sync::OnceLock<ingest::Ingest>,
     /// The alert writer (group commit), started on first use.
-    alert_writer: Arc<std::sync::OnceLock<alert_writer::AlertWriter>>,
+    alert_writer: std::sync::OnceLock<alert_writer::AlertWriter>,
     /// Mail settings, once the server turns mail on (issue #5).
-    mail: Arc<std::sync::OnceLock<MailSettings>>,
+    mail: std::sync::OnceLock<MailSettings>,
     /// Who each recently used API token belongs to (see [`principal_cache`]).
-    principals: Arc<principal_cache::PrincipalCache>,
+    principals: principal_cache::PrincipalCache,
     /// Outbound notification settings, once the server sets them (issue #6).
-    notify: Arc<std::sync::OnceLock<notify::NotifySettings>>,
+    notify: std::sync::OnceLock<notify::NotifySettings>,
+}
+
+impl std::ops::Deref for App {
+    type Target = AppParts;
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
 }
 
 /// Who is acting, for one request: the principal, or Tandem itself.
@@ -312,15 +326,15 @@ impl Audit {
 impl App {
     /// The application over a store.
     pub fn new(store: Store, policy: Policy) -> Self {
-        App {
+        App(Arc::new(AppParts {
             store,
-            policy: Arc::new(policy),
-            ingest: Arc::default(),
-            alert_writer: Arc::default(),
-            mail: Arc::default(),
-            principals: Arc::default(),
-            notify: Arc::default(),
-        }
+            policy,
+            ingest: Default::default(),
+            alert_writer: Default::default(),
+            mail: Default::default(),
+            principals: Default::default(),
+            notify: Default::default(),
+        }))
     }
 
     /// The check-in writer (group commit), started on first use.

@@ -1,6 +1,6 @@
 //! Clients, sites and users, every read scoped by the caller's grant.
 
-use crate::query::{flag, opt_parsed, opt_ts, parsed, text, ts, Paged, Sql};
+use crate::query::{flag, parsed, text, ts, Paged, Sql};
 use crate::{Page, Result, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
@@ -269,10 +269,10 @@ pub async fn list_users(
     }
     q.push(" ORDER BY display_name, id").page(&page.probe());
     let items = q
-        .fetch_all(c)
+        .fetch_json_rows::<UserCols>(c, &USER_COLUMNS, "display_name, id")
         .await?
-        .iter()
-        .map(user_row)
+        .into_iter()
+        .map(user_from)
         .collect::<Result<Vec<_>>>()?;
     Ok(Paged::from_probe(items, &page))
 }
@@ -327,13 +327,86 @@ pub(crate) fn user_columns(t: &str) -> String {
     )
 }
 
+/// The names of [`user_columns`], in order.
+const USER_COLUMNS: [&str; 14] = [
+    "id",
+    "client_id",
+    "username",
+    "email",
+    "display_name",
+    "role",
+    "time_zone",
+    "disabled",
+    "mfa_required",
+    "mfa_enrolled",
+    "tech_all_clients",
+    "access_expires_at",
+    "created_at",
+    "tech_access",
+];
+
+/// The values of [`user_columns`], in order, as read.
+#[derive(serde::Deserialize)]
+struct UserCols(
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+    Option<String>,
+);
+
 /// A user from the columns of [`user_columns`].
 pub(crate) fn user_row(r: &AnyRow) -> Result<User> {
+    user_from(UserCols(
+        text(r, "id")?,
+        crate::query::opt_text(r, "client_id")?,
+        text(r, "username")?,
+        text(r, "email")?,
+        text(r, "display_name")?,
+        text(r, "role")?,
+        text(r, "time_zone")?,
+        crate::query::int(r, "disabled")?,
+        crate::query::int(r, "mfa_required")?,
+        crate::query::int(r, "mfa_enrolled")?,
+        crate::query::int(r, "tech_all_clients")?,
+        crate::query::opt_int(r, "access_expires_at")?,
+        crate::query::int(r, "created_at")?,
+        crate::query::opt_text(r, "tech_access")?,
+    ))
+}
+
+/// A user from its column values.
+fn user_from(c: UserCols) -> Result<User> {
+    let UserCols(
+        id,
+        client_id,
+        username,
+        email,
+        display_name,
+        role,
+        time_zone,
+        disabled,
+        mfa_required,
+        mfa_enrolled,
+        tech_all_clients,
+        access_expires_at,
+        created_at,
+        access,
+    ) = c;
+    let corrupt = |col: &str, v: &str| StoreError::Corrupt(format!("column {col} holds {v:?}"));
     let mut technician = TechnicianAccess {
-        all_clients: flag(r, "tech_all_clients")?,
+        all_clients: tech_all_clients != 0,
         ..Default::default()
     };
-    let access = crate::query::opt_text(r, "tech_access")?;
     for entry in access
         .iter()
         .flat_map(|a| a.split(','))
@@ -349,18 +422,21 @@ pub(crate) fn user_row(r: &AnyRow) -> Result<User> {
         }
     }
     Ok(User {
-        id: parsed(r, "id")?,
-        client_id: opt_parsed(r, "client_id")?,
-        username: text(r, "username")?,
-        email: text(r, "email")?,
-        display_name: text(r, "display_name")?,
-        role: parsed(r, "role")?,
-        time_zone: text(r, "time_zone")?,
-        disabled: flag(r, "disabled")?,
-        mfa_required: flag(r, "mfa_required")?,
-        mfa_enrolled: flag(r, "mfa_enrolled")?,
+        id: id.parse().map_err(|_| corrupt("id", &id))?,
+        client_id: match client_id {
+            Some(c) => Some(c.parse().map_err(|_| corrupt("client_id", &c))?),
+            None => None,
+        },
+        username,
+        email,
+        display_name,
+        role: role.parse().map_err(|_| corrupt("role", &role))?,
+        time_zone,
+        disabled: disabled != 0,
+        mfa_required: mfa_required != 0,
+        mfa_enrolled: mfa_enrolled != 0,
         technician,
-        access_expires_at: opt_ts(r, "access_expires_at")?,
-        created_at: ts(r, "created_at")?,
+        access_expires_at: access_expires_at.map(Timestamp),
+        created_at: Timestamp(created_at),
     })
 }

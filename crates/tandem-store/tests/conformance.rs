@@ -1027,6 +1027,69 @@ async fn pages_split_lists_and_say_when_more_follow() {
 }
 
 #[tokio::test]
+async fn a_page_of_users_keeps_every_character_and_the_order() {
+    // A page of users is gathered by the database into one JSON value and decoded again:
+    // quotes, backslashes, control characters and non-ASCII text come back unchanged.
+    on_every_backend(|ctx| async move {
+        let s = &ctx.store;
+        let client = new_client("Kilo");
+        insert_client(s, &client).await;
+        let names = [
+            "Zoë \"Z\" O'Brien",
+            "Back\\slash \\n not a newline",
+            "Tab\there, line\nbreak",
+            "Émile 🚀 Ωmega",
+            "[1, 2] {\"json\": true}",
+        ];
+        for (i, display) in names.iter().enumerate() {
+            let mut u = new_user(Some(client.id), &format!("odd.{i}"), display, Role::EndUser);
+            u.access_expires_at = (i == 1).then_some(Timestamp(1_799_999_999_123_456));
+            insert_user(s, &u).await;
+        }
+        let g = admin_grant(Action::UsersRead);
+        let mut r = s.read().await.unwrap();
+        let f = UserFilter {
+            tenant: Some(Tenant::Client(client.id)),
+            ..Default::default()
+        };
+        let listed = dir::list_users(&mut r, &g, &f, Page::default())
+            .await
+            .unwrap()
+            .items;
+        let mut got: Vec<&str> = listed.iter().map(|u| u.display_name.as_str()).collect();
+        let mut want: Vec<&str> = names.to_vec();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+        let with_expiry = listed.iter().find(|u| u.username == "odd.1").unwrap();
+        assert_eq!(
+            with_expiry.access_expires_at,
+            Some(Timestamp(1_799_999_999_123_456))
+        );
+        // Each user reads the same as its one-row read.
+        for u in &listed {
+            let one = dir::get_user(&mut r, &g, u.id).await.unwrap().unwrap();
+            assert_eq!(format!("{one:?}"), format!("{u:?}"));
+        }
+        // The page's order is the database's order of display names, page by page.
+        let first = dir::list_users(&mut r, &g, &f, Page::new(0, 2))
+            .await
+            .unwrap();
+        let rest = dir::list_users(&mut r, &g, &f, Page::new(2, 10))
+            .await
+            .unwrap();
+        let paged: Vec<_> = first
+            .items
+            .iter()
+            .chain(&rest.items)
+            .map(|u| u.id)
+            .collect();
+        assert_eq!(paged, listed.iter().map(|u| u.id).collect::<Vec<_>>());
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn user_text_filter_takes_wildcards_literally() {
     on_every_backend(|ctx| async move {
         let s = &ctx.store;
