@@ -815,18 +815,66 @@ impl App {
 
     /// Takes every escalation step due at `now` (the worker's pass). Safe to run on several
     /// servers at once: each step is claimed by a conditional UPDATE. Returns steps taken.
+    ///
+    /// The steps are planned first (reads), then taken in one transaction — first without
+    /// savepoints; if one fails, again with a savepoint each, so the failing page is rolled
+    /// back alone (it stays due and is tried on the next pass) and the others are taken. After
+    /// an alert storm hundreds of pages fall due in the same minute; one transaction each was
+    /// one commit each, under SQLite's one writer lock that new alerts wait for.
     pub async fn advance_due_pages(&self, now: Timestamp) -> Result<usize> {
         let due = {
             let mut r = self.store.read().await?;
             store::due_pages(&mut r, now, 200).await?
         };
-        let mut n = 0;
+        let mut planned = Vec::with_capacity(due.len());
         for p in due {
-            if self.advance_page(p.id, now).await? {
-                n += 1;
+            if let Some(step) = self.plan_due_step(p.id, now).await? {
+                planned.push(step);
             }
         }
-        Ok(n)
+        if planned.is_empty() {
+            return Ok(0);
+        }
+        match self.take_steps(&planned, now, false).await? {
+            Some(n) => Ok(n),
+            None => Ok(self.take_steps(&planned, now, true).await?.unwrap_or(0)),
+        }
+    }
+
+    /// Writes planned steps in one transaction; `None` when one failed without `careful`
+    /// (nothing of that attempt is kept).
+    async fn take_steps(
+        &self,
+        planned: &[(Page, StepPlan)],
+        now: Timestamp,
+        careful: bool,
+    ) -> Result<Option<usize>> {
+        let mut w = self.store.write().await?;
+        let mut taken = 0;
+        for (page, plan) in planned {
+            let sp = if careful {
+                Some(w.savepoint().await?)
+            } else {
+                None
+            };
+            match (write_step(&mut w, page, plan, now).await, sp) {
+                (Ok(took), sp) => {
+                    if let Some(sp) = sp {
+                        w.release(sp).await?;
+                    }
+                    taken += usize::from(took);
+                }
+                (Err(e), Some(sp)) => {
+                    w.rollback_to(sp).await?;
+                    tracing::warn!(page = %page.id, error = %e,
+                        "on-call: the page's next step could not be taken; it is tried again");
+                }
+                // Dropping the write rolls it back.
+                (Err(_), None) => return Ok(None),
+            }
+        }
+        w.commit().await?;
+        Ok(Some(taken))
     }
 
     /// The people a target names for a client at `at`.
@@ -859,17 +907,17 @@ impl App {
         })
     }
 
-    /// Takes the due step of one page, if still due and nobody took it first.
-    async fn advance_page(&self, id: PageId, now: Timestamp) -> Result<bool> {
+    /// The page and its due step, if it is still open and due (reads only).
+    async fn plan_due_step(&self, id: PageId, now: Timestamp) -> Result<Option<(Page, StepPlan)>> {
         let page = {
             let mut r = self.store.read().await?;
             match store::get_page_unscoped(&mut r, id).await? {
                 Some(p) => p,
-                None => return Ok(false),
+                None => return Ok(None),
             }
         };
         if page.status != PageStatus::Open || page.next_step_at.is_none_or(|t| t > now) {
-            return Ok(false);
+            return Ok(None);
         }
         let policy = match page.policy_id {
             Some(pid) => {
@@ -879,12 +927,7 @@ impl App {
             None => None,
         };
         let plan = self.plan_step(&page, policy, now).await?;
-        let mut w = self.store.write().await?;
-        if !write_step(&mut w, &page, &plan, now).await? {
-            return Ok(false);
-        }
-        w.commit().await?;
-        Ok(true)
+        Ok(Some((page, plan)))
     }
 
     /// Works out a page's due step under `policy` (its policy): who is notified and what

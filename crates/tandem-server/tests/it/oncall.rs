@@ -173,14 +173,32 @@ async fn pages_walk_the_owning_sides_policy_then_the_other_side_until_acknowledg
         assert_eq!(kinds(&v), ["opened", "escalated", "notified"], "{v}");
         assert_eq!(v["events"][2]["user_id"], now_on_call.as_str());
 
+        // Two more pages, due with it: one pass takes all their steps (in one transaction).
+        let mut others = Vec::new();
+        for key in ["disk:fs02:/", "disk:fs03:/"] {
+            let mut np = new_page.clone();
+            np["dedup_key"] = json!(key);
+            let r = call(&t, Method::POST, "/api/v1/oncall/pages", &tech, Some(np)).await;
+            assert_eq!(r.status, 201, "{}", r.text);
+            others.push(r.json()["page"]["id"].as_str().unwrap().to_string());
+        }
+
         // Nothing is due before the wait is over; then the next level, once.
         assert_eq!(t.app.advance_due_pages(opened.plus_seconds(60)).await.unwrap(), 0);
         let six = opened.plus_seconds(6 * 60);
         let (a, b) = tokio::join!(t.app.advance_due_pages(six), t.app.advance_due_pages(six));
-        assert_eq!(a.unwrap() + b.unwrap(), 1, "two workers took one step once");
-        let v = call(&t, Method::GET, &format!("/api/v1/oncall/pages/{pid}"), &tech, None).await.json();
-        assert_eq!(kinds(&v), ["opened", "escalated", "notified", "escalated", "notified"]);
-        assert_eq!(v["events"][4]["user_id"], w.padmin.id.to_string());
+        assert_eq!(a.unwrap() + b.unwrap(), 3, "two workers took each page's step once");
+        assert_eq!(t.app.advance_due_pages(six).await.unwrap(), 0);
+        for id in others.iter().chain([&pid]) {
+            let v = call(&t, Method::GET, &format!("/api/v1/oncall/pages/{id}"), &tech, None).await.json();
+            assert_eq!(kinds(&v), ["opened", "escalated", "notified", "escalated", "notified"]);
+            assert_eq!(v["events"][4]["user_id"], w.padmin.id.to_string());
+        }
+        // The two others are acknowledged; the first walks on.
+        for id in &others {
+            let r = call(&t, Method::POST, &format!("/api/v1/oncall/pages/{id}/acknowledge"), &tech, None).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
 
         // Nobody acknowledged: the agreement gives the client's IT a part, so it is paged.
         let later = opened.plus_seconds(17 * 60);
@@ -232,7 +250,7 @@ async fn pages_walk_the_owning_sides_policy_then_the_other_side_until_acknowledg
         assert_eq!(r.json()["items"].as_array().unwrap().len(), 1);
         let r = call(&t, Method::GET, "/api/v1/oncall/pages?format=csv", &tech, None).await;
         assert!(r.content_type().starts_with("text/csv"));
-        assert_eq!(r.text.lines().count(), 4, "{}", r.text);
+        assert_eq!(r.text.lines().count(), 6, "{}", r.text);
         let r = call(&t, Method::GET, "/api/v1/oncall/pages?status=bogus", &tech, None).await;
         r.assert_problem(400, "invalid_query");
         let r = call(&t, Method::GET, "/api/v1/oncall/pages", &it_b, None).await;
