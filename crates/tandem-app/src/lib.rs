@@ -160,6 +160,8 @@ pub struct AppParts {
     principals: principal_cache::PrincipalCache,
     /// Outbound notification settings, once the server sets them (issue #6).
     notify: std::sync::OnceLock<notify::NotifySettings>,
+    /// Accepted agreement versions, compiled for routing (see [`App::route`]).
+    agreements: scope::CompiledAgreements,
 }
 
 impl std::ops::Deref for App {
@@ -334,6 +336,7 @@ impl App {
             mail: Default::default(),
             principals: Default::default(),
             notify: Default::default(),
+            agreements: Default::default(),
         }))
     }
 

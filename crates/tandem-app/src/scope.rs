@@ -250,12 +250,35 @@ impl App {
         domain: &str,
         at: Timestamp,
     ) -> Result<RouteAnswer> {
-        let v = self
-            .version_in_force(actor, client, at)
-            .await?
-            .ok_or(Error::NotFound("agreement in force at that instant"))?;
-        let compiled = CompiledAgreement::new(&v.content)
-            .map_err(|e| Error::Internal(format!("stored agreement does not compile: {e}")))?;
+        let g = self.grant(actor, Action::ScopeRead)?;
+        g.check_client(client)
+            .map_err(|_| Error::NotFound("client"))?;
+        let not_in_force = Error::NotFound("agreement in force at that instant");
+        let mut r = self.store.read().await?;
+        let versions = store::accepted_versions(&mut r, &g, client).await?;
+        let number = scope::in_force_at(&versions, at).ok_or(not_in_force)?;
+        let effective_from = versions
+            .iter()
+            .find(|(n, _, _)| *n == number)
+            .and_then(|(_, _, e)| *e);
+        // An accepted version never changes, so its compiled form is kept (every alert,
+        // ticket and page is routed; reading and compiling the agreement each time was most
+        // of a route's cost).
+        let compiled = match self.agreements.get(client, number) {
+            Some(c) => c,
+            None => {
+                let v = store::get_version(&mut r, &g, client, number)
+                    .await?
+                    .filter(|v| v.status == VersionStatus::Accepted)
+                    .ok_or(Error::NotFound("agreement in force at that instant"))?;
+                let c = std::sync::Arc::new(CompiledAgreement::new(&v.content).map_err(|e| {
+                    Error::Internal(format!("stored agreement does not compile: {e}"))
+                })?);
+                self.agreements.put(client, number, c.clone());
+                c
+            }
+        };
+        drop(r);
         let decision = scope::route(&compiled, domain, at).map_err(|e| match e {
             scope::RouteError::UnassignedDomain(_) => {
                 Error::NotFound("domain in the agreement in force")
@@ -267,8 +290,8 @@ impl App {
             at,
             next_handover: scope::next_handover(&compiled, domain, at),
             decision,
-            version: v.number,
-            version_effective_from: v.effective_from,
+            version: number,
+            version_effective_from: effective_from,
         })
     }
 
@@ -693,5 +716,32 @@ impl App {
         let n = store::mark_notifications_read(&mut w, p.user_id, Timestamp::now()).await?;
         w.commit().await?;
         Ok(n)
+    }
+}
+
+/// Compiled accepted agreement versions, by (client, number). An accepted version's content
+/// never changes (only drafts are edited), so nothing needs forgetting; the set is bounded
+/// and starts over when full.
+#[derive(Default)]
+pub(crate) struct CompiledAgreements {
+    inner: std::sync::Mutex<
+        std::collections::HashMap<(ClientId, i64), std::sync::Arc<CompiledAgreement>>,
+    >,
+}
+
+impl CompiledAgreements {
+    const MAX: usize = 4096;
+
+    fn get(&self, client: ClientId, number: i64) -> Option<std::sync::Arc<CompiledAgreement>> {
+        let m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(&(client, number)).cloned()
+    }
+
+    fn put(&self, client: ClientId, number: i64, c: std::sync::Arc<CompiledAgreement>) {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= Self::MAX {
+            m.clear();
+        }
+        m.insert((client, number), c);
     }
 }
