@@ -247,10 +247,30 @@ struct NewPage {
     pick_client: bool,
     /// (key, name)
     domains: Vec<(String, String)>,
+    /// Endpoints the ticket can be about, by client: (client name, [(id, host name,
+    /// selected)]). Empty for people who may not read endpoints.
+    endpoints: Vec<EndpointGroup>,
+    /// More endpoints exist than the list shows.
+    endpoints_more: bool,
+    /// The client of the endpoint the page was opened for (`?endpoint_id=`).
+    preselect_client: Option<String>,
 }
 
-/// GET /tickets/new
-pub async fn new_form(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap) -> PageResult {
+/// An endpoint the new-ticket form offers: (id, host name, selected).
+type EndpointOption = (String, String, bool);
+/// A client's endpoints on the new-ticket form: (client name, its endpoints).
+type EndpointGroup = (String, Vec<EndpointOption>);
+
+/// The most endpoints the new-ticket form lists.
+const FORM_ENDPOINTS: u32 = 500;
+
+/// GET /tickets/new (`?endpoint_id=` preselects that endpoint and its client)
+pub async fn new_form(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> PageResult {
     let chrome = chrome(&st, &ctx, &headers, "tickets", None).await?;
     let p = ctx
         .actor
@@ -265,11 +285,50 @@ pub async fn new_form(State(st): State<AppState>, ctx: Ctx, headers: HeaderMap) 
         .into_iter()
         .map(|d| (d.key, d.name))
         .collect();
+    // The endpoints it may be about, for those who may read them (others get no list).
+    let wanted = q.get("endpoint_id").map(String::as_str).unwrap_or("");
+    let mut endpoints: Vec<EndpointGroup> = Vec::new();
+    let (mut endpoints_more, mut preselect_client) = (false, None);
+    if let Ok(page) = st
+        .app
+        .list_endpoints(
+            &ctx.actor,
+            &tandem_domain::fleet::FleetFilter::default(),
+            Page::new(0, FORM_ENDPOINTS),
+        )
+        .await
+    {
+        endpoints_more = page.has_more;
+        let name_of = |c: &str| {
+            chrome
+                .switcher
+                .iter()
+                .find(|s| s.0 == c)
+                .map_or_else(|| "This company".to_string(), |s| s.1.clone())
+        };
+        let mut by_client: std::collections::BTreeMap<String, Vec<EndpointOption>> =
+            std::collections::BTreeMap::new();
+        for e in page.items {
+            let id = e.id.to_string();
+            let selected = id == wanted;
+            if selected {
+                preselect_client = Some(e.client_id.to_string());
+            }
+            by_client
+                .entry(name_of(&e.client_id.to_string()))
+                .or_default()
+                .push((id, e.hostname, selected));
+        }
+        endpoints = by_client.into_iter().collect();
+    }
     let clear = chrome.clear_flash;
     Ok(render(
         &NewPage {
             pick_client: p.tenant.client().is_none(),
             domains,
+            endpoints,
+            endpoints_more,
+            preselect_client,
             chrome,
         },
         clear,
@@ -386,7 +445,11 @@ fn new_ticket(f: &FormFields) -> NewTicket {
         domain: parse_or_none("domain").map(str::to_string),
         impact: parse_or_none("impact").and_then(|s| s.parse::<Impact>().ok()),
         urgency: parse_or_none("urgency").and_then(|s| s.parse::<Urgency>().ok()),
-        endpoint_ids: Vec::new(),
+        // Unreadable ids are left out; the use case refuses endpoints of another client.
+        endpoint_ids: f
+            .all("endpoint_ids")
+            .filter_map(|e| e.parse().ok())
+            .collect(),
     }
 }
 

@@ -1272,3 +1272,108 @@ async fn the_ticket_page_links_endpoints_and_the_endpoint_page_lists_its_tickets
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_new_ticket_form_picks_endpoints_and_the_endpoint_page_opens_one_about_itself() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        agree_round_the_clock(&t).await;
+        let (fs, _) = t.enrolled_agent(&w.site_a, "hp-fs-01").await;
+        let (pc, _) = t.enrolled_agent(&w.site_a, "front-desk-pc").await;
+        let (other_client, _) = t.enrolled_agent(&w.site_b, "bw-depot-01").await;
+
+        // The client's IT admin sees its own endpoints, not the other client's; the endpoint
+        // page's link preselects the endpoint.
+        let s = t.sign_in(&w.it_a).await;
+        let ep = t
+            .send(t.req(Method::GET, &format!("/endpoints/{fs}"), &s.cred()))
+            .await;
+        assert!(ep.text.contains(&format!("/tickets/new?endpoint_id={fs}")));
+        let form = t
+            .send(t.req(
+                Method::GET,
+                &format!("/tickets/new?endpoint_id={fs}"),
+                &s.cred(),
+            ))
+            .await;
+        assert_eq!(form.status, 200);
+        assert!(
+            form.text.contains(&format!(
+                "<option value=\"{fs}\" selected>hp-fs-01</option>"
+            )),
+            "{}",
+            form.text
+        );
+        assert!(form
+            .text
+            .contains(&format!("<option value=\"{pc}\">front-desk-pc</option>")));
+        assert!(!form.text.contains("bw-depot-01"));
+
+        // Opened with two endpoints: both linked; an id of another client is refused.
+        let r = post_form(
+            &t,
+            &s,
+            "/tickets/new",
+            &[
+                ("subject", "File server and front desk lose the share"),
+                ("domain", "helpdesk"),
+                ("impact", "department"),
+                ("urgency", "high"),
+                ("endpoint_ids", &fs.to_string()),
+                ("endpoint_ids", &pc.to_string()),
+            ],
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 303, "{}", r.text);
+        let id = r
+            .location()
+            .expect("to the ticket")
+            .trim_start_matches("/tickets/")
+            .to_string();
+        let it = bearer_with_endpoints(&t, &w.it_a).await;
+        let v = t
+            .send(t.api(Method::GET, &format!("/api/v1/tickets/{id}"), &it))
+            .await
+            .json();
+        assert_eq!(
+            hostnames(&v["endpoints"]),
+            vec!["front-desk-pc", "hp-fs-01"],
+            "{v}"
+        );
+        let r = post_form(
+            &t,
+            &s,
+            "/tickets/new",
+            &[
+                ("subject", "Depot scanner"),
+                ("endpoint_ids", &other_client.to_string()),
+            ],
+        )
+        .await;
+        assert_eq!(r.location(), Some("/tickets/new"));
+        assert!(r.flash().1.contains("endpoint"), "{:?}", r.flash());
+
+        // A provider admin picks among every client's endpoints, grouped by client, and the
+        // endpoint's client is preselected.
+        let p = t.sign_in(&w.padmin).await;
+        let form = t
+            .send(t.req(
+                Method::GET,
+                &format!("/tickets/new?endpoint_id={other_client}"),
+                &p.cred(),
+            ))
+            .await;
+        assert!(form.text.contains("<optgroup"), "{}", form.text);
+        assert!(form.text.contains("hp-fs-01") && form.text.contains("bw-depot-01"));
+        assert!(form
+            .text
+            .contains(&format!("<option value=\"{}\" selected>", w.client_b.id)));
+
+        // An end user gets no endpoint list.
+        let e = t.sign_in(&w.end_a).await;
+        let form = t.send(t.req(Method::GET, "/tickets/new", &e.cred())).await;
+        assert_eq!(form.status, 200);
+        assert!(!form.text.contains("endpoint_ids"));
+    })
+    .await;
+}
