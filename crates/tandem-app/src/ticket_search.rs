@@ -46,6 +46,8 @@ impl App {
         let mut f = filter.clone();
         if end_user {
             f.requester = Some(p.user_id);
+            // End users never see endpoints, nor which of their tickets are linked to one.
+            f.endpoint = None;
         }
         let terms = tandem_domain::search::terms(query);
         let mut r = self.store.read().await?;

@@ -222,6 +222,8 @@ impl App {
         f.statuses = ACTIVE.map(String::from).to_vec();
         if let Some(me) = Self::requester_scope(actor) {
             f.requester = Some(me);
+            // End users never see endpoints, nor which of their tickets are linked to one.
+            f.endpoint = None;
         }
         let now = Timestamp::now();
         match view {

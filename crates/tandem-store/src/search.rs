@@ -454,9 +454,14 @@ async fn newest_postgres(
     Ok(ranked)
 }
 
-/// Whether the filter needs columns only `tickets` has (its status, owner, assignee or priority).
+/// Whether the filter needs columns only `tickets` has (its status, owner, assignee or
+/// priority; an SLA filter asks the status).
 fn needs_tickets(f: &TicketFilter) -> bool {
-    !f.statuses.is_empty() || f.owner.is_some() || f.assignee.is_some() || f.priority.is_some()
+    !f.statuses.is_empty()
+        || f.owner.is_some()
+        || f.assignee.is_some()
+        || f.priority.is_some()
+        || f.sla.is_some()
 }
 
 /// The queue's filters (the same meaning as in `tickets::list_tickets`): the requester and
@@ -490,6 +495,8 @@ fn push_filters(q: &mut Sql, f: &TicketFilter, alias: &str) {
     if let Some(p) = &f.priority {
         q.push(" AND t.priority = ").text(p.clone());
     }
+    let id = if alias == "t" { "t.id" } else { "s.ticket_id" };
+    crate::tickets::push_linked_filters(q, f, id, "t.status");
 }
 
 #[cfg(test)]

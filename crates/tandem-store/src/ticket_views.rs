@@ -121,6 +121,7 @@ fn filtered(q: &mut Sql, grant: &Grant, f: &TicketFilter, clients: Option<&[Clie
     if let Some(p) = &f.priority {
         q.push(" AND priority = ").text(p.clone());
     }
+    crate::tickets::push_linked_filters(q, f, "id", "status");
 }
 
 /// The queue limited to `clients` (besides the grant and the filter), most recently changed

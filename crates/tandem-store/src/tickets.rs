@@ -226,6 +226,41 @@ fn statuses_in(q: &mut Sql, wanted: &[String]) {
     q.push(")");
 }
 
+/// The filters on what hangs off a ticket — its tags, its linked endpoints, its SLA events —
+/// with the ticket's id in column `id` and its status in `status`: one meaning in the queue,
+/// in a search and in the built-in views.
+pub(crate) fn push_linked_filters(q: &mut Sql, f: &TicketFilter, id: &str, status: &str) {
+    if let Some(tag) = &f.tag {
+        q.push(&format!(
+            " AND {id} IN (SELECT ticket_id FROM ticket_tags WHERE tag = "
+        ))
+        .text(tag.clone())
+        .push(")");
+    }
+    if let Some(e) = f.endpoint {
+        q.push(&format!(
+            " AND {id} IN (SELECT ticket_id FROM ticket_endpoints WHERE endpoint_id = "
+        ))
+        .text(e.to_string())
+        .push(")");
+    }
+    match f.sla {
+        Some(SlaFilter::Breached) => {
+            q.push(&format!(
+                " AND {id} IN (SELECT ticket_id FROM sla_events WHERE kind = 'sla_breach')"
+            ));
+        }
+        Some(SlaFilter::AtRisk) => {
+            q.push(&format!(
+                " AND {status} IN ('new', 'open', 'waiting_on_requester', 'waiting_on_vendor') \
+                 AND {id} IN (SELECT ticket_id FROM sla_events WHERE kind = 'sla_warning') \
+                 AND {id} NOT IN (SELECT ticket_id FROM sla_events WHERE kind = 'sla_breach')"
+            ));
+        }
+        None => {}
+    }
+}
+
 /// Tickets the grant reaches, most recently changed first.
 pub async fn list_tickets(
     c: &mut AnyConnection,
@@ -257,26 +292,7 @@ pub async fn list_tickets(
             .contains("description", t.trim())
             .push(")");
     }
-    // tickets2: tag and SLA filters.
-    if let Some(tag) = &f.tag {
-        q.push(" AND id IN (SELECT ticket_id FROM ticket_tags WHERE tag = ")
-            .text(tag.clone())
-            .push(")");
-    }
-    if let Some(e) = f.endpoint {
-        q.push(" AND id IN (SELECT ticket_id FROM ticket_endpoints WHERE endpoint_id = ")
-            .text(e.to_string())
-            .push(")");
-    }
-    match f.sla {
-        Some(SlaFilter::Breached) => {
-            q.push(" AND id IN (SELECT ticket_id FROM sla_events WHERE kind = 'sla_breach')");
-        }
-        Some(SlaFilter::AtRisk) => {
-            q.push(" AND status IN ('new', 'open', 'waiting_on_requester', 'waiting_on_vendor') AND id IN (SELECT ticket_id FROM sla_events WHERE kind = 'sla_warning') AND id NOT IN (SELECT ticket_id FROM sla_events WHERE kind = 'sla_breach')");
-        }
-        None => {}
-    }
+    push_linked_filters(&mut q, f, "id", "status");
     q.push(" ORDER BY updated_at DESC, id DESC")
         .page(&page.probe());
     let items = q

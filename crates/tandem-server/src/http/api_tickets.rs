@@ -45,7 +45,7 @@ pub struct TicketParams {
     /// tickets2: `breached` (a target was breached) or `at_risk` (warned, not breached, still open).
     pub sla: Option<String>,
     /// Linked to this endpoint (issue #5); not for end users, for whom it is ignored. Narrows
-    /// the queue list (not a search `q` nor a built-in view).
+    /// the queue list, a search (`q`) and a built-in view alike (as `tag` and `sla` do).
     pub endpoint_id: Option<EndpointId>,
     /// `json` (default, a page), `csv` or `json-export` (every match, up to 100,000, as a
     /// file).

@@ -1377,3 +1377,97 @@ async fn the_new_ticket_form_picks_endpoints_and_the_endpoint_page_opens_one_abo
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_search_narrows_by_endpoint_and_tag_as_the_queue_does() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        let (fs, _) = t.enrolled_agent(&w.site_a, "hp-fs-01").await;
+        let it = bearer_with_endpoints(&t, &w.it_a).await;
+        let r = call(
+            &t,
+            Method::POST,
+            "/api/v1/tickets",
+            &it,
+            Some(
+                json!({"subject": "Mapped share drops every hour", "client_id": w.client_a.id,
+                "requester_id": w.end_a.id, "endpoint_ids": [fs]}),
+            ),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let linked = r.json()["id"].as_str().unwrap().to_string();
+        let (tagged, _) = open(&t, &it, "Share permissions for the new hire").await;
+        let (_plain, _) = open(&t, &it, "Share of the printer queue").await;
+        let r = call(
+            &t,
+            Method::POST,
+            &format!("/api/v1/tickets/{tagged}/tags"),
+            &it,
+            Some(json!({"add": ["onboarding"]})),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+
+        let ids = |v: Value| -> Vec<String> {
+            items(&v)
+                .iter()
+                .map(|x| x["id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let all = call(&t, Method::GET, "/api/v1/tickets?q=share", &it, None).await;
+        assert_eq!(ids(all.json()).len(), 3, "{}", all.text);
+        let r = call(
+            &t,
+            Method::GET,
+            &format!("/api/v1/tickets?q=share&endpoint_id={fs}"),
+            &it,
+            None,
+        )
+        .await;
+        assert_eq!(ids(r.json()), vec![linked.clone()], "{}", r.text);
+        let r = call(
+            &t,
+            Method::GET,
+            "/api/v1/tickets?q=share&tag=onboarding",
+            &it,
+            None,
+        )
+        .await;
+        assert_eq!(ids(r.json()), vec![tagged.clone()], "{}", r.text);
+        // With a status filter the search joins the tickets table: still narrowed.
+        let r = call(
+            &t,
+            Method::GET,
+            &format!("/api/v1/tickets?q=share&status=active&endpoint_id={fs}"),
+            &it,
+            None,
+        )
+        .await;
+        assert_eq!(ids(r.json()), vec![linked.clone()], "{}", r.text);
+        // A built-in view narrows the same way (nothing is due soon here, so nothing).
+        let r = call(
+            &t,
+            Method::GET,
+            &format!("/api/v1/tickets?view=breaching_soon&endpoint_id={fs}&tag=onboarding"),
+            &it,
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(ids(r.json()).is_empty(), "{}", r.text);
+
+        // An end user's search ignores the endpoint (they never learn which ticket is linked).
+        let end = t.sign_in(&w.end_a).await;
+        let r = call(
+            &t,
+            Method::GET,
+            &format!("/api/v1/tickets?q=share&endpoint_id={fs}"),
+            &end.cred(),
+            None,
+        )
+        .await;
+        assert_eq!(ids(r.json()).len(), 3, "{}", r.text);
+    })
+    .await;
+}
