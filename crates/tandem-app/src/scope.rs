@@ -242,6 +242,55 @@ impl App {
         }
     }
 
+    /// The accepted version in force at `client` at `at`, compiled — `None` when none is.
+    ///
+    /// An accepted version never changes, so its compiled form is kept (every alert, ticket
+    /// and page is routed; reading and compiling the agreement each time was most of a
+    /// route's cost): only the list of accepted versions is read.
+    pub(crate) async fn compiled_in_force(
+        &self,
+        actor: &Actor,
+        client: ClientId,
+        at: Timestamp,
+    ) -> Result<Option<InForce>> {
+        let g = self.grant(actor, Action::ScopeRead)?;
+        g.check_client(client)
+            .map_err(|_| Error::NotFound("client"))?;
+        let mut r = self.store.read().await?;
+        let versions = store::accepted_versions(&mut r, &g, client).await?;
+        let Some(number) = scope::in_force_at(&versions, at) else {
+            return Ok(None);
+        };
+        let effective_from = versions
+            .iter()
+            .find(|(n, _, _)| *n == number)
+            .and_then(|(_, _, e)| *e);
+        let compiled = match self.agreements.get(client, number) {
+            Some(c) => Ok(c),
+            None => {
+                let Some(v) = store::get_version(&mut r, &g, client, number)
+                    .await?
+                    .filter(|v| v.status == VersionStatus::Accepted)
+                else {
+                    return Ok(None);
+                };
+                match CompiledAgreement::new(&v.content) {
+                    Ok(c) => {
+                        let c = std::sync::Arc::new(c);
+                        self.agreements.put(client, number, c.clone());
+                        Ok(c)
+                    }
+                    Err(e) => Err(format!("stored agreement does not compile: {e}")),
+                }
+            }
+        };
+        Ok(Some(InForce {
+            number,
+            effective_from,
+            compiled,
+        }))
+    }
+
     /// Who owns `domain` at `client` at instant `at`, and why: the function every module calls.
     pub async fn route(
         &self,
@@ -250,35 +299,13 @@ impl App {
         domain: &str,
         at: Timestamp,
     ) -> Result<RouteAnswer> {
-        let g = self.grant(actor, Action::ScopeRead)?;
-        g.check_client(client)
-            .map_err(|_| Error::NotFound("client"))?;
-        let not_in_force = Error::NotFound("agreement in force at that instant");
-        let mut r = self.store.read().await?;
-        let versions = store::accepted_versions(&mut r, &g, client).await?;
-        let number = scope::in_force_at(&versions, at).ok_or(not_in_force)?;
-        let effective_from = versions
-            .iter()
-            .find(|(n, _, _)| *n == number)
-            .and_then(|(_, _, e)| *e);
-        // An accepted version never changes, so its compiled form is kept (every alert,
-        // ticket and page is routed; reading and compiling the agreement each time was most
-        // of a route's cost).
-        let compiled = match self.agreements.get(client, number) {
-            Some(c) => c,
-            None => {
-                let v = store::get_version(&mut r, &g, client, number)
-                    .await?
-                    .filter(|v| v.status == VersionStatus::Accepted)
-                    .ok_or(Error::NotFound("agreement in force at that instant"))?;
-                let c = std::sync::Arc::new(CompiledAgreement::new(&v.content).map_err(|e| {
-                    Error::Internal(format!("stored agreement does not compile: {e}"))
-                })?);
-                self.agreements.put(client, number, c.clone());
-                c
-            }
-        };
-        drop(r);
+        let not_in_force = || Error::NotFound("agreement in force at that instant");
+        let f = self
+            .compiled_in_force(actor, client, at)
+            .await?
+            .ok_or_else(not_in_force)?;
+        let compiled = f.compiled.map_err(Error::Internal)?;
+        let (number, effective_from) = (f.number, f.effective_from);
         let decision = scope::route(&compiled, domain, at).map_err(|e| match e {
             scope::RouteError::UnassignedDomain(_) => {
                 Error::NotFound("domain in the agreement in force")
@@ -717,6 +744,14 @@ impl App {
         w.commit().await?;
         Ok(n)
     }
+}
+
+/// The agreement version in force at an instant ([`App::compiled_in_force`]).
+pub(crate) struct InForce {
+    pub(crate) number: i64,
+    pub(crate) effective_from: Option<Timestamp>,
+    /// Compiled, or why the stored agreement does not compile.
+    pub(crate) compiled: std::result::Result<std::sync::Arc<CompiledAgreement>, String>,
 }
 
 /// Compiled accepted agreement versions, by (client, number). An accepted version's content

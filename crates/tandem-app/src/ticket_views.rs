@@ -250,7 +250,8 @@ impl App {
                     let mut r = self.store.read().await?;
                     store::first_matching(&mut r, &g, &f, BREACH_SCAN_LIMIT).await?
                 };
-                let mut agreements: HashMap<ClientId, Option<CompiledAgreement>> = HashMap::new();
+                let mut agreements: HashMap<ClientId, Option<std::sync::Arc<CompiledAgreement>>> =
+                    HashMap::new();
                 let mut due: Vec<(Timestamp, Ticket)> = Vec::new();
                 for t in tickets {
                     if t.clock.last().is_some_and(|s| s.paused) {

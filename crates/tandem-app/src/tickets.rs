@@ -136,9 +136,9 @@ impl App {
         &self,
         client: ClientId,
         at: Timestamp,
-    ) -> Result<Option<CompiledAgreement>> {
-        let v = self.version_in_force(&Actor::system(), client, at).await?;
-        Ok(v.and_then(|v| CompiledAgreement::new(&v.content).ok()))
+    ) -> Result<Option<std::sync::Arc<CompiledAgreement>>> {
+        let f = self.compiled_in_force(&Actor::system(), client, at).await?;
+        Ok(f.and_then(|f| f.compiled.ok()))
     }
 
     /// Opens a ticket, routed by the scope agreement in force.
