@@ -462,8 +462,13 @@ fn perf_record(dir: &Path, b: Backend, round: u64, route: &str, secs: u64) -> Re
     std::fs::create_dir_all(dir)?;
     let file = dir.join(format!("{}-{route}-{round}.data", b.name().to_lowercase()));
     eprintln!("profiling into {}", file.display());
+    // Call graphs by frame pointer (the kernel's); `PERF_CALL_GRAPH=dwarf` unwinds the
+    // server's own frames too, at the cost of much larger files.
+    let call_graph = std::env::var("PERF_CALL_GRAPH").unwrap_or_else(|_| "fp".into());
     Command::new("perf")
-        .args(["record", "-a", "-F", "499", "-o"])
+        .args(["record", "-a", "-F", "499"])
+        .arg(format!("--call-graph={call_graph}"))
+        .arg("-o")
         .arg(&file)
         .args(["--", "sleep"])
         .arg(secs.saturating_sub(1).max(1).to_string())

@@ -22,6 +22,7 @@ pub async fn open(cfg: &Resolved) -> anyhow::Result<App> {
         &cfg.database_url,
         OpenOptions {
             max_connections: max,
+            ..OpenOptions::default()
         },
     )
     .await

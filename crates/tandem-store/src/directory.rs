@@ -237,7 +237,7 @@ pub struct UserFilter {
 
 /// Lists users the grant reaches, by display name.
 pub async fn list_users(
-    c: &mut AnyConnection,
+    c: &mut crate::Read,
     grant: &Grant,
     f: &UserFilter,
     page: Page,
@@ -269,7 +269,7 @@ pub async fn list_users(
     }
     q.push(" ORDER BY display_name, id").page(&page.probe());
     let items = q
-        .fetch_json_rows::<UserCols>(c, &USER_COLUMNS, "display_name, id")
+        .fetch_page::<UserCols>(c, &USER_COLUMNS, "display_name, id")
         .await?
         .into_iter()
         .map(user_from)

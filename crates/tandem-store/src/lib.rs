@@ -26,6 +26,7 @@ pub mod notify; // notification channels and deliveries (issue #6)
 pub mod oncall; // on-call (issue #6)
 mod query;
 mod read_pool;
+mod row_de;
 pub mod scope;
 // search (issue #5)
 pub mod search;
@@ -128,11 +129,18 @@ pub struct Store {
 pub struct OpenOptions {
     /// Most connections kept for reads; writes get half as many more (at least two).
     pub max_connections: u32,
+    /// On SQLite, read the pages of hot lists on the calling thread ([`read_pool`]'s direct
+    /// connections) rather than through sqlx's worker thread. On by default; tests turn it
+    /// off to check that both paths read the same.
+    pub direct_reads: bool,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { max_connections: 8 }
+        OpenOptions {
+            max_connections: 8,
+            direct_reads: true,
+        }
     }
 }
 
@@ -199,7 +207,12 @@ impl Store {
             pool = pool.after_connect(|conn, _meta| Box::pin(sqlite_pragmas(conn)));
         }
         let pool = pool.connect_with(connect.clone()).await?;
-        let reads = read_pool::ReadPool::new(connect, backend, opts.max_connections.max(1));
+        let reads = read_pool::ReadPool::new(
+            connect,
+            backend,
+            opts.max_connections.max(1),
+            sqlite_path.clone().filter(|_| opts.direct_reads),
+        );
         Ok(Store {
             pool,
             reads: Arc::new(reads),

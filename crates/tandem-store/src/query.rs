@@ -150,21 +150,27 @@ impl Sql {
         Ok(self.query().execute(c).await?.rows_affected())
     }
 
-    /// Runs this query (a `SELECT` of `columns`, in that order) with its rows gathered by
-    /// the database into one JSON array of arrays, in `order` (an `ORDER BY` list over the
-    /// columns), and decodes each inner array as a `T` (a tuple of the columns' types).
+    /// Runs this query (a `SELECT` of `columns`, in that order, sorted by `order`, an
+    /// `ORDER BY` list over the columns) and decodes each row as a `T` (a tuple of the
+    /// columns' types), for lists read on every page view.
     ///
-    /// For lists read on every page view: one value crosses the driver instead of one row
-    /// per item. On SQLite each row is otherwise handed across sqlx's worker thread and
-    /// every value copied twice (into the SQLite row, then the `Any` row), which made a
-    /// page of fifty users cost four times a request that reads nothing (issue #2).
-    /// Integers, text and NULL keep their values (JSON integers are read as `i64`).
-    pub(crate) async fn fetch_json_rows<T: serde::de::DeserializeOwned>(
+    /// On SQLite the rows are read on the calling thread ([`crate::Read::direct`]). Through
+    /// sqlx (PostgreSQL, or SQLite when that fails) the database gathers the page into one
+    /// JSON array of arrays, in `order`, so one value crosses the driver instead of one row
+    /// per item: on SQLite each row is otherwise handed across sqlx's worker thread and every
+    /// value copied twice (into the SQLite row, then the `Any` row), which made a page of
+    /// fifty users cost four times a request that reads nothing (issue #2). Both paths give
+    /// the same values: integers as `i64`, text and NULL as they are.
+    pub(crate) async fn fetch_page<T: serde::de::DeserializeOwned>(
         &self,
-        c: &mut AnyConnection,
+        c: &mut crate::Read,
         columns: &[&str],
         order: &str,
     ) -> Result<Vec<T>> {
+        if let Some(rows) = c.direct(|conn| self.direct_rows::<T>(conn)) {
+            return rows
+                .map_err(|e| StoreError::Corrupt(format!("a list row does not decode: {e}")));
+        }
         let cols = columns
             .iter()
             .map(|c| format!("p.{c}"))
@@ -192,8 +198,7 @@ impl Sql {
             text,
             args: self.args.clone(),
         };
-        let row = wrapped.fetch_optional(c).await?;
-        let json = match &row {
+        let json = match &wrapped.fetch_optional(c).await? {
             Some(r) => opt_text(r, "page")?.unwrap_or_default(),
             None => String::new(),
         };
@@ -202,6 +207,41 @@ impl Sql {
         }
         serde_json::from_str(&json)
             .map_err(|e| StoreError::Corrupt(format!("a list read as JSON does not decode: {e}")))
+    }
+
+    /// Runs this query on a plain SQLite connection and decodes its rows. The outer result
+    /// is the database's (the caller may retry through sqlx); the inner one the decoding's.
+    fn direct_rows<T: serde::de::DeserializeOwned>(
+        &self,
+        conn: &rusqlite::Connection,
+    ) -> rusqlite::Result<std::result::Result<Vec<T>, crate::row_de::DecodeError>> {
+        let mut st = conn.prepare_cached(&self.text)?;
+        // Every argument must have its `$n` placeholder, as sqlx requires.
+        if st.parameter_count() != self.args.len() {
+            return Err(rusqlite::Error::InvalidParameterCount(
+                self.args.len(),
+                st.parameter_count(),
+            ));
+        }
+        for (i, a) in self.args.iter().enumerate() {
+            let name = format!("${}", i + 1);
+            let idx = st
+                .parameter_index(&name)?
+                .ok_or(rusqlite::Error::InvalidParameterName(name))?;
+            match a {
+                Arg::Text(v) => st.raw_bind_parameter(idx, v)?,
+                Arg::Int(v) => st.raw_bind_parameter(idx, v)?,
+            }
+        }
+        let mut rows = st.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            match crate::row_de::from_row(row) {
+                Ok(v) => out.push(v),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(out))
     }
 }
 
@@ -417,6 +457,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         22,
         "ticket_endpoints",
         include_str!("../migrations/0022_ticket_endpoints.sql"),
+    ),
+    (
+        23,
+        "users_by_name",
+        include_str!("../migrations/0023_users_by_name.sql"),
     ),
 ];
 

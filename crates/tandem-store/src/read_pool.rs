@@ -6,11 +6,20 @@
 //! connections back without a round trip and checks one only when there is a reason to
 //! doubt it: it sat idle for a while, or a connection-level error (I/O, protocol, a crashed
 //! worker) was seen anywhere since it was last checked. A broken connection is replaced.
+//!
+//! On SQLite a read may also run **on the calling thread** ([`Read::direct`]): a second,
+//! plain SQLite connection (rusqlite, the same library sqlx links) beside the sqlx one.
+//! Every sqlx statement on SQLite is a hand-off to the connection's worker thread and back —
+//! two thread switches, which on two cores cost more than reading a page of fifty rows
+//! (issue #2). The direct connection is `query_only`, never waits for a lock (a busy
+//! database sends the read back to the sqlx path, which waits) and serves the page reads of
+//! the most-viewed lists ([`crate::query::Sql::fetch_page`]).
 
 use crate::{sqlite_pragmas, Backend, Result, StoreError};
 use sqlx::any::AnyConnectOptions;
 use sqlx::{AnyConnection, ConnectOptions, Connection};
 use std::ops::{Deref, DerefMut};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,16 +68,42 @@ pub(crate) struct ReadPool {
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Idle>>,
     open: AtomicU64,
+    /// The SQLite file, for direct connections (none on PostgreSQL).
+    direct_path: Option<PathBuf>,
+    /// Direct connections not in use.
+    direct_idle: Mutex<Vec<rusqlite::Connection>>,
 }
 
 impl ReadPool {
-    pub(crate) fn new(connect: AnyConnectOptions, backend: Backend, max: u32) -> Self {
+    pub(crate) fn new(
+        connect: AnyConnectOptions,
+        backend: Backend,
+        max: u32,
+        sqlite_path: Option<PathBuf>,
+    ) -> Self {
         ReadPool {
             connect,
             backend,
             permits: Arc::new(Semaphore::new(max as usize)),
             idle: Mutex::new(Vec::new()),
             open: AtomicU64::new(0),
+            direct_path: sqlite_path.filter(|_| backend == Backend::Sqlite),
+            direct_idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A direct connection: an idle one, or a new one.
+    fn direct_checkout(&self) -> Option<rusqlite::Connection> {
+        let path = self.direct_path.as_ref()?;
+        if let Some(c) = self.direct_idle.lock().ok()?.pop() {
+            return Some(c);
+        }
+        match open_direct(path) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not open a direct SQLite read connection; reads use sqlx");
+                None
+            }
         }
     }
 
@@ -103,6 +138,7 @@ impl ReadPool {
     ) -> Read {
         Read {
             conn: Some(conn),
+            direct: None,
             errors_seen,
             pool: Arc::clone(self),
             _permit: permit,
@@ -138,15 +174,60 @@ impl ReadPool {
         for i in idle {
             let _ = i.conn.close().await;
         }
+        if let Ok(mut d) = self.direct_idle.lock() {
+            d.clear();
+        }
     }
+}
+
+/// Opens a direct SQLite connection for reads: it cannot write (`query_only`) and does not
+/// wait for locks (`busy_timeout = 0`: the caller falls back to the sqlx path, which does).
+fn open_direct(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let c = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 0;")?;
+    c.set_prepared_statement_cache_capacity(32);
+    Ok(c)
 }
 
 /// A connection for reads, returned to its pool when dropped.
 pub struct Read {
     conn: Option<AnyConnection>,
+    /// The direct SQLite connection, once one was used ([`Read::direct`]). In a mutex only
+    /// so that a `Read` stays `Sync` (a rusqlite connection is not); it is never contended.
+    direct: Option<Mutex<rusqlite::Connection>>,
     errors_seen: u64,
     pool: Arc<ReadPool>,
     _permit: OwnedSemaphorePermit,
+}
+
+impl Read {
+    /// Runs `f` on a direct SQLite connection on this thread, or says `None` when there is
+    /// none (PostgreSQL, or it could not be opened) or `f` failed — then the caller reads
+    /// through sqlx instead, so a failure here costs time, never an answer. A connection
+    /// that failed is not kept.
+    pub(crate) fn direct<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Option<T> {
+        if self.direct.is_none() {
+            self.direct = Some(Mutex::new(self.pool.direct_checkout()?));
+        }
+        let conn = self.direct.as_mut()?.get_mut().ok()?;
+        match f(conn) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::debug!(error = %e, "a direct SQLite read failed; reading through sqlx");
+                if e.sqlite_error_code() != Some(rusqlite::ErrorCode::DatabaseBusy) {
+                    self.direct = None;
+                }
+                None
+            }
+        }
+    }
 }
 
 impl Deref for Read {
@@ -168,6 +249,13 @@ impl DerefMut for Read {
 
 impl Drop for Read {
     fn drop(&mut self) {
+        if let Some(d) = self.direct.take().and_then(|d| d.into_inner().ok()) {
+            if !self.pool.permits.is_closed() {
+                if let Ok(mut idle) = self.pool.direct_idle.lock() {
+                    idle.push(d);
+                }
+            }
+        }
         let Some(conn) = self.conn.take() else {
             return;
         };

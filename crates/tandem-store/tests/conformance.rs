@@ -233,6 +233,7 @@ async fn migrations_apply_once_and_again_do_nothing() {
                 "search_scope",
                 "ticket_queue_active",
                 "ticket_endpoints",
+                "users_by_name",
             ]
         );
         assert!(s.migrate().await.unwrap().is_empty());
@@ -298,6 +299,7 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
                     "ticket_search",
                     "tickets",
                     "tickets2",
+                    "users_by_name",
                 ],
                 "each migration runs exactly once (sorted by name)"
             );
@@ -1028,8 +1030,9 @@ async fn pages_split_lists_and_say_when_more_follow() {
 
 #[tokio::test]
 async fn a_page_of_users_keeps_every_character_and_the_order() {
-    // A page of users is gathered by the database into one JSON value and decoded again:
-    // quotes, backslashes, control characters and non-ASCII text come back unchanged.
+    // A page of users is read on the calling thread (SQLite) or gathered by the database
+    // into one JSON value and decoded again: quotes, backslashes, control characters and
+    // non-ASCII text come back unchanged either way.
     on_every_backend(|ctx| async move {
         let s = &ctx.store;
         let client = new_client("Kilo");
@@ -1085,6 +1088,30 @@ async fn a_page_of_users_keeps_every_character_and_the_order() {
             .map(|u| u.id)
             .collect();
         assert_eq!(paged, listed.iter().map(|u| u.id).collect::<Vec<_>>());
+        // On SQLite the page was read on the calling thread; read through sqlx (one JSON
+        // value, as on PostgreSQL), every page is the same, value for value.
+        let through_sqlx = Store::open(
+            &ctx.url,
+            OpenOptions {
+                direct_reads: false,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let mut r2 = through_sqlx.read().await.unwrap();
+        for page in [
+            Page::default(),
+            Page::new(0, 2),
+            Page::new(2, 10),
+            Page::new(9, 5),
+        ] {
+            let a = dir::list_users(&mut r, &g, &f, page).await.unwrap();
+            let b = dir::list_users(&mut r2, &g, &f, page).await.unwrap();
+            assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        }
+        drop(r2);
+        through_sqlx.close().await;
     })
     .await;
 }
