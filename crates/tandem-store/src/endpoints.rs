@@ -406,14 +406,55 @@ pub async fn insert_events(
 
 // ---- endpoints: people's side ---------------------------------------------------------------
 
-const LIST_COLUMNS: &str = "id, client_id, site_id, hostname, os_family, arch, agent_version, \
-    enrolled_at, last_seen_at, last_inventory_at, os, kernel, pending_updates, security_updates, \
-    reboot_required, firewall_enabled, disk_encrypted, package_count";
+/// The columns an endpoint is listed with, in order.
+const LIST_COLUMN_NAMES: [&str; 18] = [
+    "id",
+    "client_id",
+    "site_id",
+    "hostname",
+    "os_family",
+    "arch",
+    "agent_version",
+    "enrolled_at",
+    "last_seen_at",
+    "last_inventory_at",
+    "os",
+    "kernel",
+    "pending_updates",
+    "security_updates",
+    "reboot_required",
+    "firewall_enabled",
+    "disk_encrypted",
+    "package_count",
+];
+
+/// The values of [`LIST_COLUMN_NAMES`], in order, as read (decoded by position).
+#[derive(serde::Deserialize)]
+struct EndpointCols {
+    id: String,
+    client_id: String,
+    site_id: String,
+    hostname: String,
+    os_family: String,
+    arch: String,
+    agent_version: String,
+    enrolled_at: i64,
+    last_seen_at: Option<i64>,
+    last_inventory_at: Option<i64>,
+    os: Option<String>,
+    kernel: Option<String>,
+    pending_updates: Option<i64>,
+    security_updates: Option<i64>,
+    reboot_required: Option<i64>,
+    firewall_enabled: Option<i64>,
+    disk_encrypted: Option<i64>,
+    package_count: Option<i64>,
+}
 
 /// Endpoints the grant reaches, filtered and sorted; presence is judged at `now` with
 /// `offline_after` seconds of grace.
 pub async fn list_endpoints(
-    c: &mut AnyConnection,
+    c: &mut crate::Read,
     grant: &Grant,
     f: &FleetFilter,
     page: Page,
@@ -422,7 +463,7 @@ pub async fn list_endpoints(
 ) -> Result<Paged<Endpoint>> {
     let cutoff = now.plus_seconds(-offline_after).0;
     let mut q = Sql::new("SELECT ");
-    q.push(LIST_COLUMNS)
+    q.push(&LIST_COLUMN_NAMES.join(", "))
         .push(" FROM endpoints WHERE retired_at IS NULL AND ")
         .scope("client_id", grant);
     if let Some(cid) = f.client {
@@ -458,18 +499,18 @@ pub async fn list_endpoints(
     if f.firewall_off {
         q.push(" AND firewall_enabled = 0");
     }
-    q.push(match f.sort.as_deref() {
-        Some("last_seen") => " ORDER BY last_seen_at DESC NULLS LAST, hostname, id",
-        Some("security_updates") => " ORDER BY security_updates DESC NULLS LAST, hostname, id",
-        Some("os") => " ORDER BY os NULLS LAST, hostname, id",
-        _ => " ORDER BY hostname, id",
-    })
-    .page(&page.probe());
+    let order = match f.sort.as_deref() {
+        Some("last_seen") => "last_seen_at DESC NULLS LAST, hostname, id",
+        Some("security_updates") => "security_updates DESC NULLS LAST, hostname, id",
+        Some("os") => "os NULLS LAST, hostname, id",
+        _ => "hostname, id",
+    };
+    q.push(" ORDER BY ").push(order).page(&page.probe());
     let items = q
-        .fetch_all(c)
+        .fetch_page::<EndpointCols>(c, &LIST_COLUMN_NAMES, order)
         .await?
-        .iter()
-        .map(|r| endpoint(r, now, offline_after))
+        .into_iter()
+        .map(|cols| endpoint_from(cols, now, offline_after))
         .collect::<Result<Vec<_>>>()?;
     Ok(Paged::from_probe(items, &page))
 }
@@ -483,7 +524,7 @@ pub async fn get_endpoint(
     offline_after: i64,
 ) -> Result<Option<(Endpoint, Option<String>, Option<String>)>> {
     let mut q = Sql::new("SELECT ");
-    q.push(LIST_COLUMNS)
+    q.push(&LIST_COLUMN_NAMES.join(", "))
         .push(
             ", heartbeat, (SELECT i.inventory FROM endpoint_inventories i \
              WHERE i.endpoint_id = endpoints.id) AS inventory \
@@ -525,33 +566,66 @@ pub async fn list_events(
 }
 
 fn endpoint(r: &AnyRow, now: Timestamp, offline_after: i64) -> Result<Endpoint> {
-    let count = |col: &str| -> Result<Option<u32>> {
-        Ok(opt_int(r, col)?.and_then(|v| u32::try_from(v).ok()))
-    };
-    let flag = |col: &str| -> Result<Option<bool>> { Ok(opt_int(r, col)?.map(|v| v != 0)) };
-    let last_seen_at = opt_ts(r, "last_seen_at")?;
+    endpoint_from(
+        EndpointCols {
+            id: text(r, "id")?,
+            client_id: text(r, "client_id")?,
+            site_id: text(r, "site_id")?,
+            hostname: text(r, "hostname")?,
+            os_family: text(r, "os_family")?,
+            arch: text(r, "arch")?,
+            agent_version: text(r, "agent_version")?,
+            enrolled_at: int(r, "enrolled_at")?,
+            last_seen_at: opt_int(r, "last_seen_at")?,
+            last_inventory_at: opt_int(r, "last_inventory_at")?,
+            os: opt_text(r, "os")?,
+            kernel: opt_text(r, "kernel")?,
+            pending_updates: opt_int(r, "pending_updates")?,
+            security_updates: opt_int(r, "security_updates")?,
+            reboot_required: opt_int(r, "reboot_required")?,
+            firewall_enabled: opt_int(r, "firewall_enabled")?,
+            disk_encrypted: opt_int(r, "disk_encrypted")?,
+            package_count: opt_int(r, "package_count")?,
+        },
+        now,
+        offline_after,
+    )
+}
+
+/// An endpoint from its column values; presence judged at `now`.
+fn endpoint_from(c: EndpointCols, now: Timestamp, offline_after: i64) -> Result<Endpoint> {
+    let count = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
+    let flag = |v: Option<i64>| v.map(|v| v != 0);
+    let id_of = |col: &str, v: &str| StoreError::Corrupt(format!("column {col} holds {v:?}"));
+    let last_seen_at = c.last_seen_at.map(Timestamp);
     Ok(Endpoint {
-        id: parsed(r, "id")?,
-        client_id: parsed(r, "client_id")?,
-        site_id: parsed(r, "site_id")?,
-        hostname: text(r, "hostname")?,
-        os_family: text(r, "os_family")?,
-        arch: text(r, "arch")?,
-        agent_version: text(r, "agent_version")?,
-        enrolled_at: ts(r, "enrolled_at")?,
+        id: c.id.parse().map_err(|_| id_of("id", &c.id))?,
+        client_id: c
+            .client_id
+            .parse()
+            .map_err(|_| id_of("client_id", &c.client_id))?,
+        site_id: c
+            .site_id
+            .parse()
+            .map_err(|_| id_of("site_id", &c.site_id))?,
+        hostname: c.hostname,
+        os_family: c.os_family.clone(),
+        arch: c.arch,
+        agent_version: c.agent_version,
+        enrolled_at: Timestamp(c.enrolled_at),
         last_seen_at,
-        last_inventory_at: opt_ts(r, "last_inventory_at")?,
+        last_inventory_at: c.last_inventory_at.map(Timestamp),
         presence: Presence::at(last_seen_at, now, offline_after),
         summary: Summary {
-            os: opt_text(r, "os")?,
-            os_family: Some(text(r, "os_family")?),
-            kernel: opt_text(r, "kernel")?,
-            pending_updates: count("pending_updates")?,
-            security_updates: count("security_updates")?,
-            reboot_required: flag("reboot_required")?,
-            firewall_enabled: flag("firewall_enabled")?,
-            disk_encrypted: flag("disk_encrypted")?,
-            packages: count("package_count")?,
+            os: c.os,
+            os_family: Some(c.os_family),
+            kernel: c.kernel,
+            pending_updates: count(c.pending_updates),
+            security_updates: count(c.security_updates),
+            reboot_required: flag(c.reboot_required),
+            firewall_enabled: flag(c.firewall_enabled),
+            disk_encrypted: flag(c.disk_encrypted),
+            packages: count(c.package_count),
             admins: None,
         },
     })

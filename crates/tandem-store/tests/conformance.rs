@@ -2172,3 +2172,187 @@ async fn reads_recover_when_the_database_drops_their_connections() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_fleet_list_reads_the_same_on_both_paths_in_every_order() {
+    // The fleet list is read on the calling thread on SQLite and as one JSON value through
+    // sqlx otherwise: every sort (NULLs last) and page is the same either way.
+    use tandem_domain::fleet::{EnrollmentToken, FleetFilter, Summary};
+    use tandem_domain::{EndpointId, EnrollmentTokenId};
+    use tandem_store::endpoints::{self as ep, CheckinUpdate, InventoryUpdate, NewEndpoint};
+    on_every_backend(|ctx| async move {
+        let s = &ctx.store;
+        let client = new_client("Lima");
+        insert_client(s, &client).await;
+        let site = new_site(client.id, "Yard");
+        let admin = new_user(None, "fleet.admin", "Fleet Admin", Role::ProviderAdmin);
+        insert_user(s, &admin).await;
+        let now = Timestamp::now();
+        let token = EnrollmentToken {
+            id: EnrollmentTokenId::new(),
+            client_id: client.id,
+            site_id: site.id,
+            label: "yard".into(),
+            prefix: "tk".into(),
+            max_uses: None,
+            uses: 0,
+            created_by: admin.id,
+            created_at: now,
+            expires_at: now.plus_seconds(3600),
+            revoked_at: None,
+        };
+        let mut w = s.write().await.unwrap();
+        dir::insert_site(&mut w, &site).await.unwrap();
+        ep::insert_enrollment_token(&mut w, &token, "hash-of-yard")
+            .await
+            .unwrap();
+        // Hosts with and without an inventory, seen and never seen, odd names included.
+        let hosts = [
+            "web-02",
+            "zed's \"laptop\" Émile",
+            "db-01",
+            "web-01",
+            "kiosk",
+        ];
+        for (i, host) in hosts.iter().enumerate() {
+            let id = EndpointId::new();
+            let key = format!("key-{i}");
+            ep::insert_endpoint(
+                &mut w,
+                &NewEndpoint {
+                    id,
+                    token: &token,
+                    public_key: &key,
+                    hostname: host,
+                    os_family: "linux",
+                    arch: "x86_64",
+                    agent_version: "0.1.0",
+                    at: now,
+                },
+            )
+            .await
+            .unwrap();
+            if i % 2 == 0 {
+                let summary = Summary {
+                    os: (i != 4).then(|| format!("Debian 12.{i}")),
+                    os_family: Some("linux".into()),
+                    security_updates: Some(i as u32 * 3),
+                    pending_updates: Some(i as u32 * 5),
+                    reboot_required: Some(i == 2),
+                    firewall_enabled: Some(i != 0),
+                    disk_encrypted: None,
+                    packages: Some(1200 + i as u32),
+                    ..Default::default()
+                };
+                let update = CheckinUpdate {
+                    seen_at: now.plus_seconds(-(i as i64) * 60),
+                    last_seq: 1,
+                    heartbeat: Some("{}".into()),
+                    samples: Vec::new(),
+                    inventory: Some(InventoryUpdate {
+                        json: "{}".into(),
+                        summary,
+                        hostname: None,
+                        at: now,
+                    }),
+                };
+                assert!(ep::record_checkin(&mut w, id, client.id, 0, &update)
+                    .await
+                    .unwrap());
+            }
+        }
+        w.commit().await.unwrap();
+
+        let through_sqlx = Store::open(
+            &ctx.url,
+            OpenOptions {
+                direct_reads: false,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let g = admin_grant(Action::EndpointsRead);
+        let mut r = s.read().await.unwrap();
+        let mut r2 = through_sqlx.read().await.unwrap();
+        for sort in [
+            None,
+            Some("last_seen"),
+            Some("security_updates"),
+            Some("os"),
+        ] {
+            let f = FleetFilter {
+                sort: sort.map(str::to_string),
+                ..Default::default()
+            };
+            for page in [
+                Page::default(),
+                Page::new(0, 2),
+                Page::new(2, 2),
+                Page::new(4, 9),
+            ] {
+                let a = ep::list_endpoints(&mut r, &g, &f, page, now, 300)
+                    .await
+                    .unwrap();
+                let b = ep::list_endpoints(&mut r2, &g, &f, page, now, 300)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    format!("{a:?}"),
+                    format!("{b:?}"),
+                    "sort {sort:?}, {page:?}"
+                );
+            }
+            let all = ep::list_endpoints(&mut r, &g, &f, Page::default(), now, 300)
+                .await
+                .unwrap()
+                .items;
+            assert_eq!(all.len(), hosts.len());
+            let names: Vec<&str> = all.iter().map(|e| e.hostname.as_str()).collect();
+            match sort {
+                None => {
+                    let mut want = hosts.to_vec();
+                    want.sort();
+                    assert_eq!(names, want);
+                }
+                // Never-seen endpoints last, then by name.
+                Some("last_seen") => assert_eq!(
+                    names,
+                    [
+                        "web-02",
+                        "db-01",
+                        "kiosk",
+                        "web-01",
+                        "zed's \"laptop\" Émile"
+                    ]
+                ),
+                Some("security_updates") => {
+                    assert_eq!(
+                        names,
+                        [
+                            "kiosk",
+                            "db-01",
+                            "web-02",
+                            "web-01",
+                            "zed's \"laptop\" Émile"
+                        ]
+                    );
+                    assert_eq!(all[0].summary.security_updates, Some(12));
+                }
+                _ => assert_eq!(
+                    names,
+                    [
+                        "web-02",
+                        "db-01",
+                        "kiosk",
+                        "web-01",
+                        "zed's \"laptop\" Émile"
+                    ]
+                ),
+            }
+        }
+        drop((r, r2));
+        through_sqlx.close().await;
+    })
+    .await;
+}
