@@ -1,6 +1,6 @@
 //! Clients, sites and users, every read scoped by the caller's grant.
 
-use crate::query::{flag, parsed, text, ts, Paged, Sql};
+use crate::query::{flag, parse_opt_value, parse_value, parsed, text, ts, Paged, Sql};
 use crate::{Page, Result, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
@@ -402,7 +402,6 @@ fn user_from(c: UserCols) -> Result<User> {
         created_at,
         access,
     ) = c;
-    let corrupt = |col: &str, v: &str| StoreError::Corrupt(format!("column {col} holds {v:?}"));
     let mut technician = TechnicianAccess {
         all_clients: tech_all_clients != 0,
         ..Default::default()
@@ -422,15 +421,12 @@ fn user_from(c: UserCols) -> Result<User> {
         }
     }
     Ok(User {
-        id: id.parse().map_err(|_| corrupt("id", &id))?,
-        client_id: match client_id {
-            Some(c) => Some(c.parse().map_err(|_| corrupt("client_id", &c))?),
-            None => None,
-        },
+        id: parse_value("id", &id)?,
+        client_id: parse_opt_value("client_id", client_id.as_deref())?,
         username,
         email,
         display_name,
-        role: role.parse().map_err(|_| corrupt("role", &role))?,
+        role: parse_value("role", &role)?,
         time_zone,
         disabled: disabled != 0,
         mfa_required: mfa_required != 0,

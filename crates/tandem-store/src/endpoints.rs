@@ -596,18 +596,12 @@ fn endpoint(r: &AnyRow, now: Timestamp, offline_after: i64) -> Result<Endpoint> 
 fn endpoint_from(c: EndpointCols, now: Timestamp, offline_after: i64) -> Result<Endpoint> {
     let count = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
     let flag = |v: Option<i64>| v.map(|v| v != 0);
-    let id_of = |col: &str, v: &str| StoreError::Corrupt(format!("column {col} holds {v:?}"));
+    use crate::query::parse_value as id;
     let last_seen_at = c.last_seen_at.map(Timestamp);
     Ok(Endpoint {
-        id: c.id.parse().map_err(|_| id_of("id", &c.id))?,
-        client_id: c
-            .client_id
-            .parse()
-            .map_err(|_| id_of("client_id", &c.client_id))?,
-        site_id: c
-            .site_id
-            .parse()
-            .map_err(|_| id_of("site_id", &c.site_id))?,
+        id: id("id", &c.id)?,
+        client_id: id("client_id", &c.client_id)?,
+        site_id: id("site_id", &c.site_id)?,
         hostname: c.hostname,
         os_family: c.os_family.clone(),
         arch: c.arch,

@@ -167,9 +167,8 @@ impl Sql {
         columns: &[&str],
         order: &str,
     ) -> Result<Vec<T>> {
-        if let Some(rows) = c.direct(|conn| self.direct_rows::<T>(conn)) {
-            return rows
-                .map_err(|e| StoreError::Corrupt(format!("a list row does not decode: {e}")));
+        if let Some(rows) = self.try_direct::<T>(c) {
+            return rows;
         }
         let cols = columns
             .iter()
@@ -207,6 +206,32 @@ impl Sql {
         }
         serde_json::from_str(&json)
             .map_err(|e| StoreError::Corrupt(format!("a list read as JSON does not decode: {e}")))
+    }
+
+    /// Runs this query (a `SELECT` of `T`'s columns, in order) and decodes each row as a
+    /// `T`: on SQLite on the calling thread, by position ([`crate::Read::direct`]); through
+    /// sqlx (PostgreSQL, or SQLite when that fails) one row at a time with `by_name`.
+    ///
+    /// [`Sql::fetch_page`] differs only in how it reads through sqlx (one JSON value); this
+    /// is for lists whose PostgreSQL figures were measured row by row (the ticket queue).
+    pub(crate) async fn fetch_rows<T: serde::de::DeserializeOwned>(
+        &self,
+        c: &mut crate::Read,
+        by_name: fn(&AnyRow) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        if let Some(rows) = self.try_direct::<T>(c) {
+            return rows;
+        }
+        self.fetch_all(c).await?.iter().map(by_name).collect()
+    }
+
+    /// The rows read directly, if this read could.
+    fn try_direct<T: serde::de::DeserializeOwned>(
+        &self,
+        c: &mut crate::Read,
+    ) -> Option<Result<Vec<T>>> {
+        let rows = c.direct(|conn| self.direct_rows::<T>(conn))?;
+        Some(rows.map_err(|e| StoreError::Corrupt(format!("a list row does not decode: {e}"))))
     }
 
     /// Runs this query on a plain SQLite connection and decodes its rows. The outer result
@@ -342,9 +367,16 @@ pub(crate) fn opt_ts(row: &AnyRow, col: &str) -> Result<Option<Timestamp>> {
     Ok(opt_int(row, col)?.map(Timestamp))
 }
 pub(crate) fn parsed<T: FromStr>(row: &AnyRow, col: &str) -> Result<T> {
-    let s = text(row, col)?;
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("column {col} holds {s:?}")))
+    parse_value(col, &text(row, col)?)
+}
+/// Parses a column's text value (an id, a name of an enum), read by name or by position.
+pub(crate) fn parse_value<T: FromStr>(col: &str, v: &str) -> Result<T> {
+    v.parse()
+        .map_err(|_| StoreError::Corrupt(format!("column {col} holds {v:?}")))
+}
+/// [`parse_value`] for a column that may be NULL.
+pub(crate) fn parse_opt_value<T: FromStr>(col: &str, v: Option<&str>) -> Result<Option<T>> {
+    v.map(|v| parse_value(col, v)).transpose()
 }
 pub(crate) fn opt_parsed<T: FromStr>(row: &AnyRow, col: &str) -> Result<Option<T>> {
     match opt_text(row, col)? {

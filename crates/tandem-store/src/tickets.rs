@@ -1,14 +1,14 @@
 //! Tickets and their history. Every read is scoped by a grant; end users are narrowed to
 //! the tickets they requested by the caller passing `requester`.
 
-use crate::query::{int, opt_int, opt_parsed, opt_text, opt_ts, parsed, text, ts, Sql};
+use crate::query::{int, opt_int, opt_parsed, opt_text, parsed, text, ts, Sql};
 use crate::{Page, Paged, Result, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use tandem_domain::authz::Grant;
 use tandem_domain::helpdesk::{Status, Ticket, TicketEvent};
 use tandem_domain::scope::Party;
-use tandem_domain::{ClientId, EndpointId, Side, TicketId, UserId};
+use tandem_domain::{ClientId, EndpointId, Side, TicketId, Timestamp, UserId};
 
 /// What the ticket queue can be narrowed to.
 #[derive(Clone, Debug, Default)]
@@ -263,12 +263,14 @@ pub(crate) fn push_linked_filters(q: &mut Sql, f: &TicketFilter, id: &str, statu
 
 /// Tickets the grant reaches, most recently changed first.
 pub async fn list_tickets(
-    c: &mut AnyConnection,
+    c: &mut crate::Read,
     grant: &Grant,
     f: &TicketFilter,
     page: Page,
 ) -> Result<Paged<Ticket>> {
-    let mut q = Sql::new("SELECT * FROM tickets WHERE ");
+    let mut q = Sql::new("SELECT ");
+    q.push(&TICKET_COLUMN_NAMES.join(", "))
+        .push(" FROM tickets WHERE ");
     narrowed(&mut q, grant, f.requester);
     if let Some(cid) = f.client {
         q.push(" AND client_id = ").text(cid.to_string());
@@ -296,10 +298,10 @@ pub async fn list_tickets(
     q.push(" ORDER BY updated_at DESC, id DESC")
         .page(&page.probe());
     let items = q
-        .fetch_all(c)
+        .fetch_rows(c, ticket_cols)
         .await?
-        .iter()
-        .map(ticket)
+        .into_iter()
+        .map(ticket_from)
         .collect::<Result<Vec<_>>>()?;
     Ok(Paged::from_probe(items, &page))
 }
@@ -368,40 +370,118 @@ pub(crate) fn ticket_row(r: &AnyRow) -> Result<Ticket> {
     ticket(r)
 }
 
+/// The columns of `tickets`, in the order [`TicketCols`] reads them.
+const TICKET_COLUMN_NAMES: [&str; 22] = [
+    "id",
+    "client_id",
+    "number",
+    "site_id",
+    "requester_id",
+    "subject",
+    "description",
+    "domain",
+    "owner_side",
+    "assignee_id",
+    "assignee_hint",
+    "impact",
+    "urgency",
+    "priority",
+    "status",
+    "created_by",
+    "created_at",
+    "updated_at",
+    "first_response_at",
+    "resolved_at",
+    "closed_at",
+    "clock",
+];
+
+/// The values of [`TICKET_COLUMN_NAMES`], in order, as read (decoded by position).
+#[derive(serde::Deserialize)]
+struct TicketCols {
+    id: String,
+    client_id: String,
+    number: i64,
+    site_id: Option<String>,
+    requester_id: Option<String>,
+    subject: String,
+    description: String,
+    domain: String,
+    owner_side: String,
+    assignee_id: Option<String>,
+    assignee_hint: Option<String>,
+    impact: String,
+    urgency: String,
+    priority: String,
+    status: String,
+    created_by: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    first_response_at: Option<i64>,
+    resolved_at: Option<i64>,
+    closed_at: Option<i64>,
+    clock: String,
+}
+
 fn ticket(r: &AnyRow) -> Result<Ticket> {
-    let corrupt = |col: &str, e: String| StoreError::Corrupt(format!("{col}: {e}"));
-    Ok(Ticket {
-        id: parsed(r, "id")?,
-        client_id: parsed(r, "client_id")?,
+    ticket_from(ticket_cols(r)?)
+}
+
+/// A `tickets` row's values, read by column name.
+fn ticket_cols(r: &AnyRow) -> Result<TicketCols> {
+    Ok(TicketCols {
+        id: text(r, "id")?,
+        client_id: text(r, "client_id")?,
         number: int(r, "number")?,
-        site_id: opt_parsed(r, "site_id")?,
-        requester_id: opt_parsed(r, "requester_id")?,
+        site_id: opt_text(r, "site_id")?,
+        requester_id: opt_text(r, "requester_id")?,
         subject: text(r, "subject")?,
         description: text(r, "description")?,
         domain: text(r, "domain")?,
-        owner: party(&text(r, "owner_side")?)?,
-        assignee_id: opt_parsed(r, "assignee_id")?,
+        owner_side: text(r, "owner_side")?,
+        assignee_id: opt_text(r, "assignee_id")?,
         assignee_hint: opt_text(r, "assignee_hint")?,
-        impact: text(r, "impact")?
-            .parse()
-            .map_err(|e| corrupt("impact", e))?,
-        urgency: text(r, "urgency")?
-            .parse()
-            .map_err(|e| corrupt("urgency", e))?,
-        priority: text(r, "priority")?
-            .parse()
-            .map_err(|e| corrupt("priority", e))?,
-        status: text(r, "status")?
-            .parse()
-            .map_err(|e| corrupt("status", e))?,
-        created_by: opt_parsed(r, "created_by")?,
-        created_at: ts(r, "created_at")?,
-        updated_at: ts(r, "updated_at")?,
-        first_response_at: opt_ts(r, "first_response_at")?,
-        resolved_at: opt_ts(r, "resolved_at")?,
-        closed_at: opt_ts(r, "closed_at")?,
-        clock: serde_json::from_str(&text(r, "clock")?)
-            .map_err(|e| corrupt("clock", e.to_string()))?,
+        impact: text(r, "impact")?,
+        urgency: text(r, "urgency")?,
+        priority: text(r, "priority")?,
+        status: text(r, "status")?,
+        created_by: opt_text(r, "created_by")?,
+        created_at: int(r, "created_at")?,
+        updated_at: int(r, "updated_at")?,
+        first_response_at: opt_int(r, "first_response_at")?,
+        resolved_at: opt_int(r, "resolved_at")?,
+        closed_at: opt_int(r, "closed_at")?,
+        clock: text(r, "clock")?,
+    })
+}
+
+/// A ticket from its column values.
+fn ticket_from(c: TicketCols) -> Result<Ticket> {
+    use crate::query::{parse_opt_value as opt_id, parse_value as id};
+    let corrupt = |col: &str, e: String| StoreError::Corrupt(format!("{col}: {e}"));
+    Ok(Ticket {
+        id: id("id", &c.id)?,
+        client_id: id("client_id", &c.client_id)?,
+        number: c.number,
+        site_id: opt_id("site_id", c.site_id.as_deref())?,
+        requester_id: opt_id("requester_id", c.requester_id.as_deref())?,
+        subject: c.subject,
+        description: c.description,
+        domain: c.domain,
+        owner: party(&c.owner_side)?,
+        assignee_id: opt_id("assignee_id", c.assignee_id.as_deref())?,
+        assignee_hint: c.assignee_hint,
+        impact: c.impact.parse().map_err(|e| corrupt("impact", e))?,
+        urgency: c.urgency.parse().map_err(|e| corrupt("urgency", e))?,
+        priority: c.priority.parse().map_err(|e| corrupt("priority", e))?,
+        status: c.status.parse().map_err(|e| corrupt("status", e))?,
+        created_by: opt_id("created_by", c.created_by.as_deref())?,
+        created_at: Timestamp(c.created_at),
+        updated_at: Timestamp(c.updated_at),
+        first_response_at: c.first_response_at.map(Timestamp),
+        resolved_at: c.resolved_at.map(Timestamp),
+        closed_at: c.closed_at.map(Timestamp),
+        clock: serde_json::from_str(&c.clock).map_err(|e| corrupt("clock", e.to_string()))?,
     })
 }
 

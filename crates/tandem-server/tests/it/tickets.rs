@@ -312,3 +312,79 @@ async fn the_it_sides_change_a_tickets_priority_and_its_targets_follow() {
     })
     .await;
 }
+
+/// The queue's page is read on SQLite's calling thread (rows decoded by position) and row by
+/// row through sqlx otherwise: both give the same tickets, value for value, page by page.
+#[tokio::test]
+async fn the_queue_reads_the_same_on_both_read_paths() {
+    run(|t: Arc<TestApp>| async move {
+        agree(&t).await;
+        let it = bearer(&t, &t.w.it_a).await;
+        let padmin = bearer(&t, &t.w.padmin).await;
+        for i in 0..5 {
+            let by_provider = i % 2 == 1;
+            let who = if by_provider { &padmin } else { &it };
+            let mut body = json!({
+                "subject": format!("Ticket {i}: \"quoted\" Ünïcode \\ back"),
+                "description": format!("line one\nline {i}"),
+            });
+            if by_provider {
+                body["client_id"] = json!(t.w.client_a.id);
+            }
+            let r = call(&t, Method::POST, "/api/v1/tickets", who, Some(body)).await;
+            assert_eq!(r.status, 201, "{}", r.text);
+        }
+        let open = |direct_reads| {
+            tandem_store::Store::open(
+                &t.db_url,
+                tandem_store::OpenOptions {
+                    direct_reads,
+                    ..Default::default()
+                },
+            )
+        };
+        let (direct, through_sqlx) = (open(true).await.unwrap(), open(false).await.unwrap());
+        let now = tandem_domain::Timestamp::now();
+        let g = tandem_domain::authz::authorize(
+            &tandem_app::principal_of(&t.w.padmin),
+            tandem_domain::authz::Action::TicketsRead,
+            now,
+        )
+        .unwrap();
+        let mut a = direct.read().await.unwrap();
+        let mut b = through_sqlx.read().await.unwrap();
+        let filters = [
+            tandem_store::tickets::TicketFilter::default(),
+            tandem_store::tickets::TicketFilter {
+                requester: Some(t.w.it_a.id),
+                ..Default::default()
+            },
+        ];
+        for f in &filters {
+            for page in [
+                tandem_store::Page::default(),
+                tandem_store::Page::new(0, 2),
+                tandem_store::Page::new(2, 2),
+                tandem_store::Page::new(4, 3),
+            ] {
+                let x = tandem_store::tickets::list_tickets(&mut a, &g, f, page)
+                    .await
+                    .unwrap();
+                let y = tandem_store::tickets::list_tickets(&mut b, &g, f, page)
+                    .await
+                    .unwrap();
+                assert_eq!(format!("{x:?}"), format!("{y:?}"), "{f:?} {page:?}");
+            }
+        }
+        let all = tandem_store::tickets::list_tickets(&mut a, &g, &filters[0], Default::default())
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(all.len(), 5);
+        assert!(all.windows(2).all(|w| w[0].updated_at >= w[1].updated_at));
+        drop((a, b));
+        direct.close().await;
+        through_sqlx.close().await;
+    })
+    .await;
+}
