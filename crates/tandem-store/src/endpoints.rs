@@ -233,25 +233,49 @@ pub struct Agent {
     pub retired_at: Option<Timestamp>,
 }
 
-/// The agent with this id (unscoped: its signature decides).
-pub async fn agent(c: &mut AnyConnection, id: EndpointId) -> Result<Option<Agent>> {
-    let row = Sql::new(
+/// The agent with this id (unscoped: its signature decides). Read on every check-in: on
+/// SQLite on the calling thread ([`Sql::fetch_rows`]).
+pub async fn agent(c: &mut crate::Read, id: EndpointId) -> Result<Option<Agent>> {
+    let mut q = Sql::new(
         "SELECT id, client_id, public_key, last_seq, retired_at, \
          CASE WHEN last_inventory_at IS NULL THEN 0 ELSE 1 END AS has_inventory \
          FROM endpoints WHERE id = ",
-    )
-    .text(id.to_string())
-    .fetch_optional(c)
-    .await?;
-    let Some(r) = row else { return Ok(None) };
+    );
+    q.text(id.to_string());
+    let Some(a) = q.fetch_rows(c, agent_cols).await?.pop() else {
+        return Ok(None);
+    };
     Ok(Some(Agent {
-        id: parsed(&r, "id")?,
-        client_id: parsed(&r, "client_id")?,
-        public_key: text(&r, "public_key")?,
-        last_seq: u64::try_from(int(&r, "last_seq")?).unwrap_or(0),
-        has_inventory: small_int(&r, "has_inventory")? != 0,
-        retired_at: opt_ts(&r, "retired_at")?,
+        id: crate::query::parse_value("id", &a.id)?,
+        client_id: crate::query::parse_value("client_id", &a.client_id)?,
+        public_key: a.public_key,
+        last_seq: u64::try_from(a.last_seq).unwrap_or(0),
+        has_inventory: a.has_inventory != 0,
+        retired_at: a.retired_at.map(Timestamp),
     }))
+}
+
+/// The columns [`agent`] reads, in order (decoded by position).
+#[derive(serde::Deserialize)]
+struct AgentCols {
+    id: String,
+    client_id: String,
+    public_key: String,
+    last_seq: i64,
+    retired_at: Option<i64>,
+    has_inventory: i64,
+}
+
+/// [`AgentCols`] read by name.
+fn agent_cols(r: &AnyRow) -> Result<AgentCols> {
+    Ok(AgentCols {
+        id: text(r, "id")?,
+        client_id: text(r, "client_id")?,
+        public_key: text(r, "public_key")?,
+        last_seq: int(r, "last_seq")?,
+        retired_at: opt_int(r, "retired_at")?,
+        has_inventory: small_int(r, "has_inventory")?,
+    })
 }
 
 /// PostgreSQL answers `CASE … THEN 0` as a 32-bit integer, SQLite as a 64-bit one.
