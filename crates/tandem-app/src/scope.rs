@@ -231,15 +231,30 @@ impl App {
         client: ClientId,
         at: Timestamp,
     ) -> Result<Option<AgreementVersion>> {
+        let (g, mut r, versions) = self.accepted_versions(actor, client).await?;
+        match scope::in_force_at(&versions, at) {
+            None => Ok(None),
+            Some(n) => Ok(store::get_version(&mut r, &g, client, n).await?),
+        }
+    }
+
+    /// The accepted versions of `client` (number, status, effective from), with the grant
+    /// and the read they were read with, for a look-up of the one in force.
+    async fn accepted_versions(
+        &self,
+        actor: &Actor,
+        client: ClientId,
+    ) -> Result<(
+        tandem_domain::authz::Grant,
+        tandem_store::Read,
+        Vec<(i64, VersionStatus, Option<Timestamp>)>,
+    )> {
         let g = self.grant(actor, Action::ScopeRead)?;
         g.check_client(client)
             .map_err(|_| Error::NotFound("client"))?;
         let mut r = self.store.read().await?;
         let versions = store::accepted_versions(&mut r, &g, client).await?;
-        match scope::in_force_at(&versions, at) {
-            None => Ok(None),
-            Some(n) => Ok(store::get_version(&mut r, &g, client, n).await?),
-        }
+        Ok((g, r, versions))
     }
 
     /// The accepted version in force at `client` at `at`, compiled — `None` when none is.
@@ -253,11 +268,7 @@ impl App {
         client: ClientId,
         at: Timestamp,
     ) -> Result<Option<InForce>> {
-        let g = self.grant(actor, Action::ScopeRead)?;
-        g.check_client(client)
-            .map_err(|_| Error::NotFound("client"))?;
-        let mut r = self.store.read().await?;
-        let versions = store::accepted_versions(&mut r, &g, client).await?;
+        let (g, mut r, versions) = self.accepted_versions(actor, client).await?;
         let Some(number) = scope::in_force_at(&versions, at) else {
             return Ok(None);
         };

@@ -289,7 +289,7 @@ pub async fn new_form(
     let wanted = q.get("endpoint_id").map(String::as_str).unwrap_or("");
     let mut endpoints: Vec<EndpointGroup> = Vec::new();
     let (mut endpoints_more, mut preselect_client) = (false, None);
-    if let Ok(page) = st
+    let listed = match st
         .app
         .list_endpoints(
             &ctx.actor,
@@ -298,6 +298,12 @@ pub async fn new_form(
         )
         .await
     {
+        Ok(page) => Some(page),
+        // End users may not read endpoints: the form has no list for them.
+        Err(Error::Forbidden(_)) => None,
+        Err(e) => return Err(fail(e)),
+    };
+    if let Some(page) = listed {
         endpoints_more = page.has_more;
         let name_of = |c: &str| {
             chrome
