@@ -14,6 +14,7 @@ pub mod enroll;
 pub mod heartbeat;
 pub mod inventory;
 pub mod problem;
+pub mod session;
 pub mod signing;
 
 pub use ca::{ca_fingerprint, parse_fingerprint, pem_certificate, FINGERPRINT_BYTES};
@@ -22,6 +23,10 @@ pub use enroll::{EnrollRequest, EnrollResponse};
 pub use heartbeat::{DiskUsage, Heartbeat};
 pub use inventory::{Inventory, InventoryReport, NotCollected, SectionName};
 pub use problem::Problem;
+pub use session::{
+    session_mac, verify_session_mac, SessionRequest, SessionResponse, SESSION_KEY_BYTES,
+    SESSION_SECONDS,
+};
 pub use signing::{signing_payload, within_skew, MAX_SKEW_SECONDS, SIGNATURE_CONTEXT};
 
 /// The protocol version this crate speaks, sent in every enroll and check-in body.
@@ -32,6 +37,9 @@ pub const ENROLL_PATH: &str = "/agent/v1/enroll";
 
 /// The path of the check-in endpoint, relative to the server's base URL.
 pub const CHECKIN_PATH: &str = "/agent/v1/checkin";
+
+/// The path where a signed request buys a check-in session ([`session`]).
+pub const SESSION_PATH: &str = "/agent/v1/session";
 
 /// The path of the CA the agent pins, relative to the server's base URL (unsigned `GET`,
 /// PEM). The agent trusts what it fetches there only after comparing its fingerprint
@@ -46,6 +54,13 @@ pub const HEADER_TIMESTAMP: &str = "Tandem-Timestamp";
 
 /// Header carrying the base64 (standard alphabet) ed25519 signature of the request.
 pub const HEADER_SIGNATURE: &str = "Tandem-Signature";
+
+/// Header naming the session a check-in is authenticated by, instead of `Tandem-Agent`.
+pub const HEADER_SESSION: &str = "Tandem-Session";
+
+/// Header carrying the base64 HMAC-SHA256 of the request under the session's key, instead
+/// of `Tandem-Signature`.
+pub const HEADER_MAC: &str = "Tandem-Mac";
 
 /// The most messages an agent puts in one check-in.
 pub const MAX_BATCH_MESSAGES: usize = 100;

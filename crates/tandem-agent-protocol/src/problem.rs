@@ -37,6 +37,9 @@ pub mod codes {
     pub const INVALID_ENROLLMENT_TOKEN: &str = "invalid_enrollment_token";
     /// 401: the signature headers are missing or malformed, or the signature does not verify.
     pub const INVALID_SIGNATURE: &str = "invalid_signature";
+    /// 401: the `Tandem-Session` is malformed, expired or not this server's, or the
+    /// `Tandem-Mac` does not verify: the agent asks for a new session and sends again.
+    pub const INVALID_SESSION: &str = "invalid_session";
     /// 401: `Tandem-Timestamp` is more than `MAX_SKEW_SECONDS` away from the server's clock.
     pub const CLOCK_SKEW: &str = "clock_skew";
     /// 401: no agent has the id in `Tandem-Agent`.

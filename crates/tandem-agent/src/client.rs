@@ -10,12 +10,16 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use base64::Engine;
+use tandem_agent_protocol::problem::codes;
 use tandem_agent_protocol::{
-    CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, Problem, CA_PATH, CHECKIN_PATH,
-    ENROLL_PATH, HEADER_AGENT, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+    session_mac, signing_payload, CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse,
+    Problem, SessionRequest, SessionResponse, CA_PATH, CHECKIN_PATH, ENROLL_PATH, HEADER_AGENT,
+    HEADER_MAC, HEADER_SESSION, HEADER_SIGNATURE, HEADER_TIMESTAMP, PROTOCOL_VERSION,
+    SESSION_KEY_BYTES, SESSION_PATH,
 };
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
@@ -31,6 +35,16 @@ const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
 
 /// The most bytes of a CA download the agent reads (a certificate is about 1 KiB).
 const MAX_CA_BYTES: u64 = 64 * 1024;
+
+/// How long each phase of a check-in may take: sending the request, its body, awaiting the
+/// answer, reading the answer's body.
+///
+/// Deliberately no overall timeout: with one, ureq 3 resolves the host name on every request
+/// (pooled connection or not) in a thread of its own, so that the resolution can time out —
+/// a thread started and torn down per check-in, which cost the simulator about a third of its
+/// CPU. Without one it resolves on the calling thread (an IP address is parsed, not looked
+/// up; a name is bounded by the system resolver's own timeouts).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A client for one Tandem server.
 #[derive(Clone)]
@@ -122,7 +136,10 @@ impl ServerClient {
             .https_only(server.is_https())
             .max_redirects(0)
             .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_global(Some(Duration::from_secs(60)))
+            .timeout_send_request(Some(REQUEST_TIMEOUT))
+            .timeout_send_body(Some(REQUEST_TIMEOUT))
+            .timeout_recv_response(Some(REQUEST_TIMEOUT))
+            .timeout_recv_body(Some(REQUEST_TIMEOUT))
             .max_idle_connections(idle_connections.max(1))
             .max_idle_connections_per_host(idle_connections.max(1))
             .user_agent(format!("tandem-agent/{}", crate::AGENT_VERSION))
@@ -141,7 +158,7 @@ impl ServerClient {
     pub fn enroll(&self, request: &EnrollRequest) -> Result<EnrollResponse, ClientError> {
         let body =
             serde_json::to_vec(request).map_err(|e| ClientError::Malformed(e.to_string()))?;
-        let answer = self.post(ENROLL_PATH, &body, None)?;
+        let answer = self.post(ENROLL_PATH, &body, Auth::None)?;
         answer.json()
     }
 
@@ -157,39 +174,157 @@ impl ServerClient {
     }
 
     /// `POST /agent/v1/checkin` with an already encoded body (the outbox stores messages
-    /// as JSON, so a batch is assembled without decoding them again).
+    /// as JSON, so a batch is assembled without decoding them again), signed.
     pub fn checkin_raw(
         &self,
         identity: &Identity,
         body: &[u8],
     ) -> Result<CheckinResponse, ClientError> {
-        let answer = self.post(CHECKIN_PATH, body, Some(identity))?;
+        let answer = self.post(CHECKIN_PATH, body, Auth::Signed(identity))?;
         answer.json()
     }
 
-    fn post(
+    /// `POST /agent/v1/session`: a check-in session, bought with the agent's signature.
+    pub fn open_session(&self, identity: &Identity) -> Result<Session, ClientError> {
+        let body = serde_json::to_vec(&SessionRequest {
+            protocol: PROTOCOL_VERSION,
+        })
+        .map_err(|e| ClientError::Malformed(e.to_string()))?;
+        let answer: SessionResponse = self
+            .post(SESSION_PATH, &body, Auth::Signed(identity))?
+            .json()?;
+        Session::from_response(answer)
+    }
+
+    /// A check-in within a session: the session is opened first when there is none or it
+    /// is about to expire, and opened again once if the server no longer knows it. A server
+    /// without sessions (an older one, answering 404) gets signed check-ins from then on.
+    pub fn checkin_in_session(
         &self,
-        path: &str,
+        sessions: &mut Sessions,
+        identity: &Identity,
         body: &[u8],
-        signer: Option<&Identity>,
-    ) -> Result<Answer, ClientError> {
+    ) -> Result<CheckinResponse, ClientError> {
+        for attempt in 0..2 {
+            if sessions.signed_only {
+                break;
+            }
+            let session = match sessions.current.take() {
+                Some(s) if Instant::now() < s.renew_at => s,
+                _ => match self.open_session(identity) {
+                    Ok(s) => s,
+                    Err(ClientError::Status { status: 404, .. }) => {
+                        sessions.signed_only = true;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+            match self.post(CHECKIN_PATH, body, Auth::Session(&session)) {
+                // Expired early, or the server's secret changed: one new session.
+                Err(e) if e.code() == Some(codes::INVALID_SESSION) => {
+                    if attempt == 0 {
+                        continue;
+                    }
+                    return Err(e);
+                }
+                answer => {
+                    sessions.current = Some(session);
+                    return answer?.json();
+                }
+            }
+        }
+        self.checkin_raw(identity, body)
+    }
+
+    fn post(&self, path: &str, body: &[u8], auth: Auth<'_>) -> Result<Answer, ClientError> {
         let mut request = self
             .http
             .post(self.server.endpoint(path))
             .header("content-type", "application/json")
             .header("accept", "application/json, application/problem+json");
-        if let Some(identity) = signer {
-            let signed = identity.sign("POST", path, now_unix(), body);
-            request = request
-                .header(HEADER_AGENT, &signed.agent)
-                .header(HEADER_TIMESTAMP, &signed.timestamp)
-                .header(HEADER_SIGNATURE, &signed.signature);
+        match auth {
+            Auth::None => {}
+            Auth::Signed(identity) => {
+                let signed = identity.sign("POST", path, now_unix(), body);
+                request = request
+                    .header(HEADER_AGENT, &signed.agent)
+                    .header(HEADER_TIMESTAMP, &signed.timestamp)
+                    .header(HEADER_SIGNATURE, &signed.signature);
+            }
+            Auth::Session(session) => {
+                let timestamp = now_unix();
+                let payload = signing_payload("POST", path, timestamp, body);
+                request = request
+                    .header(HEADER_SESSION, &session.token)
+                    .header(HEADER_TIMESTAMP, &timestamp.to_string())
+                    .header(HEADER_MAC, &session_mac(&session.key, &payload));
+            }
         }
         let response = request
             .send(body)
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         read_answer(response, MAX_RESPONSE_BYTES)
     }
+}
+
+/// How a request proves who sends it.
+enum Auth<'a> {
+    /// Not at all (enrollment carries its token in the body).
+    None,
+    /// The agent's ed25519 signature.
+    Signed(&'a Identity),
+    /// A session's MAC.
+    Session(&'a Session),
+}
+
+/// A check-in session: its token and key, kept in memory only.
+pub struct Session {
+    token: String,
+    key: [u8; SESSION_KEY_BYTES],
+    /// When to ask for a new one: a little before the server stops accepting it.
+    renew_at: Instant,
+}
+
+impl Session {
+    fn from_response(r: SessionResponse) -> Result<Session, ClientError> {
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(r.key.trim())
+            .ok()
+            .and_then(|k| <[u8; SESSION_KEY_BYTES]>::try_from(k).ok())
+            .ok_or_else(|| {
+                ClientError::Malformed("the session key is not 32 bytes of base64".into())
+            })?;
+        if r.session.is_empty() || !r.session.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ClientError::Malformed(
+                "the session token is empty or not printable".into(),
+            ));
+        }
+        // Renew with a tenth of the lifetime left, at most five minutes before the end.
+        let margin = (r.expires_in / 10).min(300);
+        Ok(Session {
+            token: r.session,
+            key,
+            renew_at: Instant::now() + Duration::from_secs(r.expires_in.saturating_sub(margin)),
+        })
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("token", &self.token)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// An agent's check-in sessions over time ([`ServerClient::checkin_in_session`]).
+#[derive(Debug, Default)]
+pub struct Sessions {
+    current: Option<Session>,
+    /// The server offers no sessions: sign every check-in.
+    signed_only: bool,
 }
 
 /// `GET {server}/agent/v1/ca.pem` over https **without verifying the server's certificate**,

@@ -21,7 +21,7 @@ use tandem_agent_protocol::{
 
 use crate::backoff::{jittered, Backoff};
 use crate::changes;
-use crate::client::{ClientError, ServerClient};
+use crate::client::{ClientError, ServerClient, Sessions};
 use crate::collect::{put_updates, Collector};
 use crate::config::AgentConfig;
 use crate::identity::Identity;
@@ -45,6 +45,8 @@ pub struct Service {
     outbox: Outbox,
     collector: Box<dyn Collector + Send>,
     backoff: Backoff,
+    /// The check-in session (one signature an hour instead of one per check-in).
+    sessions: Sessions,
     batch_limit: usize,
     fingerprint: Option<String>,
 }
@@ -98,6 +100,7 @@ impl Service {
             outbox,
             collector,
             backoff: Backoff::delivery(),
+            sessions: Sessions::default(),
             batch_limit: MAX_BATCH_MESSAGES,
             fingerprint: None,
         })
@@ -314,7 +317,10 @@ impl Service {
                     return Err(self.failed(delivered, format!("reading the outbox: {e:#}"), None))
                 }
             };
-            match self.client.checkin_raw(&self.identity, &batch.body) {
+            match self
+                .client
+                .checkin_in_session(&mut self.sessions, &self.identity, &batch.body)
+            {
                 Ok(response) => {
                     let acked = self.apply_response(&response, batch.first_seq);
                     match acked {

@@ -298,6 +298,7 @@ impl App {
                 method: "POST",
                 path: CHECKIN_PATH,
                 body: &bytes,
+                ..Default::default()
             })
             .await?
             .map_err(|why| crate::Error::Internal(format!("demo agent refused: {why:?}")))?;

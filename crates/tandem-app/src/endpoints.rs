@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tandem_agent_protocol::{
     signing_payload, within_skew, CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse,
-    Inventory, MessageBody, PROTOCOL_VERSION,
+    Inventory, MessageBody, SessionResponse, PROTOCOL_VERSION,
 };
 use tandem_domain::authz::Action;
 use tandem_domain::fleet::{
@@ -71,9 +71,14 @@ pub enum AgentRefusal {
     ClockSkew,
     /// The endpoint was retired; its agent must enroll again.
     Revoked,
+    /// The session is malformed, expired or not this installation's, or its MAC does not
+    /// verify: the agent asks for a new session.
+    InvalidSession,
 }
 
-/// The signature headers of an agent request, as received.
+/// The credential headers of an agent request, as received: a signature (`Tandem-Agent`,
+/// `Tandem-Signature`) or a session (`Tandem-Session`, `Tandem-Mac`); empty when absent.
+#[derive(Default)]
 pub struct AgentRequest<'a> {
     /// `Tandem-Agent`.
     pub agent_id: &'a str,
@@ -81,6 +86,10 @@ pub struct AgentRequest<'a> {
     pub timestamp: &'a str,
     /// `Tandem-Signature`.
     pub signature: &'a str,
+    /// `Tandem-Session`.
+    pub session: &'a str,
+    /// `Tandem-Mac`.
+    pub mac: &'a str,
     /// The HTTP method.
     pub method: &'a str,
     /// The protocol path, such as `/agent/v1/checkin`.
@@ -287,48 +296,105 @@ impl App {
         })
     }
 
-    /// Checks an agent request's signature; returns the agent it speaks for, or why it is
+    /// Checks an agent request's credential — its ed25519 signature, or, when it names a
+    /// session, the session's MAC — and returns the agent it speaks for, or why it is
     /// refused. The outer error is for failures of Tandem itself (the database).
     pub async fn authenticate_agent(
         &self,
         req: &AgentRequest<'_>,
     ) -> Result<std::result::Result<Agent, AgentRefusal>> {
         use AgentRefusal as R;
-        let Ok(id) = req.agent_id.trim().parse::<EndpointId>() else {
-            return Ok(Err(R::BadSignature));
-        };
         let Ok(ts) = req.timestamp.trim().parse::<i64>() else {
-            return Ok(Err(R::BadSignature));
-        };
-        let Some(sig) = base64::engine::general_purpose::STANDARD
-            .decode(req.signature.trim())
-            .ok()
-            .and_then(|b| Signature::from_slice(&b).ok())
-        else {
-            return Ok(Err(R::BadSignature));
-        };
-        let agent = {
-            let mut r = self.store.read().await?;
-            store::agent(&mut r, id).await?
-        };
-        let Some(agent) = agent else {
-            return Ok(Err(R::UnknownAgent));
-        };
-        let Ok(key) = decode_public_key(&agent.public_key) else {
-            return Ok(Err(R::BadSignature));
+            return Ok(Err(if req.session.is_empty() {
+                R::BadSignature
+            } else {
+                R::InvalidSession
+            }));
         };
         let payload = signing_payload(req.method, req.path, ts, req.body);
-        if key.verify(&payload, &sig).is_err() {
-            return Ok(Err(R::BadSignature));
-        }
-        // Only a genuine signature learns about the clock or the endpoint's retirement.
-        if !within_skew(Timestamp::now().0 / Timestamp::SECOND, ts) {
+        let now = Timestamp::now().0 / Timestamp::SECOND;
+        let agent = if req.session.is_empty() {
+            let Ok(id) = req.agent_id.trim().parse::<EndpointId>() else {
+                return Ok(Err(R::BadSignature));
+            };
+            let Some(sig) = base64::engine::general_purpose::STANDARD
+                .decode(req.signature.trim())
+                .ok()
+                .and_then(|b| Signature::from_slice(&b).ok())
+            else {
+                return Ok(Err(R::BadSignature));
+            };
+            let Some(agent) = self.agent(id).await? else {
+                return Ok(Err(R::UnknownAgent));
+            };
+            let Ok(key) = decode_public_key(&agent.public_key) else {
+                return Ok(Err(R::BadSignature));
+            };
+            if key.verify(&payload, &sig).is_err() {
+                return Ok(Err(R::BadSignature));
+            }
+            agent
+        } else {
+            // The MAC is checked before the database is asked anything.
+            let keys = self.agent_session_keys().await?;
+            let Some((id, key)) = keys.open(req.session, now) else {
+                return Ok(Err(R::InvalidSession));
+            };
+            if !tandem_agent_protocol::verify_session_mac(&key, &payload, req.mac) {
+                return Ok(Err(R::InvalidSession));
+            }
+            let Some(agent) = self.agent(id).await? else {
+                return Ok(Err(R::UnknownAgent));
+            };
+            agent
+        };
+        // Only a genuine request learns about the clock or the endpoint's retirement.
+        if !within_skew(now, ts) {
             return Ok(Err(R::ClockSkew));
         }
         if agent.retired_at.is_some() {
             return Ok(Err(R::Revoked));
         }
         Ok(Ok(agent))
+    }
+
+    async fn agent(&self, id: EndpointId) -> Result<Option<Agent>> {
+        let mut r = self.store.read().await?;
+        Ok(store::agent(&mut r, id).await?)
+    }
+
+    /// A new check-in session for an agent that authenticated with its signature (the
+    /// caller makes sure of that: a session cannot renew itself).
+    pub async fn open_agent_session(&self, agent: &Agent) -> Result<SessionResponse> {
+        let keys = self.agent_session_keys().await?;
+        let issued = keys.issue(agent.id, Timestamp::now().0 / Timestamp::SECOND);
+        Ok(SessionResponse {
+            session: issued.token,
+            key: base64::engine::general_purpose::STANDARD.encode(issued.key),
+            expires_in: issued.expires_in,
+        })
+    }
+
+    /// The secret sessions derive from: read from the database, made there by the first
+    /// server that needs it.
+    async fn agent_session_keys(&self) -> Result<&crate::agent_sessions::SessionKeys> {
+        use crate::agent_sessions::{SessionKeys, PURPOSE};
+        self.agent_sessions
+            .get_or_try_init(|| async {
+                let mut w = self.store.write().await?;
+                let key = format!("secret.{PURPOSE}");
+                let stored = tandem_store::settings::get_or_insert(
+                    &mut w,
+                    &key,
+                    &SessionKeys::fresh_secret(),
+                )
+                .await?;
+                w.commit().await?;
+                SessionKeys::from_stored(&stored).ok_or_else(|| {
+                    Error::Internal(format!("the stored setting {key} is not a 32-byte secret"))
+                })
+            })
+            .await
     }
 
     /// Applies a check-in from an authenticated agent and answers only after the commit.

@@ -80,11 +80,36 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
 }
 
 /// Writes every job in one transaction; returns which were applied.
+///
+/// Heartbeats (no inventory, no timeline entry; the first check-in of each agent in the
+/// batch) are written with a few multi-row statements; the rest one by one.
 async fn write_batch(store: &Store, jobs: &[Job]) -> Result<Vec<bool>> {
     let mut w = store.write().await?;
-    let mut written = Vec::with_capacity(jobs.len());
-    let mut samples = Vec::new();
-    for Job { checkin: c, .. } in jobs {
+    let mut written = vec![false; jobs.len()];
+    let mut seen = std::collections::HashSet::with_capacity(jobs.len());
+    let (bulk, one_by_one): (Vec<usize>, Vec<usize>) = (0..jobs.len()).partition(|&i| {
+        let c = &jobs[i].checkin;
+        seen.insert(c.agent.id) && c.update.inventory.is_none() && c.events.is_empty()
+    });
+    let rows: Vec<_> = bulk
+        .iter()
+        .map(|&i| {
+            let c = &jobs[i].checkin;
+            store::HeartbeatRow {
+                id: c.agent.id,
+                expected_last_seq: c.agent.last_seq,
+                update: &c.update,
+            }
+        })
+        .collect();
+    for (&i, ok) in bulk
+        .iter()
+        .zip(store::record_heartbeats(&mut w, &rows).await?)
+    {
+        written[i] = ok;
+    }
+    for i in one_by_one {
+        let c = &jobs[i].checkin;
         let ok = store::record_checkin(
             &mut w,
             c.agent.id,
@@ -94,15 +119,26 @@ async fn write_batch(store: &Store, jobs: &[Job]) -> Result<Vec<bool>> {
         )
         .await?;
         if ok {
-            samples.extend(c.update.samples.iter().map(|s| (c.agent.id, s)));
             for (at, change) in &c.events {
                 let one = std::slice::from_ref(change);
                 store::insert_events(&mut w, c.agent.id, c.agent.client_id, *at, one).await?;
             }
         }
-        written.push(ok);
+        written[i] = ok;
     }
     // The metrics samples of every applied check-in, in a few multi-row statements.
+    let samples: Vec<_> = jobs
+        .iter()
+        .zip(&written)
+        .filter(|(_, ok)| **ok)
+        .flat_map(|(j, _)| {
+            j.checkin
+                .update
+                .samples
+                .iter()
+                .map(|s| (j.checkin.agent.id, s))
+        })
+        .collect();
     tandem_store::metrics::insert_samples(&mut w, Tier::Raw, &samples).await?;
     w.commit().await?;
     Ok(written)

@@ -5,6 +5,7 @@
 //! change writes it together with its audit entry in one store transaction. HTTP handlers
 //! and the command line call these functions and nothing below them.
 
+mod agent_sessions; // HMAC check-in sessions for agents (issue #4)
 mod alert_ingest; // ingest (issue #6): Alertmanager, webhook, integration tokens
 mod alert_paging; // alerts → on-call paging (issue #6)
 mod alert_tickets; // alerts open and update tickets by policy (issue #6)
@@ -64,6 +65,7 @@ pub use mail::{
     mail_recipients, retry_delay_seconds, Inbound, MailPreference, MailSettings, OutboxEntry,
     MAX_ATTEMPTS, SIGNIN_LINK_SECONDS,
 };
+pub use tandem_store::endpoints::Agent;
 // on-call (issue #6)
 pub use metrics::{RollupReport, ROLLUP_GRACE_SECONDS};
 pub use oncall::{
@@ -162,6 +164,8 @@ pub struct AppParts {
     notify: std::sync::OnceLock<notify::NotifySettings>,
     /// Accepted agreement versions, compiled for routing (see [`App::route`]).
     agreements: scope::CompiledAgreements,
+    /// The secret agents' check-in sessions derive from, read on first use.
+    agent_sessions: tokio::sync::OnceCell<agent_sessions::SessionKeys>,
 }
 
 impl std::ops::Deref for App {
@@ -337,6 +341,7 @@ impl App {
             principals: Default::default(),
             notify: Default::default(),
             agreements: Default::default(),
+            agent_sessions: Default::default(),
         }))
     }
 

@@ -396,6 +396,62 @@ pub async fn record_checkin(
     Ok(true)
 }
 
+/// A check-in that changes only the endpoint's row: no inventory, no timeline entry (a
+/// heartbeat). See [`record_heartbeats`].
+pub struct HeartbeatRow<'a> {
+    /// The endpoint.
+    pub id: EndpointId,
+    /// The sequence number the check-in was read against.
+    pub expected_last_seq: u64,
+    /// The row's new values.
+    pub update: &'a CheckinUpdate,
+}
+
+/// Writes many heartbeat-only check-ins with a few statements instead of one per check-in,
+/// each row only if its endpoint's sequence number is still the one expected, as
+/// [`record_checkin`] does. Returns, in order, whether each was written. An endpoint must
+/// appear at most once (the caller writes later check-ins of the same agent one by one).
+///
+/// The rows go in chunks whose sizes are powers of two ([`crate::query::pow2_chunks`]).
+pub async fn record_heartbeats(
+    c: &mut AnyConnection,
+    rows: &[HeartbeatRow<'_>],
+) -> Result<Vec<bool>> {
+    let mut written = Vec::with_capacity(rows.len());
+    for chunk in crate::query::pow2_chunks(rows, HEARTBEATS_PER_STATEMENT) {
+        let mut q = Sql::new("WITH v (id, expected, seen, seq, hb) AS (VALUES ");
+        for (i, r) in chunk.iter().enumerate() {
+            q.push(if i == 0 { "(" } else { ", (" })
+                .text(r.id.to_string())
+                .push(", ")
+                .int(i64::try_from(r.expected_last_seq).unwrap_or(i64::MAX))
+                .push(", ")
+                .int(r.update.seen_at.0)
+                .push(", ")
+                .int(i64::try_from(r.update.last_seq).unwrap_or(i64::MAX))
+                .push(", ")
+                .opt_text(r.update.heartbeat.clone())
+                .push(")");
+        }
+        q.push(
+            ") UPDATE endpoints SET last_seen_at = v.seen, last_seq = v.seq, \
+             heartbeat = COALESCE(v.hb, endpoints.heartbeat) FROM v \
+             WHERE endpoints.id = v.id AND endpoints.last_seq = v.expected RETURNING endpoints.id",
+        );
+        let done: std::collections::HashSet<String> = q
+            .fetch_all(c)
+            .await?
+            .iter()
+            .map(|r| text(r, "id"))
+            .collect::<Result<_>>()?;
+        written.extend(chunk.iter().map(|r| done.contains(&r.id.to_string())));
+    }
+    Ok(written)
+}
+
+/// The most heartbeats in one `UPDATE` (five bound values each).
+const HEARTBEATS_PER_STATEMENT: usize = 64;
+
 /// Appends timeline entries.
 pub async fn insert_events(
     c: &mut AnyConnection,

@@ -15,7 +15,7 @@ use tandem_domain::metrics::{Sample, Tier};
 use tandem_domain::{EndpointId, Timestamp};
 
 /// Rows per INSERT statement (11 values each, well under both databases' limits).
-const ROWS_PER_INSERT: usize = 256;
+const ROWS_PER_INSERT: usize = 64;
 
 /// Writes samples; a row that already exists (same endpoint, tier and instant) is left as
 /// it is, so writing the same rollup twice is harmless.
@@ -24,7 +24,7 @@ pub async fn insert_samples(
     tier: Tier,
     rows: &[(EndpointId, &Sample)],
 ) -> Result<()> {
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
+    for chunk in crate::query::pow2_chunks(rows, ROWS_PER_INSERT) {
         let mut q = Sql::new(
             "INSERT INTO endpoint_metrics (endpoint_id, tier, at, samples, cpu, cpu_max, mem, \
              mem_max, load1, disks) VALUES ",

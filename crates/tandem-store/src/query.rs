@@ -9,6 +9,24 @@ use std::str::FromStr;
 use tandem_domain::authz::{ClientScope, Grant};
 use tandem_domain::Timestamp;
 
+/// Splits `items` into runs whose lengths are powers of two, at most `max` (a power of two)
+/// each, for multi-row statements: a handful of statement texts then serve every batch size
+/// and stay in the connection's statement cache, and no statement carries so many bound
+/// values that binding them gets slow (sqlx looks up each SQLite parameter's name, and
+/// SQLite finds a name by walking the list of them: quadratic in the count).
+pub(crate) fn pow2_chunks<T>(mut items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    debug_assert!(max.is_power_of_two());
+    std::iter::from_fn(move || {
+        if items.is_empty() {
+            return None;
+        }
+        let size = 1usize << items.len().min(max).ilog2();
+        let (chunk, rest) = items.split_at(size);
+        items = rest;
+        Some(chunk)
+    })
+}
+
 /// One bound value.
 #[derive(Clone, Debug)]
 pub(crate) enum Arg {
@@ -651,6 +669,20 @@ async fn apply_migration(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pow2_chunks_cover_everything_in_order_with_few_sizes() {
+        for n in 0..300usize {
+            let items: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = pow2_chunks(&items, 64).collect();
+            assert_eq!(chunks.concat(), items);
+            assert!(chunks
+                .iter()
+                .all(|c| c.len().is_power_of_two() && c.len() <= 64));
+            // Only the tail is cut smaller than the largest size that fits.
+            assert!(chunks.len() <= n / 64 + 7, "{n}: {}", chunks.len());
+        }
+    }
 
     #[test]
     fn splits_statements_and_drops_comments() {

@@ -24,3 +24,21 @@ pub async fn set(c: &mut AnyConnection, key: &str, value: &str) -> Result<()> {
         .await?;
     Ok(())
 }
+
+/// Reads a setting, first storing `fresh` as its value if it has none. When several servers
+/// race, the first insert wins and every one of them reads the same value.
+pub async fn get_or_insert(c: &mut AnyConnection, key: &str, fresh: &str) -> Result<String> {
+    Sql::new("INSERT INTO settings (key, value) VALUES (")
+        .text(key)
+        .push(", ")
+        .text(fresh)
+        .push(") ON CONFLICT (key) DO NOTHING")
+        .execute(c)
+        .await?;
+    match get(c, key).await? {
+        Some(v) => Ok(v),
+        None => Err(crate::StoreError::Corrupt(format!(
+            "the setting {key} was stored but cannot be read back"
+        ))),
+    }
+}

@@ -2356,3 +2356,151 @@ async fn the_fleet_list_reads_the_same_on_both_paths_in_every_order() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn heartbeats_written_together_land_only_where_the_sequence_number_is_still_the_one_read() {
+    // The check-in writer writes a batch of heartbeats with a few multi-row statements; each
+    // row must behave as the one-row `record_checkin` does.
+    use tandem_domain::fleet::EnrollmentToken;
+    use tandem_domain::{EndpointId, EnrollmentTokenId};
+    use tandem_store::endpoints::{self as ep, CheckinUpdate, HeartbeatRow, NewEndpoint};
+    on_every_backend(|ctx| async move {
+        let s = &ctx.store;
+        let client = new_client("Mike");
+        insert_client(s, &client).await;
+        let site = new_site(client.id, "Dock");
+        let admin = new_user(None, "beat.admin", "Beat Admin", Role::ProviderAdmin);
+        insert_user(s, &admin).await;
+        let now = Timestamp::now();
+        let token = EnrollmentToken {
+            id: EnrollmentTokenId::new(),
+            client_id: client.id,
+            site_id: site.id,
+            label: "dock".into(),
+            prefix: "tk".into(),
+            max_uses: None,
+            uses: 0,
+            created_by: admin.id,
+            created_at: now,
+            expires_at: now.plus_seconds(3600),
+            revoked_at: None,
+        };
+        let mut w = s.write().await.unwrap();
+        dir::insert_site(&mut w, &site).await.unwrap();
+        ep::insert_enrollment_token(&mut w, &token, "hash-of-dock")
+            .await
+            .unwrap();
+        // 100 endpoints: more than one statement's worth, and a tail of odd size.
+        let mut ids = Vec::new();
+        for i in 0..100 {
+            let id = EndpointId::new();
+            ep::insert_endpoint(
+                &mut w,
+                &NewEndpoint {
+                    id,
+                    token: &token,
+                    public_key: &format!("beat-key-{i}"),
+                    hostname: &format!("beat-{i:03}"),
+                    os_family: "linux",
+                    arch: "x86_64",
+                    agent_version: "0.1.0",
+                    at: now,
+                },
+            )
+            .await
+            .unwrap();
+            ids.push(id);
+        }
+        w.commit().await.unwrap();
+
+        let update = |i: usize, seq: u64, heartbeat: Option<String>| CheckinUpdate {
+            seen_at: now.plus_seconds(i as i64),
+            last_seq: seq,
+            heartbeat,
+            samples: Vec::new(),
+            inventory: None,
+        };
+        // Round 1: every endpoint from 0 to 10 + i, with its own heartbeat text.
+        let first: Vec<CheckinUpdate> = (0..100)
+            .map(|i| {
+                update(
+                    i,
+                    10 + i as u64,
+                    Some(format!("{{\"n\":{i},\"s\":\"é\\\"'\"}}")),
+                )
+            })
+            .collect();
+        let rows: Vec<HeartbeatRow> = ids
+            .iter()
+            .zip(&first)
+            .map(|(id, u)| HeartbeatRow {
+                id: *id,
+                expected_last_seq: 0,
+                update: u,
+            })
+            .collect();
+        let mut w = s.write().await.unwrap();
+        let written = ep::record_heartbeats(&mut w, &rows).await.unwrap();
+        w.commit().await.unwrap();
+        assert_eq!(written, vec![true; 100]);
+
+        // Round 2: odd endpoints were read before round 1 (expected 0): not written. Even
+        // ones move on; every fourth sends no heartbeat (the stored one stays).
+        let second: Vec<CheckinUpdate> = (0..100)
+            .map(|i| {
+                update(
+                    i + 1000,
+                    500 + i as u64,
+                    (i % 4 != 0).then(|| format!("{{\"r\":2,\"n\":{i}}}")),
+                )
+            })
+            .collect();
+        let rows: Vec<HeartbeatRow> = ids
+            .iter()
+            .zip(&second)
+            .enumerate()
+            .map(|(i, (id, u))| HeartbeatRow {
+                id: *id,
+                expected_last_seq: if i % 2 == 0 { 10 + i as u64 } else { 0 },
+                update: u,
+            })
+            .collect();
+        let mut w = s.write().await.unwrap();
+        let written = ep::record_heartbeats(&mut w, &rows).await.unwrap();
+        w.commit().await.unwrap();
+        assert_eq!(written, (0..100).map(|i| i % 2 == 0).collect::<Vec<_>>());
+
+        let mut r = s.read().await.unwrap();
+        for (i, id) in ids.iter().enumerate() {
+            let agent = ep::agent(&mut r, *id).await.unwrap().unwrap();
+            let detail =
+                ep::get_endpoint(&mut r, &admin_grant(Action::EndpointsRead), *id, now, 3600)
+                    .await
+                    .unwrap()
+                    .unwrap();
+            let (seq, seen, beat) = if i % 2 == 1 {
+                (
+                    10 + i as u64,
+                    now.plus_seconds(i as i64),
+                    first[i].heartbeat.clone(),
+                )
+            } else if i % 4 == 0 {
+                (
+                    500 + i as u64,
+                    now.plus_seconds(i as i64 + 1000),
+                    first[i].heartbeat.clone(),
+                )
+            } else {
+                (
+                    500 + i as u64,
+                    now.plus_seconds(i as i64 + 1000),
+                    second[i].heartbeat.clone(),
+                )
+            };
+            assert_eq!(agent.last_seq, seq, "endpoint {i}");
+            assert_eq!(detail.0.last_seen_at, Some(seen), "endpoint {i}");
+            assert_eq!(detail.1, beat, "endpoint {i}");
+        }
+    })
+    .await;
+}

@@ -23,7 +23,7 @@ use tandem_agent_protocol::{
 
 use self::fleet::SyntheticHost;
 use self::latency::Histogram;
-use crate::client::ServerClient;
+use crate::client::{ServerClient, Sessions};
 use crate::collect::Collector;
 use crate::identity::{generate_key, public_key_base64, Identity};
 use crate::server_url::ServerUrl;
@@ -84,6 +84,7 @@ pub struct SimulateReport {
 struct Endpoint {
     host: SyntheticHost,
     identity: Identity,
+    sessions: Sessions,
     next_seq: u64,
 }
 
@@ -208,6 +209,7 @@ impl<'a> Worker<'a> {
         self.report.enroll.record(started.elapsed());
         let mut endpoint = Endpoint {
             identity: Identity::new(response.agent_id, key),
+            sessions: Sessions::default(),
             host,
             next_seq: 1,
         };
@@ -277,7 +279,10 @@ impl<'a> Worker<'a> {
             }
         };
         let started = Instant::now();
-        match self.client.checkin_raw(&endpoint.identity, &bytes) {
+        match self
+            .client
+            .checkin_in_session(&mut endpoint.sessions, &endpoint.identity, &bytes)
+        {
             Ok(response) if response.acked_through >= seq => {
                 Some((started.elapsed(), bytes.len() as u64))
             }

@@ -2,8 +2,9 @@
 //!
 //! These routes take no human credentials: the gate resolves neither session cookies nor
 //! API tokens for them. Enrollment is proven by the enrollment token in the body; every
-//! check-in by the agent's ed25519 signature over the exact body bytes, checked here before
-//! the body is even parsed. Refusals use the protocol's own stable codes
+//! check-in by the agent's ed25519 signature over the exact body bytes, or by an HMAC under
+//! a session key the agent bought with such a signature (`/agent/v1/session`), checked here
+//! before the body is even parsed. Refusals use the protocol's own stable codes
 //! (`tandem_agent_protocol::problem::codes`), which the agent acts on.
 //!
 //! `GET /agent/v1/ca.pem` is public: it hands out the CA agents pin, which is no secret; an
@@ -19,8 +20,9 @@ use axum::Json;
 use serde::de::DeserializeOwned;
 use tandem_agent_protocol::problem::codes;
 use tandem_agent_protocol::{
-    CheckinRequest, EnrollRequest, CHECKIN_PATH, HEADER_AGENT, HEADER_SIGNATURE, HEADER_TIMESTAMP,
-    MAX_SKEW_SECONDS, PROTOCOL_VERSION,
+    CheckinRequest, EnrollRequest, SessionRequest, CHECKIN_PATH, HEADER_AGENT, HEADER_MAC,
+    HEADER_SESSION, HEADER_SIGNATURE, HEADER_TIMESTAMP, MAX_SKEW_SECONDS, PROTOCOL_VERSION,
+    SESSION_PATH,
 };
 use tandem_app::{AgentRefusal, AgentRequest};
 
@@ -90,57 +92,103 @@ pub async fn enroll(
     }
 }
 
-/// POST /agent/v1/checkin
-pub async fn checkin(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
+/// Which credentials an agent route takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Credential {
+    /// The agent's signature only (a session cannot renew itself).
+    Signature,
+    /// A signature or a session's MAC.
+    SignatureOrSession,
+}
+
+/// The agent a request speaks for, or the protocol's refusal.
+async fn authenticate(
+    st: &AppState,
+    headers: &HeaderMap,
+    path: &'static str,
+    body: &[u8],
+    accepts: Credential,
+) -> Result<tandem_app::Agent, ApiError> {
     let header = |name: &str| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     };
+    let session = header(HEADER_SESSION);
+    if !session.is_empty() && accepts == Credential::Signature {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            codes::INVALID_SIGNATURE,
+            "A session is bought with the agent's signature, not with another session: sign this request.",
+        ));
+    }
     let req = AgentRequest {
         agent_id: header(HEADER_AGENT),
         timestamp: header(HEADER_TIMESTAMP),
         signature: header(HEADER_SIGNATURE),
+        session,
+        mac: header(HEADER_MAC),
         method: "POST",
-        path: CHECKIN_PATH,
-        body: &body,
+        path,
+        body,
     };
-    let agent = match st.app.authenticate_agent(&req).await? {
-        Ok(a) => a,
-        Err(AgentRefusal::UnknownAgent) => {
-            return Err(refuse(
-                StatusCode::UNAUTHORIZED,
-                codes::UNKNOWN_AGENT,
-                "No enrolled agent has this id. Enroll the endpoint again.",
-            ))
-        }
-        Err(AgentRefusal::BadSignature) => {
-            return Err(refuse(
-                StatusCode::UNAUTHORIZED,
-                codes::INVALID_SIGNATURE,
-                "The request's signature headers are missing or malformed, or the signature does not verify.",
-            ))
-        }
-        Err(AgentRefusal::ClockSkew) => {
-            return Err(refuse(
-                StatusCode::UNAUTHORIZED,
-                codes::CLOCK_SKEW,
-                format!("The endpoint's clock is more than {MAX_SKEW_SECONDS} seconds from the server's. Fix its time synchronisation."),
-            ))
-        }
-        Err(AgentRefusal::Revoked) => {
-            return Err(refuse(
-                StatusCode::FORBIDDEN,
-                codes::AGENT_REVOKED,
-                "This endpoint was retired. Enroll it again to report.",
-            ))
-        }
-    };
+    match st.app.authenticate_agent(&req).await? {
+        Ok(a) => Ok(a),
+        Err(AgentRefusal::UnknownAgent) => Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            codes::UNKNOWN_AGENT,
+            "No enrolled agent has this id. Enroll the endpoint again.",
+        )),
+        Err(AgentRefusal::BadSignature) => Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            codes::INVALID_SIGNATURE,
+            "The request's signature headers are missing or malformed, or the signature does not verify.",
+        )),
+        Err(AgentRefusal::InvalidSession) => Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            codes::INVALID_SESSION,
+            "The session is malformed, expired or unknown to this server, or the request's MAC does not verify. Ask for a new session.",
+        )),
+        Err(AgentRefusal::ClockSkew) => Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            codes::CLOCK_SKEW,
+            format!("The endpoint's clock is more than {MAX_SKEW_SECONDS} seconds from the server's. Fix its time synchronisation."),
+        )),
+        Err(AgentRefusal::Revoked) => Err(refuse(
+            StatusCode::FORBIDDEN,
+            codes::AGENT_REVOKED,
+            "This endpoint was retired. Enroll it again to report.",
+        )),
+    }
+}
+
+/// POST /agent/v1/session: a check-in session for an agent that signed the request.
+pub async fn session(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let agent = authenticate(&st, &headers, SESSION_PATH, &body, Credential::Signature).await?;
+    parse(&body, |r: &SessionRequest| r.protocol)?;
+    let session = st.app.open_agent_session(&agent).await?;
+    Ok((StatusCode::CREATED, Json(session)).into_response())
+}
+
+/// POST /agent/v1/checkin
+pub async fn checkin(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let agent = authenticate(
+        &st,
+        &headers,
+        CHECKIN_PATH,
+        &body,
+        Credential::SignatureOrSession,
+    )
+    .await?;
     let checkin: CheckinRequest = parse(&body, |r: &CheckinRequest| r.protocol)?;
     match st.app.checkin(&agent, checkin).await {
         Ok(r) => Ok(Json(r).into_response()),

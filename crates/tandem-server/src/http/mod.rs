@@ -820,6 +820,7 @@ pub fn routes() -> Vec<RouteSpec> {
         // ---- end on-call ----
         route!(GET, "/agent/v1/ca.pem", Public, agent::ca_pem),
         route!(POST, "/agent/v1/enroll", Agent, agent::enroll),
+        route!(POST, "/agent/v1/session", Agent, agent::session),
         RouteSpec::new(
             Method::POST,
             "/agent/v1/checkin",

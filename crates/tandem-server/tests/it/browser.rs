@@ -437,6 +437,7 @@ async fn enroll_and_report(app: &App, secret: &str) {
             method: "POST",
             path,
             body: &bytes,
+            ..Default::default()
         })
         .await
         .unwrap()

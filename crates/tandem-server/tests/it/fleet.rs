@@ -8,7 +8,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use tandem_agent_protocol::{signing_payload, CHECKIN_PATH};
+use tandem_agent_protocol::{session_mac, signing_payload, CHECKIN_PATH, SESSION_PATH};
 use tandem_domain::authz::Capability;
 use tandem_domain::EndpointId;
 
@@ -347,4 +347,189 @@ where
         out.push(h.await.expect("task"));
     }
     out
+}
+
+/// Sends a signed `POST /agent/v1/session`.
+async fn open_session(
+    t: &TestApp,
+    id: EndpointId,
+    key: &SigningKey,
+    extra: Option<(&str, &str)>,
+) -> Resp {
+    let bytes = br#"{"protocol":1}"#.to_vec();
+    let ts = now_secs();
+    let sig = key.sign(&signing_payload("POST", SESSION_PATH, ts, &bytes));
+    let mut rb = t
+        .req(Method::POST, SESSION_PATH, &Cred::None)
+        .header("content-type", "application/json")
+        .header("Tandem-Agent", id.to_string())
+        .header("Tandem-Timestamp", ts.to_string())
+        .header(
+            "Tandem-Signature",
+            base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
+        );
+    if let Some((name, value)) = extra {
+        rb = rb.header(name, value);
+    }
+    t.send(rb.body(bytes)).await
+}
+
+/// Sends a check-in in a session: `Tandem-Session`, and the MAC under `key` at `ts`.
+async fn checkin_in_session(
+    t: &TestApp,
+    session: &str,
+    key: &[u8],
+    body: &Value,
+    ts: Option<i64>,
+) -> Resp {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let ts = ts.unwrap_or_else(now_secs);
+    let mac = session_mac(key, &signing_payload("POST", CHECKIN_PATH, ts, &bytes));
+    t.send(
+        t.req(Method::POST, CHECKIN_PATH, &Cred::None)
+            .header("content-type", "application/json")
+            .header("Tandem-Session", session)
+            .header("Tandem-Timestamp", ts.to_string())
+            .header("Tandem-Mac", mac)
+            .body(bytes),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_bought_with_a_signature_carries_check_ins_until_the_endpoint_is_retired() {
+    run(|t: Arc<TestApp>| async move {
+        let (id, key) = t.enrolled_agent(&t.w.site_a, "sess-desk-01").await;
+        let r = open_session(&t, id, &key, None).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let s = r.json();
+        let session = s["session"].as_str().unwrap().to_string();
+        let session_key = base64::engine::general_purpose::STANDARD
+            .decode(s["key"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(session_key.len(), 32);
+        assert_eq!(s["expires_in"], 3600);
+        // Two sessions of one agent are different sessions.
+        let other = open_session(&t, id, &key, None).await.json();
+        assert_ne!(other["session"], s["session"]);
+        assert_ne!(other["key"], s["key"]);
+
+        // Check-ins in the session are taken, idempotently, and land like signed ones.
+        let beat = json!({"protocol": 1, "messages": [message(5, heartbeat())]});
+        let r = checkin_in_session(&t, &session, &session_key, &beat, None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json()["acked_through"], 5);
+        assert_eq!(
+            checkin_in_session(&t, &session, &session_key, &beat, None)
+                .await
+                .json()["acked_through"],
+            5
+        );
+        let it_a = reader(&t, &t.w.it_a).await;
+        let r = t
+            .send(t.api(Method::GET, &format!("/api/v1/endpoints/{id}"), &it_a))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json()["heartbeat"]["uptime_seconds"], 3600, "{}", r.text);
+
+        // Wrong key, a token changed by one character, another agent's key, no MAC, no
+        // timestamp: all the same refusal, so the agent opens a new session.
+        let empty = json!({"protocol": 1, "messages": []});
+        let mut wrong = session_key.clone();
+        wrong[0] ^= 1;
+        checkin_in_session(&t, &session, &wrong, &empty, None)
+            .await
+            .assert_problem(401, "invalid_session");
+        let mut forged = session.clone().into_bytes();
+        forged[3] = if forged[3] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        checkin_in_session(&t, &forged, &session_key, &empty, None)
+            .await
+            .assert_problem(401, "invalid_session");
+        let other_key = base64::engine::general_purpose::STANDARD
+            .decode(other["key"].as_str().unwrap())
+            .unwrap();
+        checkin_in_session(&t, &session, &other_key, &empty, None)
+            .await
+            .assert_problem(401, "invalid_session");
+        for (name, value) in [("Tandem-Mac", ""), ("Tandem-Timestamp", "")] {
+            let r = t
+                .send(
+                    t.req(Method::POST, CHECKIN_PATH, &Cred::None)
+                        .header("Tandem-Session", session.as_str())
+                        .header("Tandem-Timestamp", now_secs().to_string())
+                        .header("Tandem-Mac", "AAAA")
+                        .header(name, value)
+                        .body(serde_json::to_vec(&empty).unwrap()),
+                )
+                .await;
+            r.assert_problem(401, "invalid_session");
+        }
+        // A genuine MAC outside the clock window says so.
+        checkin_in_session(&t, &session, &session_key, &empty, Some(now_secs() - 360))
+            .await
+            .assert_problem(401, "clock_skew");
+        // A session cannot buy another session, and a session opens no human route.
+        open_session(&t, id, &key, Some(("Tandem-Session", &session)))
+            .await
+            .assert_problem(401, "invalid_signature");
+        let r = t
+            .send(
+                t.req(Method::GET, "/api/v1/endpoints", &Cred::None)
+                    .header("Tandem-Session", session.as_str())
+                    .header("Tandem-Timestamp", now_secs().to_string())
+                    .header(
+                        "Tandem-Mac",
+                        session_mac(
+                            &session_key,
+                            &signing_payload("GET", "/api/v1/endpoints", now_secs(), b""),
+                        ),
+                    ),
+            )
+            .await;
+        r.assert_problem(401, "unauthenticated");
+
+        // Another server on the same database (a fresh application: its own memory, the
+        // same stored secret) takes the session as well.
+        let store = tandem_store::Store::open(&t.db_url, Default::default())
+            .await
+            .unwrap();
+        let second = tandem_app::App::new(store, Default::default());
+        let bytes = serde_json::to_vec(&empty).unwrap();
+        let ts = now_secs();
+        let mac = session_mac(
+            &session_key,
+            &signing_payload("POST", CHECKIN_PATH, ts, &bytes),
+        );
+        let ts = ts.to_string();
+        let req = tandem_app::AgentRequest {
+            session: &session,
+            mac: &mac,
+            timestamp: &ts,
+            method: "POST",
+            path: CHECKIN_PATH,
+            body: &bytes,
+            ..Default::default()
+        };
+        let agent = second
+            .authenticate_agent(&req)
+            .await
+            .unwrap()
+            .map_err(|_| "refused")
+            .unwrap();
+        assert_eq!(agent.id, id);
+
+        // Retired: refused at once, session or not.
+        t.sql(&format!(
+            "UPDATE endpoints SET retired_at = 1 WHERE id = '{id}'"
+        ))
+        .await;
+        checkin_in_session(&t, &session, &session_key, &empty, None)
+            .await
+            .assert_problem(403, "agent_revoked");
+        open_session(&t, id, &key, None)
+            .await
+            .assert_problem(403, "agent_revoked");
+    })
+    .await;
 }

@@ -270,6 +270,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     // ---- end on-call ----
     ("GET",    "/agent/v1/ca.pem",                                   "Y    Y    Y    Y    Y    Y    Y    Y    Y    Y    Y"),
     ("POST",   "/agent/v1/enroll",                                   ".    .    .    .    .    .    .    .    .    .    ."),
+    ("POST",   "/agent/v1/session",                                  ".    .    .    .    .    .    .    .    .    .    ."),
     ("POST",   "/agent/v1/checkin",                                  ".    .    .    .    .    .    .    .    .    .    ."),
     // Mail (issue #5). The matrix runs with mail on. `{link_token}` is a well-formed link
     // that was never issued (its page only shows a button); using a link gets a fresh one
@@ -1275,6 +1276,7 @@ fn probe(
             "hostname": format!("probe-{n}"), "os": "linux", "arch": "x86_64", "agent_version": "0.1.0",
         })),
         ("POST", "/agent/v1/checkin") => rb.json(&json!({"protocol": 1, "messages": []})),
+        ("POST", "/agent/v1/session") => rb.json(&json!({"protocol": 1})),
         ("POST", "/api/v1/domains") => rb.json(&json!({"key": format!("matrix_{}", c.name), "name": format!("Matrix domain {n}"), "description": ""})),
         ("PATCH", "/api/v1/domains/{key}") => rb.json(&json!({"description": format!("Described by {n}")})),
         ("PUT", t) if t.ends_with("/content") => rb.json(&agreement()),
