@@ -431,6 +431,140 @@ mod tests {
         assert_eq!(parse_retry_after("-1"), None);
     }
 
+    /// A scripted HTTP/1.1 server on a loopback port: answers each request, in order, with
+    /// the next `(status, body)`, and after the last one hands back what it was asked
+    /// (request lines and headers, lower-cased).
+    fn scripted(answers: Vec<(u16, String)>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let total = answers.len();
+            let mut answers = answers.into_iter();
+            'connections: while let Ok((stream, _)) = listener.accept() {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                loop {
+                    let mut head = String::new();
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            continue 'connections;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap();
+                        }
+                        head.push_str(&lower);
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    seen.push(head);
+                    let Some((status, answer)) = answers.next() else {
+                        return seen;
+                    };
+                    let reply = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    writer.write_all(reply.as_bytes()).unwrap();
+                    if seen.len() == total {
+                        return seen;
+                    }
+                }
+            }
+            seen
+        });
+        (url, server)
+    }
+
+    fn session_json(token: &str) -> String {
+        format!(
+            r#"{{"session":"{token}","key":"{}","expires_in":3600}}"#,
+            "A".repeat(43) + "="
+        )
+    }
+
+    const ACK: &str = r#"{"acked_through":1,"heartbeat_seconds":60,"inventory_seconds":3600,"want_full_inventory":false}"#;
+
+    fn problem(code: &str) -> String {
+        format!(r#"{{"type":"about:blank","title":"x","status":401,"code":"{code}"}}"#)
+    }
+
+    #[test]
+    fn check_ins_open_a_session_reuse_it_and_open_another_once_when_it_is_refused() {
+        let (url, server) = scripted(vec![
+            (201, session_json("first")),
+            (200, ACK.into()),
+            (200, ACK.into()),
+            (401, problem(codes::INVALID_SESSION)),
+            (201, session_json("second")),
+            (200, ACK.into()),
+        ]);
+        let client = ServerClient::new(ServerUrl::parse(&url).unwrap(), None).unwrap();
+        let identity = Identity::new("agent-1", crate::identity::generate_key());
+        let mut sessions = Sessions::default();
+        for _ in 0..3 {
+            let r = client.checkin_in_session(&mut sessions, &identity, b"{}");
+            assert_eq!(r.unwrap().acked_through, 1);
+        }
+        let seen = server.join().unwrap();
+        let line = |i: usize| seen[i].lines().next().unwrap().to_string();
+        assert!(line(0).starts_with("post /agent/v1/session"), "{seen:?}");
+        assert!(seen[0].contains("tandem-signature:"));
+        for (i, token) in [(1, "first"), (2, "first"), (3, "first"), (5, "second")] {
+            assert!(line(i).starts_with("post /agent/v1/checkin"), "{seen:?}");
+            assert!(
+                seen[i].contains(&format!("tandem-session: {token}")),
+                "{i}: {}",
+                seen[i]
+            );
+            assert!(seen[i].contains("tandem-mac:") && !seen[i].contains("tandem-signature:"));
+        }
+        assert!(line(4).starts_with("post /agent/v1/session"), "{seen:?}");
+    }
+
+    #[test]
+    fn a_server_without_sessions_gets_signed_check_ins() {
+        let (url, server) = scripted(vec![
+            (
+                404,
+                r#"{"type":"about:blank","title":"Not Found","status":404,"code":"not_found"}"#
+                    .into(),
+            ),
+            (200, ACK.into()),
+            (200, ACK.into()),
+        ]);
+        let client = ServerClient::new(ServerUrl::parse(&url).unwrap(), None).unwrap();
+        let identity = Identity::new("agent-1", crate::identity::generate_key());
+        let mut sessions = Sessions::default();
+        for _ in 0..2 {
+            assert_eq!(
+                client
+                    .checkin_in_session(&mut sessions, &identity, b"{}")
+                    .unwrap()
+                    .acked_through,
+                1
+            );
+        }
+        drop(client);
+        let seen = server.join().unwrap();
+        assert_eq!(
+            seen.len(),
+            3,
+            "one session request, then two signed check-ins: {seen:?}"
+        );
+        for head in &seen[1..] {
+            assert!(head.starts_with("post /agent/v1/checkin"), "{head}");
+            assert!(head.contains("tandem-signature:") && !head.contains("tandem-session:"));
+        }
+    }
+
     #[test]
     fn pem_without_certificates_is_refused() {
         assert!(certificates_from_pem("hello").is_err());

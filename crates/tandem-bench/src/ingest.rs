@@ -493,6 +493,7 @@ async fn bench_backend(
     let mut plan: Vec<f64> = o.rates[1..].iter().map(|&r| r as f64).collect();
     if !first_ok {
         plan.clear();
+        stopped = format!("the first rate ({first_rate:.0}/s offered) was not sustained");
     }
     let mut refinements = 0;
     loop {

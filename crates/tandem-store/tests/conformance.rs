@@ -2173,39 +2173,56 @@ async fn reads_recover_when_the_database_drops_their_connections() {
     .await;
 }
 
+/// A client with a site, a provider admin and an enrollment token for the site, committed:
+/// what endpoints need before they can be inserted.
+async fn enrollment_fixture(
+    s: &Store,
+    name: &str,
+) -> (Client, tandem_domain::fleet::EnrollmentToken, Timestamp) {
+    let client = new_client(name);
+    insert_client(s, &client).await;
+    let site = new_site(client.id, &format!("{name} site"));
+    let admin = new_user(
+        None,
+        &format!("{}.admin", name.to_lowercase()),
+        &format!("{name} Admin"),
+        Role::ProviderAdmin,
+    );
+    insert_user(s, &admin).await;
+    let now = Timestamp::now();
+    let token = tandem_domain::fleet::EnrollmentToken {
+        id: tandem_domain::EnrollmentTokenId::new(),
+        client_id: client.id,
+        site_id: site.id,
+        label: name.to_lowercase(),
+        prefix: "tk".into(),
+        max_uses: None,
+        uses: 0,
+        created_by: admin.id,
+        created_at: now,
+        expires_at: now.plus_seconds(3600),
+        revoked_at: None,
+    };
+    let mut w = s.write().await.unwrap();
+    dir::insert_site(&mut w, &site).await.unwrap();
+    tandem_store::endpoints::insert_enrollment_token(&mut w, &token, &format!("hash-of-{name}"))
+        .await
+        .unwrap();
+    w.commit().await.unwrap();
+    (client, token, now)
+}
+
 #[tokio::test]
 async fn the_fleet_list_reads_the_same_on_both_paths_in_every_order() {
     // The fleet list is read on the calling thread on SQLite and as one JSON value through
     // sqlx otherwise: every sort (NULLs last) and page is the same either way.
-    use tandem_domain::fleet::{EnrollmentToken, FleetFilter, Summary};
-    use tandem_domain::{EndpointId, EnrollmentTokenId};
+    use tandem_domain::fleet::{FleetFilter, Summary};
+    use tandem_domain::EndpointId;
     use tandem_store::endpoints::{self as ep, CheckinUpdate, InventoryUpdate, NewEndpoint};
     on_every_backend(|ctx| async move {
         let s = &ctx.store;
-        let client = new_client("Lima");
-        insert_client(s, &client).await;
-        let site = new_site(client.id, "Yard");
-        let admin = new_user(None, "fleet.admin", "Fleet Admin", Role::ProviderAdmin);
-        insert_user(s, &admin).await;
-        let now = Timestamp::now();
-        let token = EnrollmentToken {
-            id: EnrollmentTokenId::new(),
-            client_id: client.id,
-            site_id: site.id,
-            label: "yard".into(),
-            prefix: "tk".into(),
-            max_uses: None,
-            uses: 0,
-            created_by: admin.id,
-            created_at: now,
-            expires_at: now.plus_seconds(3600),
-            revoked_at: None,
-        };
+        let (client, token, now) = enrollment_fixture(s, "Lima").await;
         let mut w = s.write().await.unwrap();
-        dir::insert_site(&mut w, &site).await.unwrap();
-        ep::insert_enrollment_token(&mut w, &token, "hash-of-yard")
-            .await
-            .unwrap();
         // Hosts with and without an inventory, seen and never seen, odd names included.
         let hosts = [
             "web-02",
@@ -2361,35 +2378,12 @@ async fn the_fleet_list_reads_the_same_on_both_paths_in_every_order() {
 async fn heartbeats_written_together_land_only_where_the_sequence_number_is_still_the_one_read() {
     // The check-in writer writes a batch of heartbeats with a few multi-row statements; each
     // row must behave as the one-row `record_checkin` does.
-    use tandem_domain::fleet::EnrollmentToken;
-    use tandem_domain::{EndpointId, EnrollmentTokenId};
+    use tandem_domain::EndpointId;
     use tandem_store::endpoints::{self as ep, CheckinUpdate, HeartbeatRow, NewEndpoint};
     on_every_backend(|ctx| async move {
         let s = &ctx.store;
-        let client = new_client("Mike");
-        insert_client(s, &client).await;
-        let site = new_site(client.id, "Dock");
-        let admin = new_user(None, "beat.admin", "Beat Admin", Role::ProviderAdmin);
-        insert_user(s, &admin).await;
-        let now = Timestamp::now();
-        let token = EnrollmentToken {
-            id: EnrollmentTokenId::new(),
-            client_id: client.id,
-            site_id: site.id,
-            label: "dock".into(),
-            prefix: "tk".into(),
-            max_uses: None,
-            uses: 0,
-            created_by: admin.id,
-            created_at: now,
-            expires_at: now.plus_seconds(3600),
-            revoked_at: None,
-        };
+        let (_, token, now) = enrollment_fixture(s, "Mike").await;
         let mut w = s.write().await.unwrap();
-        dir::insert_site(&mut w, &site).await.unwrap();
-        ep::insert_enrollment_token(&mut w, &token, "hash-of-dock")
-            .await
-            .unwrap();
         // 100 endpoints: more than one statement's worth, and a tail of odd size.
         let mut ids = Vec::new();
         for i in 0..100 {

@@ -9,12 +9,11 @@
 
 use crate::common::call;
 use crate::common::{round_the_clock_agreement, run, Cred, TestApp};
-use base64::Engine;
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use tandem_agent_protocol::{signing_payload, CHECKIN_PATH};
+use tandem_agent_protocol::CHECKIN_PATH;
 use tandem_app::{principal_of, Actor, CheckPolicyInput, RaiseAlert};
 use tandem_domain::authz::Capability;
 use tandem_domain::directory::User;
@@ -585,10 +584,6 @@ async fn a_worse_severity_raises_the_tickets_priority_and_a_milder_one_does_not_
 
 // ---- a check policy's rule, through the evaluation pass ------------------------------------
 
-fn now_secs() -> i64 {
-    tandem_domain::Timestamp::now().0 / tandem_domain::Timestamp::SECOND
-}
-
 async fn send_heartbeat(
     t: &TestApp,
     id: EndpointId,
@@ -611,20 +606,8 @@ async fn send_heartbeat(
     let messages = json!([{"seq": *seq, "collected_at": at(*seq), "body": hb}, {"seq": *seq + 1, "collected_at": at(*seq + 1), "body": inv}]);
     *seq += 2;
     let bytes = serde_json::to_vec(&json!({"protocol": 1, "messages": messages})).unwrap();
-    let ts = now_secs();
-    let sig = key.sign(&signing_payload("POST", CHECKIN_PATH, ts, &bytes));
     let r = t
-        .send(
-            t.req(Method::POST, CHECKIN_PATH, &Cred::None)
-                .header("content-type", "application/json")
-                .header("Tandem-Agent", id.to_string())
-                .header("Tandem-Timestamp", ts.to_string())
-                .header(
-                    "Tandem-Signature",
-                    base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
-                )
-                .body(bytes),
-        )
+        .send(t.signed_agent_req(CHECKIN_PATH, id, key, bytes, None))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }

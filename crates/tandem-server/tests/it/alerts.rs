@@ -5,12 +5,11 @@
 
 use crate::common::call;
 use crate::common::{run, Cred, Resp, TestApp};
-use base64::Engine;
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use tandem_agent_protocol::{signing_payload, CHECKIN_PATH};
+use tandem_agent_protocol::CHECKIN_PATH;
 use tandem_app::{principal_of, Actor, CheckPolicyInput, Error, RaiseAlert};
 use tandem_domain::authz::Capability;
 use tandem_domain::directory::User;
@@ -413,20 +412,8 @@ fn now_secs() -> i64 {
 
 async fn checkin(t: &TestApp, id: EndpointId, key: &SigningKey, body: &Value) -> Resp {
     let bytes = serde_json::to_vec(body).unwrap();
-    let ts = now_secs();
-    let sig = key.sign(&signing_payload("POST", CHECKIN_PATH, ts, &bytes));
-    t.send(
-        t.req(Method::POST, CHECKIN_PATH, &Cred::None)
-            .header("content-type", "application/json")
-            .header("Tandem-Agent", id.to_string())
-            .header("Tandem-Timestamp", ts.to_string())
-            .header(
-                "Tandem-Signature",
-                base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
-            )
-            .body(bytes),
-    )
-    .await
+    t.send(t.signed_agent_req(CHECKIN_PATH, id, key, bytes, None))
+        .await
 }
 
 fn heartbeat(free_gb: u64) -> Value {

@@ -25,20 +25,8 @@ async fn checkin(
     ts: Option<i64>,
 ) -> Resp {
     let bytes = serde_json::to_vec(body).unwrap();
-    let ts = ts.unwrap_or_else(now_secs);
-    let sig = key.sign(&signing_payload("POST", CHECKIN_PATH, ts, &bytes));
-    t.send(
-        t.req(Method::POST, CHECKIN_PATH, &Cred::None)
-            .header("content-type", "application/json")
-            .header("Tandem-Agent", id.to_string())
-            .header("Tandem-Timestamp", ts.to_string())
-            .header(
-                "Tandem-Signature",
-                base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
-            )
-            .body(bytes),
-    )
-    .await
+    t.send(t.signed_agent_req(CHECKIN_PATH, id, key, bytes, ts))
+        .await
 }
 
 fn inventory(packages: &[(&str, &str)], firewall: bool, security: u32, admins: &[&str]) -> Value {
@@ -349,29 +337,18 @@ where
     out
 }
 
-/// Sends a signed `POST /agent/v1/session`.
+/// Sends a signed `POST /agent/v1/session`, with one more header if given.
 async fn open_session(
     t: &TestApp,
     id: EndpointId,
     key: &SigningKey,
     extra: Option<(&str, &str)>,
 ) -> Resp {
-    let bytes = br#"{"protocol":1}"#.to_vec();
-    let ts = now_secs();
-    let sig = key.sign(&signing_payload("POST", SESSION_PATH, ts, &bytes));
-    let mut rb = t
-        .req(Method::POST, SESSION_PATH, &Cred::None)
-        .header("content-type", "application/json")
-        .header("Tandem-Agent", id.to_string())
-        .header("Tandem-Timestamp", ts.to_string())
-        .header(
-            "Tandem-Signature",
-            base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
-        );
+    let mut rb = t.signed_agent_req(SESSION_PATH, id, key, br#"{"protocol":1}"#.to_vec(), None);
     if let Some((name, value)) = extra {
         rb = rb.header(name, value);
     }
-    t.send(rb.body(bytes)).await
+    t.send(rb).await
 }
 
 /// Sends a check-in in a session: `Tandem-Session`, and the MAC under `key` at `ts`.

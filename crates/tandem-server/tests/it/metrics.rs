@@ -4,13 +4,12 @@
 //! every backend.
 
 use crate::common::{run, Cred, Resp, TestApp};
-use base64::Engine;
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tandem_agent_protocol::{signing_payload, CHECKIN_PATH};
+use tandem_agent_protocol::CHECKIN_PATH;
 use tandem_app::{principal_of, Actor};
 use tandem_domain::authz::Capability;
 use tandem_domain::metrics::{bucket_start, Range, Retention, Sample, Tier};
@@ -19,20 +18,8 @@ use tandem_store::metrics as store;
 
 async fn checkin(t: &TestApp, id: EndpointId, key: &SigningKey, body: &Value) -> Resp {
     let bytes = serde_json::to_vec(body).unwrap();
-    let ts = Timestamp::now().0 / Timestamp::SECOND;
-    let sig = key.sign(&signing_payload("POST", CHECKIN_PATH, ts, &bytes));
-    t.send(
-        t.req(Method::POST, CHECKIN_PATH, &Cred::None)
-            .header("content-type", "application/json")
-            .header("Tandem-Agent", id.to_string())
-            .header("Tandem-Timestamp", ts.to_string())
-            .header(
-                "Tandem-Signature",
-                base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
-            )
-            .body(bytes),
-    )
-    .await
+    t.send(t.signed_agent_req(CHECKIN_PATH, id, key, bytes, None))
+        .await
 }
 
 /// A heartbeat collected `minutes_ago`, with CPU `cpu` % and the root file system `root` % full.

@@ -424,6 +424,33 @@ impl TestApp {
         }
     }
 
+    /// A `POST` to the agent route `path` carrying `bytes`, signed by agent `id` with `key` at
+    /// `ts` (unix seconds; now when `None`), as the agent protocol says.
+    pub fn signed_agent_req(
+        &self,
+        path: &str,
+        id: tandem_domain::EndpointId,
+        key: &ed25519_dalek::SigningKey,
+        bytes: Vec<u8>,
+        ts: Option<i64>,
+    ) -> reqwest::RequestBuilder {
+        use base64::Engine;
+        use ed25519_dalek::Signer;
+        let ts = ts.unwrap_or_else(|| Timestamp::now().0 / Timestamp::SECOND);
+        let sig = key.sign(&tandem_agent_protocol::signing_payload(
+            "POST", path, ts, &bytes,
+        ));
+        self.req(Method::POST, path, &Cred::None)
+            .header(CONTENT_TYPE, "application/json")
+            .header("Tandem-Agent", id.to_string())
+            .header("Tandem-Timestamp", ts.to_string())
+            .header(
+                "Tandem-Signature",
+                base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
+            )
+            .body(bytes)
+    }
+
     /// An API request: session cookie plus `X-CSRF-Token`, or a bearer token.
     pub fn api(&self, method: Method, path: &str, cred: &Cred) -> reqwest::RequestBuilder {
         let rb = self.req(method, path, cred);
