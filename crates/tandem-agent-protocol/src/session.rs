@@ -4,8 +4,8 @@
 //! Verifying an ed25519 signature costs the server tens of microseconds, an HMAC about one;
 //! at a million endpoints heartbeating every minute that is most of a core. The session
 //! changes nothing else: the MAC covers the same bytes as a signature ([`signing_payload`]),
-//! the same clock window applies, and the server still reads the agent behind every request
-//! (so a retired endpoint is refused at once, session or not).
+//! the same clock window applies, a retired endpoint is refused at once, session or not,
+//! and the answers are the same.
 //!
 //! [`signing_payload`]: crate::signing_payload
 

@@ -98,6 +98,40 @@ pub struct AgentRequest<'a> {
     pub body: &'a [u8],
 }
 
+/// A check-in of heartbeats only, ready to be written without reading the endpoint first;
+/// `None` for anything else (no message, an inventory, a time that does not parse, another
+/// protocol), which goes the usual way.
+fn new_heartbeats(id: EndpointId, req: &CheckinRequest) -> Option<crate::ingest::NewHeartbeats> {
+    if req.protocol != PROTOCOL_VERSION || req.messages.is_empty() {
+        return None;
+    }
+    let now = Timestamp::now();
+    let mut beats = Vec::with_capacity(req.messages.len());
+    for m in &req.messages {
+        let MessageBody::Heartbeat(h) = &m.body else {
+            return None;
+        };
+        beats.push((m.seq, Timestamp::parse_rfc3339(&m.collected_at)?, h));
+    }
+    beats.sort_by_key(|(seq, _, _)| *seq);
+    let (first_seq, (last_seq, _, newest)) = (beats[0].0, *beats.last()?);
+    Some(crate::ingest::NewHeartbeats {
+        id,
+        first_seq,
+        update: CheckinUpdate {
+            seen_at: now,
+            last_seq,
+            heartbeat: Some(serde_json::to_string(newest).ok()?),
+            // A clock running ahead cannot put samples in the future.
+            samples: beats
+                .iter()
+                .map(|(_, at, h)| Sample::from_heartbeat((*at).min(now), h))
+                .collect(),
+            inventory: None,
+        },
+    })
+}
+
 fn bad_agent_input(field: &'static str, message: impl Into<String>) -> Error {
     Error::Invalid(vec![Invalid::new(field, message)])
 }
@@ -304,58 +338,109 @@ impl App {
         req: &AgentRequest<'_>,
     ) -> Result<std::result::Result<Agent, AgentRefusal>> {
         use AgentRefusal as R;
+        if !req.session.is_empty() {
+            let id = match self.authenticate_session(req).await? {
+                Ok(id) => id,
+                Err(why) => return Ok(Err(why)),
+            };
+            let Some(agent) = self.agent(id).await? else {
+                return Ok(Err(R::UnknownAgent));
+            };
+            if agent.retired_at.is_some() {
+                return Ok(Err(R::Revoked));
+            }
+            return Ok(Ok(agent));
+        }
+        let Ok(id) = req.agent_id.trim().parse::<EndpointId>() else {
+            return Ok(Err(R::BadSignature));
+        };
         let Ok(ts) = req.timestamp.trim().parse::<i64>() else {
-            return Ok(Err(if req.session.is_empty() {
-                R::BadSignature
-            } else {
-                R::InvalidSession
-            }));
+            return Ok(Err(R::BadSignature));
         };
-        let payload = signing_payload(req.method, req.path, ts, req.body);
-        let now = Timestamp::now().0 / Timestamp::SECOND;
-        let agent = if req.session.is_empty() {
-            let Ok(id) = req.agent_id.trim().parse::<EndpointId>() else {
-                return Ok(Err(R::BadSignature));
-            };
-            let Some(sig) = base64::engine::general_purpose::STANDARD
-                .decode(req.signature.trim())
-                .ok()
-                .and_then(|b| Signature::from_slice(&b).ok())
-            else {
-                return Ok(Err(R::BadSignature));
-            };
-            let Some(agent) = self.agent(id).await? else {
-                return Ok(Err(R::UnknownAgent));
-            };
-            let Ok(key) = decode_public_key(&agent.public_key) else {
-                return Ok(Err(R::BadSignature));
-            };
-            if key.verify(&payload, &sig).is_err() {
-                return Ok(Err(R::BadSignature));
-            }
-            agent
-        } else {
-            // The MAC is checked before the database is asked anything.
-            let keys = self.agent_session_keys().await?;
-            let Some((id, key)) = keys.open(req.session, now) else {
-                return Ok(Err(R::InvalidSession));
-            };
-            if !tandem_agent_protocol::verify_session_mac(&key, &payload, req.mac) {
-                return Ok(Err(R::InvalidSession));
-            }
-            let Some(agent) = self.agent(id).await? else {
-                return Ok(Err(R::UnknownAgent));
-            };
-            agent
+        let Some(sig) = base64::engine::general_purpose::STANDARD
+            .decode(req.signature.trim())
+            .ok()
+            .and_then(|b| Signature::from_slice(&b).ok())
+        else {
+            return Ok(Err(R::BadSignature));
         };
-        // Only a genuine request learns about the clock or the endpoint's retirement.
-        if !within_skew(now, ts) {
+        let Some(agent) = self.agent(id).await? else {
+            return Ok(Err(R::UnknownAgent));
+        };
+        let Ok(key) = decode_public_key(&agent.public_key) else {
+            return Ok(Err(R::BadSignature));
+        };
+        if key
+            .verify(&signing_payload(req.method, req.path, ts, req.body), &sig)
+            .is_err()
+        {
+            return Ok(Err(R::BadSignature));
+        }
+        // Only a genuine signature learns about the clock or the endpoint's retirement.
+        if !within_skew(Timestamp::now().0 / Timestamp::SECOND, ts) {
             return Ok(Err(R::ClockSkew));
         }
         if agent.retired_at.is_some() {
             return Ok(Err(R::Revoked));
         }
         Ok(Ok(agent))
+    }
+
+    /// Checks a request made in a session — its MAC, then its clock — without asking the
+    /// database anything; returns the agent the session was issued to.
+    pub async fn authenticate_session(
+        &self,
+        req: &AgentRequest<'_>,
+    ) -> Result<std::result::Result<EndpointId, AgentRefusal>> {
+        use AgentRefusal as R;
+        let Ok(ts) = req.timestamp.trim().parse::<i64>() else {
+            return Ok(Err(R::InvalidSession));
+        };
+        let now = Timestamp::now().0 / Timestamp::SECOND;
+        let keys = self.agent_session_keys().await?;
+        let Some((id, key)) = keys.open(req.session, now) else {
+            return Ok(Err(R::InvalidSession));
+        };
+        let payload = signing_payload(req.method, req.path, ts, req.body);
+        if !tandem_agent_protocol::verify_session_mac(&key, &payload, req.mac) {
+            return Ok(Err(R::InvalidSession));
+        }
+        if !within_skew(now, ts) {
+            return Ok(Err(R::ClockSkew));
+        }
+        Ok(Ok(id))
+    }
+
+    /// Applies a check-in made in a session by agent `id` (see [`App::authenticate_session`]).
+    ///
+    /// A check-in of heartbeats only is written without reading the endpoint first: the
+    /// write itself requires every message to be new and the endpoint not retired. When it
+    /// does not take (a batch sent again in part, a retired or unknown endpoint, another
+    /// check-in of the agent in the same commit) and for anything else, the endpoint is read
+    /// and the check-in goes the usual way ([`App::checkin`]), with the usual refusals.
+    pub async fn checkin_in_session(
+        &self,
+        id: EndpointId,
+        req: CheckinRequest,
+    ) -> Result<std::result::Result<CheckinResponse, AgentRefusal>> {
+        if let Some(h) = new_heartbeats(id, &req) {
+            let last_seq = h.update.last_seq;
+            if let Some(no_inventory) = self.ingest().write_new_heartbeats(h).await? {
+                return Ok(Ok(CheckinResponse {
+                    acked_through: last_seq,
+                    heartbeat_seconds: self.policy.heartbeat_seconds,
+                    inventory_seconds: self.policy.inventory_seconds,
+                    want_full_inventory: no_inventory,
+                }));
+            }
+        }
+        let Some(agent) = self.agent(id).await? else {
+            return Ok(Err(AgentRefusal::UnknownAgent));
+        };
+        if agent.retired_at.is_some() {
+            return Ok(Err(AgentRefusal::Revoked));
+        }
+        Ok(Ok(self.checkin(&agent, req).await?))
     }
 
     async fn agent(&self, id: EndpointId) -> Result<Option<Agent>> {

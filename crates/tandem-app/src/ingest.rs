@@ -9,7 +9,7 @@
 use crate::{Error, Result};
 use tandem_domain::fleet::Change;
 use tandem_domain::metrics::Tier;
-use tandem_domain::Timestamp;
+use tandem_domain::{EndpointId, Timestamp};
 use tandem_store::endpoints::{self as store, Agent, CheckinUpdate};
 use tandem_store::Store;
 use tokio::sync::{mpsc, oneshot};
@@ -24,10 +24,41 @@ pub(crate) struct Checkin {
     pub(crate) events: Vec<(Timestamp, Change)>,
 }
 
+/// Heartbeats of an agent that was not read first (a check-in in a session), written only if
+/// every one is new and the endpoint is not retired.
+pub(crate) struct NewHeartbeats {
+    pub(crate) id: EndpointId,
+    /// The lowest sequence number among them.
+    pub(crate) first_seq: u64,
+    pub(crate) update: CheckinUpdate,
+}
+
+enum Work {
+    Checkin(Checkin),
+    NewHeartbeats(NewHeartbeats),
+}
+
+impl Work {
+    fn endpoint(&self) -> EndpointId {
+        match self {
+            Work::Checkin(c) => c.agent.id,
+            Work::NewHeartbeats(h) => h.id,
+        }
+    }
+    fn update(&self) -> &CheckinUpdate {
+        match self {
+            Work::Checkin(c) => &c.update,
+            Work::NewHeartbeats(h) => &h.update,
+        }
+    }
+}
+
 struct Job {
-    checkin: Checkin,
-    /// `Ok(true)` once committed; `Ok(false)` if another check-in of the agent came first.
-    reply: oneshot::Sender<Result<bool>>,
+    work: Work,
+    /// Once committed: `Some(no_inventory)` if written (for a [`Checkin`] always
+    /// `Some(false)`: its caller knows), `None` if not — another check-in of the agent came
+    /// first, or, for [`NewHeartbeats`], the caller must read the endpoint to know why.
+    reply: oneshot::Sender<Result<Option<bool>>>,
 }
 
 /// The handle check-ins are sent to.
@@ -44,11 +75,21 @@ impl Ingest {
         Ingest { jobs: tx }
     }
 
-    /// Writes a check-in with others; answers after the commit.
+    /// Writes a check-in with others; answers after the commit whether it was written.
     pub(crate) async fn write(&self, checkin: Checkin) -> Result<bool> {
+        Ok(self.send(Work::Checkin(checkin)).await?.is_some())
+    }
+
+    /// Writes heartbeats of an agent not read first; answers after the commit `None` if
+    /// they were not written, else whether the endpoint has no inventory yet.
+    pub(crate) async fn write_new_heartbeats(&self, h: NewHeartbeats) -> Result<Option<bool>> {
+        self.send(Work::NewHeartbeats(h)).await
+    }
+
+    async fn send(&self, work: Work) -> Result<Option<bool>> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { checkin, reply })
+            .send(Job { work, reply })
             .await
             .map_err(|_| Error::Internal("the check-in writer stopped".into()))?;
         answer
@@ -79,37 +120,51 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// Writes every job in one transaction; returns which were applied.
+/// Writes every job in one transaction; returns what became of each (see [`Job::reply`]).
 ///
-/// Heartbeats (no inventory, no timeline entry; the first check-in of each agent in the
-/// batch) are written with a few multi-row statements; the rest one by one.
-async fn write_batch(store: &Store, jobs: &[Job]) -> Result<Vec<bool>> {
+/// The first job of each agent in the batch, if it holds only heartbeats, is written with a
+/// few multi-row statements (those not read first with one, those read first with another);
+/// the rest one by one. A later job of an agent already in the batch is written one by one
+/// if it was read first (and then finds the sequence number moved: not written), and not at
+/// all otherwise (its caller reads the endpoint and goes the usual way).
+async fn write_batch(store: &Store, jobs: &[Job]) -> Result<Vec<Option<bool>>> {
     let mut w = store.write().await?;
-    let mut written = vec![false; jobs.len()];
+    let mut written = vec![None; jobs.len()];
     let mut seen = std::collections::HashSet::with_capacity(jobs.len());
-    let (bulk, one_by_one): (Vec<usize>, Vec<usize>) = (0..jobs.len()).partition(|&i| {
-        let c = &jobs[i].checkin;
-        seen.insert(c.agent.id) && c.update.inventory.is_none() && c.events.is_empty()
-    });
-    let rows: Vec<_> = bulk
-        .iter()
-        .map(|&i| {
-            let c = &jobs[i].checkin;
-            store::HeartbeatRow {
-                id: c.agent.id,
-                expected_last_seq: c.agent.last_seq,
-                update: &c.update,
+    let (mut new_beats, mut read_beats, mut one_by_one) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, job) in jobs.iter().enumerate() {
+        let first = seen.insert(job.work.endpoint());
+        match &job.work {
+            Work::NewHeartbeats(h) if first => new_beats.push((i, h.first_seq)),
+            Work::NewHeartbeats(_) => {}
+            Work::Checkin(c) if first && c.update.inventory.is_none() && c.events.is_empty() => {
+                read_beats.push((i, c.agent.last_seq))
             }
-        })
-        .collect();
-    for (&i, ok) in bulk
-        .iter()
-        .zip(store::record_heartbeats(&mut w, &rows).await?)
-    {
-        written[i] = ok;
+            Work::Checkin(_) => one_by_one.push(i),
+        }
+    }
+    let rows = |picked: &[(usize, u64)]| -> Vec<store::HeartbeatRow> {
+        picked
+            .iter()
+            .map(|&(i, seq)| store::HeartbeatRow {
+                id: jobs[i].work.endpoint(),
+                seq,
+                update: jobs[i].work.update(),
+            })
+            .collect()
+    };
+    let done = store::record_new_heartbeats(&mut w, &rows(&new_beats)).await?;
+    for (&(i, _), outcome) in new_beats.iter().zip(done) {
+        written[i] = outcome;
+    }
+    let done = store::record_heartbeats(&mut w, &rows(&read_beats)).await?;
+    for (&(i, _), ok) in read_beats.iter().zip(done) {
+        written[i] = ok.then_some(false);
     }
     for i in one_by_one {
-        let c = &jobs[i].checkin;
+        let Work::Checkin(c) = &jobs[i].work else {
+            continue;
+        };
         let ok = store::record_checkin(
             &mut w,
             c.agent.id,
@@ -124,19 +179,16 @@ async fn write_batch(store: &Store, jobs: &[Job]) -> Result<Vec<bool>> {
                 store::insert_events(&mut w, c.agent.id, c.agent.client_id, *at, one).await?;
             }
         }
-        written[i] = ok;
+        written[i] = ok.then_some(false);
     }
-    // The metrics samples of every applied check-in, in a few multi-row statements.
+    // The metrics samples of every written check-in, in a few multi-row statements.
     let samples: Vec<_> = jobs
         .iter()
         .zip(&written)
-        .filter(|(_, ok)| **ok)
+        .filter(|(_, w)| w.is_some())
         .flat_map(|(j, _)| {
-            j.checkin
-                .update
-                .samples
-                .iter()
-                .map(|s| (j.checkin.agent.id, s))
+            let id = j.work.endpoint();
+            j.work.update().samples.iter().map(move |s| (id, s))
         })
         .collect();
     tandem_store::metrics::insert_samples(&mut w, Tier::Raw, &samples).await?;

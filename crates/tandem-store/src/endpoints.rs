@@ -397,34 +397,64 @@ pub async fn record_checkin(
 }
 
 /// A check-in that changes only the endpoint's row: no inventory, no timeline entry (a
-/// heartbeat). See [`record_heartbeats`].
+/// heartbeat). See [`record_heartbeats`] and [`record_new_heartbeats`].
 pub struct HeartbeatRow<'a> {
     /// The endpoint.
     pub id: EndpointId,
-    /// The sequence number the check-in was read against.
-    pub expected_last_seq: u64,
+    /// [`record_heartbeats`]: the sequence number the check-in was read against.
+    /// [`record_new_heartbeats`]: the check-in's lowest sequence number.
+    pub seq: u64,
     /// The row's new values.
     pub update: &'a CheckinUpdate,
 }
 
 /// Writes many heartbeat-only check-ins with a few statements instead of one per check-in,
-/// each row only if its endpoint's sequence number is still the one expected, as
+/// each row only if its endpoint's sequence number is still the one expected (`seq`), as
 /// [`record_checkin`] does. Returns, in order, whether each was written. An endpoint must
 /// appear at most once (the caller writes later check-ins of the same agent one by one).
-///
-/// The rows go in chunks whose sizes are powers of two ([`crate::query::pow2_chunks`]).
 pub async fn record_heartbeats(
     c: &mut AnyConnection,
     rows: &[HeartbeatRow<'_>],
 ) -> Result<Vec<bool>> {
+    let written = update_heartbeats(c, rows, "endpoints.last_seq = v.guard").await?;
+    Ok(written.into_iter().map(|w| w.is_some()).collect())
+}
+
+/// Writes heartbeat-only check-ins that were *not* read against their endpoint first (a
+/// check-in in a session names its agent without a look-up): each row only if every message
+/// in it is new (the stored sequence number is below the check-in's lowest, `seq`) and the
+/// endpoint is not retired. Returns, in order, `None` where nothing was written — the caller
+/// then reads the endpoint and decides (unknown, retired, or a batch sent again in part) —
+/// and otherwise whether the endpoint still has no inventory. An endpoint must appear at
+/// most once.
+pub async fn record_new_heartbeats(
+    c: &mut AnyConnection,
+    rows: &[HeartbeatRow<'_>],
+) -> Result<Vec<Option<bool>>> {
+    update_heartbeats(
+        c,
+        rows,
+        "endpoints.last_seq < v.guard AND endpoints.retired_at IS NULL",
+    )
+    .await
+}
+
+/// The multi-row `UPDATE` behind [`record_heartbeats`] and [`record_new_heartbeats`], in
+/// chunks whose sizes are powers of two ([`crate::query::pow2_chunks`]); `None` for rows not
+/// updated, else whether the endpoint has no inventory yet.
+async fn update_heartbeats(
+    c: &mut AnyConnection,
+    rows: &[HeartbeatRow<'_>],
+    guard: &str,
+) -> Result<Vec<Option<bool>>> {
     let mut written = Vec::with_capacity(rows.len());
     for chunk in crate::query::pow2_chunks(rows, HEARTBEATS_PER_STATEMENT) {
-        let mut q = Sql::new("WITH v (id, expected, seen, seq, hb) AS (VALUES ");
+        let mut q = Sql::new("WITH v (id, guard, seen, seq, hb) AS (VALUES ");
         for (i, r) in chunk.iter().enumerate() {
             q.push(if i == 0 { "(" } else { ", (" })
                 .text(r.id.to_string())
                 .push(", ")
-                .int(i64::try_from(r.expected_last_seq).unwrap_or(i64::MAX))
+                .int(i64::try_from(r.seq).unwrap_or(i64::MAX))
                 .push(", ")
                 .int(r.update.seen_at.0)
                 .push(", ")
@@ -436,15 +466,20 @@ pub async fn record_heartbeats(
         q.push(
             ") UPDATE endpoints SET last_seen_at = v.seen, last_seq = v.seq, \
              heartbeat = COALESCE(v.hb, endpoints.heartbeat) FROM v \
-             WHERE endpoints.id = v.id AND endpoints.last_seq = v.expected RETURNING endpoints.id",
+             WHERE endpoints.id = v.id AND ",
+        )
+        .push(guard)
+        .push(
+            " RETURNING endpoints.id, \
+             CASE WHEN endpoints.last_inventory_at IS NULL THEN 1 ELSE 0 END AS no_inventory",
         );
-        let done: std::collections::HashSet<String> = q
+        let done: std::collections::HashMap<String, bool> = q
             .fetch_all(c)
             .await?
             .iter()
-            .map(|r| text(r, "id"))
+            .map(|r| Ok((text(r, "id")?, small_int(r, "no_inventory")? != 0)))
             .collect::<Result<_>>()?;
-        written.extend(chunk.iter().map(|r| done.contains(&r.id.to_string())));
+        written.extend(chunk.iter().map(|r| done.get(&r.id.to_string()).copied()));
     }
     Ok(written)
 }

@@ -2173,6 +2173,18 @@ async fn reads_recover_when_the_database_drops_their_connections() {
     .await;
 }
 
+/// Marks an endpoint retired.
+async fn ctx_retire(s: &Store, id: tandem_domain::EndpointId) {
+    let mut w = s.write().await.unwrap();
+    sqlx::query(&format!(
+        "UPDATE endpoints SET retired_at = 1 WHERE id = '{id}'"
+    ))
+    .execute(&mut *w)
+    .await
+    .unwrap();
+    w.commit().await.unwrap();
+}
+
 /// A client with a site, a provider admin and an enrollment token for the site, committed:
 /// what endpoints need before they can be inserted.
 async fn enrollment_fixture(
@@ -2429,7 +2441,7 @@ async fn heartbeats_written_together_land_only_where_the_sequence_number_is_stil
             .zip(&first)
             .map(|(id, u)| HeartbeatRow {
                 id: *id,
-                expected_last_seq: 0,
+                seq: 0,
                 update: u,
             })
             .collect();
@@ -2455,7 +2467,7 @@ async fn heartbeats_written_together_land_only_where_the_sequence_number_is_stil
             .enumerate()
             .map(|(i, (id, u))| HeartbeatRow {
                 id: *id,
-                expected_last_seq: if i % 2 == 0 { 10 + i as u64 } else { 0 },
+                seq: if i % 2 == 0 { 10 + i as u64 } else { 0 },
                 update: u,
             })
             .collect();
@@ -2495,6 +2507,42 @@ async fn heartbeats_written_together_land_only_where_the_sequence_number_is_stil
             assert_eq!(detail.0.last_seen_at, Some(seen), "endpoint {i}");
             assert_eq!(detail.1, beat, "endpoint {i}");
         }
+        drop(r);
+
+        // Round 3, not read first: written only where every message is new (the stored
+        // number below the lowest sent) and the endpoint is not retired; the answer says
+        // whether the endpoint still lacks an inventory.
+        ctx_retire(s, ids[3]).await;
+        let third: Vec<CheckinUpdate> = (0..8)
+            .map(|i| update(i + 2000, 900, Some(format!("{{\"r\":3,\"n\":{i}}}"))))
+            .collect();
+        let rows: Vec<HeartbeatRow> = (0..8)
+            .map(|i| HeartbeatRow {
+                id: ids[i],
+                // Endpoint 0 stands at 500 (so 500 is not new), the others below 600.
+                seq: if i == 0 { 500 } else { 600 },
+                update: &third[i],
+            })
+            .collect();
+        let mut w = s.write().await.unwrap();
+        let written = ep::record_new_heartbeats(&mut w, &rows).await.unwrap();
+        w.commit().await.unwrap();
+        let expected: Vec<Option<bool>> =
+            (0..8).map(|i| (i != 0 && i != 3).then_some(true)).collect();
+        assert_eq!(written, expected);
+        let mut r = s.read().await.unwrap();
+        assert_eq!(
+            ep::agent(&mut r, ids[0]).await.unwrap().unwrap().last_seq,
+            500
+        );
+        assert_eq!(
+            ep::agent(&mut r, ids[3]).await.unwrap().unwrap().last_seq,
+            13
+        );
+        assert_eq!(
+            ep::agent(&mut r, ids[5]).await.unwrap().unwrap().last_seq,
+            900
+        );
     })
     .await;
 }

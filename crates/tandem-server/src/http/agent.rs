@@ -92,74 +92,54 @@ pub async fn enroll(
     }
 }
 
-/// Which credentials an agent route takes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Credential {
-    /// The agent's signature only (a session cannot renew itself).
-    Signature,
-    /// A signature or a session's MAC.
-    SignatureOrSession,
-}
-
-/// The agent a request speaks for, or the protocol's refusal.
-async fn authenticate(
-    st: &AppState,
-    headers: &HeaderMap,
-    path: &'static str,
-    body: &[u8],
-    accepts: Credential,
-) -> Result<tandem_app::Agent, ApiError> {
+/// The credential headers of an agent request to `path` (empty where absent).
+fn credentials<'a>(headers: &'a HeaderMap, path: &'static str, body: &'a [u8]) -> AgentRequest<'a> {
     let header = |name: &str| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     };
-    let session = header(HEADER_SESSION);
-    if !session.is_empty() && accepts == Credential::Signature {
-        return Err(refuse(
-            StatusCode::UNAUTHORIZED,
-            codes::INVALID_SIGNATURE,
-            "A session is bought with the agent's signature, not with another session: sign this request.",
-        ));
-    }
-    let req = AgentRequest {
+    AgentRequest {
         agent_id: header(HEADER_AGENT),
         timestamp: header(HEADER_TIMESTAMP),
         signature: header(HEADER_SIGNATURE),
-        session,
+        session: header(HEADER_SESSION),
         mac: header(HEADER_MAC),
         method: "POST",
         path,
         body,
-    };
-    match st.app.authenticate_agent(&req).await? {
-        Ok(a) => Ok(a),
-        Err(AgentRefusal::UnknownAgent) => Err(refuse(
+    }
+}
+
+/// The protocol's answer to a refused agent request.
+fn refusal(why: AgentRefusal) -> ApiError {
+    match why {
+        AgentRefusal::UnknownAgent => refuse(
             StatusCode::UNAUTHORIZED,
             codes::UNKNOWN_AGENT,
             "No enrolled agent has this id. Enroll the endpoint again.",
-        )),
-        Err(AgentRefusal::BadSignature) => Err(refuse(
+        ),
+        AgentRefusal::BadSignature => refuse(
             StatusCode::UNAUTHORIZED,
             codes::INVALID_SIGNATURE,
             "The request's signature headers are missing or malformed, or the signature does not verify.",
-        )),
-        Err(AgentRefusal::InvalidSession) => Err(refuse(
+        ),
+        AgentRefusal::InvalidSession => refuse(
             StatusCode::UNAUTHORIZED,
             codes::INVALID_SESSION,
             "The session is malformed, expired or unknown to this server, or the request's MAC does not verify. Ask for a new session.",
-        )),
-        Err(AgentRefusal::ClockSkew) => Err(refuse(
+        ),
+        AgentRefusal::ClockSkew => refuse(
             StatusCode::UNAUTHORIZED,
             codes::CLOCK_SKEW,
             format!("The endpoint's clock is more than {MAX_SKEW_SECONDS} seconds from the server's. Fix its time synchronisation."),
-        )),
-        Err(AgentRefusal::Revoked) => Err(refuse(
+        ),
+        AgentRefusal::Revoked => refuse(
             StatusCode::FORBIDDEN,
             codes::AGENT_REVOKED,
             "This endpoint was retired. Enroll it again to report.",
-        )),
+        ),
     }
 }
 
@@ -169,28 +149,42 @@ pub async fn session(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let agent = authenticate(&st, &headers, SESSION_PATH, &body, Credential::Signature).await?;
+    let req = credentials(&headers, SESSION_PATH, &body);
+    if !req.session.is_empty() {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            codes::INVALID_SIGNATURE,
+            "A session is bought with the agent's signature, not with another session: sign this request.",
+        ));
+    }
+    let agent = st.app.authenticate_agent(&req).await?.map_err(refusal)?;
     parse(&body, |r: &SessionRequest| r.protocol)?;
     let session = st.app.open_agent_session(&agent).await?;
     Ok((StatusCode::CREATED, Json(session)).into_response())
 }
 
-/// POST /agent/v1/checkin
+/// POST /agent/v1/checkin: signed, or in a session.
 pub async fn checkin(
     State(st): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let agent = authenticate(
-        &st,
-        &headers,
-        CHECKIN_PATH,
-        &body,
-        Credential::SignatureOrSession,
-    )
-    .await?;
-    let checkin: CheckinRequest = parse(&body, |r: &CheckinRequest| r.protocol)?;
-    match st.app.checkin(&agent, checkin).await {
+    let req = credentials(&headers, CHECKIN_PATH, &body);
+    let answer = if req.session.is_empty() {
+        let agent = st.app.authenticate_agent(&req).await?.map_err(refusal)?;
+        let checkin: CheckinRequest = parse(&body, |r: &CheckinRequest| r.protocol)?;
+        st.app.checkin(&agent, checkin).await
+    } else {
+        // A session names its agent without a database read; heartbeats may be written
+        // without one too (`App::checkin_in_session`).
+        let id = st.app.authenticate_session(&req).await?.map_err(refusal)?;
+        let checkin: CheckinRequest = parse(&body, |r: &CheckinRequest| r.protocol)?;
+        match st.app.checkin_in_session(id, checkin).await {
+            Ok(answer) => Ok(answer.map_err(refusal)?),
+            Err(e) => Err(e),
+        }
+    };
+    match answer {
         Ok(r) => Ok(Json(r).into_response()),
         // Another check-in of the same agent committed first: try again in a moment.
         Err(tandem_app::Error::Conflict(m)) => {

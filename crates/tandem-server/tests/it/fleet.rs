@@ -396,18 +396,29 @@ async fn a_session_bought_with_a_signature_carries_check_ins_until_the_endpoint_
         let r = checkin_in_session(&t, &session, &session_key, &beat, None).await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.json()["acked_through"], 5);
-        assert_eq!(
-            checkin_in_session(&t, &session, &session_key, &beat, None)
-                .await
-                .json()["acked_through"],
-            5
-        );
+        assert_eq!(r.json()["want_full_inventory"], true, "no inventory yet: {}", r.text);
+        // Sent again: nothing new (written without a read first, the duplicate is caught by
+        // the write and answered the usual way).
+        let again = checkin_in_session(&t, &session, &session_key, &beat, None).await;
+        assert_eq!(again.json()["acked_through"], 5, "{}", again.text);
+        // Sent again in part: only message 6 is new, and it is the one kept.
+        let mut newer = heartbeat();
+        newer["uptime_seconds"] = json!(7200);
+        let partly = json!({"protocol": 1, "messages": [message(4, heartbeat()), message(6, newer), message(5, heartbeat())]});
+        let r = checkin_in_session(&t, &session, &session_key, &partly, None).await;
+        assert_eq!(r.json()["acked_through"], 6, "{}", r.text);
         let it_a = reader(&t, &t.w.it_a).await;
-        let r = t
-            .send(t.api(Method::GET, &format!("/api/v1/endpoints/{id}"), &it_a))
-            .await;
+        let r = t.send(t.api(Method::GET, &format!("/api/v1/endpoints/{id}"), &it_a)).await;
+        assert_eq!(r.json()["heartbeat"]["uptime_seconds"], 7200, "{}", r.text);
+        // An inventory in a session: the endpoint has one now, and heartbeats say so.
+        let inv = json!({"protocol": 1, "messages": [message(7, full(inventory(&[("bash", "5.2")], true, 0, &["dana"])))]});
+        let r = checkin_in_session(&t, &session, &session_key, &inv, None).await;
         assert_eq!(r.status, 200, "{}", r.text);
-        assert_eq!(r.json()["heartbeat"]["uptime_seconds"], 3600, "{}", r.text);
+        assert_eq!(r.json()["acked_through"], 7);
+        let beat = json!({"protocol": 1, "messages": [message(8, heartbeat())]});
+        let r = checkin_in_session(&t, &session, &session_key, &beat, None).await;
+        assert_eq!(r.json()["acked_through"], 8, "{}", r.text);
+        assert_eq!(r.json()["want_full_inventory"], false, "{}", r.text);
 
         // Wrong key, a token changed by one character, another agent's key, no MAC, no
         // timestamp: all the same refusal, so the agent opens a new session.
