@@ -24,8 +24,8 @@ pub use heartbeat::{DiskUsage, Heartbeat};
 pub use inventory::{Inventory, InventoryReport, NotCollected, SectionName};
 pub use problem::Problem;
 pub use session::{
-    session_mac, verify_session_mac, SessionRequest, SessionResponse, SESSION_KEY_BYTES,
-    SESSION_SECONDS,
+    hmac_sha256, session_mac, verify_session_mac, SessionRequest, SessionResponse,
+    SESSION_KEY_BYTES, SESSION_SECONDS,
 };
 pub use signing::{signing_payload, within_skew, MAX_SKEW_SECONDS, SIGNATURE_CONTEXT};
 

@@ -42,7 +42,7 @@ pub const SESSION_KEY_BYTES: usize = 32;
 /// `Tandem-Mac` header.
 pub fn session_mac(key: &[u8], payload: &[u8]) -> String {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(mac(key, payload))
+    base64::engine::general_purpose::STANDARD.encode(hmac_sha256(key, payload))
 }
 
 /// True when `mac_base64` is the HMAC-SHA256 of `payload` under `key` (compared in
@@ -59,7 +59,8 @@ pub fn verify_session_mac(key: &[u8], payload: &[u8], mac_base64: &str) -> bool 
     m.verify_slice(&tag).is_ok()
 }
 
-fn mac(key: &[u8], payload: &[u8]) -> [u8; 32] {
+/// HMAC-SHA256 of `payload` under `key` (the server derives session keys with it too).
+pub fn hmac_sha256(key: &[u8], payload: &[u8]) -> [u8; 32] {
     // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
     let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
     m.update(payload);

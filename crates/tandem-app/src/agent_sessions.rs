@@ -7,9 +7,7 @@
 //! made once by whichever server needs it first.
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-use tandem_agent_protocol::{SESSION_KEY_BYTES, SESSION_SECONDS};
+use tandem_agent_protocol::{hmac_sha256, SESSION_KEY_BYTES, SESSION_SECONDS};
 use tandem_domain::EndpointId;
 
 /// What a session's key derivation is named by in `server_secrets`.
@@ -35,21 +33,13 @@ pub(crate) struct Issued {
 }
 
 impl SessionKeys {
-    /// From the stored secret (base64 of 32 bytes); `None` if it is not that.
+    /// From the stored secret (hex of 32 bytes, as [`crate::new_secret`]`(32)` makes it);
+    /// `None` if it is not that.
     pub(crate) fn from_stored(stored: &str) -> Option<SessionKeys> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(stored.trim())
-            .ok()?;
+        let bytes = hex::decode(stored.trim()).ok()?;
         Some(SessionKeys {
             secret: bytes.try_into().ok()?,
         })
-    }
-
-    /// A new secret to store, base64.
-    pub(crate) fn fresh_secret() -> String {
-        let mut s = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut s);
-        base64::engine::general_purpose::STANDARD.encode(s)
     }
 
     /// A new session for `agent`, valid from `now` (unix seconds) for [`SESSION_SECONDS`].
@@ -86,11 +76,7 @@ impl SessionKeys {
     }
 
     fn key_for(&self, token: &[u8; TOKEN_BYTES]) -> [u8; 32] {
-        let mut m = Hmac::<Sha256>::new_from_slice(&self.secret)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        m.update(CONTEXT);
-        m.update(token);
-        m.finalize().into_bytes().into()
+        hmac_sha256(&self.secret, &[CONTEXT, token.as_slice()].concat())
     }
 }
 
@@ -136,9 +122,9 @@ mod tests {
     }
 
     #[test]
-    fn a_stored_secret_must_be_32_bytes_of_base64() {
-        assert!(SessionKeys::from_stored(&SessionKeys::fresh_secret()).is_some());
-        assert!(SessionKeys::from_stored("c2hvcnQ=").is_none());
-        assert!(SessionKeys::from_stored("not base64").is_none());
+    fn a_stored_secret_must_be_32_bytes_of_hex() {
+        assert!(SessionKeys::from_stored(&crate::new_secret(32)).is_some());
+        assert!(SessionKeys::from_stored(&crate::new_secret(16)).is_none());
+        assert!(SessionKeys::from_stored("not hex").is_none());
     }
 }

@@ -468,12 +468,8 @@ impl App {
             .get_or_try_init(|| async {
                 let mut w = self.store.write().await?;
                 let key = format!("secret.{PURPOSE}");
-                let stored = tandem_store::settings::get_or_insert(
-                    &mut w,
-                    &key,
-                    &SessionKeys::fresh_secret(),
-                )
-                .await?;
+                let stored =
+                    tandem_store::settings::get_or_insert(&mut w, &key, &new_secret(32)).await?;
                 w.commit().await?;
                 SessionKeys::from_stored(&stored).ok_or_else(|| {
                     Error::Internal(format!("the stored setting {key} is not a 32-byte secret"))

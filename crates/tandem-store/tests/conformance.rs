@@ -1090,15 +1090,7 @@ async fn a_page_of_users_keeps_every_character_and_the_order() {
         assert_eq!(paged, listed.iter().map(|u| u.id).collect::<Vec<_>>());
         // On SQLite the page was read on the calling thread; read through sqlx (one JSON
         // value, as on PostgreSQL), every page is the same, value for value.
-        let through_sqlx = Store::open(
-            &ctx.url,
-            OpenOptions {
-                direct_reads: false,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let through_sqlx = reading_through_sqlx(&ctx.url).await;
         let mut r2 = through_sqlx.read().await.unwrap();
         for page in [
             Page::default(),
@@ -2173,8 +2165,18 @@ async fn reads_recover_when_the_database_drops_their_connections() {
     .await;
 }
 
+/// A second handle on the same database that reads only through sqlx (never on SQLite's
+/// calling thread), to compare the two read paths.
+async fn reading_through_sqlx(url: &str) -> Store {
+    let opts = OpenOptions {
+        direct_reads: false,
+        ..Default::default()
+    };
+    Store::open(url, opts).await.unwrap()
+}
+
 /// Marks an endpoint retired.
-async fn ctx_retire(s: &Store, id: tandem_domain::EndpointId) {
+async fn retire_endpoint(s: &Store, id: tandem_domain::EndpointId) {
     let mut w = s.write().await.unwrap();
     sqlx::query(&format!(
         "UPDATE endpoints SET retired_at = 1 WHERE id = '{id}'"
@@ -2292,15 +2294,7 @@ async fn the_fleet_list_reads_the_same_on_both_paths_in_every_order() {
         }
         w.commit().await.unwrap();
 
-        let through_sqlx = Store::open(
-            &ctx.url,
-            OpenOptions {
-                direct_reads: false,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let through_sqlx = reading_through_sqlx(&ctx.url).await;
         let g = admin_grant(Action::EndpointsRead);
         let mut r = s.read().await.unwrap();
         let mut r2 = through_sqlx.read().await.unwrap();
@@ -2512,7 +2506,7 @@ async fn heartbeats_written_together_land_only_where_the_sequence_number_is_stil
         // Round 3, not read first: written only where every message is new (the stored
         // number below the lowest sent) and the endpoint is not retired; the answer says
         // whether the endpoint still lacks an inventory.
-        ctx_retire(s, ids[3]).await;
+        retire_endpoint(s, ids[3]).await;
         let third: Vec<CheckinUpdate> = (0..8)
             .map(|i| update(i + 2000, 900, Some(format!("{{\"r\":3,\"n\":{i}}}"))))
             .collect();
