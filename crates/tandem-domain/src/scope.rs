@@ -363,14 +363,24 @@ impl CompiledCalendar {
     }
 
     /// The first instant after `t` (within `horizon_days`) at which `is_open` changes.
+    ///
+    /// `is_open` can change only where the local wall clock crosses a span's edge or midnight,
+    /// or where the zone's offset itself changes (hours skipped in spring can open or close
+    /// the side at the very instant of the change). Every such instant is a candidate: both
+    /// readings of a wall-clock time that happens twice in autumn, and the zone's transitions.
+    /// The first candidate whose answer differs from now is the first change: an extra
+    /// candidate never wins, because none before the first change can differ.
     pub fn next_change(&self, t: Timestamp, horizon_days: i64) -> Option<Timestamp> {
         let now = self.is_open(t);
+        let differs = |at: Timestamp| at > t && self.is_open(at) != now;
         let start = t.to_jiff().to_zoned(self.tz.clone()).date();
         let mut best: Option<Timestamp> = None;
+        let mut last_day = start;
         for offset in 0..=horizon_days {
             let Ok(day) = start.checked_add(jiff::Span::new().days(offset)) else {
                 break;
             };
+            last_day = day;
             let mut edges: Vec<u16> = self.week[day.weekday().to_monday_zero_offset() as usize]
                 .iter()
                 .flat_map(|(s, e)| [*s, *e])
@@ -378,31 +388,61 @@ impl CompiledCalendar {
             edges.push(0); // midnight: a holiday starting or ending
             edges.sort_unstable();
             for m in edges {
-                let Some(at) = local_instant(day, m, &self.tz) else {
-                    continue;
-                };
-                if at > t && self.is_open(at) != now && best.is_none_or(|b| at < b) {
-                    best = Some(at);
+                for at in local_instants(day, m, &self.tz).into_iter().flatten() {
+                    if differs(at) && best.is_none_or(|b| at < b) {
+                        best = Some(at);
+                    }
                 }
             }
             if best.is_some() {
                 break;
             }
         }
+        // Offset changes up to the best edge found, or to the end of the last day looked at.
+        let limit = best.or_else(|| local_instants(last_day, 1440, &self.tz)[1])?;
+        for tr in self.tz.following(t.to_jiff()) {
+            let at = Timestamp(tr.timestamp().as_microsecond());
+            if at >= limit {
+                break;
+            }
+            if differs(at) {
+                return Some(at);
+            }
+        }
         best
     }
 }
 
-/// The instant at `minute` after local midnight on `day` in `tz` (1440 is the next midnight).
-/// Wall-clock times skipped by a DST change resolve to the first instant after the gap.
-fn local_instant(day: Date, minute: u16, tz: &TimeZone) -> Option<Timestamp> {
+/// Both readings of the wall-clock time `minute` after local midnight on `day` in `tz` (1440
+/// is the next midnight): the same instant twice for an ordinary time, the first and second
+/// occurrence of a time repeated when clocks go back, and for a time skipped when clocks go
+/// forward, the instant it would be on either side of the gap.
+fn local_instants(day: Date, minute: u16, tz: &TimeZone) -> [Option<Timestamp>; 2] {
+    let Some(dt) = wall_clock(day, minute) else {
+        return [None, None];
+    };
+    let a = tz.to_ambiguous_timestamp(dt);
+    let micro =
+        |r: Result<jiff::Timestamp, jiff::Error>| r.ok().map(|ts| Timestamp(ts.as_microsecond()));
+    [micro(a.earlier()), micro(a.later())]
+}
+
+fn wall_clock(day: Date, minute: u16) -> Option<jiff::civil::DateTime> {
     let (day, minute) = if minute >= 1440 {
         (day.tomorrow().ok()?, 0)
     } else {
         (day, minute)
     };
-    let dt = day.to_datetime(Time::new((minute / 60) as i8, (minute % 60) as i8, 0, 0).ok()?);
-    let z = tz.to_ambiguous_zoned(dt).compatible().ok()?;
+    Some(day.to_datetime(Time::new((minute / 60) as i8, (minute % 60) as i8, 0, 0).ok()?))
+}
+
+/// The instant at `minute` after local midnight on `day` in `tz` (1440 is the next midnight).
+/// Wall-clock times skipped by a DST change resolve to the first instant after the gap.
+fn local_instant(day: Date, minute: u16, tz: &TimeZone) -> Option<Timestamp> {
+    let z = tz
+        .to_ambiguous_zoned(wall_clock(day, minute)?)
+        .compatible()
+        .ok()?;
     Some(Timestamp(z.timestamp().as_microsecond()))
 }
 

@@ -187,6 +187,55 @@ fn next_handover_is_the_next_opening_or_closing() {
     );
 }
 
+/// Around every offset change of 2026 in zones that skip or repeat an hour (or half an hour,
+/// at Lord Howe Island), with hours whose edges fall inside the skipped or repeated time,
+/// `next_change` agrees with a minute-by-minute walk. Found by the property test below: hours
+/// of 01:01–02:01 on the Sunday British clocks go forward open at the very instant of the
+/// change (02:00 BST), which no edge of the week names.
+#[test]
+fn next_change_sees_hours_opened_or_repeated_by_a_clock_change() {
+    let days: &[&[(u16, u16)]] = &[
+        &[(61, 121), (131, 161)],
+        &[(70, 80)],
+        &[(0, 90)],
+        &[(90, 150)],
+        &[(120, 180)],
+        &[(30, 60), (150, 200)],
+        &[(100, 110), (115, 125)],
+    ];
+    for zone in ["Europe/London", "America/New_York", "Australia/Lord_Howe"] {
+        let tz = jiff::tz::TimeZone::get(zone).unwrap();
+        let changes: Vec<Timestamp> = tz
+            .following(at("2026-01-01T00:00:00Z").to_jiff())
+            .take_while(|tr| tr.timestamp() < at("2027-01-01T00:00:00Z").to_jiff())
+            .map(|tr| Timestamp(tr.timestamp().as_microsecond()))
+            .collect();
+        assert_eq!(changes.len(), 2, "{zone}");
+        for spans in days {
+            let day: Vec<Span> = spans
+                .iter()
+                .map(|&(start, end)| Span { start, end })
+                .collect();
+            let cal = Calendar {
+                time_zone: zone.into(),
+                week: vec![day; 7],
+                holidays: vec![],
+            };
+            let c = CompiledCalendar::new(&cal).unwrap();
+            for change in &changes {
+                for k in 0..60 {
+                    let t = change.plus_seconds((k * 7 - 180) * 60);
+                    let now = c.is_open(t);
+                    let walked = (1..3 * 1440)
+                        .map(|m| t.plus_seconds(m * 60))
+                        .find(|s| c.is_open(*s) != now);
+                    assert_eq!(c.next_change(t, 2), walked, "{zone} {spans:?} from {t:?}");
+                }
+            }
+        }
+    }
+}
+
 fn clean_ctx() -> LintContext {
     LintContext {
         active_domains: vec!["helpdesk".into(), "patching".into()],
