@@ -92,7 +92,8 @@ enum Command {
         /// How long the run may take, in seconds (at most 3600).
         #[arg(long, default_value_t = 60)]
         duration: u64,
-        /// Worker threads sending requests.
+        /// Check-ins in flight at most: connections sending heartbeats (one thread drives
+        /// them all), threads (up to 128) while enrolling.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
         /// The real heartbeat interval being simulated, in seconds.
@@ -233,7 +234,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 seed,
             };
             println!(
-                "simulating {count} endpoints with {concurrency} threads for at most {duration} s; \
+                "simulating {count} endpoints over {concurrency} connections for at most {duration} s; \
                  heartbeat every {heartbeat_seconds} s compressed ×{compress}"
             );
             print!("{}", simulate(&options)?.render());

@@ -253,12 +253,9 @@ impl ServerClient {
                     .header(HEADER_SIGNATURE, &signed.signature);
             }
             Auth::Session(session) => {
-                let timestamp = now_unix();
-                let payload = signing_payload("POST", path, timestamp, body);
-                request = request
-                    .header(HEADER_SESSION, &session.token)
-                    .header(HEADER_TIMESTAMP, &timestamp.to_string())
-                    .header(HEADER_MAC, &session_mac(&session.key, &payload));
+                for (name, value) in session.headers(path, body) {
+                    request = request.header(name, value);
+                }
             }
         }
         let response = request
@@ -310,6 +307,21 @@ impl Session {
     }
 }
 
+impl Session {
+    /// The headers that carry a request in this session: the token, the time, and the MAC
+    /// over exactly what a signature would cover (`path` is the protocol path, without the
+    /// server URL's base path).
+    pub fn headers(&self, path: &str, body: &[u8]) -> [(&'static str, String); 3] {
+        let timestamp = now_unix();
+        let payload = signing_payload("POST", path, timestamp, body);
+        [
+            (HEADER_SESSION, self.token.clone()),
+            (HEADER_TIMESTAMP, timestamp.to_string()),
+            (HEADER_MAC, session_mac(&self.key, &payload)),
+        ]
+    }
+}
+
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
@@ -325,6 +337,22 @@ pub struct Sessions {
     current: Option<Session>,
     /// The server offers no sessions: sign every check-in.
     signed_only: bool,
+}
+
+impl Sessions {
+    /// The current session if it can carry a request now: there is one, it is not due for
+    /// renewal, and the server offers sessions. `None` means a request must go through
+    /// [`ServerClient::checkin_in_session`], which opens or renews one (or signs).
+    pub fn usable(&self) -> Option<&Session> {
+        self.current
+            .as_ref()
+            .filter(|s| !self.signed_only && Instant::now() < s.renew_at)
+    }
+
+    /// Drops the current session (the server refused it): the next check-in opens one.
+    pub fn forget(&mut self) {
+        self.current = None;
+    }
 }
 
 /// `GET {server}/agent/v1/ca.pem` over https **without verifying the server's certificate**,

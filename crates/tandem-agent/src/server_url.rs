@@ -88,6 +88,29 @@ impl ServerUrl {
         })
     }
 
+    /// The port connected to: the one given, else 443 for https and 80 for http.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(if self.https { 443 } else { 80 })
+    }
+
+    /// `host[:port]` as a `Host` header carries it (IPv6 in brackets).
+    pub fn authority(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        match self.port {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        }
+    }
+
+    /// The request target of a protocol path: the base path, then the path.
+    pub fn target(&self, path: &str) -> String {
+        format!("{}{path}", self.base_path)
+    }
+
     /// The full URL of a protocol path such as `/agent/v1/checkin`.
     pub fn endpoint(&self, path: &str) -> String {
         format!("{self}{path}")
@@ -97,15 +120,7 @@ impl ServerUrl {
 impl fmt::Display for ServerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = if self.https { "https" } else { "http" };
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        match self.port {
-            Some(port) => write!(f, "{scheme}://{host}:{port}{}", self.base_path),
-            None => write!(f, "{scheme}://{host}{}", self.base_path),
-        }
+        write!(f, "{scheme}://{}{}", self.authority(), self.base_path)
     }
 }
 

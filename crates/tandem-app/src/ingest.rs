@@ -5,8 +5,15 @@
 //! second, so they are written together: one task takes every check-in that is waiting, writes
 //! them all in one transaction, and answers each only after that commit. Nobody waits on a
 //! timer — while one batch commits, the next one gathers.
+//!
+//! The writer runs on a thread of its own, with a runtime and a write connection of its own.
+//! On the shared runtime each of its statements, once answered, waited for its turn behind
+//! every request task ready at that moment — at a thousand connections, tens of
+//! milliseconds per batch in which the CPUs had nothing to write and the requests nothing to
+//! do but wait for it.
 
 use crate::{Error, Result};
+use std::sync::{Arc, Mutex};
 use tandem_domain::fleet::Change;
 use tandem_domain::metrics::Tier;
 use tandem_domain::{EndpointId, Timestamp};
@@ -68,10 +75,33 @@ pub(crate) struct Ingest {
 }
 
 impl Ingest {
-    /// Starts the writer task on the current runtime.
+    /// Starts the writer on a thread of its own; on the current runtime if no thread or
+    /// runtime can be had.
     pub(crate) fn start(store: Store) -> Ingest {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
-        tokio::spawn(writer(store, rx));
+        // The receiver goes to whichever starts: the thread, or the fallback below.
+        let slot = Arc::new(Mutex::new(Some(rx)));
+        let taken = Arc::clone(&slot);
+        let thread_store = store.clone();
+        let started = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .and_then(|runtime| {
+                std::thread::Builder::new()
+                    .name("tandem-ingest".into())
+                    .spawn(move || {
+                        let rx = taken.lock().ok().and_then(|mut r| r.take());
+                        if let Some(rx) = rx {
+                            runtime.block_on(writer(thread_store, rx));
+                        }
+                    })
+            });
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "the check-in writer shares the request runtime");
+            if let Some(rx) = slot.lock().ok().and_then(|mut r| r.take()) {
+                tokio::spawn(writer(store, rx));
+            }
+        }
         Ingest { jobs: tx }
     }
 
@@ -100,9 +130,23 @@ impl Ingest {
 
 async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // The write connection of this runtime, opened when the first batch comes (and again
+    // after a failure to open it: until then batches are refused, and agents send again).
+    let mut own: Option<Store> = None;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let jobs = std::mem::take(&mut batch);
-        match write_batch(&store, &jobs).await {
+        if own.is_none() {
+            own = store
+                .with_own_write_connection()
+                .await
+                .inspect_err(|e| tracing::error!(error = %e, "the check-in writer cannot connect"))
+                .ok();
+        }
+        let result = match &own {
+            Some(store) => write_batch(store, &jobs).await,
+            None => Err(Error::Internal("no write connection".into())),
+        };
+        match result {
             Ok(written) => {
                 for (job, ok) in jobs.into_iter().zip(written) {
                     let _ = job.reply.send(Ok(ok));

@@ -122,6 +122,8 @@ pub struct Store {
     /// transactions from failing with "database is locked" mid-way. PostgreSQL needs none.
     writer: Option<Arc<tokio::sync::Mutex<()>>>,
     sqlite_path: Option<PathBuf>,
+    /// How `pool` connects, for [`Store::with_own_write_connection`].
+    connect: AnyConnectOptions,
 }
 
 /// Options for opening a store.
@@ -189,6 +191,18 @@ async fn sqlite_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// How write connections are pooled: at most `size`, SQLite's set up by [`sqlite_pragmas`].
+fn write_pool(backend: Backend, size: u32) -> AnyPoolOptions {
+    let pool = AnyPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(Duration::from_secs(10));
+    if backend == Backend::Sqlite {
+        pool.after_connect(|conn, _meta| Box::pin(sqlite_pragmas(conn)))
+    } else {
+        pool
+    }
+}
+
 impl Store {
     /// Connects, choosing the backend from the URL.
     pub async fn open(url: &str, opts: OpenOptions) -> Result<Store> {
@@ -200,15 +214,11 @@ impl Store {
             }
         }
         let connect = AnyConnectOptions::from_str(&url).map_err(StoreError::Db)?;
-        let mut pool = AnyPoolOptions::new()
-            .max_connections((opts.max_connections / 2).max(2))
-            .acquire_timeout(Duration::from_secs(10));
-        if backend == Backend::Sqlite {
-            pool = pool.after_connect(|conn, _meta| Box::pin(sqlite_pragmas(conn)));
-        }
-        let pool = pool.connect_with(connect.clone()).await?;
+        let pool = write_pool(backend, (opts.max_connections / 2).max(2))
+            .connect_with(connect.clone())
+            .await?;
         let reads = read_pool::ReadPool::new(
-            connect,
+            connect.clone(),
             backend,
             opts.max_connections.max(1),
             sqlite_path.clone().filter(|_| opts.direct_reads),
@@ -219,6 +229,22 @@ impl Store {
             backend,
             writer: (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
             sqlite_path,
+            connect,
+        })
+    }
+
+    /// This store with a write connection of its own, opened on the calling runtime, for a
+    /// writer that runs on a runtime of its own (the agent check-in writer, on its own
+    /// thread): its statements then never wait behind the request tasks of the shared
+    /// runtime for their turn, and its connection belongs to the runtime that uses it.
+    /// Reads and SQLite's one-writer lock stay shared.
+    pub async fn with_own_write_connection(&self) -> Result<Store> {
+        let pool = write_pool(self.backend, 1)
+            .connect_with(self.connect.clone())
+            .await?;
+        Ok(Store {
+            pool,
+            ..self.clone()
         })
     }
 

@@ -1,12 +1,14 @@
 //! `tandem-agent simulate`: a synthetic fleet against a server on this machine.
 //!
-//! N endpoints, each with a deterministic synthetic inventory, enroll, send one full
-//! inventory, then heartbeats at the agent's interval divided by a compression factor.
-//! Work is split over C threads, each serving its share of endpoints round-robin on an
-//! even schedule; a thread that falls behind sends as fast as the server answers, so
-//! the achieved rate shows the server's capacity. Only loopback servers are accepted, and
-//! both the number of endpoints and the run time are bounded.
+//! N endpoints, each with a deterministic synthetic inventory, enroll and send one full
+//! inventory (threads, with the agent's own client), then heartbeats at the agent's interval
+//! divided by a compression factor, each endpoint on an even schedule, over at most
+//! `concurrency` connections driven by one thread ([`beats`]). A connection that falls
+//! behind sends as fast as the server answers, so the achieved rate shows the server's
+//! capacity. Only loopback servers are accepted, and both the number of endpoints and the
+//! run time are bounded.
 
+pub mod beats;
 pub mod fleet;
 pub mod latency;
 
@@ -33,8 +35,10 @@ use crate::time::now_rfc3339;
 pub const MAX_ENDPOINTS: u64 = 2_000_000;
 /// The longest a run may last.
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);
-/// The most worker threads.
-pub const MAX_CONCURRENCY: usize = 256;
+/// The most check-ins in flight (connections in the heartbeat phase).
+pub const MAX_CONCURRENCY: usize = 4096;
+/// The most threads enrolling at once.
+const MAX_ENROLLING_THREADS: usize = 128;
 
 /// What to simulate.
 #[derive(Clone, Debug)]
@@ -49,7 +53,8 @@ pub struct SimulateOptions {
     pub count: u64,
     /// How long the whole run may take.
     pub duration: Duration,
-    /// Worker threads.
+    /// Check-ins in flight at most: connections in the heartbeat phase, threads (up to
+    /// 128) while enrolling.
     pub concurrency: usize,
     /// The real heartbeat interval being simulated.
     pub heartbeat: Duration,
@@ -70,6 +75,9 @@ pub struct SimulateReport {
     pub heartbeat: Histogram,
     /// Bytes of inventory check-in bodies sent.
     pub inventory_bytes: u64,
+    /// Heartbeats the one-thread path handed to the agent's client (https, a session to
+    /// open or renew, a session the server refused).
+    pub handed_over: u64,
     /// Failed requests.
     pub failures: u64,
     /// The first failure's message.
@@ -81,11 +89,29 @@ pub struct SimulateReport {
 }
 
 /// One endpoint's identity and counters.
-struct Endpoint {
+pub(crate) struct Endpoint {
     host: SyntheticHost,
     identity: Identity,
     sessions: Sessions,
     next_seq: u64,
+}
+
+impl Endpoint {
+    /// The next check-in's sequence number and body: one message carrying `body`.
+    fn next_checkin(&mut self, body: MessageBody) -> Result<(u64, Vec<u8>), String> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let request = CheckinRequest {
+            protocol: PROTOCOL_VERSION,
+            messages: vec![Message {
+                seq,
+                collected_at: now_rfc3339(),
+                body,
+            }],
+        };
+        let bytes = serde_json::to_vec(&request).map_err(|e| format!("encoding: {e}"))?;
+        Ok((seq, bytes))
+    }
 }
 
 /// Checks the options and runs the simulation.
@@ -112,63 +138,71 @@ pub fn simulate(options: &SimulateOptions) -> anyhow::Result<SimulateReport> {
     if !(options.compression >= 1.0 && options.compression.is_finite()) {
         bail!("--compress must be 1 or more");
     }
-    let client = ServerClient::with_pool(server, options.ca_pem.as_deref(), options.concurrency)?;
+    let threads = options.concurrency.min(MAX_ENROLLING_THREADS);
+    let client = ServerClient::with_pool(server.clone(), options.ca_pem.as_deref(), threads)?;
     let deadline = Instant::now() + options.duration;
     let interval = options
         .heartbeat
         .div_f64(options.compression)
         .max(Duration::from_millis(1));
-    let shared = Arc::new((client, options.clone()));
-    let workers: Vec<_> = (0..options.concurrency)
+    let shared = Arc::new((client.clone(), options.clone()));
+    let workers: Vec<_> = (0..threads)
         .map(|worker| {
             let shared = Arc::clone(&shared);
             thread::spawn(move || {
                 let (client, options) = &*shared;
-                Worker::new(worker, client, options, deadline, interval).run()
+                Worker::new(worker, threads, client, options, deadline).run()
             })
         })
         .collect();
     let mut report = SimulateReport::default();
+    let mut endpoints = Vec::new();
     for worker in workers {
-        let part = worker
+        let (part, enrolled) = worker
             .join()
             .map_err(|_| anyhow::anyhow!("a simulation thread panicked"))?;
         report.merge(part);
+        endpoints.extend(enrolled);
     }
+    report.merge(beats::run(
+        client,
+        &server,
+        endpoints,
+        options.concurrency,
+        interval,
+        deadline,
+    )?);
     Ok(report)
 }
 
+/// A thread enrolling its share of the endpoints.
 struct Worker<'a> {
     client: &'a ServerClient,
     options: &'a SimulateOptions,
     indices: Vec<u64>,
     deadline: Instant,
-    interval: Duration,
     report: SimulateReport,
 }
 
 impl<'a> Worker<'a> {
     fn new(
         worker: usize,
+        threads: usize,
         client: &'a ServerClient,
         options: &'a SimulateOptions,
         deadline: Instant,
-        interval: Duration,
     ) -> Self {
-        let step = options.concurrency as u64;
         Worker {
             client,
             options,
-            indices: (worker as u64..options.count)
-                .step_by(step as usize)
-                .collect(),
+            indices: (worker as u64..options.count).step_by(threads).collect(),
             deadline,
-            interval,
             report: SimulateReport::default(),
         }
     }
 
-    fn run(mut self) -> SimulateReport {
+    /// Enrolls, sends each endpoint's full inventory; the endpoints enrolled.
+    fn run(mut self) -> (SimulateReport, Vec<Endpoint>) {
         let started = Instant::now();
         let mut endpoints = Vec::with_capacity(self.indices.len());
         for index in std::mem::take(&mut self.indices) {
@@ -180,10 +214,7 @@ impl<'a> Worker<'a> {
             }
         }
         self.report.enroll_phase = started.elapsed();
-        let beats = Instant::now();
-        self.heartbeats(&mut endpoints);
-        self.report.heartbeat_phase = beats.elapsed();
-        self.report
+        (self.report, endpoints)
     }
 
     fn enroll(&mut self, index: u64) -> Option<Endpoint> {
@@ -225,56 +256,12 @@ impl<'a> Worker<'a> {
         Some(endpoint)
     }
 
-    fn heartbeats(&mut self, endpoints: &mut [Endpoint]) {
-        if endpoints.is_empty() {
-            return;
-        }
-        let start = Instant::now();
-        let slot = self.interval.div_f64(endpoints.len() as f64);
-        let mut due = start;
-        'rounds: loop {
-            for endpoint in endpoints.iter_mut() {
-                let now = Instant::now();
-                if now >= self.deadline {
-                    break 'rounds;
-                }
-                if due > now {
-                    thread::sleep((due - now).min(self.deadline - now));
-                    if Instant::now() >= self.deadline {
-                        break 'rounds;
-                    }
-                }
-                due += slot;
-                let body = match endpoint.host.heartbeat() {
-                    Ok(heartbeat) => MessageBody::Heartbeat(heartbeat),
-                    Err(e) => {
-                        self.fail(format!("heartbeat: {e}"));
-                        continue;
-                    }
-                };
-                if let Some((latency, _)) = self.checkin(endpoint, body) {
-                    self.report.heartbeat.record(latency);
-                }
-            }
-        }
-    }
-
     /// One check-in with one message; the latency and body size when it succeeded.
     fn checkin(&mut self, endpoint: &mut Endpoint, body: MessageBody) -> Option<(Duration, u64)> {
-        let seq = endpoint.next_seq;
-        endpoint.next_seq += 1;
-        let request = CheckinRequest {
-            protocol: PROTOCOL_VERSION,
-            messages: vec![Message {
-                seq,
-                collected_at: now_rfc3339(),
-                body,
-            }],
-        };
-        let bytes = match serde_json::to_vec(&request) {
-            Ok(b) => b,
+        let (seq, bytes) = match endpoint.next_checkin(body) {
+            Ok(next) => next,
             Err(e) => {
-                self.fail(format!("encoding: {e}"));
+                self.fail(e);
                 return None;
             }
         };
@@ -301,17 +288,22 @@ impl<'a> Worker<'a> {
     }
 
     fn fail(&mut self, message: String) {
-        self.report.failures += 1;
-        self.report.first_failure.get_or_insert(message);
+        self.report.fail(message);
     }
 }
 
 impl SimulateReport {
+    fn fail(&mut self, message: String) {
+        self.failures += 1;
+        self.first_failure.get_or_insert(message);
+    }
+
     fn merge(&mut self, other: SimulateReport) {
         self.enroll.merge(&other.enroll);
         self.inventory.merge(&other.inventory);
         self.heartbeat.merge(&other.heartbeat);
         self.inventory_bytes += other.inventory_bytes;
+        self.handed_over += other.handed_over;
         self.failures += other.failures;
         if self.first_failure.is_none() {
             self.first_failure = other.first_failure;
@@ -343,6 +335,13 @@ impl SimulateReport {
             &self.heartbeat,
             self.heartbeat_phase,
         );
+        if self.handed_over > 0 {
+            let _ = writeln!(
+                out,
+                "  of which through the agent's client: {}",
+                self.handed_over
+            );
+        }
         let _ = writeln!(out, "failures: {}", self.failures);
         if let Some(first) = &self.first_failure {
             let _ = writeln!(out, "  first: {first}");

@@ -142,3 +142,73 @@ async fn last_seq(t: &TestApp, id: &str) -> u64 {
         .unwrap()
         .last_seq
 }
+
+/// `tandem-agent simulate` against the real server: endpoints enroll and send inventories
+/// through the agent's client, then heartbeats go over the simulator's own connections (one
+/// thread, plain HTTP/1.1, the session MAC) — and every one is accepted and stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulators_heartbeats_are_accepted_and_stored() {
+    let bin = agent_binary();
+    run(move |t: Arc<TestApp>| {
+        let bin = bin.clone();
+        async move {
+            let (_, secret) = t.enrollment_token(&t.w.it_a, &t.w.site_a, Some(5)).await;
+            let base = t.base.clone();
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(bin)
+                    .args(["simulate", "--count", "5", "--server", &base])
+                    .args(["--duration", "5", "--concurrency", "3", "--compress", "30"])
+                    .env("TANDEM_AGENT_TOKEN", secret)
+                    .output()
+                    .expect("the simulator runs")
+            })
+            .await
+            .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{text}");
+            assert!(text.contains("over 3 connections"), "{text}");
+            assert!(text.contains("failures: 0"), "{text}");
+            // Sessions were opened with the inventories: no heartbeat needed the agent's
+            // client, so every one went over the simulator's own connections.
+            assert!(!text.contains("through the agent's client"), "{text}");
+            let beats: u64 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("heartbeat check-ins: "))
+                .and_then(|l| l.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no heartbeat line in {text}"));
+            // 5 endpoints at one heartbeat every 2 s for the ~4 s after enrolling.
+            assert!(beats >= 5, "{text}");
+
+            let cred = Cred::Bearer(
+                t.token_for(&t.w.it_a, &[Capability::EndpointsRead], None)
+                    .await
+                    .1,
+            );
+            let list = endpoints(&t, &cred).await;
+            assert_eq!(list.len(), 5, "{list:?}");
+            // Metrics samples come only from heartbeats: all of them were stored.
+            let mut stored = 0;
+            for e in &list {
+                let id = e["id"].as_str().unwrap();
+                let r = t
+                    .send(t.api(
+                        Method::GET,
+                        &format!("/api/v1/endpoints/{id}/metrics?range=24h"),
+                        &cred,
+                    ))
+                    .await;
+                assert_eq!(r.status, 200, "{}", r.text);
+                stored += r.json()["points"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p["samples"].as_u64().unwrap())
+                    .sum::<u64>();
+            }
+            assert_eq!(stored, beats, "every acknowledged heartbeat is stored once");
+        }
+    })
+    .await;
+}
