@@ -209,9 +209,9 @@ impl ServerClient {
             if sessions.signed_only {
                 break;
             }
-            let session = match sessions.current.take() {
-                Some(s) if Instant::now() < s.renew_at => s,
-                _ => match self.open_session(identity) {
+            let session = match sessions.current.take().filter(Session::fresh) {
+                Some(s) => s,
+                None => match self.open_session(identity) {
                     Ok(s) => s,
                     Err(ClientError::Status { status: 404, .. }) => {
                         sessions.signed_only = true;
@@ -305,9 +305,12 @@ impl Session {
             renew_at: Instant::now() + Duration::from_secs(r.expires_in.saturating_sub(margin)),
         })
     }
-}
 
-impl Session {
+    /// Not yet due for renewal.
+    fn fresh(&self) -> bool {
+        Instant::now() < self.renew_at
+    }
+
     /// The headers that carry a request in this session: the token, the time, and the MAC
     /// over exactly what a signature would cover (`path` is the protocol path, without the
     /// server URL's base path).
@@ -346,7 +349,7 @@ impl Sessions {
     pub fn usable(&self) -> Option<&Session> {
         self.current
             .as_ref()
-            .filter(|s| !self.signed_only && Instant::now() < s.renew_at)
+            .filter(|s| !self.signed_only && s.fresh())
     }
 
     /// Drops the current session (the server refused it): the next check-in opens one.
