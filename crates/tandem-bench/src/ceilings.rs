@@ -231,7 +231,9 @@ pub async fn sqlite(dir: &Path, secs: Duration, inventory_kib: usize) -> Result<
     Ok(out)
 }
 
-/// PostgreSQL's durability settings, for the report.
+/// PostgreSQL's durability settings (and whether autovacuum runs: rows rewritten by every
+/// check-in rely on it, or on pages with room to prune, for their dead versions), for the
+/// report.
 pub async fn postgres_settings(url: &str) -> Result<String> {
     let mut c = sqlx::PgConnection::connect(url).await?;
     let mut parts = Vec::new();
@@ -243,6 +245,7 @@ pub async fn postgres_settings(url: &str) -> Result<String> {
         "full_page_writes",
         "shared_buffers",
         "max_connections",
+        "autovacuum",
     ] {
         let (v,): (String,) = sqlx::query_as(&format!("SHOW {name}"))
             .fetch_one(&mut c)

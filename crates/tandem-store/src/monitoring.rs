@@ -515,8 +515,9 @@ pub struct StaleFacts {
     pub previous_inventory_at: Option<Timestamp>,
 }
 
-/// Endpoints whose check-in or inventory moved since their facts were derived (at most
-/// `limit`), Tandem's own read over every tenant.
+/// Endpoints without facts, or whose inventory moved since their facts were derived (at
+/// most `limit`), Tandem's own read over every tenant. A heartbeat does not make facts stale:
+/// [`load_facts`] and [`get_facts`] lay the row's latest check-in over them.
 pub async fn stale_facts(c: &mut AnyConnection, limit: u32) -> Result<Vec<StaleFacts>> {
     let mut q = Sql::new(
         "SELECT e.id, e.client_id, e.site_id, e.hostname, e.last_seen_at, e.last_inventory_at, \
@@ -524,7 +525,6 @@ pub async fn stale_facts(c: &mut AnyConnection, limit: u32) -> Result<Vec<StaleF
          f.facts, f.inventory_at AS facts_inventory_at \
          FROM endpoints e LEFT JOIN endpoint_facts f ON f.endpoint_id = e.id \
          WHERE e.retired_at IS NULL AND (f.endpoint_id IS NULL \
-         OR COALESCE(f.seen_at, -1) <> COALESCE(e.last_seen_at, -1) \
          OR COALESCE(f.inventory_at, -1) <> COALESCE(e.last_inventory_at, -1)) LIMIT ",
     );
     q.int(i64::from(limit));
@@ -585,25 +585,26 @@ pub async fn upsert_facts(
 
 /// Every live endpoint's facts with its accepted admin baseline (Tandem's own read).
 pub async fn load_facts(c: &mut AnyConnection) -> Result<Vec<EndpointFacts>> {
-    Sql::new(
-        "SELECT f.facts, b.admins FROM endpoint_facts f \
+    Sql::new("SELECT f.facts, b.admins, ")
+        .push(ROW_NOW)
+        .push(
+            " FROM endpoint_facts f \
          JOIN endpoints e ON e.id = f.endpoint_id \
          LEFT JOIN admin_baselines b ON b.endpoint_id = f.endpoint_id \
          WHERE e.retired_at IS NULL ORDER BY f.endpoint_id",
-    )
-    .fetch_all(c)
-    .await?
-    .iter()
-    .map(|r| {
-        let mut f: EndpointFacts =
-            serde_json::from_str(&text(r, "facts")?).map_err(|e| corrupt("facts", e))?;
-        f.admin_baseline = opt_text(r, "admins")?
-            .map(|a| serde_json::from_str(&a))
-            .transpose()
-            .map_err(|e| corrupt("baseline", e))?;
-        Ok(f)
-    })
-    .collect()
+        )
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(|r| {
+            let mut f = facts_now(r)?;
+            f.admin_baseline = opt_text(r, "admins")?
+                .map(|a| serde_json::from_str(&a))
+                .transpose()
+                .map_err(|e| corrupt("baseline", e))?;
+            Ok(f)
+        })
+        .collect()
 }
 
 /// One endpoint's facts, if the grant reaches it.
@@ -612,16 +613,36 @@ pub async fn get_facts(
     grant: &Grant,
     id: EndpointId,
 ) -> Result<Option<EndpointFacts>> {
-    let mut q = Sql::new("SELECT facts FROM endpoint_facts WHERE endpoint_id = ");
-    q.text(id.to_string())
+    let mut q = Sql::new("SELECT f.facts, ");
+    q.push(ROW_NOW)
+        .push(" FROM endpoint_facts f JOIN endpoints e ON e.id = f.endpoint_id WHERE f.endpoint_id = ")
+        .text(id.to_string())
         .push(" AND ")
-        .scope("client_id", grant);
-    match q.fetch_optional(c).await? {
-        Some(r) => Ok(Some(
-            serde_json::from_str(&text(&r, "facts")?).map_err(|e| corrupt("facts", e))?,
-        )),
-        None => Ok(None),
-    }
+        .scope("e.client_id", grant);
+    q.fetch_optional(c)
+        .await?
+        .as_ref()
+        .map(facts_now)
+        .transpose()
+}
+
+/// What the facts reads take from the endpoint's row: who and where it is now, and its
+/// latest check-in.
+const ROW_NOW: &str = "e.client_id, e.site_id, e.hostname, e.last_seen_at, e.heartbeat";
+
+/// Stored facts with the endpoint's row as it is now laid over them
+/// ([`EndpointFacts::observe`]).
+fn facts_now(r: &AnyRow) -> Result<EndpointFacts> {
+    let mut f: EndpointFacts =
+        serde_json::from_str(&text(r, "facts")?).map_err(|e| corrupt("facts", e))?;
+    f.client_id = parsed(r, "client_id")?;
+    f.site_id = parsed(r, "site_id")?;
+    f.hostname = text(r, "hostname")?;
+    f.observe(
+        opt_ts(r, "last_seen_at")?,
+        opt_text(r, "heartbeat")?.as_deref(),
+    );
+    Ok(f)
 }
 
 // ---- admin baselines ----------------------------------------------------------------------

@@ -513,6 +513,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "users_by_name",
         include_str!("../migrations/0023_users_by_name.sql"),
     ),
+    (
+        24,
+        "endpoints_fillfactor",
+        include_str!("../migrations/0024_endpoints_fillfactor.sql"),
+    ),
 ];
 
 /// A migration file whose first lines hold this directive is run, on SQLite, with foreign-key

@@ -97,29 +97,75 @@ pub struct InventoryFacts {
 /// sections stay unknown. `tls_certificates` is read by name: `[{source, subject, issuer,
 /// not_after (unix seconds), dns_names}]`.
 pub fn inventory_facts(inventory_json: &str) -> InventoryFacts {
-    let v: serde_json::Value = match serde_json::from_str(inventory_json) {
-        Ok(v) => v,
-        Err(_) => return InventoryFacts::default(),
-    };
-    let disks = v
-        .pointer("/hardware/filesystems")
-        .and_then(|f| f.as_array())
-        .map(|fs| {
-            fs.iter()
-                .filter_map(|f| {
-                    Some(DiskFact {
-                        mount: f.get("mount")?.as_str()?.to_string(),
-                        total_bytes: f.get("size_bytes")?.as_u64()?,
-                        free_bytes: f.get("free_bytes")?.as_u64()?,
+    // Only the four sections the checks read are built as values; the rest (the package
+    // list above all: most of an inventory's ~100 KiB) is skipped over, not built and freed.
+    // A document whose skeleton is unexpected is read whole, as before.
+    match serde_json::from_str::<Sections>(inventory_json) {
+        Ok(s) => InventoryFacts::from_sections(
+            s.hardware.and_then(|h| h.filesystems).as_ref(),
+            s.services.and_then(|s| s.units).as_ref(),
+            s.users.and_then(|u| u.admin_groups).as_ref(),
+            s.tls_certificates.as_ref(),
+        ),
+        Err(_) => match serde_json::from_str::<serde_json::Value>(inventory_json) {
+            Ok(v) => InventoryFacts::from_sections(
+                v.pointer("/hardware/filesystems"),
+                v.pointer("/services/units"),
+                v.pointer("/users/admin_groups"),
+                v.get("tls_certificates"),
+            ),
+            Err(_) => InventoryFacts::default(),
+        },
+    }
+}
+
+/// The parts of an inventory [`inventory_facts`] reads; every other field is skipped.
+#[derive(Deserialize)]
+struct Sections {
+    hardware: Option<HardwareSection>,
+    services: Option<ServicesSection>,
+    users: Option<UsersSection>,
+    tls_certificates: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct HardwareSection {
+    filesystems: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct ServicesSection {
+    units: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct UsersSection {
+    admin_groups: Option<serde_json::Value>,
+}
+
+impl InventoryFacts {
+    /// The facts from an inventory's sections (each `None` when absent).
+    fn from_sections(
+        filesystems: Option<&serde_json::Value>,
+        units: Option<&serde_json::Value>,
+        admin_groups: Option<&serde_json::Value>,
+        tls_certificates: Option<&serde_json::Value>,
+    ) -> InventoryFacts {
+        let disks = filesystems
+            .and_then(|f| f.as_array())
+            .map(|fs| {
+                fs.iter()
+                    .filter_map(|f| {
+                        Some(DiskFact {
+                            mount: f.get("mount")?.as_str()?.to_string(),
+                            total_bytes: f.get("size_bytes")?.as_u64()?,
+                            free_bytes: f.get("free_bytes")?.as_u64()?,
+                        })
                     })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let active_units = v
-        .pointer("/services/units")
-        .and_then(|u| u.as_array())
-        .map(|units| {
+                    .collect()
+            })
+            .unwrap_or_default();
+        let active_units = units.and_then(|u| u.as_array()).map(|units| {
             let mut names: Vec<String> = units
                 .iter()
                 .filter(|u| u.get("active_state").and_then(|s| s.as_str()) == Some("active"))
@@ -128,10 +174,7 @@ pub fn inventory_facts(inventory_json: &str) -> InventoryFacts {
             names.sort();
             names
         });
-    let admins = v
-        .pointer("/users/admin_groups")
-        .and_then(|g| g.as_object())
-        .map(|groups| {
+        let admins = admin_groups.and_then(|g| g.as_object()).map(|groups| {
             let mut set: Vec<String> = groups
                 .values()
                 .filter_map(|m| m.as_array())
@@ -142,35 +185,35 @@ pub fn inventory_facts(inventory_json: &str) -> InventoryFacts {
             set.dedup();
             set
         });
-    let tls = v
-        .get("tls_certificates")
-        .and_then(|t| t.as_array())
-        .map(|certs| {
-            certs
-                .iter()
-                .filter_map(|c| {
-                    Some(TlsFact {
-                        source: c.get("source")?.as_str()?.to_string(),
-                        subject: c
-                            .get("subject")
-                            .and_then(|s| s.as_str())
-                            .unwrap_or("")
-                            .to_string(),
-                        not_after: Timestamp(
-                            c.get("not_after")?
-                                .as_i64()?
-                                .saturating_mul(Timestamp::SECOND),
-                        ),
+        let tls = tls_certificates
+            .and_then(|t| t.as_array())
+            .map(|certs| {
+                certs
+                    .iter()
+                    .filter_map(|c| {
+                        Some(TlsFact {
+                            source: c.get("source")?.as_str()?.to_string(),
+                            subject: c
+                                .get("subject")
+                                .and_then(|s| s.as_str())
+                                .unwrap_or("")
+                                .to_string(),
+                            not_after: Timestamp(
+                                c.get("not_after")?
+                                    .as_i64()?
+                                    .saturating_mul(Timestamp::SECOND),
+                            ),
+                        })
                     })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    InventoryFacts {
-        disks,
-        active_units,
-        admins,
-        tls,
+                    .collect()
+            })
+            .unwrap_or_default();
+        InventoryFacts {
+            disks,
+            active_units,
+            admins,
+            tls,
+        }
     }
 }
 
@@ -221,26 +264,14 @@ impl EndpointFacts {
         summary: SummaryFacts,
         inventory: Option<(InventoryFacts, Timestamp)>,
     ) {
-        self.last_seen_at = last_seen_at;
-        let mut hb_disks = None;
-        if let Some(h) = heartbeat {
-            let (cpu, mem, disks) = heartbeat_facts(h);
-            self.cpu_percent = cpu;
-            self.memory_percent = mem;
-            hb_disks = disks.filter(|d| !d.is_empty());
-        }
         let at = inventory.as_ref().map(|(_, at)| *at);
         if let Some((inv, _)) = inventory {
-            if hb_disks.is_none() {
-                self.disks = inv.disks;
-            }
+            self.disks = inv.disks;
             self.active_units = inv.active_units;
             self.admins = inv.admins;
             self.tls = inv.tls;
         }
-        if let Some(d) = hb_disks {
-            self.disks = d;
-        }
+        self.observe(last_seen_at, heartbeat);
         let since = |was: Option<Timestamp>, now_pending: bool| match (now_pending, was) {
             (false, _) => None,
             (true, Some(t)) => Some(t),
@@ -257,5 +288,22 @@ impl EndpointFacts {
         self.security_updates = summary.security_updates;
         self.reboot_required = summary.reboot_required;
         self.firewall_enabled = summary.firewall_enabled;
+    }
+
+    /// Lays the endpoint's latest check-in over the facts: when it was seen, and the CPU,
+    /// memory and disks of its newest heartbeat (disks only if the heartbeat has any: else
+    /// the inventory's stay). Facts are stored when an inventory arrives; every read of them
+    /// lays the endpoint row's latest check-in over them with this, so a heartbeat never
+    /// has to rewrite them.
+    pub fn observe(&mut self, last_seen_at: Option<Timestamp>, heartbeat: Option<&str>) {
+        self.last_seen_at = last_seen_at;
+        if let Some(h) = heartbeat {
+            let (cpu, mem, disks) = heartbeat_facts(h);
+            self.cpu_percent = cpu;
+            self.memory_percent = mem;
+            if let Some(d) = disks.filter(|d| !d.is_empty()) {
+                self.disks = d;
+            }
+        }
     }
 }

@@ -1,4 +1,4 @@
-use super::facts::{inventory_facts, SummaryFacts};
+use super::facts::{inventory_facts, InventoryFacts, SummaryFacts};
 use super::policy::{MonitoringPolicy, Placement, PolicySet, PolicyTarget};
 use super::*;
 use crate::{ClientId, EndpointGroupId, EndpointId, MonitoringPolicyId, SiteId, Timestamp};
@@ -451,6 +451,31 @@ fn renotify_is_due_only_while_firing_after_the_interval() {
         ..a
     };
     assert!(!none.renotify_due(Timestamp(t0.0 + 90 * MIN)));
+}
+
+#[test]
+fn inventory_facts_skip_what_the_checks_do_not_read_and_survive_odd_shapes() {
+    // The package list is skipped, not read; sections of an unexpected type are unknown; a
+    // skeleton the typed read refuses (a section that is not an object, a duplicate key) is
+    // read whole, and gives the same answer for the sections that are there.
+    let with_packages = r#"{"packages": {"items": [{"name": "a", "version": "1"}, {"name": "b"}]},
+        "users": {"admin_groups": {"sudo": ["lee", "dana"]}}, "hardware": null}"#;
+    let i = inventory_facts(with_packages);
+    assert_eq!(i.admins, Some(vec!["dana".to_string(), "lee".to_string()]));
+    assert!(i.disks.is_empty() && i.active_units.is_none() && i.tls.is_empty());
+    let hardware_not_an_object = r#"{"hardware": "none",
+        "users": {"admin_groups": {"wheel": ["root"]}}, "services": {"units": 7}}"#;
+    let i = inventory_facts(hardware_not_an_object);
+    assert_eq!(i.admins, Some(vec!["root".to_string()]));
+    assert_eq!(i.active_units, None, "units of the wrong type are unknown");
+    let duplicate = r#"{"users": {"admin_groups": {"sudo": ["a"]}},
+        "users": {"admin_groups": {"sudo": ["b"]}}}"#;
+    assert_eq!(
+        inventory_facts(duplicate).admins,
+        Some(vec!["b".to_string()])
+    );
+    assert_eq!(inventory_facts("not json"), InventoryFacts::default());
+    assert_eq!(inventory_facts("[1, 2]"), InventoryFacts::default());
 }
 
 #[test]

@@ -543,10 +543,11 @@ async fn checks_fire_from_check_ins_and_clear_when_the_condition_clears() {
         let r = t.app.evaluation_pass(tandem_domain::Timestamp::now()).await.expect("pass");
         assert_eq!(r.fired, 5, "{r:?}");
         assert_eq!(open_keys(&t).await, ["admins", "disk", "firewall", "smbd", "tls"]);
-        // A heartbeat alone does not re-read the inventory, and nothing fires twice.
+        // A heartbeat alone writes no facts (each pass reads it from the endpoint's row), and
+        // nothing fires twice.
         send_state(&t, id, &key, &mut seq, heartbeat(3), None).await;
         let r = t.app.evaluation_pass(tandem_domain::Timestamp::now()).await.expect("pass");
-        assert_eq!((r.refreshed, r.fired, r.cleared), (1, 0, 0));
+        assert_eq!((r.refreshed, r.fired, r.cleared), (0, 0, 0));
         // B's people see none of A's alerts; A's see all five, with the host in the title.
         let list = t.app.list_alerts(&person(&w.it_b), &AlertFilter::default(), Page::new(0, 50)).await.unwrap();
         assert!(list.items.is_empty());
@@ -623,6 +624,20 @@ async fn checks_fire_from_check_ins_and_clear_when_the_condition_clears() {
         let why = t.app.effective_checks(&person(&w.it_b), other_id).await.unwrap();
         assert_eq!(why.excluded[0].excluded_at, PolicyTarget::Group(g.id));
         assert!(matches!(t.app.create_endpoint_group(&person(&w.it_b), w.client_b.id, "File servers").await, Err(Error::Conflict(_))));
+
+        // A heartbeat alone is read by the next pass: B's disk fills up (5 % free, under the
+        // provider's 10 %) with no new inventory, and the alert fires from it; room clears it.
+        send_state(&t, other_id, &other_key, &mut other_seq, heartbeat(5), None).await;
+        let r = t.app.evaluation_pass(tandem_domain::Timestamp::now()).await.expect("pass");
+        assert_eq!((r.refreshed, r.fired), (0, 1), "{r:?}");
+        assert_eq!(open_keys(&t).await, ["disk"]);
+        let facts = t.app.endpoint_facts(&person(&w.it_b), other_id).await.unwrap().expect("facts");
+        assert_eq!(facts.disks[0].free_bytes, 5_000_000_000, "what people see of the facts has the heartbeat too");
+        assert!(t.app.endpoint_facts(&person(&w.it_a), other_id).await.unwrap().is_none(), "not another client's");
+        send_state(&t, other_id, &other_key, &mut other_seq, heartbeat(50), None).await;
+        let r = t.app.evaluation_pass(tandem_domain::Timestamp::now()).await.expect("pass");
+        assert_eq!((r.refreshed, r.cleared), (0, 1), "{r:?}");
+        assert!(open_keys(&t).await.is_empty());
     })
     .await;
 }

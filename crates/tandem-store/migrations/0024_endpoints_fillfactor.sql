@@ -1,0 +1,14 @@
+-- Room on each page of `endpoints` for the next version of its rows (PostgreSQL only).
+--
+-- Every check-in rewrites its endpoint's row (last seen, sequence number, latest heartbeat:
+-- about a kilobyte). PostgreSQL writes the new version on the same page — no index entry,
+-- nothing for vacuum — only if the page has room for it; it prunes a page's dead versions
+-- only once the page's free space falls under max(10 %, what the fill factor leaves free).
+-- At the default fill factor that is 819 bytes: less than one version, so a full page was
+-- neither pruned nor had room, and each such update went to another page with new entries in
+-- every index. In the ingest bench the table grew from 1,132 to 10,761 pages in 25 seconds
+-- (autovacuum off) and PostgreSQL's CPU per heartbeat rose from 47 to 135 µs. At 70 % a page
+-- is pruned while 2,457 bytes are still free. Pages written before this keep their rows until
+-- they are next updated.
+-- only: postgres
+ALTER TABLE endpoints SET (fillfactor = 70);
