@@ -3,7 +3,7 @@
 //! server goes away, the agent keeps collecting into its outbox, and when the server is
 //! back everything arrives once. Runs on every backend.
 
-use crate::common::{agent, agent_binary, run, Cred, TestApp};
+use crate::common::{agent, agent_binary, bearer, run, Cred, TestApp};
 use reqwest::Method;
 use std::path::Path;
 use std::sync::Arc;
@@ -65,11 +65,7 @@ async fn the_agent_enrolls_reports_and_delivers_what_it_queued_while_the_server_
 
             let (ok, out) = agent(&config, &["run", "--once"]).await;
             assert!(ok, "first run: {out}");
-            let cred = Cred::Bearer(
-                t.token_for(&t.w.it_a, &[Capability::EndpointsRead], None)
-                    .await
-                    .1,
-            );
+            let cred = bearer(&t, &t.w.it_a, &[Capability::EndpointsRead]).await;
             let list = endpoints(&t, &cred).await;
             assert_eq!(list.len(), 1, "{list:?}");
             let e = &list[0];
@@ -181,11 +177,7 @@ async fn the_simulators_heartbeats_are_accepted_and_stored() {
             // 5 endpoints at one heartbeat every 2 s for the ~4 s after enrolling.
             assert!(beats >= 5, "{text}");
 
-            let cred = Cred::Bearer(
-                t.token_for(&t.w.it_a, &[Capability::EndpointsRead], None)
-                    .await
-                    .1,
-            );
+            let cred = bearer(&t, &t.w.it_a, &[Capability::EndpointsRead]).await;
             let list = endpoints(&t, &cred).await;
             assert_eq!(list.len(), 5, "{list:?}");
             // Metrics samples come only from heartbeats: all of them were stored.

@@ -8,7 +8,7 @@
 //! in the API and on the pages.
 
 use crate::common::call;
-use crate::common::{round_the_clock_agreement, run, Cred, TestApp};
+use crate::common::{bearer, round_the_clock_agreement, run, Cred, TestApp};
 use ed25519_dalek::SigningKey;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -44,10 +44,6 @@ fn raise(client: ClientId, key: &str, domain: &str, mode: TicketMode) -> RaiseAl
         renotify_minutes: None,
         ticket: AlertTicketRule::new(mode),
     }
-}
-
-async fn bearer(t: &TestApp, u: &User, caps: &[Capability]) -> Cred {
-    Cred::Bearer(t.token_for(u, caps, None).await.1)
 }
 
 /// Client A's agreement: on-site hardware is internal IT's, patching the provider's, around

@@ -4,7 +4,7 @@
 //! overrides and exclusions; the evaluation lease.
 
 use crate::common::call;
-use crate::common::{run, Cred, Resp, TestApp};
+use crate::common::{bearer, run, Cred, Resp, TestApp};
 use ed25519_dalek::SigningKey;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -39,10 +39,6 @@ fn raise(client: ClientId, key: &str, domain: &str) -> RaiseAlert {
         renotify_minutes: Some(15),
         ticket: Default::default(),
     }
-}
-
-async fn bearer(t: &TestApp, u: &User, caps: &[Capability]) -> Cred {
-    Cred::Bearer(t.token_for(u, caps, None).await.1)
 }
 
 /// Signs `client`'s agreement: on-site hardware is internal's in business hours and the

@@ -6,7 +6,7 @@
 //! and then a resolved alert to Tandem over loopback.
 
 use crate::common::call;
-use crate::common::{run, Cred, Resp, TestApp};
+use crate::common::{bearer, run, Cred, Resp, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -19,10 +19,6 @@ use tandem_domain::scope::Party;
 use tandem_domain::ClientId;
 use tandem_store::monitoring::AlertFilter;
 use tandem_store::Page;
-
-async fn bearer(t: &TestApp, u: &User, caps: &[Capability]) -> Cred {
-    Cred::Bearer(t.token_for(u, caps, None).await.1)
-}
 
 /// Posts a raw body to an ingest route with an integration token.
 async fn post(t: &TestApp, path: &str, secret: &str, body: &[u8]) -> Resp {

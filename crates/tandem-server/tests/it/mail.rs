@@ -7,7 +7,7 @@
 
 use crate::common::call;
 use crate::common::smtp::{sink, Sink};
-use crate::common::{hidden, run, Browser, Cred, Resp, TestApp};
+use crate::common::{bearer, hidden, run, Browser, Cred, Resp, TestApp};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -78,10 +78,6 @@ async fn send_in(
         .body(body.to_string())
         .expect("message");
     smtp.send(m).await.map(|_| ())
-}
-
-async fn bearer(t: &TestApp, u: &User, caps: &[Capability]) -> Cred {
-    Cred::Bearer(t.token_for(u, caps, None).await.1)
 }
 
 /// What client IT admins' tokens carry here (their role has no clients:write).

@@ -5,7 +5,7 @@
 //! see and create windows, across tenants; the pages.
 
 use crate::common::call;
-use crate::common::{run, Cred, TestApp};
+use crate::common::{bearer, run, Cred, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -39,10 +39,6 @@ fn raise(client: ClientId, key: &str, domain: &str) -> RaiseAlert {
         renotify_minutes: Some(1),
         ticket: Default::default(),
     }
-}
-
-async fn bearer(t: &TestApp, u: &User, caps: &[Capability]) -> Cred {
-    Cred::Bearer(t.token_for(u, caps, None).await.1)
 }
 
 /// Signs `client`'s agreement: every domain used here is internal IT's, always on shift.

@@ -9,7 +9,7 @@
 use crate::common;
 use crate::common::call;
 
-use crate::common::{run, Cred, TestApp};
+use crate::common::{bearer, run, Cred, TestApp};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -168,10 +168,6 @@ fn notify_on(t: &TestApp) -> tokio::task::JoinHandle<()> {
         "test-notify".into(),
         Duration::from_millis(30),
     ))
-}
-
-async fn bearer(t: &TestApp, u: &User, caps: &[Capability]) -> Cred {
-    Cred::Bearer(t.token_for(u, caps, None).await.1)
 }
 
 async fn manager(t: &TestApp, u: &User) -> Cred {

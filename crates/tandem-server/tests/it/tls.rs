@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use crate::common::{agent, agent_binary, client_trusting, plain_client, Cred, TestApp};
+use crate::common::{agent, agent_binary, bearer, client_trusting, plain_client, Cred, TestApp};
 use reqwest::Method;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -315,11 +315,7 @@ async fn the_agent_pins_the_servers_ca_by_fingerprint_and_delivers_over_tls() {
         // It reports over TLS.
         let (ok, out) = run(vec!["run".into(), "--once".into()]).await;
         assert!(ok, "run --once over TLS: {out}");
-        let cred = Cred::Bearer(
-            t.token_for(&t.w.it_a, &[Capability::EndpointsRead], None)
-                .await
-                .1,
-        );
+        let cred = bearer(&t, &t.w.it_a, &[Capability::EndpointsRead]).await;
         let r = t.send(t.api(Method::GET, "/api/v1/endpoints", &cred)).await;
         assert_eq!(r.status, 200, "{}", r.text);
         let items = r.json()["items"].as_array().unwrap().clone();

@@ -665,6 +665,11 @@ impl TestApp {
     }
 }
 
+/// An API token for `user` with `caps`, as a bearer credential (setup, not under test).
+pub async fn bearer(t: &TestApp, user: &User, caps: &[Capability]) -> Cred {
+    Cred::Bearer(t.token_for(user, caps, None).await.1)
+}
+
 /// How a raw request proves who it is.
 #[derive(Clone, Debug)]
 pub enum Cred {
