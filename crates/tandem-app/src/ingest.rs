@@ -10,7 +10,9 @@
 //! On the shared runtime each of its statements, once answered, waited for its turn behind
 //! every request task ready at that moment — at a thousand connections, tens of
 //! milliseconds per batch in which the CPUs had nothing to write and the requests nothing to
-//! do but wait for it.
+//! do but wait for it. On SQLite that connection is a plain one run on the writer's thread
+//! ([`tandem_store::DirectWriter`]), not sqlx's, whose every statement is a round trip to a
+//! worker thread of its own.
 
 use crate::{Error, Result};
 use std::sync::{Arc, Mutex};
@@ -18,7 +20,7 @@ use tandem_domain::fleet::Change;
 use tandem_domain::metrics::Tier;
 use tandem_domain::{EndpointId, Timestamp};
 use tandem_store::endpoints::{self as store, Agent, CheckinUpdate};
-use tandem_store::Store;
+use tandem_store::{Conn, Store};
 use tokio::sync::{mpsc, oneshot};
 
 /// The most check-ins written in one transaction.
@@ -92,14 +94,14 @@ impl Ingest {
                     .spawn(move || {
                         let rx = taken.lock().ok().and_then(|mut r| r.take());
                         if let Some(rx) = rx {
-                            runtime.block_on(writer(thread_store, rx));
+                            runtime.block_on(writer(thread_store, rx, true));
                         }
                     })
             });
         if let Err(e) = started {
             tracing::warn!(error = %e, "the check-in writer shares the request runtime");
             if let Some(rx) = slot.lock().ok().and_then(|mut r| r.take()) {
-                tokio::spawn(writer(store, rx));
+                tokio::spawn(writer(store, rx, false));
             }
         }
         Ingest { jobs: tx }
@@ -128,22 +130,60 @@ impl Ingest {
     }
 }
 
-async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
+/// What the writer writes through: on SQLite a connection on its own thread
+/// ([`tandem_store::DirectWriter`]: no hand-off to sqlx's worker thread per statement),
+/// otherwise (PostgreSQL, or a writer sharing the request runtime, which must not block)
+/// a sqlx write connection of its own.
+enum Connection {
+    Direct(tandem_store::DirectWriter),
+    Sqlx(Store),
+}
+
+impl Connection {
+    async fn open(store: &Store, may_block: bool) -> Result<Connection> {
+        if may_block {
+            if let Some(direct) = store.direct_writer() {
+                return Ok(Connection::Direct(direct?));
+            }
+        }
+        Ok(Connection::Sqlx(store.with_own_write_connection().await?))
+    }
+
+    /// Writes the jobs in one transaction and commits it.
+    async fn write(&mut self, jobs: &[Job]) -> Result<Vec<Option<bool>>> {
+        match self {
+            Connection::Direct(d) => {
+                let mut tx = d.begin().await?;
+                let written = write_batch(tx.conn(), jobs).await?;
+                tx.commit()?;
+                Ok(written)
+            }
+            Connection::Sqlx(store) => {
+                let mut w = store.write().await?;
+                let written = write_batch((&mut w).into(), jobs).await?;
+                w.commit().await?;
+                Ok(written)
+            }
+        }
+    }
+}
+
+/// `may_block`: the writer has a thread of its own, whose statements may block it.
+async fn writer(store: Store, mut rx: mpsc::Receiver<Job>, may_block: bool) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    // The write connection of this runtime, opened when the first batch comes (and again
-    // after a failure to open it: until then batches are refused, and agents send again).
-    let mut own: Option<Store> = None;
+    // The writer's connection, opened when the first batch comes, and again after a
+    // failure (until then batches are refused, and agents send again).
+    let mut own: Option<Connection> = None;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let jobs = std::mem::take(&mut batch);
         if own.is_none() {
-            own = store
-                .with_own_write_connection()
+            own = Connection::open(&store, may_block)
                 .await
                 .inspect_err(|e| tracing::error!(error = %e, "the check-in writer cannot connect"))
                 .ok();
         }
-        let result = match &own {
-            Some(store) => write_batch(store, &jobs).await,
+        let result = match &mut own {
+            Some(conn) => conn.write(&jobs).await,
             None => Err(Error::Internal("no write connection".into())),
         };
         match result {
@@ -154,6 +194,7 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
             }
             Err(e) => {
                 tracing::error!(error = %e, checkins = jobs.len(), "writing check-ins failed");
+                own = None;
                 for job in jobs {
                     let _ = job.reply.send(Err(Error::Internal(
                         "the check-in could not be stored; it will be retried".into(),
@@ -164,15 +205,15 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// Writes every job in one transaction; returns what became of each (see [`Job::reply`]).
+/// Writes every job in the transaction of `w`; returns what became of each (see
+/// [`Job::reply`]).
 ///
 /// The first job of each agent in the batch, if it holds only heartbeats, is written with a
 /// few multi-row statements (those not read first with one, those read first with another);
 /// the rest one by one. A later job of an agent already in the batch is written one by one
 /// if it was read first (and then finds the sequence number moved: not written), and not at
 /// all otherwise (its caller reads the endpoint and goes the usual way).
-async fn write_batch(store: &Store, jobs: &[Job]) -> Result<Vec<Option<bool>>> {
-    let mut w = store.write().await?;
+async fn write_batch(mut w: Conn<'_>, jobs: &[Job]) -> Result<Vec<Option<bool>>> {
     let mut written = vec![None; jobs.len()];
     let mut seen = std::collections::HashSet::with_capacity(jobs.len());
     let (mut new_beats, mut read_beats, mut one_by_one) = (Vec::new(), Vec::new(), Vec::new());
@@ -236,6 +277,5 @@ async fn write_batch(store: &Store, jobs: &[Job]) -> Result<Vec<Option<bool>>> {
         })
         .collect();
     tandem_store::metrics::insert_samples(&mut w, Tier::Raw, &samples).await?;
-    w.commit().await?;
     Ok(written)
 }

@@ -9,7 +9,9 @@
 //!    right after, then heartbeats at the first rate until the step's time is up;
 //! 2. heartbeat steps at increasing offered rates (`--rates`): each enrolls its own endpoints
 //!    (sized so enrolling takes a few seconds) and then sends heartbeats at
-//!    `endpoints × compression / 60` per second for about `--step` seconds. A step is sustained
+//!    `endpoints × compression / 60` per second for about `--step` seconds (`--fleet N`: each
+//!    step enrolls N endpoints instead, so the rate is spread over a fleet of that size, each
+//!    endpoint heartbeating less often). A step is sustained
 //!    when the achieved rate is at least 95 % of the offered one, p99 is under 100 ms and
 //!    nothing failed; the ramp stops at the first one that is not, and `--refine` more steps
 //!    halve the gap between the last sustained rate and that one.
@@ -54,6 +56,8 @@ pub struct Options {
     backends: Vec<Backend>,
     pg_url: String,
     count: u64,
+    /// Endpoints of every heartbeat step, when given (else a few seconds' enrolments).
+    fleet: Option<u64>,
     inventory_count: u64,
     rates: Vec<u64>,
     step: u64,
@@ -71,6 +75,7 @@ impl Options {
             "backends",
             "pg-url",
             "count",
+            "fleet",
             "inventory-count",
             "rates",
             "step",
@@ -115,6 +120,10 @@ impl Options {
             backends: parse_backends(f.get("backends").unwrap_or("sqlite,postgres"))?,
             pg_url,
             count: f.number("count", 1000, 10..=100_000)?,
+            fleet: match f.get("fleet") {
+                None => None,
+                Some(_) => Some(f.number("fleet", 0, 100..=1_000_000)?),
+            },
             inventory_count: f.number("inventory-count", 1000, 10..=100_000)?,
             rates,
             step: f.number("step", 25, 5..=300)?,
@@ -568,9 +577,11 @@ async fn heartbeat_step(
     pg_db: Option<&str>,
     ticks: f64,
 ) -> Result<Step> {
-    // Few enough endpoints that enrolling them (and their full inventories) takes about 3 s:
-    // heartbeats of the workers done first overlap the others' inventories.
-    let n = ((pairs_per_s * 3.0) as u64).clamp(100, o.count);
+    // Few enough endpoints that enrolling them (and their full inventories) takes about 3 s,
+    // unless a fleet size was asked for: then that many, each heartbeating less often.
+    let n = o
+        .fleet
+        .unwrap_or_else(|| ((pairs_per_s * 3.0) as u64).clamp(100, o.count));
     let c = o.concurrency.min(n);
     let compress = (rate * HEARTBEAT_SECONDS / n as f64).max(1.0);
     let enroll_secs = (n as f64 / pairs_per_s * 1.3).ceil() as u64 + 2;

@@ -6,7 +6,7 @@
 //! the agent's own credential has already named the one endpoint concerned.
 
 use crate::query::{int, opt_int, opt_text, opt_ts, parsed, text, ts, Sql};
-use crate::{Page, Paged, Result, StoreError};
+use crate::{Conn, Page, Paged, Result, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use tandem_domain::authz::Grant;
@@ -329,7 +329,7 @@ pub struct InventoryUpdate {
 /// `endpoint_inventories`), only if no other check-in committed since the agent's sequence
 /// number was read as `expected_last_seq`. Returns whether it was written.
 pub async fn record_checkin(
-    c: &mut AnyConnection,
+    c: impl Into<Conn<'_>>,
     id: EndpointId,
     client: ClientId,
     expected_last_seq: u64,
@@ -371,27 +371,27 @@ pub async fn record_checkin(
         .text(id.to_string())
         .push(" AND last_seq = ")
         .int(i64::try_from(expected_last_seq).unwrap_or(i64::MAX));
-    if q.execute(c).await? != 1 {
+    let mut c = c.into();
+    if c.execute(&q).await? != 1 {
         return Ok(false);
     }
     if let Some(inv) = &u.inventory {
-        Sql::new(
+        let mut q = Sql::new(
             "INSERT INTO endpoint_inventories (endpoint_id, client_id, collected_at, inventory) \
              VALUES (",
-        )
-        .text(id.to_string())
-        .push(", ")
-        .text(client.to_string())
-        .push(", ")
-        .int(inv.at.0)
-        .push(", ")
-        .text(inv.json.clone())
-        .push(
-            ") ON CONFLICT (endpoint_id) DO UPDATE SET collected_at = excluded.collected_at, \
+        );
+        q.text(id.to_string())
+            .push(", ")
+            .text(client.to_string())
+            .push(", ")
+            .int(inv.at.0)
+            .push(", ")
+            .text(inv.json.clone())
+            .push(
+                ") ON CONFLICT (endpoint_id) DO UPDATE SET collected_at = excluded.collected_at, \
              inventory = excluded.inventory",
-        )
-        .execute(c)
-        .await?;
+            );
+        c.execute(&q).await?;
     }
     Ok(true)
 }
@@ -413,7 +413,7 @@ pub struct HeartbeatRow<'a> {
 /// [`record_checkin`] does. Returns, in order, whether each was written. An endpoint must
 /// appear at most once (the caller writes later check-ins of the same agent one by one).
 pub async fn record_heartbeats(
-    c: &mut AnyConnection,
+    c: impl Into<Conn<'_>>,
     rows: &[HeartbeatRow<'_>],
 ) -> Result<Vec<bool>> {
     let written = update_heartbeats(c, rows, "endpoints.last_seq = v.guard").await?;
@@ -428,7 +428,7 @@ pub async fn record_heartbeats(
 /// and otherwise whether the endpoint still has no inventory. An endpoint must appear at
 /// most once.
 pub async fn record_new_heartbeats(
-    c: &mut AnyConnection,
+    c: impl Into<Conn<'_>>,
     rows: &[HeartbeatRow<'_>],
 ) -> Result<Vec<Option<bool>>> {
     update_heartbeats(
@@ -443,10 +443,11 @@ pub async fn record_new_heartbeats(
 /// chunks whose sizes are powers of two ([`crate::query::pow2_chunks`]); `None` for rows not
 /// updated, else whether the endpoint has no inventory yet.
 async fn update_heartbeats(
-    c: &mut AnyConnection,
+    c: impl Into<Conn<'_>>,
     rows: &[HeartbeatRow<'_>],
     guard: &str,
 ) -> Result<Vec<Option<bool>>> {
+    let mut c = c.into();
     let mut written = Vec::with_capacity(rows.len());
     for chunk in crate::query::pow2_chunks(rows, HEARTBEATS_PER_STATEMENT) {
         let mut q = Sql::new("WITH v (id, guard, seen, seq, hb) AS (VALUES ");
@@ -473,12 +474,12 @@ async fn update_heartbeats(
             " RETURNING endpoints.id, \
              CASE WHEN endpoints.last_inventory_at IS NULL THEN 1 ELSE 0 END AS no_inventory",
         );
-        let done: std::collections::HashMap<String, bool> = q
-            .fetch_all(c)
+        let done: std::collections::HashMap<String, bool> = c
+            .rows(&q, |r| Ok((text(r, "id")?, small_int(r, "no_inventory")?)))
             .await?
-            .iter()
-            .map(|r| Ok((text(r, "id")?, small_int(r, "no_inventory")? != 0)))
-            .collect::<Result<_>>()?;
+            .into_iter()
+            .map(|(id, no_inventory): (String, i64)| (id, no_inventory != 0))
+            .collect();
         written.extend(chunk.iter().map(|r| done.get(&r.id.to_string()).copied()));
     }
     Ok(written)
@@ -489,17 +490,18 @@ const HEARTBEATS_PER_STATEMENT: usize = 64;
 
 /// Appends timeline entries.
 pub async fn insert_events(
-    c: &mut AnyConnection,
+    c: impl Into<Conn<'_>>,
     endpoint: EndpointId,
     client: ClientId,
     at: Timestamp,
     changes: &[Change],
 ) -> Result<()> {
+    let mut c = c.into();
     for ch in changes {
         let items =
             serde_json::to_string(&ch.items).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Sql::new("INSERT INTO endpoint_events (id, endpoint_id, client_id, at, kind, summary, items) VALUES (")
-            .text(uuid::Uuid::now_v7().to_string())
+        let mut q = Sql::new("INSERT INTO endpoint_events (id, endpoint_id, client_id, at, kind, summary, items) VALUES (");
+        q.text(uuid::Uuid::now_v7().to_string())
             .push(", ")
             .text(endpoint.to_string())
             .push(", ")
@@ -512,9 +514,8 @@ pub async fn insert_events(
             .text(ch.summary.clone())
             .push(", ")
             .text(items)
-            .push(")")
-            .execute(c)
-            .await?;
+            .push(")");
+        c.execute(&q).await?;
     }
     Ok(())
 }

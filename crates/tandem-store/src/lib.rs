@@ -14,6 +14,7 @@ pub mod alert_paging; // alerts → on-call paging (issue #6)
 pub mod attachments; // ticket attachments (issue #5)
 pub mod audit;
 pub mod auth;
+pub mod direct_write; // the check-in writer's SQLite transactions (issue #4)
 pub mod directory;
 pub mod endpoints;
 // Mail (issue #5).
@@ -39,6 +40,7 @@ pub mod tickets;
 pub mod ticket_data;
 pub mod ticket_import; // CSV ticket import (issue #5)
 
+pub use direct_write::{Conn, DirectTx, DirectWriter};
 pub use query::{Page, Paged};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -83,6 +85,9 @@ pub enum StoreError {
     /// The database said no, or could not be reached.
     #[error("database error: {0}")]
     Db(#[source] sqlx::Error),
+    /// SQLite said no, on a connection of this crate's own ([`direct_write`]).
+    #[error("database error: {0}")]
+    Sqlite(#[source] rusqlite::Error),
     /// A file operation (backup, restore) failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -20,10 +20,11 @@ const ROWS_PER_INSERT: usize = 64;
 /// Writes samples; a row that already exists (same endpoint, tier and instant) is left as
 /// it is, so writing the same rollup twice is harmless.
 pub async fn insert_samples(
-    c: &mut AnyConnection,
+    c: impl Into<crate::Conn<'_>>,
     tier: Tier,
     rows: &[(EndpointId, &Sample)],
 ) -> Result<()> {
+    let mut c = c.into();
     for chunk in crate::query::pow2_chunks(rows, ROWS_PER_INSERT) {
         let mut q = Sql::new(
             "INSERT INTO endpoint_metrics (endpoint_id, tier, at, samples, cpu, cpu_max, mem, \
@@ -57,9 +58,8 @@ pub async fn insert_samples(
                 .text(disks)
                 .push(")");
         }
-        q.push(" ON CONFLICT (endpoint_id, tier, at) DO NOTHING")
-            .execute(c)
-            .await?;
+        q.push(" ON CONFLICT (endpoint_id, tier, at) DO NOTHING");
+        c.execute(&q).await?;
     }
     Ok(())
 }

@@ -254,28 +254,12 @@ impl Sql {
 
     /// Runs this query on a plain SQLite connection and decodes its rows. The outer result
     /// is the database's (the caller may retry through sqlx); the inner one the decoding's.
-    fn direct_rows<T: serde::de::DeserializeOwned>(
+    pub(crate) fn direct_rows<T: serde::de::DeserializeOwned>(
         &self,
         conn: &rusqlite::Connection,
     ) -> rusqlite::Result<std::result::Result<Vec<T>, crate::row_de::DecodeError>> {
         let mut st = conn.prepare_cached(&self.text)?;
-        // Every argument must have its `$n` placeholder, as sqlx requires.
-        if st.parameter_count() != self.args.len() {
-            return Err(rusqlite::Error::InvalidParameterCount(
-                self.args.len(),
-                st.parameter_count(),
-            ));
-        }
-        for (i, a) in self.args.iter().enumerate() {
-            let name = format!("${}", i + 1);
-            let idx = st
-                .parameter_index(&name)?
-                .ok_or(rusqlite::Error::InvalidParameterName(name))?;
-            match a {
-                Arg::Text(v) => st.raw_bind_parameter(idx, v)?,
-                Arg::Int(v) => st.raw_bind_parameter(idx, v)?,
-            }
-        }
+        self.bind_direct(&mut st)?;
         let mut rows = st.raw_query();
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
@@ -285,6 +269,44 @@ impl Sql {
             }
         }
         Ok(Ok(out))
+    }
+
+    /// Runs this statement (one that returns no rows) on a plain SQLite connection; answers
+    /// how many rows it changed.
+    pub(crate) fn execute_direct(&self, conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
+        let mut st = conn.prepare_cached(&self.text)?;
+        self.bind_direct(&mut st)?;
+        st.raw_execute()
+    }
+
+    /// Binds the arguments to a statement prepared from this text, by position.
+    ///
+    /// SQLite numbers `$n` parameters in the order they first appear, and the builder writes
+    /// `$1`, `$2`, … in order, each once, so argument `i` is parameter `i`. Both ends are
+    /// checked by name — every argument must have its placeholder, as sqlx requires — but
+    /// not each one: SQLite finds a parameter's name or index by walking the list of them,
+    /// so looking each up made binding a statement of a few hundred values quadratic.
+    fn bind_direct(&self, st: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()> {
+        let n = self.args.len();
+        if st.parameter_count() != n {
+            return Err(rusqlite::Error::InvalidParameterCount(
+                n,
+                st.parameter_count(),
+            ));
+        }
+        for i in [1, n].into_iter().filter(|&i| i >= 1 && i <= n) {
+            let want = format!("${i}");
+            if st.parameter_name(i) != Some(want.as_str()) {
+                return Err(rusqlite::Error::InvalidParameterName(want));
+            }
+        }
+        for (i, a) in self.args.iter().enumerate() {
+            match a {
+                Arg::Text(v) => st.raw_bind_parameter(i + 1, v)?,
+                Arg::Int(v) => st.raw_bind_parameter(i + 1, v)?,
+            }
+        }
+        Ok(())
     }
 }
 

@@ -2396,7 +2396,9 @@ async fn the_fleet_list_reads_the_same_on_both_paths_in_every_order() {
 #[tokio::test]
 async fn heartbeats_written_together_land_only_where_the_sequence_number_is_still_the_one_read() {
     // The check-in writer writes a batch of heartbeats with a few multi-row statements; each
-    // row must behave as the one-row `record_checkin` does.
+    // row must behave as the one-row `record_checkin` does. Round 1 goes through sqlx; on
+    // SQLite rounds 2 and 3 go through the check-in writer's own connection
+    // (`DirectWriter`), so both paths are held to the same rows.
     use tandem_domain::EndpointId;
     use tandem_store::endpoints::{self as ep, CheckinUpdate, HeartbeatRow, NewEndpoint};
     on_every_backend(|ctx| async move {
@@ -2478,9 +2480,22 @@ async fn heartbeats_written_together_land_only_where_the_sequence_number_is_stil
                 update: u,
             })
             .collect();
-        let mut w = s.write().await.unwrap();
-        let written = ep::record_heartbeats(&mut w, &rows).await.unwrap();
-        w.commit().await.unwrap();
+        let mut direct = s.direct_writer().map(Result::unwrap);
+        assert_eq!(direct.is_some(), s.backend() == Backend::Sqlite);
+        let written = match &mut direct {
+            Some(d) => {
+                let mut tx = d.begin().await.unwrap();
+                let written = ep::record_heartbeats(tx.conn(), &rows).await.unwrap();
+                tx.commit().unwrap();
+                written
+            }
+            None => {
+                let mut w = s.write().await.unwrap();
+                let written = ep::record_heartbeats(&mut w, &rows).await.unwrap();
+                w.commit().await.unwrap();
+                written
+            }
+        };
         assert_eq!(written, (0..100).map(|i| i % 2 == 0).collect::<Vec<_>>());
 
         let mut r = s.read().await.unwrap();
@@ -2531,9 +2546,20 @@ async fn heartbeats_written_together_land_only_where_the_sequence_number_is_stil
                 update: &third[i],
             })
             .collect();
-        let mut w = s.write().await.unwrap();
-        let written = ep::record_new_heartbeats(&mut w, &rows).await.unwrap();
-        w.commit().await.unwrap();
+        let written = match &mut direct {
+            Some(d) => {
+                let mut tx = d.begin().await.unwrap();
+                let written = ep::record_new_heartbeats(tx.conn(), &rows).await.unwrap();
+                tx.commit().unwrap();
+                written
+            }
+            None => {
+                let mut w = s.write().await.unwrap();
+                let written = ep::record_new_heartbeats(&mut w, &rows).await.unwrap();
+                w.commit().await.unwrap();
+                written
+            }
+        };
         let expected: Vec<Option<bool>> =
             (0..8).map(|i| (i != 0 && i != 3).then_some(true)).collect();
         assert_eq!(written, expected);
@@ -2550,6 +2576,108 @@ async fn heartbeats_written_together_land_only_where_the_sequence_number_is_stil
             ep::agent(&mut r, ids[5]).await.unwrap().unwrap().last_seq,
             900
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_direct_write_holds_the_writer_lock_and_rolls_back_unless_committed() {
+    // The check-in writer's own SQLite connection (`DirectWriter`) must be a write
+    // transaction like any other: one writer at a time, nothing kept unless committed, and a
+    // broken uniqueness rule reported as a conflict. PostgreSQL has none.
+    use tandem_domain::EndpointId;
+    use tandem_store::endpoints::{self as ep, CheckinUpdate, HeartbeatRow, NewEndpoint};
+    on_every_backend(|ctx| async move {
+        let s = &ctx.store;
+        let Some(direct) = s.direct_writer() else {
+            assert_eq!(s.backend(), Backend::Postgres);
+            return;
+        };
+        let mut direct = direct.unwrap();
+        let (_, token, now) = enrollment_fixture(s, "Oscar").await;
+        let id = EndpointId::new();
+        let mut w = s.write().await.unwrap();
+        ep::insert_endpoint(
+            &mut w,
+            &NewEndpoint {
+                id,
+                token: &token,
+                public_key: "direct-key",
+                hostname: "direct-1",
+                os_family: "linux",
+                arch: "x86_64",
+                agent_version: "0.1.0",
+                at: now,
+            },
+        )
+        .await
+        .unwrap();
+        w.commit().await.unwrap();
+        let update = CheckinUpdate {
+            seen_at: now.plus_seconds(60),
+            last_seq: 7,
+            heartbeat: Some("{}".into()),
+            samples: Vec::new(),
+            inventory: None,
+        };
+        let rows = [HeartbeatRow {
+            id,
+            seq: 0,
+            update: &update,
+        }];
+        let last_seq = |s: &Store| {
+            let s = s.clone();
+            async move {
+                let mut r = s.read().await.unwrap();
+                ep::agent(&mut r, id).await.unwrap().unwrap().last_seq
+            }
+        };
+
+        // While a direct transaction is open, a sqlx write waits for it.
+        let mut tx = direct.begin().await.unwrap();
+        assert_eq!(
+            ep::record_heartbeats(tx.conn(), &rows).await.unwrap(),
+            vec![true]
+        );
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(200), s.write()).await;
+        assert!(
+            waiting.is_err(),
+            "a second writer got in beside a direct one"
+        );
+        // Dropped uncommitted: nothing kept, and the lock is free again.
+        drop(tx);
+        assert_eq!(last_seq(s).await, 0);
+        let w = s.write().await.unwrap();
+        drop(w);
+
+        // Foreign keys are enforced, as on every write connection: a timeline entry of an
+        // endpoint that does not exist is refused, and with it the transaction goes.
+        let mut tx = direct.begin().await.unwrap();
+        ep::record_heartbeats(tx.conn(), &rows).await.unwrap();
+        let refused = ep::insert_events(
+            tx.conn(),
+            EndpointId::new(),
+            token.client_id,
+            now,
+            &[tandem_domain::fleet::Change {
+                kind: tandem_domain::fleet::ChangeKind::PortOpened,
+                summary: "tcp/22 opened".into(),
+                items: vec!["tcp/22".into()],
+            }],
+        )
+        .await;
+        assert!(matches!(refused, Err(StoreError::Sqlite(_))), "{refused:?}");
+        drop(tx);
+        assert_eq!(last_seq(s).await, 0);
+
+        // Committed: kept.
+        let mut tx = direct.begin().await.unwrap();
+        assert_eq!(
+            ep::record_heartbeats(tx.conn(), &rows).await.unwrap(),
+            vec![true]
+        );
+        tx.commit().unwrap();
+        assert_eq!(last_seq(s).await, 7);
     })
     .await;
 }
