@@ -111,8 +111,12 @@ impl Options {
             .split(',')
             .map(|r| r.trim().parse::<u64>().context("--rates takes numbers"))
             .collect::<Result<Vec<_>>>()?;
-        if rates.is_empty() || rates.iter().any(|r| !(10..=200_000).contains(r)) {
+        if rates.iter().any(|r| !(10..=200_000).contains(r)) {
             bail!("--rates must be between 10 and 200000 check-ins/s");
+        }
+        if rates.len() < 2 {
+            // (The verdict counts the heartbeat steps only.)
+            bail!("--rates needs at least two: the first is the heartbeats after the inventory step, the others are the ramp's steps");
         }
         Ok(Options {
             tandem: file("tandem")?,
@@ -948,5 +952,24 @@ failures: 1\n\
         st.report.heartbeat.p99_ms = 10.0;
         st.report.failures = 1;
         assert!(!st.sustained());
+    }
+
+    #[test]
+    fn a_ramp_needs_a_rate_after_the_inventory_steps_and_a_fleet_in_bounds() {
+        let args = |extra: &[&str]| {
+            let mut a: Vec<String> = ["--tandem", "/bin/sh", "--agent", "/bin/sh"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            a.extend(extra.iter().map(|s| s.to_string()));
+            a
+        };
+        let err = |extra: &[&str]| Options::parse(&args(extra)).err().unwrap().to_string();
+        assert!(err(&["--rates", "16700"]).contains("at least two"));
+        assert!(err(&["--rates", "5,16700"]).contains("between 10"));
+        assert!(err(&["--fleet", "50"]).contains("fleet"));
+        let o = Options::parse(&args(&["--rates", "8000,16700", "--fleet", "100000"])).unwrap();
+        assert_eq!((o.rates, o.fleet), (vec![8000, 16700], Some(100_000)));
+        assert_eq!(Options::parse(&args(&[])).unwrap().fleet, None);
     }
 }

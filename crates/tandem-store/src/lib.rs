@@ -243,10 +243,27 @@ impl Store {
     /// thread): its statements then never wait behind the request tasks of the shared
     /// runtime for their turn, and its connection belongs to the runtime that uses it.
     /// Reads and SQLite's one-writer lock stay shared.
+    ///
+    /// On PostgreSQL that connection plans every statement for the table as it is now
+    /// (`plan_cache_mode = force_custom_plan`). The writer runs the same few statements all
+    /// the time, so after five runs PostgreSQL would plan each once for good — for the table
+    /// as it was then: measured, a heartbeat `UPDATE` planned while `endpoints` held a few
+    /// thousand rows went on hashing the whole table for each batch of 64 after 20,000
+    /// endpoints had enrolled (a sequential scan of 21,173 rows per statement, 3,933
+    /// check-ins/s instead of 16,700; docs/BENCHMARKS.md). Planning a statement again
+    /// costs far less than one such scan.
     pub async fn with_own_write_connection(&self) -> Result<Store> {
-        let pool = write_pool(self.backend, 1)
-            .connect_with(self.connect.clone())
-            .await?;
+        let mut pool = write_pool(self.backend, 1);
+        if self.backend == Backend::Postgres {
+            pool = pool.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("SET plan_cache_mode = force_custom_plan")
+                        .await
+                        .map(|_| ())
+                })
+            });
+        }
+        let pool = pool.connect_with(self.connect.clone()).await?;
         Ok(Store {
             pool,
             ..self.clone()
