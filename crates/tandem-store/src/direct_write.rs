@@ -36,12 +36,6 @@ impl<'a> From<&'a mut Write> for Conn<'a> {
     }
 }
 
-impl<'a> From<&'a mut AnyConnection> for Conn<'a> {
-    fn from(c: &'a mut AnyConnection) -> Self {
-        Conn::Sqlx(c)
-    }
-}
-
 impl<'a, 'b> From<&'a mut Conn<'b>> for Conn<'a> {
     fn from(c: &'a mut Conn<'b>) -> Self {
         match c {

@@ -2393,6 +2393,29 @@ async fn the_fleet_list_reads_the_same_on_both_paths_in_every_order() {
     .await;
 }
 
+/// Runs `$write` (a store function that takes a `Conn`, as `|c| f(c, …)`) in one committed
+/// transaction: the direct writer's if `$direct` holds one (SQLite), else a `Write`.
+macro_rules! in_one_transaction {
+    ($store:expr, $direct:expr, |$c:ident| $write:expr) => {
+        match &mut $direct {
+            Some(d) => {
+                let mut tx = d.begin().await.unwrap();
+                let $c = tx.conn();
+                let done = $write.await.unwrap();
+                tx.commit().unwrap();
+                done
+            }
+            None => {
+                let mut w = $store.write().await.unwrap();
+                let $c = &mut w;
+                let done = $write.await.unwrap();
+                w.commit().await.unwrap();
+                done
+            }
+        }
+    };
+}
+
 #[tokio::test]
 async fn heartbeats_written_together_land_only_where_the_sequence_number_is_still_the_one_read() {
     // The check-in writer writes a batch of heartbeats with a few multi-row statements; each
@@ -2482,20 +2505,7 @@ async fn heartbeats_written_together_land_only_where_the_sequence_number_is_stil
             .collect();
         let mut direct = s.direct_writer().map(Result::unwrap);
         assert_eq!(direct.is_some(), s.backend() == Backend::Sqlite);
-        let written = match &mut direct {
-            Some(d) => {
-                let mut tx = d.begin().await.unwrap();
-                let written = ep::record_heartbeats(tx.conn(), &rows).await.unwrap();
-                tx.commit().unwrap();
-                written
-            }
-            None => {
-                let mut w = s.write().await.unwrap();
-                let written = ep::record_heartbeats(&mut w, &rows).await.unwrap();
-                w.commit().await.unwrap();
-                written
-            }
-        };
+        let written = in_one_transaction!(s, direct, |c| ep::record_heartbeats(c, &rows));
         assert_eq!(written, (0..100).map(|i| i % 2 == 0).collect::<Vec<_>>());
 
         let mut r = s.read().await.unwrap();
@@ -2546,20 +2556,7 @@ async fn heartbeats_written_together_land_only_where_the_sequence_number_is_stil
                 update: &third[i],
             })
             .collect();
-        let written = match &mut direct {
-            Some(d) => {
-                let mut tx = d.begin().await.unwrap();
-                let written = ep::record_new_heartbeats(tx.conn(), &rows).await.unwrap();
-                tx.commit().unwrap();
-                written
-            }
-            None => {
-                let mut w = s.write().await.unwrap();
-                let written = ep::record_new_heartbeats(&mut w, &rows).await.unwrap();
-                w.commit().await.unwrap();
-                written
-            }
-        };
+        let written = in_one_transaction!(s, direct, |c| ep::record_new_heartbeats(c, &rows));
         let expected: Vec<Option<bool>> =
             (0..8).map(|i| (i != 0 && i != 3).then_some(true)).collect();
         assert_eq!(written, expected);
