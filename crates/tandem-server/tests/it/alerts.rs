@@ -498,6 +498,54 @@ async fn open_keys(t: &TestApp) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_raises_every_fire_once_when_its_fires_fill_more_than_one_write() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        let (a, a_key) = t.enrolled_agent(&w.site_a, "hp-fs01").await;
+        let (b, b_key) = t.enrolled_agent(&w.site_b, "bw-fs01").await;
+        let (mut a_seq, mut b_seq) = (1, 1);
+        let checks = CheckPolicyInput {
+            checks: vec![
+                check(json!({"key": "disk", "kind": "disk_free", "min_percent": 10, "severity": "critical"})),
+                check(json!({"key": "firewall", "kind": "firewall_disabled"})),
+                check(json!({"key": "smbd", "kind": "service_down", "unit": "smbd.service"})),
+                check(json!({"key": "admins", "kind": "new_local_admin"})),
+                check(json!({"key": "tls", "kind": "tls_expiring", "days": 14})),
+            ],
+            exclusions: vec![],
+        };
+        t.app.put_check_policy(&person(&w.padmin), PolicyTarget::Provider, checks).await.expect("policy");
+        send_state(&t, a, &a_key, &mut a_seq, heartbeat(50), Some(inventory(true, &["dana"], true))).await;
+        send_state(&t, b, &b_key, &mut b_seq, heartbeat(50), Some(inventory(true, &["lee"], true))).await;
+        with_certificate(&t, a, 200).await;
+        with_certificate(&t, b, 200).await;
+        assert_eq!(t.app.evaluation_pass(tandem_domain::Timestamp::now()).await.expect("pass").fired, 0);
+
+        // Both go wrong at once: ten fires in one pass, more than one write's worth.
+        send_state(&t, a, &a_key, &mut a_seq, heartbeat(3), Some(inventory(false, &["dana", "mallory"], false))).await;
+        send_state(&t, b, &b_key, &mut b_seq, heartbeat(3), Some(inventory(false, &["lee", "eve"], false))).await;
+        with_certificate(&t, a, 5).await;
+        with_certificate(&t, b, 5).await;
+        let r = t.app.evaluation_pass(tandem_domain::Timestamp::now()).await.expect("pass");
+        assert_eq!((r.fired, r.cleared), (10, 0), "{r:?}");
+        let each = ["admins", "disk", "firewall", "smbd", "tls"];
+        let both: Vec<&str> = each.iter().flat_map(|k| [*k, *k]).collect();
+        assert_eq!(open_keys(&t).await, both);
+        // Each side sees the five of its own endpoint.
+        for (who, id) in [(&w.it_a, a), (&w.it_b, b)] {
+            let list = t.app.list_alerts(&person(who), &AlertFilter::default(), Page::new(0, 50)).await.unwrap();
+            assert_eq!(list.items.len(), 5);
+            assert!(list.items.iter().all(|x| x.endpoint_id == Some(id)));
+        }
+        // Nothing fires twice.
+        let r = t.app.evaluation_pass(tandem_domain::Timestamp::now()).await.expect("pass");
+        assert_eq!(r.fired, 0, "{r:?}");
+        assert_eq!(open_keys(&t).await.len(), 10);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checks_fire_from_check_ins_and_clear_when_the_condition_clears() {
     run(|t: Arc<TestApp>| async move {
         let w = &t.w;
