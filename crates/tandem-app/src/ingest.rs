@@ -6,16 +6,15 @@
 //! them all in one transaction, and answers each only after that commit. Nobody waits on a
 //! timer — while one batch commits, the next one gathers.
 //!
-//! The writer runs on a thread of its own, with a runtime and a write connection of its own.
-//! On the shared runtime each of its statements, once answered, waited for its turn behind
-//! every request task ready at that moment — at a thousand connections, tens of
-//! milliseconds per batch in which the CPUs had nothing to write and the requests nothing to
-//! do but wait for it. On SQLite that connection is a plain one run on the writer's thread
+//! The writer runs on a thread of its own ([`crate::writer_thread`]), with a runtime and a
+//! write connection of its own. On the shared runtime each of its statements, once answered,
+//! waited for its turn behind every request task ready at that moment — at a thousand
+//! connections, tens of milliseconds per batch in which the CPUs had nothing to write and
+//! the requests nothing to do but wait for it. On SQLite that connection is a plain one run on the writer's thread
 //! ([`tandem_store::DirectWriter`]), not sqlx's, whose every statement is a round trip to a
 //! worker thread of its own.
 
 use crate::{Error, Result};
-use std::sync::{Arc, Mutex};
 use tandem_domain::fleet::Change;
 use tandem_domain::metrics::Tier;
 use tandem_domain::{EndpointId, Timestamp};
@@ -81,29 +80,7 @@ impl Ingest {
     /// runtime can be had.
     pub(crate) fn start(store: Store) -> Ingest {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
-        // The receiver goes to whichever starts: the thread, or the fallback below.
-        let slot = Arc::new(Mutex::new(Some(rx)));
-        let taken = Arc::clone(&slot);
-        let thread_store = store.clone();
-        let started = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .and_then(|runtime| {
-                std::thread::Builder::new()
-                    .name("tandem-ingest".into())
-                    .spawn(move || {
-                        let rx = taken.lock().ok().and_then(|mut r| r.take());
-                        if let Some(rx) = rx {
-                            runtime.block_on(writer(thread_store, rx, true));
-                        }
-                    })
-            });
-        if let Err(e) = started {
-            tracing::warn!(error = %e, "the check-in writer shares the request runtime");
-            if let Some(rx) = slot.lock().ok().and_then(|mut r| r.take()) {
-                tokio::spawn(writer(store, rx, false));
-            }
-        }
+        crate::writer_thread::spawn("tandem-ingest", move |own| writer(store, rx, own));
         Ingest { jobs: tx }
     }
 

@@ -51,6 +51,7 @@ mod ticket_search;
 pub use ticket_search::SEARCH_CANDIDATES;
 mod ticket_views;
 mod tokens;
+mod writer_thread; // the check-in and alert writers' own threads
 
 pub use attachments::{AttachTarget, AttachmentLimits, Upload};
 pub use audit_log::AuditQuery;
