@@ -420,13 +420,16 @@ impl App {
     pub async fn refresh_facts(&self) -> Result<usize> {
         const BATCH: u32 = 512;
         let mut total = 0;
-        // Bounded: endpoints checking in during the refresh are picked up by the next pass.
+        // Page by page in id order; bounded: an endpoint whose inventory moves behind the
+        // page being read is picked up by the next pass.
+        let mut after = None;
         for _ in 0..10_000 {
             let stale = {
                 let mut r = self.store.read().await?;
-                store::stale_facts(&mut r, BATCH).await?
+                store::stale_facts(&mut r, after, BATCH).await?
             };
             let n = stale.len();
+            after = stale.last().map(|s| s.endpoint_id);
             let mut stale = stale.into_iter();
             loop {
                 let chunk: Vec<_> = stale.by_ref().take(FACTS_PER_WRITE).collect();

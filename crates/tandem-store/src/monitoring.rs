@@ -516,18 +516,27 @@ pub struct StaleFacts {
 }
 
 /// Endpoints without facts, or whose inventory moved since their facts were derived (at
-/// most `limit`), Tandem's own read over every tenant. A heartbeat does not make facts stale:
-/// [`load_facts`] and [`get_facts`] lay the row's latest check-in over them.
-pub async fn stale_facts(c: &mut AnyConnection, limit: u32) -> Result<Vec<StaleFacts>> {
+/// most `limit`, in id order, after the endpoint `after` if given), Tandem's own read over
+/// every tenant. A heartbeat does not make facts stale: [`load_facts`] and [`get_facts`] lay
+/// the row's latest check-in over them. A caller reading them page by page passes the last
+/// id it got, so the fresh endpoints before it are not read again for every page.
+pub async fn stale_facts(
+    c: &mut AnyConnection,
+    after: Option<EndpointId>,
+    limit: u32,
+) -> Result<Vec<StaleFacts>> {
     let mut q = Sql::new(
         "SELECT e.id, e.client_id, e.site_id, e.hostname, e.last_seen_at, e.last_inventory_at, \
          e.security_updates, e.reboot_required, e.firewall_enabled, e.heartbeat, \
          f.facts, f.inventory_at AS facts_inventory_at \
          FROM endpoints e LEFT JOIN endpoint_facts f ON f.endpoint_id = e.id \
          WHERE e.retired_at IS NULL AND (f.endpoint_id IS NULL \
-         OR COALESCE(f.inventory_at, -1) <> COALESCE(e.last_inventory_at, -1)) LIMIT ",
+         OR COALESCE(f.inventory_at, -1) <> COALESCE(e.last_inventory_at, -1))",
     );
-    q.int(i64::from(limit));
+    if let Some(after) = after {
+        q.push(" AND e.id > ").text(after.to_string());
+    }
+    q.push(" ORDER BY e.id LIMIT ").int(i64::from(limit));
     q.fetch_all(c)
         .await?
         .iter()

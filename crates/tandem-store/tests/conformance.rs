@@ -2578,6 +2578,60 @@ async fn heartbeats_written_together_land_only_where_the_sequence_number_is_stil
 }
 
 #[tokio::test]
+async fn stale_facts_come_page_by_page_in_id_order_each_once() {
+    use tandem_domain::EndpointId;
+    use tandem_store::endpoints::{self as ep, NewEndpoint};
+    use tandem_store::monitoring::stale_facts;
+    on_every_backend(|ctx| async move {
+        let s = &ctx.store;
+        let (_, token, now) = enrollment_fixture(s, "Paging").await;
+        let mut ids = Vec::new();
+        let mut w = s.write().await.unwrap();
+        for i in 0..5 {
+            let id = EndpointId::new();
+            ep::insert_endpoint(
+                &mut w,
+                &NewEndpoint {
+                    id,
+                    token: &token,
+                    public_key: &format!("paging-key-{i}"),
+                    hostname: &format!("paging-{i}"),
+                    os_family: "linux",
+                    arch: "x86_64",
+                    agent_version: "0.1.0",
+                    at: now,
+                },
+            )
+            .await
+            .unwrap();
+            ids.push(id);
+        }
+        w.commit().await.unwrap();
+        retire_endpoint(s, ids[4]).await;
+        // Pages of two, each after the last id of the one before.
+        let mut r = s.read().await.unwrap();
+        let (mut got, mut pages, mut after) = (Vec::new(), Vec::new(), None);
+        for _ in 0..10 {
+            let page = stale_facts(&mut r, after, 2).await.unwrap();
+            pages.push(page.len());
+            let Some(last) = page.last() else { break };
+            after = Some(last.endpoint_id);
+            got.extend(page.iter().map(|f| f.endpoint_id));
+        }
+        assert_eq!(pages, [2, 2, 0], "the retired endpoint is not stale");
+        // Every live endpoint once, in the order the database sorts the ids.
+        let everything = stale_facts(&mut r, None, 100).await.unwrap();
+        let all: Vec<EndpointId> = everything.iter().map(|f| f.endpoint_id).collect();
+        assert_eq!(got, all);
+        let mut live = ids[..4].to_vec();
+        live.sort_by_key(|id| got.iter().position(|g| g == id));
+        assert_eq!(got, live);
+        assert!(!got.contains(&ids[4]));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_direct_write_holds_the_writer_lock_and_rolls_back_unless_committed() {
     // The check-in writer's own SQLite connection (`DirectWriter`) must be a write
     // transaction like any other: one writer at a time, nothing kept unless committed, and a
