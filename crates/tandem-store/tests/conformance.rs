@@ -2200,6 +2200,37 @@ async fn retire_endpoint(s: &Store, id: tandem_domain::EndpointId) {
     w.commit().await.unwrap();
 }
 
+/// `n` endpoints enrolled with `token` at `now`, committed: hosts `{prefix}-000`, … with keys
+/// `{prefix}-key-0`, …; their ids in that order.
+async fn insert_endpoints(
+    s: &Store,
+    token: &tandem_domain::fleet::EnrollmentToken,
+    now: Timestamp,
+    prefix: &str,
+    n: usize,
+) -> Vec<tandem_domain::EndpointId> {
+    use tandem_store::endpoints::{insert_endpoint, NewEndpoint};
+    let mut w = s.write().await.unwrap();
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = tandem_domain::EndpointId::new();
+        let endpoint = NewEndpoint {
+            id,
+            token,
+            public_key: &format!("{prefix}-key-{i}"),
+            hostname: &format!("{prefix}-{i:03}"),
+            os_family: "linux",
+            arch: "x86_64",
+            agent_version: "0.1.0",
+            at: now,
+        };
+        insert_endpoint(&mut w, &endpoint).await.unwrap();
+        ids.push(id);
+    }
+    w.commit().await.unwrap();
+    ids
+}
+
 /// A client with a site, a provider admin and an enrollment token for the site, committed:
 /// what endpoints need before they can be inserted.
 async fn enrollment_fixture(
@@ -2422,34 +2453,12 @@ async fn heartbeats_written_together_land_only_where_the_sequence_number_is_stil
     // row must behave as the one-row `record_checkin` does. Round 1 goes through sqlx; on
     // SQLite rounds 2 and 3 go through the check-in writer's own connection
     // (`DirectWriter`), so both paths are held to the same rows.
-    use tandem_domain::EndpointId;
-    use tandem_store::endpoints::{self as ep, CheckinUpdate, HeartbeatRow, NewEndpoint};
+    use tandem_store::endpoints::{self as ep, CheckinUpdate, HeartbeatRow};
     on_every_backend(|ctx| async move {
         let s = &ctx.store;
         let (_, token, now) = enrollment_fixture(s, "Mike").await;
-        let mut w = s.write().await.unwrap();
         // 100 endpoints: more than one statement's worth, and a tail of odd size.
-        let mut ids = Vec::new();
-        for i in 0..100 {
-            let id = EndpointId::new();
-            ep::insert_endpoint(
-                &mut w,
-                &NewEndpoint {
-                    id,
-                    token: &token,
-                    public_key: &format!("beat-key-{i}"),
-                    hostname: &format!("beat-{i:03}"),
-                    os_family: "linux",
-                    arch: "x86_64",
-                    agent_version: "0.1.0",
-                    at: now,
-                },
-            )
-            .await
-            .unwrap();
-            ids.push(id);
-        }
-        w.commit().await.unwrap();
+        let ids = insert_endpoints(s, &token, now, "beat", 100).await;
 
         let update = |i: usize, seq: u64, heartbeat: Option<String>| CheckinUpdate {
             seen_at: now.plus_seconds(i as i64),
@@ -2580,33 +2589,11 @@ async fn heartbeats_written_together_land_only_where_the_sequence_number_is_stil
 #[tokio::test]
 async fn stale_facts_come_page_by_page_in_id_order_each_once() {
     use tandem_domain::EndpointId;
-    use tandem_store::endpoints::{self as ep, NewEndpoint};
     use tandem_store::monitoring::stale_facts;
     on_every_backend(|ctx| async move {
         let s = &ctx.store;
         let (_, token, now) = enrollment_fixture(s, "Paging").await;
-        let mut ids = Vec::new();
-        let mut w = s.write().await.unwrap();
-        for i in 0..5 {
-            let id = EndpointId::new();
-            ep::insert_endpoint(
-                &mut w,
-                &NewEndpoint {
-                    id,
-                    token: &token,
-                    public_key: &format!("paging-key-{i}"),
-                    hostname: &format!("paging-{i}"),
-                    os_family: "linux",
-                    arch: "x86_64",
-                    agent_version: "0.1.0",
-                    at: now,
-                },
-            )
-            .await
-            .unwrap();
-            ids.push(id);
-        }
-        w.commit().await.unwrap();
+        let ids = insert_endpoints(s, &token, now, "paging", 5).await;
         retire_endpoint(s, ids[4]).await;
         // Pages of two, each after the last id of the one before.
         let mut r = s.read().await.unwrap();
@@ -2637,7 +2624,7 @@ async fn a_direct_write_holds_the_writer_lock_and_rolls_back_unless_committed() 
     // transaction like any other: one writer at a time, nothing kept unless committed, and a
     // broken uniqueness rule reported as a conflict. PostgreSQL has none.
     use tandem_domain::EndpointId;
-    use tandem_store::endpoints::{self as ep, CheckinUpdate, HeartbeatRow, NewEndpoint};
+    use tandem_store::endpoints::{self as ep, CheckinUpdate, HeartbeatRow};
     on_every_backend(|ctx| async move {
         let s = &ctx.store;
         let Some(direct) = s.direct_writer() else {
@@ -2646,24 +2633,7 @@ async fn a_direct_write_holds_the_writer_lock_and_rolls_back_unless_committed() 
         };
         let mut direct = direct.unwrap();
         let (_, token, now) = enrollment_fixture(s, "Oscar").await;
-        let id = EndpointId::new();
-        let mut w = s.write().await.unwrap();
-        ep::insert_endpoint(
-            &mut w,
-            &NewEndpoint {
-                id,
-                token: &token,
-                public_key: "direct-key",
-                hostname: "direct-1",
-                os_family: "linux",
-                arch: "x86_64",
-                agent_version: "0.1.0",
-                at: now,
-            },
-        )
-        .await
-        .unwrap();
-        w.commit().await.unwrap();
+        let id = insert_endpoints(s, &token, now, "direct", 1).await[0];
         let update = CheckinUpdate {
             seen_at: now.plus_seconds(60),
             last_seq: 7,

@@ -479,6 +479,20 @@ fn check(v: Value) -> Check {
     serde_json::from_value(v).expect("check")
 }
 
+/// The five checks a file server that goes wrong (see [`inventory`], [`with_certificate`])
+/// fails: disk, firewall, smbd, a new admin, an expiring certificate.
+fn file_server_checks() -> Vec<Check> {
+    vec![
+        check(
+            json!({"key": "disk", "kind": "disk_free", "min_percent": 10, "severity": "critical"}),
+        ),
+        check(json!({"key": "firewall", "kind": "firewall_disabled"})),
+        check(json!({"key": "smbd", "kind": "service_down", "unit": "smbd.service"})),
+        check(json!({"key": "admins", "kind": "new_local_admin"})),
+        check(json!({"key": "tls", "kind": "tls_expiring", "days": 14})),
+    ]
+}
+
 async fn open_keys(t: &TestApp) -> Vec<String> {
     let f = AlertFilter {
         states: vec![AlertState::Firing, AlertState::Acknowledged],
@@ -505,40 +519,88 @@ async fn a_pass_raises_every_fire_once_when_its_fires_fill_more_than_one_write()
         let (b, b_key) = t.enrolled_agent(&w.site_b, "bw-fs01").await;
         let (mut a_seq, mut b_seq) = (1, 1);
         let checks = CheckPolicyInput {
-            checks: vec![
-                check(json!({"key": "disk", "kind": "disk_free", "min_percent": 10, "severity": "critical"})),
-                check(json!({"key": "firewall", "kind": "firewall_disabled"})),
-                check(json!({"key": "smbd", "kind": "service_down", "unit": "smbd.service"})),
-                check(json!({"key": "admins", "kind": "new_local_admin"})),
-                check(json!({"key": "tls", "kind": "tls_expiring", "days": 14})),
-            ],
+            checks: file_server_checks(),
             exclusions: vec![],
         };
-        t.app.put_check_policy(&person(&w.padmin), PolicyTarget::Provider, checks).await.expect("policy");
-        send_state(&t, a, &a_key, &mut a_seq, heartbeat(50), Some(inventory(true, &["dana"], true))).await;
-        send_state(&t, b, &b_key, &mut b_seq, heartbeat(50), Some(inventory(true, &["lee"], true))).await;
+        t.app
+            .put_check_policy(&person(&w.padmin), PolicyTarget::Provider, checks)
+            .await
+            .expect("policy");
+        send_state(
+            &t,
+            a,
+            &a_key,
+            &mut a_seq,
+            heartbeat(50),
+            Some(inventory(true, &["dana"], true)),
+        )
+        .await;
+        send_state(
+            &t,
+            b,
+            &b_key,
+            &mut b_seq,
+            heartbeat(50),
+            Some(inventory(true, &["lee"], true)),
+        )
+        .await;
         with_certificate(&t, a, 200).await;
         with_certificate(&t, b, 200).await;
-        assert_eq!(t.app.evaluation_pass(tandem_domain::Timestamp::now()).await.expect("pass").fired, 0);
+        assert_eq!(
+            t.app
+                .evaluation_pass(tandem_domain::Timestamp::now())
+                .await
+                .expect("pass")
+                .fired,
+            0
+        );
 
         // Both go wrong at once: ten fires in one pass, more than one write's worth.
-        send_state(&t, a, &a_key, &mut a_seq, heartbeat(3), Some(inventory(false, &["dana", "mallory"], false))).await;
-        send_state(&t, b, &b_key, &mut b_seq, heartbeat(3), Some(inventory(false, &["lee", "eve"], false))).await;
+        send_state(
+            &t,
+            a,
+            &a_key,
+            &mut a_seq,
+            heartbeat(3),
+            Some(inventory(false, &["dana", "mallory"], false)),
+        )
+        .await;
+        send_state(
+            &t,
+            b,
+            &b_key,
+            &mut b_seq,
+            heartbeat(3),
+            Some(inventory(false, &["lee", "eve"], false)),
+        )
+        .await;
         with_certificate(&t, a, 5).await;
         with_certificate(&t, b, 5).await;
-        let r = t.app.evaluation_pass(tandem_domain::Timestamp::now()).await.expect("pass");
+        let r = t
+            .app
+            .evaluation_pass(tandem_domain::Timestamp::now())
+            .await
+            .expect("pass");
         assert_eq!((r.fired, r.cleared), (10, 0), "{r:?}");
         let each = ["admins", "disk", "firewall", "smbd", "tls"];
         let both: Vec<&str> = each.iter().flat_map(|k| [*k, *k]).collect();
         assert_eq!(open_keys(&t).await, both);
         // Each side sees the five of its own endpoint.
         for (who, id) in [(&w.it_a, a), (&w.it_b, b)] {
-            let list = t.app.list_alerts(&person(who), &AlertFilter::default(), Page::new(0, 50)).await.unwrap();
+            let list = t
+                .app
+                .list_alerts(&person(who), &AlertFilter::default(), Page::new(0, 50))
+                .await
+                .unwrap();
             assert_eq!(list.items.len(), 5);
             assert!(list.items.iter().all(|x| x.endpoint_id == Some(id)));
         }
         // Nothing fires twice.
-        let r = t.app.evaluation_pass(tandem_domain::Timestamp::now()).await.expect("pass");
+        let r = t
+            .app
+            .evaluation_pass(tandem_domain::Timestamp::now())
+            .await
+            .expect("pass");
         assert_eq!(r.fired, 0, "{r:?}");
         assert_eq!(open_keys(&t).await.len(), 10);
     })
@@ -555,78 +617,179 @@ async fn checks_fire_from_check_ins_and_clear_when_the_condition_clears() {
         let mut other_seq = 1;
         // Provider-wide checks, set by the provider's admin.
         let padmin = person(&w.padmin);
+        let mut checks = file_server_checks();
+        checks.push(check(
+            json!({"key": "offline", "kind": "offline", "minutes": 15}),
+        ));
         let provider_checks = CheckPolicyInput {
-            checks: vec![
-                check(json!({"key": "disk", "kind": "disk_free", "min_percent": 10, "severity": "critical"})),
-                check(json!({"key": "firewall", "kind": "firewall_disabled"})),
-                check(json!({"key": "smbd", "kind": "service_down", "unit": "smbd.service"})),
-                check(json!({"key": "admins", "kind": "new_local_admin"})),
-                check(json!({"key": "tls", "kind": "tls_expiring", "days": 14})),
-                check(json!({"key": "offline", "kind": "offline", "minutes": 15})),
-            ],
+            checks,
             exclusions: vec![],
         };
         // Only the provider's admins set provider-wide checks.
-        assert!(matches!(t.app.put_check_policy(&person(&w.it_a), PolicyTarget::Provider, provider_checks.clone()).await, Err(Error::Forbidden(_))));
-        t.app.put_check_policy(&padmin, PolicyTarget::Provider, provider_checks).await.expect("provider policy");
+        assert!(matches!(
+            t.app
+                .put_check_policy(
+                    &person(&w.it_a),
+                    PolicyTarget::Provider,
+                    provider_checks.clone()
+                )
+                .await,
+            Err(Error::Forbidden(_))
+        ));
+        t.app
+            .put_check_policy(&padmin, PolicyTarget::Provider, provider_checks)
+            .await
+            .expect("provider policy");
 
         // All well: nothing fires.
-        send_state(&t, id, &key, &mut seq, heartbeat(50), Some(inventory(true, &["dana"], true))).await;
+        send_state(
+            &t,
+            id,
+            &key,
+            &mut seq,
+            heartbeat(50),
+            Some(inventory(true, &["dana"], true)),
+        )
+        .await;
         with_certificate(&t, id, 200).await;
-        send_state(&t, other_id, &other_key, &mut other_seq, heartbeat(50), Some(inventory(true, &["lee"], true))).await;
+        send_state(
+            &t,
+            other_id,
+            &other_key,
+            &mut other_seq,
+            heartbeat(50),
+            Some(inventory(true, &["lee"], true)),
+        )
+        .await;
         with_certificate(&t, other_id, 200).await;
-        let r = t.app.evaluation_pass(tandem_domain::Timestamp::now()).await.expect("pass");
+        let r = t
+            .app
+            .evaluation_pass(tandem_domain::Timestamp::now())
+            .await
+            .expect("pass");
         assert_eq!(r.endpoints, 2);
         assert_eq!(r.checks, 12);
         assert_eq!(r.fired, 0);
         assert!(open_keys(&t).await.is_empty());
 
         // Everything goes wrong on A's file server.
-        send_state(&t, id, &key, &mut seq, heartbeat(3), Some(inventory(false, &["dana", "mallory"], false))).await;
+        send_state(
+            &t,
+            id,
+            &key,
+            &mut seq,
+            heartbeat(3),
+            Some(inventory(false, &["dana", "mallory"], false)),
+        )
+        .await;
         with_certificate(&t, id, 5).await;
-        let r = t.app.evaluation_pass(tandem_domain::Timestamp::now()).await.expect("pass");
+        let r = t
+            .app
+            .evaluation_pass(tandem_domain::Timestamp::now())
+            .await
+            .expect("pass");
         assert_eq!(r.fired, 5, "{r:?}");
-        assert_eq!(open_keys(&t).await, ["admins", "disk", "firewall", "smbd", "tls"]);
+        assert_eq!(
+            open_keys(&t).await,
+            ["admins", "disk", "firewall", "smbd", "tls"]
+        );
         // A heartbeat alone writes no facts (each pass reads it from the endpoint's row), and
         // nothing fires twice.
         send_state(&t, id, &key, &mut seq, heartbeat(3), None).await;
-        let r = t.app.evaluation_pass(tandem_domain::Timestamp::now()).await.expect("pass");
+        let r = t
+            .app
+            .evaluation_pass(tandem_domain::Timestamp::now())
+            .await
+            .expect("pass");
         assert_eq!((r.refreshed, r.fired, r.cleared), (0, 0, 0));
         // B's people see none of A's alerts; A's see all five, with the host in the title.
-        let list = t.app.list_alerts(&person(&w.it_b), &AlertFilter::default(), Page::new(0, 50)).await.unwrap();
+        let list = t
+            .app
+            .list_alerts(&person(&w.it_b), &AlertFilter::default(), Page::new(0, 50))
+            .await
+            .unwrap();
         assert!(list.items.is_empty());
-        let list = t.app.list_alerts(&person(&w.it_a), &AlertFilter::default(), Page::new(0, 50)).await.unwrap();
+        let list = t
+            .app
+            .list_alerts(&person(&w.it_a), &AlertFilter::default(), Page::new(0, 50))
+            .await
+            .unwrap();
         assert_eq!(list.items.len(), 5);
-        let disk = list.items.iter().find(|a| a.check_key.as_deref() == Some("disk")).unwrap();
+        let disk = list
+            .items
+            .iter()
+            .find(|a| a.check_key.as_deref() == Some("disk"))
+            .unwrap();
         assert_eq!(disk.severity, Severity::Critical);
         assert!(disk.title.starts_with("hp-fs01"), "{}", disk.title);
         assert!(disk.summary.contains("/srv"), "{}", disk.summary);
         assert_eq!(disk.endpoint_id, Some(id));
-        let tls = list.items.iter().find(|a| a.check_key.as_deref() == Some("tls")).unwrap();
-        assert!(tls.summary.contains("CN=hp-fs01.harbor.test (tcp:443) expires in"), "{}", tls.summary);
+        let tls = list
+            .items
+            .iter()
+            .find(|a| a.check_key.as_deref() == Some("tls"))
+            .unwrap();
+        assert!(
+            tls.summary
+                .contains("CN=hp-fs01.harbor.test (tcp:443) expires in"),
+            "{}",
+            tls.summary
+        );
         // The endpoint page lists the certificate where it was found.
         let s = t.sign_in(&w.it_a).await;
-        let cookie = Cred::Session { cookie: s.cookie, csrf: s.csrf };
-        let page = t.send(t.req(Method::GET, &format!("/endpoints/{id}?tab=security"), &cookie)).await;
+        let cookie = Cred::Session {
+            cookie: s.cookie,
+            csrf: s.csrf,
+        };
+        let page = t
+            .send(t.req(
+                Method::GET,
+                &format!("/endpoints/{id}?tab=security"),
+                &cookie,
+            ))
+            .await;
         assert_eq!(page.status, 200);
-        assert!(page.text.contains("TLS certificates") && page.text.contains("served on TCP port 443"), "{}", page.text);
+        assert!(
+            page.text.contains("TLS certificates") && page.text.contains("served on TCP port 443"),
+            "{}",
+            page.text
+        );
 
         // A client-level override lowers the disk threshold below what is left: it clears.
         t.app
-            .put_check_policy(&person(&w.it_a), PolicyTarget::Client(w.client_a.id), CheckPolicyInput {
-                checks: vec![check(json!({"key": "disk", "kind": "disk_free", "min_percent": 2}))],
-                exclusions: vec![],
-            })
+            .put_check_policy(
+                &person(&w.it_a),
+                PolicyTarget::Client(w.client_a.id),
+                CheckPolicyInput {
+                    checks: vec![check(
+                        json!({"key": "disk", "kind": "disk_free", "min_percent": 2}),
+                    )],
+                    exclusions: vec![],
+                },
+            )
             .await
             .expect("client policy");
         // The endpoint excludes the firewall check: it clears too.
         t.app
-            .put_check_policy(&person(&w.it_a), PolicyTarget::Endpoint(id), CheckPolicyInput { checks: vec![], exclusions: vec!["firewall".into()] })
+            .put_check_policy(
+                &person(&w.it_a),
+                PolicyTarget::Endpoint(id),
+                CheckPolicyInput {
+                    checks: vec![],
+                    exclusions: vec!["firewall".into()],
+                },
+            )
             .await
             .expect("endpoint policy");
         // Client B's admin cannot set policies on A's endpoint.
         assert!(matches!(
-            t.app.put_check_policy(&person(&w.it_b), PolicyTarget::Endpoint(id), CheckPolicyInput::default()).await,
+            t.app
+                .put_check_policy(
+                    &person(&w.it_b),
+                    PolicyTarget::Endpoint(id),
+                    CheckPolicyInput::default()
+                )
+                .await,
             Err(Error::NotFound(_))
         ));
         let why = t.app.effective_checks(&person(&w.it_a), id).await.unwrap();
@@ -635,51 +798,156 @@ async fn checks_fire_from_check_ins_and_clear_when_the_condition_clears() {
         assert_eq!(disk.overridden_at, [PolicyTarget::Client(w.client_a.id)]);
         assert_eq!(why.excluded[0].key, "firewall");
         assert_eq!(why.excluded[0].excluded_at, PolicyTarget::Endpoint(id));
-        assert!(matches!(t.app.effective_checks(&person(&w.it_b), id).await, Err(Error::NotFound(_))));
-        let r = t.app.evaluation_pass(tandem_domain::Timestamp::now()).await.expect("pass");
+        assert!(matches!(
+            t.app.effective_checks(&person(&w.it_b), id).await,
+            Err(Error::NotFound(_))
+        ));
+        let r = t
+            .app
+            .evaluation_pass(tandem_domain::Timestamp::now())
+            .await
+            .expect("pass");
         assert_eq!(r.cleared, 2, "{r:?}");
         assert_eq!(open_keys(&t).await, ["admins", "smbd", "tls"]);
 
         // Accepting the new administrator as the baseline clears that alert.
-        assert!(matches!(t.app.accept_admin_baseline(&person(&w.viewer_a), id).await, Err(Error::Forbidden(_))));
-        let base = t.app.accept_admin_baseline(&person(&w.it_a), id).await.expect("accept");
+        assert!(matches!(
+            t.app.accept_admin_baseline(&person(&w.viewer_a), id).await,
+            Err(Error::Forbidden(_))
+        ));
+        let base = t
+            .app
+            .accept_admin_baseline(&person(&w.it_a), id)
+            .await
+            .expect("accept");
         assert_eq!(base, ["dana", "mallory"]);
         // The service comes back and the certificate is renewed: all clear.
-        send_state(&t, id, &key, &mut seq, heartbeat(3), Some(inventory(false, &["dana", "mallory"], true))).await;
+        send_state(
+            &t,
+            id,
+            &key,
+            &mut seq,
+            heartbeat(3),
+            Some(inventory(false, &["dana", "mallory"], true)),
+        )
+        .await;
         with_certificate(&t, id, 300).await;
-        let r = t.app.evaluation_pass(tandem_domain::Timestamp::now()).await.expect("pass");
+        let r = t
+            .app
+            .evaluation_pass(tandem_domain::Timestamp::now())
+            .await
+            .expect("pass");
         assert_eq!(r.cleared, 3, "{r:?}");
         assert!(open_keys(&t).await.is_empty());
-        let all = t.app.list_alerts(&person(&w.it_a), &AlertFilter::default(), Page::new(0, 50)).await.unwrap();
-        assert!(all.items.iter().all(|a| a.state == AlertState::Resolved && a.resolution.as_deref().unwrap_or("").starts_with("Cleared automatically")));
+        let all = t
+            .app
+            .list_alerts(&person(&w.it_a), &AlertFilter::default(), Page::new(0, 50))
+            .await
+            .unwrap();
+        assert!(all.items.iter().all(|a| a.state == AlertState::Resolved
+            && a.resolution
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("Cleared automatically")));
 
         // Groups: B's admin groups B's file server and excludes the service check for the group.
-        let g = t.app.create_endpoint_group(&person(&w.it_b), w.client_b.id, "File servers").await.expect("group");
-        assert!(matches!(t.app.set_group_member(&person(&w.it_b), g.id, id, true).await, Err(Error::Invalid(_))));
-        t.app.set_group_member(&person(&w.it_b), g.id, other_id, true).await.expect("member");
+        let g = t
+            .app
+            .create_endpoint_group(&person(&w.it_b), w.client_b.id, "File servers")
+            .await
+            .expect("group");
+        assert!(matches!(
+            t.app
+                .set_group_member(&person(&w.it_b), g.id, id, true)
+                .await,
+            Err(Error::Invalid(_))
+        ));
         t.app
-            .put_check_policy(&person(&w.it_b), PolicyTarget::Group(g.id), CheckPolicyInput { checks: vec![], exclusions: vec!["smbd".into()] })
+            .set_group_member(&person(&w.it_b), g.id, other_id, true)
+            .await
+            .expect("member");
+        t.app
+            .put_check_policy(
+                &person(&w.it_b),
+                PolicyTarget::Group(g.id),
+                CheckPolicyInput {
+                    checks: vec![],
+                    exclusions: vec!["smbd".into()],
+                },
+            )
             .await
             .expect("group policy");
-        send_state(&t, other_id, &other_key, &mut other_seq, heartbeat(50), Some(inventory(true, &["lee"], false))).await;
+        send_state(
+            &t,
+            other_id,
+            &other_key,
+            &mut other_seq,
+            heartbeat(50),
+            Some(inventory(true, &["lee"], false)),
+        )
+        .await;
         with_certificate(&t, other_id, 200).await;
-        let r = t.app.evaluation_pass(tandem_domain::Timestamp::now()).await.expect("pass");
+        let r = t
+            .app
+            .evaluation_pass(tandem_domain::Timestamp::now())
+            .await
+            .expect("pass");
         assert_eq!(r.fired, 0, "the group excludes the service check: {r:?}");
-        let why = t.app.effective_checks(&person(&w.it_b), other_id).await.unwrap();
+        let why = t
+            .app
+            .effective_checks(&person(&w.it_b), other_id)
+            .await
+            .unwrap();
         assert_eq!(why.excluded[0].excluded_at, PolicyTarget::Group(g.id));
-        assert!(matches!(t.app.create_endpoint_group(&person(&w.it_b), w.client_b.id, "File servers").await, Err(Error::Conflict(_))));
+        assert!(matches!(
+            t.app
+                .create_endpoint_group(&person(&w.it_b), w.client_b.id, "File servers")
+                .await,
+            Err(Error::Conflict(_))
+        ));
 
         // A heartbeat alone is read by the next pass: B's disk fills up (5 % free, under the
         // provider's 10 %) with no new inventory, and the alert fires from it; room clears it.
         send_state(&t, other_id, &other_key, &mut other_seq, heartbeat(5), None).await;
-        let r = t.app.evaluation_pass(tandem_domain::Timestamp::now()).await.expect("pass");
+        let r = t
+            .app
+            .evaluation_pass(tandem_domain::Timestamp::now())
+            .await
+            .expect("pass");
         assert_eq!((r.refreshed, r.fired), (0, 1), "{r:?}");
         assert_eq!(open_keys(&t).await, ["disk"]);
-        let facts = t.app.endpoint_facts(&person(&w.it_b), other_id).await.unwrap().expect("facts");
-        assert_eq!(facts.disks[0].free_bytes, 5_000_000_000, "what people see of the facts has the heartbeat too");
-        assert!(t.app.endpoint_facts(&person(&w.it_a), other_id).await.unwrap().is_none(), "not another client's");
-        send_state(&t, other_id, &other_key, &mut other_seq, heartbeat(50), None).await;
-        let r = t.app.evaluation_pass(tandem_domain::Timestamp::now()).await.expect("pass");
+        let facts = t
+            .app
+            .endpoint_facts(&person(&w.it_b), other_id)
+            .await
+            .unwrap()
+            .expect("facts");
+        assert_eq!(
+            facts.disks[0].free_bytes, 5_000_000_000,
+            "what people see of the facts has the heartbeat too"
+        );
+        assert!(
+            t.app
+                .endpoint_facts(&person(&w.it_a), other_id)
+                .await
+                .unwrap()
+                .is_none(),
+            "not another client's"
+        );
+        send_state(
+            &t,
+            other_id,
+            &other_key,
+            &mut other_seq,
+            heartbeat(50),
+            None,
+        )
+        .await;
+        let r = t
+            .app
+            .evaluation_pass(tandem_domain::Timestamp::now())
+            .await
+            .expect("pass");
         assert_eq!((r.refreshed, r.cleared), (0, 1), "{r:?}");
         assert!(open_keys(&t).await.is_empty());
     })
