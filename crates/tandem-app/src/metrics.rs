@@ -10,7 +10,7 @@
 use crate::{Actor, App, Error, Result};
 use std::collections::BTreeMap;
 use tandem_domain::authz::Action;
-use tandem_domain::metrics::{bucket_start, rollup, ChartData, Range, Retention, Sample, Tier};
+use tandem_domain::metrics::{bucket_start, ChartData, Range, Retention, Rollups, Sample, Tier};
 use tandem_domain::{EndpointId, Timestamp};
 use tandem_store::metrics as store;
 
@@ -18,13 +18,10 @@ use tandem_store::metrics as store;
 /// rolled up (a heartbeat's interval, its jitter and a retry).
 pub const ROLLUP_GRACE_SECONDS: i64 = 180;
 
-/// The most source time one claimed window covers: one hour of raw samples, one day of
-/// five-minute rollups.
+/// The most source time one claimed window covers: one bucket of the tier, so the job holds
+/// one running total per endpoint, whatever the size of the fleet.
 fn window_seconds(tier: Tier) -> i64 {
-    match tier {
-        Tier::FiveMinutes => 3600,
-        _ => 86_400,
-    }
+    tier.bucket_seconds()
 }
 
 /// What one run of the job did.
@@ -72,7 +69,8 @@ impl App {
     ) -> Result<RollupReport> {
         let mut report = RollupReport::default();
         for tier in [Tier::FiveMinutes, Tier::Hourly] {
-            // At most a few days of windows per run, so one run stays short.
+            // At most 200 buckets per run (16 hours of five-minute ones), so one run stays
+            // short; after a long pause the next runs catch up.
             for _ in 0..200 {
                 match self.roll_up_window(tier, now).await? {
                     Window::Done => break,
@@ -84,9 +82,18 @@ impl App {
                 }
             }
         }
-        for tier in [Tier::Raw, Tier::FiveMinutes, Tier::Hourly] {
-            let before = now.plus_seconds(-retention.seconds(tier));
+        // A tier is pruned past its retention, but never past what the next tier has rolled
+        // up: samples the job has not caught up with yet are kept until it has.
+        let next = [Some(Tier::FiveMinutes), Some(Tier::Hourly), None];
+        for (tier, next) in [Tier::Raw, Tier::FiveMinutes, Tier::Hourly]
+            .into_iter()
+            .zip(next)
+        {
+            let mut before = now.plus_seconds(-retention.seconds(tier));
             let mut w = self.store.write().await?;
+            if let Some(next) = next {
+                before = before.min(store::rollup_mark(&mut w, next).await?);
+            }
             let n = store::prune(&mut w, tier, before).await?;
             w.commit().await?;
             report.pruned.insert(tier.code(), n);
@@ -117,19 +124,20 @@ impl App {
             (mark, end, start.min(end))
         };
         let stop = end.min(start.plus_seconds(window_seconds(tier)));
+        // The window's samples are read and summed as they come on a read connection, before
+        // the writer's lock is taken: the check-ins wait only for the rollups' own writes.
+        // (A sample of the window that arrives after this read is left out, as one that
+        // arrives after the claim always was; the grace period is there to make both rare.)
+        let mut sums = Rollups::new(b);
+        {
+            let mut r = self.store.read().await?;
+            store::for_each_between(&mut r, source, start, stop, |id, s| sums.add(id, &s)).await?;
+        }
+        let rolled = sums.finish();
         let mut w = self.store.write().await?;
         if !store::claim_rollup(&mut w, tier, mark, stop).await? {
             return Ok(Window::Lost);
         }
-        let rows = store::samples_between(&mut w, source, start, stop).await?;
-        let mut by_endpoint: BTreeMap<EndpointId, Vec<Sample>> = BTreeMap::new();
-        for (id, s) in rows {
-            by_endpoint.entry(id).or_default().push(s);
-        }
-        let rolled: Vec<(EndpointId, Sample)> = by_endpoint
-            .into_iter()
-            .flat_map(|(id, samples)| rollup(&samples, b).into_iter().map(move |s| (id, s)))
-            .collect();
         let refs: Vec<(EndpointId, &Sample)> = rolled.iter().map(|(id, s)| (*id, s)).collect();
         store::insert_samples(&mut w, tier, &refs).await?;
         w.commit().await?;

@@ -230,20 +230,51 @@ impl Acc {
 /// `bucket_seconds`, weighting each by the raw samples it stands for. Buckets with no
 /// sample are absent. Sorted by bucket start.
 pub fn rollup(samples: &[Sample], bucket_seconds: i64) -> Vec<Sample> {
-    let mut buckets: BTreeMap<Timestamp, Acc> = BTreeMap::new();
+    let mut r = Rollups::new(bucket_seconds);
     for s in samples {
-        buckets
-            .entry(bucket_start(s.at, bucket_seconds))
+        r.add((), s);
+    }
+    r.finish().into_iter().map(|((), s)| s).collect()
+}
+
+/// Many series' samples rolled up as they come, in any order, keyed by series (an
+/// endpoint): only one running total per series and bucket is kept, never the samples, so a
+/// window of a whole fleet's samples can be read as a stream.
+pub struct Rollups<K> {
+    bucket_seconds: i64,
+    buckets: BTreeMap<(K, Timestamp), Acc>,
+}
+
+impl<K: Ord> Rollups<K> {
+    /// Buckets of `bucket_seconds`.
+    pub fn new(bucket_seconds: i64) -> Self {
+        Rollups {
+            bucket_seconds,
+            buckets: BTreeMap::new(),
+        }
+    }
+
+    /// Adds one sample of series `key`, weighted by the raw samples it stands for.
+    pub fn add(&mut self, key: K, s: &Sample) {
+        self.buckets
+            .entry((key, bucket_start(s.at, self.bucket_seconds)))
             .or_default()
             .add(s);
     }
-    buckets.into_iter().map(|(at, a)| a.finish(at)).collect()
+
+    /// Every bucket that got a sample, by series then bucket start.
+    pub fn finish(self) -> Vec<(K, Sample)> {
+        self.buckets
+            .into_iter()
+            .map(|((k, at), a)| (k, a.finish(at)))
+            .collect()
+    }
 }
 
 /// The ranges a chart can show.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Range {
-    /// The last 24 hours, in five-minute buckets, from the raw samples.
+    /// The last 24 hours, in five-minute buckets, from the five-minute rollups.
     #[serde(rename = "24h")]
     Day,
     /// The last 7 days, in hourly buckets, from the five-minute rollups.
@@ -288,8 +319,7 @@ impl Range {
     /// The stored tier the range is drawn from (newer raw samples fill in after it).
     pub fn tier(self) -> Tier {
         match self {
-            Range::Day => Tier::Raw,
-            Range::Week => Tier::FiveMinutes,
+            Range::Day | Range::Week => Tier::FiveMinutes,
         }
     }
 
@@ -527,6 +557,29 @@ mod tests {
                     .count() as i64;
                 prop_assert_eq!(a.samples, total);
             }
+        }
+
+        /// A fleet's samples interleaved in any order, rolled up as they come, give each
+        /// series exactly what rolling up its own samples gives.
+        #[test]
+        fn interleaved_series_roll_up_as_each_alone(
+            pts in proptest::collection::vec((0u8..4, 0i64..1800, 0i64..10_000, 0i64..10_000), 1..200)
+        ) {
+            let mut all = Rollups::new(300);
+            for (k, at, cpu, d) in &pts {
+                all.add(*k, &raw(*at, *cpu, &[("/", *d)]));
+            }
+            let got = all.finish();
+            let mut expected = Vec::new();
+            for k in 0u8..4 {
+                let mine: Vec<Sample> = pts
+                    .iter()
+                    .filter(|p| p.0 == k)
+                    .map(|(_, at, cpu, d)| raw(*at, *cpu, &[("/", *d)]))
+                    .collect();
+                expected.extend(rollup(&mine, 300).into_iter().map(|s| (k, s)));
+            }
+            prop_assert_eq!(got, expected);
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Agent metrics history: raw samples and their rollups in `endpoint_metrics`, and the
-//! rollup marks in `metric_rollups`.
+//! Agent metrics history: raw samples in `endpoint_raw_samples` (in the order they arrive),
+//! their rollups in `endpoint_metrics` (by endpoint), and the rollup marks in
+//! `metric_rollups`.
 //!
 //! Reads for people are scoped by a grant through the endpoint's client. The writers
 //! ([`insert_samples`]) and the rollup job's functions are unscoped: the ingest has already
@@ -17,8 +18,27 @@ use tandem_domain::{EndpointId, Timestamp};
 /// Rows per INSERT statement (11 values each, well under both databases' limits).
 const ROWS_PER_INSERT: usize = 64;
 
-/// Writes samples; a row that already exists (same endpoint, tier and instant) is left as
-/// it is, so writing the same rollup twice is harmless.
+/// The table a tier's rows live in: raw samples are appended to a table of their own, so a
+/// group commit of heartbeats fills a few pages at its end instead of one page per endpoint.
+fn table(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Raw => "endpoint_raw_samples",
+        _ => "endpoint_metrics",
+    }
+}
+
+/// The condition that picks a tier's rows out of its table (`m` is the table's alias), after
+/// another condition.
+fn and_tier(q: &mut Sql, tier: Tier) -> &mut Sql {
+    match tier {
+        Tier::Raw => q,
+        _ => q.push(" AND m.tier = ").int(tier.code()),
+    }
+}
+
+/// Writes samples. A rollup that already exists (same endpoint, tier and instant) is left as
+/// it is, so writing the same rollup twice is harmless; raw samples are written only for a
+/// check-in just accepted, so they are appended as they are.
 pub async fn insert_samples(
     c: impl Into<crate::Conn<'_>>,
     tier: Tier,
@@ -26,22 +46,23 @@ pub async fn insert_samples(
 ) -> Result<()> {
     let mut c = c.into();
     for chunk in crate::query::pow2_chunks(rows, ROWS_PER_INSERT) {
-        let mut q = Sql::new(
-            "INSERT INTO endpoint_metrics (endpoint_id, tier, at, samples, cpu, cpu_max, mem, \
-             mem_max, load1, disks) VALUES ",
-        );
+        let mut q = Sql::new("INSERT INTO ");
+        q.push(table(tier)).push(" (endpoint_id, ");
+        if tier != Tier::Raw {
+            q.push("tier, ");
+        }
+        q.push("at, samples, cpu, cpu_max, mem, mem_max, load1, disks) VALUES ");
         for (i, (id, s)) in chunk.iter().enumerate() {
             if i > 0 {
                 q.push(", ");
             }
             let disks =
                 serde_json::to_string(&s.disks).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            q.push("(")
-                .text(id.to_string())
-                .push(", ")
-                .int(tier.code())
-                .push(", ")
-                .int(s.at.0)
+            q.push("(").text(id.to_string()).push(", ");
+            if tier != Tier::Raw {
+                q.int(tier.code()).push(", ");
+            }
+            q.int(s.at.0)
                 .push(", ")
                 .int(s.samples)
                 .push(", ")
@@ -58,7 +79,9 @@ pub async fn insert_samples(
                 .text(disks)
                 .push(")");
         }
-        q.push(" ON CONFLICT (endpoint_id, tier, at) DO NOTHING");
+        if tier != Tier::Raw {
+            q.push(" ON CONFLICT (endpoint_id, tier, at) DO NOTHING");
+        }
         c.execute(&q).await?;
     }
     Ok(())
@@ -78,10 +101,11 @@ pub async fn endpoint_samples(
 ) -> Result<Vec<Sample>> {
     let mut q = Sql::new("SELECT ");
     q.push(COLUMNS)
-        .push(" FROM endpoint_metrics m WHERE m.endpoint_id = ")
-        .text(id.to_string())
-        .push(" AND m.tier = ")
-        .int(tier.code())
+        .push(" FROM ")
+        .push(table(tier))
+        .push(" m WHERE m.endpoint_id = ")
+        .text(id.to_string());
+    and_tier(&mut q, tier)
         .push(" AND m.at >= ")
         .int(from.0)
         .push(" AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = m.endpoint_id AND ")
@@ -94,24 +118,46 @@ pub async fn endpoint_samples(
         .collect()
 }
 
-/// Every endpoint's samples of `tier` in `[from, to)`, by endpoint then instant (for the
-/// rollup job; unscoped).
+/// Every endpoint's samples of `tier` in `[from, to)`, by endpoint then instant (for tests
+/// and the operator; the rollup job reads with [`for_each_between`]).
 pub async fn samples_between(
     c: &mut AnyConnection,
     tier: Tier,
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Vec<(EndpointId, Sample)>> {
+    let mut out = Vec::new();
+    for_each_between(c, tier, from, to, |id, s| out.push((id, s))).await?;
+    out.sort_by_key(|(id, s)| (*id, s.at));
+    Ok(out)
+}
+
+/// Calls `f` with every endpoint's samples of `tier` in `[from, to)`, in no particular
+/// order, as the rows come: a whole fleet's window is never held in memory at once (for the
+/// rollup job; unscoped). Returns how many there were.
+pub async fn for_each_between(
+    c: &mut AnyConnection,
+    tier: Tier,
+    from: Timestamp,
+    to: Timestamp,
+    mut f: impl FnMut(EndpointId, Sample),
+) -> Result<u64> {
+    use futures_util::TryStreamExt;
     let mut q = Sql::new("SELECT ");
     q.push(COLUMNS)
-        .push(" FROM endpoint_metrics m WHERE m.tier = ")
-        .int(tier.code())
-        .push(" AND m.at >= ")
-        .int(from.0)
-        .push(" AND m.at < ")
-        .int(to.0)
-        .push(" ORDER BY m.endpoint_id, m.at");
-    q.fetch_all(c).await?.iter().map(sample).collect()
+        .push(" FROM ")
+        .push(table(tier))
+        .push(" m WHERE m.at >= ")
+        .int(from.0);
+    and_tier(&mut q, tier).push(" AND m.at < ").int(to.0);
+    let mut rows = q.query().fetch(c);
+    let mut n = 0;
+    while let Some(r) = rows.try_next().await? {
+        let (id, s) = sample(&r)?;
+        f(id, s);
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// The oldest instant of `tier` at or after `from`, if any.
@@ -120,12 +166,9 @@ pub async fn first_at(
     tier: Tier,
     from: Timestamp,
 ) -> Result<Option<Timestamp>> {
-    let r = Sql::new("SELECT MIN(at) AS first FROM endpoint_metrics WHERE tier = ")
-        .int(tier.code())
-        .push(" AND at >= ")
-        .int(from.0)
-        .fetch_optional(c)
-        .await?;
+    let mut q = Sql::new("SELECT MIN(m.at) AS first FROM ");
+    q.push(table(tier)).push(" m WHERE m.at >= ").int(from.0);
+    let r = and_tier(&mut q, tier).fetch_optional(c).await?;
     match r {
         Some(r) => Ok(opt_int(&r, "first")?.map(Timestamp)),
         None => Ok(None),
@@ -165,22 +208,29 @@ pub async fn claim_rollup(
 
 /// Deletes the samples of `tier` older than `before`; returns how many.
 pub async fn prune(c: &mut AnyConnection, tier: Tier, before: Timestamp) -> Result<u64> {
-    Sql::new("DELETE FROM endpoint_metrics WHERE tier = ")
-        .int(tier.code())
-        .push(" AND at < ")
-        .int(before.0)
-        .execute(c)
-        .await
+    let mut q = Sql::new("DELETE FROM ");
+    q.push(table(tier)).push(" WHERE at < ").int(before.0);
+    if tier != Tier::Raw {
+        q.push(" AND tier = ").int(tier.code());
+    }
+    q.execute(c).await
 }
 
 /// How many rows each tier holds (for tests and the operator).
 pub async fn count_by_tier(c: &mut AnyConnection) -> Result<BTreeMap<i64, i64>> {
-    let rows = Sql::new("SELECT tier, COUNT(*) AS n FROM endpoint_metrics GROUP BY tier")
-        .fetch_all(c)
-        .await?;
+    let rows = Sql::new(
+        "SELECT CAST(0 AS BIGINT) AS tier, COUNT(*) AS n FROM endpoint_raw_samples \
+         UNION ALL SELECT tier, COUNT(*) AS n FROM endpoint_metrics GROUP BY tier",
+    )
+    .fetch_all(c)
+    .await?;
     let mut out = BTreeMap::new();
     for r in rows {
-        out.insert(int(&r, "tier")?, int(&r, "n")?);
+        // A tier with no rows is left out, as GROUP BY leaves it out.
+        let n = int(&r, "n")?;
+        if n > 0 {
+            out.insert(int(&r, "tier")?, n);
+        }
     }
     Ok(out)
 }

@@ -540,6 +540,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "endpoints_fillfactor",
         include_str!("../migrations/0024_endpoints_fillfactor.sql"),
     ),
+    (
+        25,
+        "raw_samples",
+        include_str!("../migrations/0025_raw_samples.sql"),
+    ),
 ];
 
 /// A migration file whose first lines hold this directive is run, on SQLite, with foreign-key

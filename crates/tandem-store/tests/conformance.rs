@@ -235,6 +235,7 @@ async fn migrations_apply_once_and_again_do_nothing() {
                 "ticket_endpoints",
                 "users_by_name",
                 "endpoints_fillfactor",
+                "raw_samples",
             ]
         );
         assert!(s.migrate().await.unwrap().is_empty());
@@ -303,6 +304,7 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
                     "metrics",
                     "notification_channels",
                     "oncall",
+                    "raw_samples",
                     "scope",
                     "search_scope",
                     "ticket_attachments",
@@ -2699,6 +2701,141 @@ async fn a_direct_write_holds_the_writer_lock_and_rolls_back_unless_committed() 
         );
         tx.commit().unwrap();
         assert_eq!(last_seq(s).await, 7);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn raw_samples_and_rollups_each_keep_to_their_own_tier() {
+    // Raw samples live apart from the rollups (appended, indexed by instant only); every
+    // function of the metrics store must still see each tier, and only it.
+    use tandem_domain::metrics::{Sample, Tier};
+    use tandem_store::metrics as m;
+    on_every_backend(|ctx| async move {
+        let s = &ctx.store;
+        let (client, token, now) = enrollment_fixture(s, "Samples").await;
+        let ids = insert_endpoints(s, &token, now, "samples", 2).await;
+        let at = |minutes: i64| now.plus_seconds(minutes * 60 - 3600);
+        let sample = |at: Timestamp, cpu: i64, samples: i64| Sample {
+            at,
+            samples,
+            cpu: Some(cpu),
+            cpu_max: Some(cpu + 5),
+            mem: Some(5000),
+            mem_max: Some(5100),
+            load1: None,
+            disks: [("/".to_string(), 4200), ("/srv".to_string(), 9050)].into(),
+        };
+        // Three minutes of raw samples each, written newest endpoint first, and one
+        // five-minute rollup at the same instant as a raw sample.
+        let raw: Vec<(tandem_domain::EndpointId, Sample)> = (0..3)
+            .flat_map(|i| {
+                [
+                    (ids[1], sample(at(i), 100 + i, 1)),
+                    (ids[0], sample(at(i), i, 1)),
+                ]
+            })
+            .collect();
+        let five = sample(at(0), 77, 3);
+        let mut w = s.write().await.unwrap();
+        let refs: Vec<_> = raw.iter().map(|(id, s)| (*id, s)).collect();
+        m::insert_samples(&mut w, Tier::Raw, &refs).await.unwrap();
+        m::insert_samples(&mut w, Tier::FiveMinutes, &[(ids[0], &five)])
+            .await
+            .unwrap();
+        // Writing a rollup again changes nothing.
+        m::insert_samples(&mut w, Tier::FiveMinutes, &[(ids[0], &five)])
+            .await
+            .unwrap();
+        w.commit().await.unwrap();
+
+        let mut r = s.read().await.unwrap();
+        let counts = m::count_by_tier(&mut r).await.unwrap();
+        assert_eq!(counts, [(0, 6), (1, 1)].into());
+        // One endpoint's raw samples from an instant, oldest first, as written.
+        let g = admin_grant(Action::EndpointsRead);
+        let mine = m::endpoint_samples(&mut r, &g, ids[0], Tier::Raw, at(1))
+            .await
+            .unwrap();
+        assert_eq!(mine, vec![sample(at(1), 1, 1), sample(at(2), 2, 1)]);
+        let rolled = m::endpoint_samples(&mut r, &g, ids[0], Tier::FiveMinutes, at(0))
+            .await
+            .unwrap();
+        assert_eq!(rolled, vec![five.clone()]);
+        assert!(
+            m::endpoint_samples(&mut r, &g, ids[1], Tier::FiveMinutes, at(0))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // A grant that does not reach the client reads nothing.
+        let other = grant(
+            &principal(Role::ClientItAdmin, Tenant::Client(ClientId::new())),
+            Action::EndpointsRead,
+        );
+        assert!(
+            m::endpoint_samples(&mut r, &other, ids[0], Tier::Raw, at(0))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let own = grant(
+            &principal(Role::ClientItAdmin, Tenant::Client(client.id)),
+            Action::EndpointsRead,
+        );
+        assert_eq!(
+            m::endpoint_samples(&mut r, &own, ids[1], Tier::Raw, at(0))
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+        // The rollup job's reads: by endpoint, then instant, within [from, to).
+        let between = m::samples_between(&mut r, Tier::Raw, at(0), at(2))
+            .await
+            .unwrap();
+        let mut expected: Vec<_> = raw.iter().filter(|(_, s)| s.at < at(2)).cloned().collect();
+        expected.sort_by_key(|(id, s)| (id.to_string(), s.at));
+        assert_eq!(between, expected);
+        assert_eq!(
+            m::first_at(&mut r, Tier::Raw, at(0).plus_seconds(1))
+                .await
+                .unwrap(),
+            Some(at(1))
+        );
+        assert_eq!(
+            m::first_at(&mut r, Tier::FiveMinutes, Timestamp(0))
+                .await
+                .unwrap(),
+            Some(at(0))
+        );
+        assert_eq!(
+            m::first_at(&mut r, Tier::Hourly, Timestamp(0))
+                .await
+                .unwrap(),
+            None
+        );
+        drop(r);
+
+        // Pruning one tier leaves the other alone.
+        let mut w = s.write().await.unwrap();
+        assert_eq!(m::prune(&mut w, Tier::Raw, at(2)).await.unwrap(), 4);
+        assert_eq!(m::prune(&mut w, Tier::Hourly, at(60)).await.unwrap(), 0);
+        w.commit().await.unwrap();
+        let mut r = s.read().await.unwrap();
+        assert_eq!(
+            m::count_by_tier(&mut r).await.unwrap(),
+            [(0, 2), (1, 1)].into()
+        );
+        drop(r);
+        let mut w = s.write().await.unwrap();
+        assert_eq!(
+            m::prune(&mut w, Tier::FiveMinutes, at(60)).await.unwrap(),
+            1
+        );
+        w.commit().await.unwrap();
+        let mut r = s.read().await.unwrap();
+        assert_eq!(m::count_by_tier(&mut r).await.unwrap(), [(0, 2)].into());
     })
     .await;
 }

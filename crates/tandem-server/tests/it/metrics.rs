@@ -274,11 +274,10 @@ async fn rollups_are_exact_idempotent_race_free_and_pruned_by_retention() {
             wr.commit().await.unwrap();
         }
         let actor = Actor::person(principal_of(&w.it_a), None);
-        let week_before = t
-            .app
-            .endpoint_metrics(&actor, e1, Range::Week)
-            .await
-            .unwrap();
+        let mut before = Vec::new();
+        for range in [Range::Day, Range::Week] {
+            before.push(t.app.endpoint_metrics(&actor, e1, range).await.unwrap());
+        }
 
         // Two servers run the job at the same moment.
         let retention = Retention::default();
@@ -333,22 +332,25 @@ async fn rollups_are_exact_idempotent_race_free_and_pruned_by_retention() {
         assert_eq!(hourly.iter().map(|(_, s)| s.samples).sum::<i64>(), in_hours);
         assert!(!hourly.is_empty());
 
-        // The week chart reads the rollups now, and shows the same as from the raw samples.
-        let week_after = t
-            .app
-            .endpoint_metrics(&actor, e1, Range::Week)
-            .await
-            .unwrap();
-        assert_eq!(week_before.buckets.len(), week_after.buckets.len());
-        for (x, y) in week_before.buckets.iter().zip(&week_after.buckets) {
-            match (x, y) {
-                (None, None) => {}
-                (Some(x), Some(y)) => {
-                    assert_eq!(x.samples, y.samples);
-                    assert_eq!(x.cpu_max, y.cpu_max);
-                    assert!((x.cpu.unwrap() - y.cpu.unwrap()).abs() <= 1, "{x:?} {y:?}");
+        // Both charts read the five-minute rollups now, plus the raw samples after the mark,
+        // and show the same as from the raw samples alone.
+        for (range, before) in [Range::Day, Range::Week].into_iter().zip(&before) {
+            let after = t.app.endpoint_metrics(&actor, e1, range).await.unwrap();
+            assert_eq!(before.buckets.len(), after.buckets.len());
+            // Three hours of samples: 36 five-minute buckets, or 3–4 hourly ones.
+            let drawn = after.buckets.iter().flatten().count();
+            let least = if range == Range::Day { 36 } else { 3 };
+            assert!(drawn >= least, "{range:?}: {drawn} buckets drawn");
+            for (x, y) in before.buckets.iter().zip(&after.buckets) {
+                match (x, y) {
+                    (None, None) => {}
+                    (Some(x), Some(y)) => {
+                        assert_eq!(x.samples, y.samples, "{range:?}");
+                        assert_eq!(x.cpu_max, y.cpu_max, "{range:?}");
+                        assert!((x.cpu.unwrap() - y.cpu.unwrap()).abs() <= 1, "{x:?} {y:?}");
+                    }
+                    _ => panic!("{range:?}: bucket presence differs: {x:?} vs {y:?}"),
                 }
-                _ => panic!("bucket presence differs: {x:?} vs {y:?}"),
             }
         }
         // The other client's IT admin cannot read this endpoint's metrics.
@@ -395,6 +397,43 @@ async fn rollups_are_exact_idempotent_race_free_and_pruned_by_retention() {
             .await
             .unwrap();
         assert!(rows(&t, Tier::Hourly).await.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_longer_than_one_run_is_rolled_up_before_it_is_pruned() {
+    // Twenty hours of raw samples that ended 50 hours ago, never rolled up (the job was not
+    // running): one run rolls up at most 200 five-minute buckets (16 h 40 min), and the
+    // raw samples it has not reached yet are past their 48 hours — they must be kept for the
+    // next run, not pruned unrolled.
+    run(|t: Arc<TestApp>| async move {
+        let (e1, _) = t.enrolled_agent(&t.w.site_a, "ws-backlog").await;
+        let now = Timestamp::now();
+        let samples: Vec<Sample> = (0..240i64)
+            .map(|i| raw(now.plus_seconds(-70 * 3600 + i * 300 + 11), i % 100, 4000))
+            .collect();
+        {
+            let mut wr = t.app.store().write().await.unwrap();
+            let refs: Vec<(EndpointId, &Sample)> = samples.iter().map(|s| (e1, s)).collect();
+            store::insert_samples(&mut wr, Tier::Raw, &refs)
+                .await
+                .unwrap();
+            wr.commit().await.unwrap();
+        }
+        let retention = Retention::default();
+        let first = t.app.roll_up_metrics(now, &retention).await.unwrap();
+        assert_eq!(first.written.get(&1), Some(&200), "{first:?}");
+        let left = rows(&t, Tier::Raw).await;
+        assert_eq!(left.len(), 40, "the samples not rolled up yet are kept");
+        let second = t.app.roll_up_metrics(now, &retention).await.unwrap();
+        assert_eq!(second.written.get(&1), Some(&40), "{second:?}");
+        assert!(rows(&t, Tier::Raw).await.is_empty());
+        let five = rows(&t, Tier::FiveMinutes).await;
+        assert_eq!(five.len(), 240);
+        assert_eq!(five.iter().map(|(_, s)| s.samples).sum::<i64>(), 240);
+        let hourly = rows(&t, Tier::Hourly).await;
+        assert_eq!(hourly.iter().map(|(_, s)| s.samples).sum::<i64>(), 240);
     })
     .await;
 }
