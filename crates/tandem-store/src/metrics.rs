@@ -206,14 +206,35 @@ pub async fn claim_rollup(
     Ok(n == 1)
 }
 
-/// Deletes the samples of `tier` older than `before`; returns how many.
-pub async fn prune(c: &mut AnyConnection, tier: Tier, before: Timestamp) -> Result<u64> {
+/// Deletes the oldest samples of `tier` older than `before`, about `limit` of them (all those
+/// at the instant of the `limit`-th oldest, so ties go together): one transaction's worth,
+/// whatever the size of the fleet. Returns how many, and whether more may be left — call
+/// again (in a new transaction) until it says no.
+pub async fn prune(
+    c: &mut AnyConnection,
+    tier: Tier,
+    before: Timestamp,
+    limit: u32,
+) -> Result<(u64, bool)> {
+    let mut q = Sql::new("SELECT m.at FROM ");
+    q.push(table(tier)).push(" m WHERE m.at < ").int(before.0);
+    and_tier(&mut q, tier)
+        .push(" ORDER BY m.at LIMIT 1 OFFSET ")
+        .int(i64::from(limit.max(1) - 1));
+    let cut = match q.fetch_optional(c).await? {
+        Some(r) => Some(ts(&r, "at")?),
+        None => None,
+    };
     let mut q = Sql::new("DELETE FROM ");
-    q.push(table(tier)).push(" WHERE at < ").int(before.0);
+    q.push(table(tier));
+    match cut {
+        Some(cut) => q.push(" WHERE at <= ").int(cut.0),
+        None => q.push(" WHERE at < ").int(before.0),
+    };
     if tier != Tier::Raw {
         q.push(" AND tier = ").int(tier.code());
     }
-    q.execute(c).await
+    Ok((q.execute(c).await?, cut.is_some()))
 }
 
 /// How many rows each tier holds (for tests and the operator).

@@ -2819,8 +2819,20 @@ async fn raw_samples_and_rollups_each_keep_to_their_own_tier() {
 
         // Pruning one tier leaves the other alone.
         let mut w = s.write().await.unwrap();
-        assert_eq!(m::prune(&mut w, Tier::Raw, at(2)).await.unwrap(), 4);
-        assert_eq!(m::prune(&mut w, Tier::Hourly, at(60)).await.unwrap(), 0);
+        // Two rows at a time (both endpoints' samples of one instant), then nothing left.
+        let mut pieces = Vec::new();
+        for _ in 0..5 {
+            let (n, more) = m::prune(&mut w, Tier::Raw, at(2), 2).await.unwrap();
+            pieces.push((n, more));
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(pieces, [(2, true), (2, true), (0, false)]);
+        assert_eq!(
+            m::prune(&mut w, Tier::Hourly, at(60), 100).await.unwrap(),
+            (0, false)
+        );
         w.commit().await.unwrap();
         let mut r = s.read().await.unwrap();
         assert_eq!(
@@ -2830,8 +2842,16 @@ async fn raw_samples_and_rollups_each_keep_to_their_own_tier() {
         drop(r);
         let mut w = s.write().await.unwrap();
         assert_eq!(
-            m::prune(&mut w, Tier::FiveMinutes, at(60)).await.unwrap(),
-            1
+            m::prune(&mut w, Tier::FiveMinutes, at(60), 1)
+                .await
+                .unwrap(),
+            (1, true)
+        );
+        assert_eq!(
+            m::prune(&mut w, Tier::FiveMinutes, at(60), 1)
+                .await
+                .unwrap(),
+            (0, false)
         );
         w.commit().await.unwrap();
         let mut r = s.read().await.unwrap();
