@@ -4,8 +4,9 @@
 //! Samples are written by the check-in ingest (one per heartbeat, in the same group commit).
 //! The job rolls raw samples up into five-minute buckets and those into hourly ones, and
 //! deletes each tier once it is older than its retention. Several servers may run it at
-//! once: each window is claimed by moving the tier's mark with a compare-and-set, first in
-//! the transaction that writes the window's rollups, so a window is rolled up once.
+//! once: each window's rollups are written (writing one again changes nothing), then the
+//! window is claimed by moving the tier's mark with a compare-and-set, so one server's claim
+//! counts and readers count rollups only below the mark.
 
 use crate::{Actor, App, Error, Result};
 use std::collections::BTreeMap;
@@ -17,6 +18,9 @@ use tandem_store::metrics as store;
 /// How long after a five-minute bucket ends its raw samples are still awaited before it is
 /// rolled up (a heartbeat's interval, its jitter and a retry).
 pub const ROLLUP_GRACE_SECONDS: i64 = 180;
+
+/// Rollup rows per transaction (one per endpoint of the window).
+const ROLLUP_ROWS: usize = 4096;
 
 /// About how many rows one pruning transaction deletes (a million raw samples took 0.7 s
 /// to delete in one statement on the bench machine, so this is some 7 ms of the writer's lock).
@@ -54,13 +58,14 @@ impl App {
         }
         let now = Timestamp::now();
         let (from, _) = range.window(now);
+        // The rollups count up to their mark (the job writes a window's rollups before it
+        // moves the mark past them); newer raw samples fill in up to now. The mark is read
+        // first: if the job moves it meanwhile, both halves still meet at the mark read.
+        let mark = store::rollup_mark(&mut r, range.tier()).await?;
         let mut samples = store::endpoint_samples(&mut r, &g, id, range.tier(), from).await?;
-        if range.tier() != Tier::Raw {
-            // The rollups end at their mark; newer raw samples fill in up to now.
-            let mark = store::rollup_mark(&mut r, range.tier()).await?;
-            let raw = store::endpoint_samples(&mut r, &g, id, Tier::Raw, mark.max(from)).await?;
-            samples.extend(raw);
-        }
+        samples.retain(|s| s.at < mark);
+        let raw = store::endpoint_samples(&mut r, &g, id, Tier::Raw, mark.max(from)).await?;
+        samples.extend(raw);
         Ok(ChartData::build(range, now, &samples))
     }
 
@@ -149,12 +154,21 @@ impl App {
             store::for_each_between(&mut r, source, start, stop, |id, s| sums.add(id, &s)).await?;
         }
         let rolled = sums.finish();
+        // The rollups are written in transactions of ROLLUP_ROWS, then the window is claimed
+        // by moving the mark past it: the check-ins get the writer's lock between them, as
+        // the window holds one row per endpoint. Writing a rollup again changes nothing, so
+        // a server that crashes before its claim, or loses it to another, leaves the same
+        // rows the winner writes; readers count rollups only below the mark.
+        for chunk in rolled.chunks(ROLLUP_ROWS) {
+            let refs: Vec<(EndpointId, &Sample)> = chunk.iter().map(|(id, s)| (*id, s)).collect();
+            let mut w = self.store.write().await?;
+            store::insert_samples(&mut w, tier, &refs).await?;
+            w.commit().await?;
+        }
         let mut w = self.store.write().await?;
         if !store::claim_rollup(&mut w, tier, mark, stop).await? {
             return Ok(Window::Lost);
         }
-        let refs: Vec<(EndpointId, &Sample)> = rolled.iter().map(|(id, s)| (*id, s)).collect();
-        store::insert_samples(&mut w, tier, &refs).await?;
         w.commit().await?;
         Ok(Window::Wrote(rolled.len()))
     }

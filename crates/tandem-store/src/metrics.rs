@@ -187,8 +187,8 @@ pub async fn rollup_mark(c: &mut AnyConnection, tier: Tier) -> Result<Timestamp>
 
 /// Moves the mark of `tier` from `old` to `new`, only if it is still at `old`. Returns
 /// whether it moved: when two servers race for the same window, one wins and the other
-/// leaves it. Run it first in the transaction that writes the window's rollups: on
-/// PostgreSQL the row lock makes the loser wait for the winner's commit.
+/// leaves it (on PostgreSQL the row lock makes the loser wait for the winner's commit). Run
+/// it once the window's rollups are written: readers count rollups only below the mark.
 pub async fn claim_rollup(
     c: &mut AnyConnection,
     tier: Tier,

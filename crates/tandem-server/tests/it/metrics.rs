@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tandem_agent_protocol::CHECKIN_PATH;
 use tandem_app::{principal_of, Actor};
 use tandem_domain::authz::Capability;
-use tandem_domain::metrics::{bucket_start, Range, Retention, Sample, Tier};
+use tandem_domain::metrics::{bucket_start, rollup, Range, Retention, Sample, Tier};
 use tandem_domain::{EndpointId, Timestamp};
 use tandem_store::metrics as store;
 
@@ -434,6 +434,76 @@ async fn a_backlog_longer_than_one_run_is_rolled_up_before_it_is_pruned() {
         assert_eq!(five.iter().map(|(_, s)| s.samples).sum::<i64>(), 240);
         let hourly = rows(&t, Tier::Hourly).await;
         assert_eq!(hourly.iter().map(|(_, s)| s.samples).sum::<i64>(), 240);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_written_but_not_yet_claimed_is_counted_once() {
+    // The job writes a window's rollups, then moves the mark past them. A server that stopped
+    // in between (or is about to lose the claim) leaves rollups above the mark, over raw
+    // samples the charts still read: each heartbeat must be counted once all the same.
+    run(|t: Arc<TestApp>| async move {
+        let (e1, _) = t.enrolled_agent(&t.w.site_a, "ws-unclaimed").await;
+        let now = Timestamp::now();
+        let samples: Vec<Sample> = (0..40i64)
+            .map(|m| raw(now.plus_seconds(-(45 - m) * 60), (m * 53) % 10_000, 4000))
+            .collect();
+        let write = |tier: Tier, rows: Vec<Sample>| {
+            let t = t.clone();
+            async move {
+                let mut wr = t.app.store().write().await.unwrap();
+                let refs: Vec<(EndpointId, &Sample)> = rows.iter().map(|s| (e1, s)).collect();
+                store::insert_samples(&mut wr, tier, &refs).await.unwrap();
+                wr.commit().await.unwrap();
+            }
+        };
+        write(Tier::Raw, samples.clone()).await;
+        let actor = Actor::person(principal_of(&t.w.it_a), None);
+        let before = t
+            .app
+            .endpoint_metrics(&actor, e1, Range::Day)
+            .await
+            .unwrap();
+        // Heartbeats counted per bucket, by the bucket's start (two charts drawn a moment
+        // apart may start a bucket apart).
+        let counted = |c: &tandem_domain::metrics::ChartData| -> BTreeMap<Timestamp, i64> {
+            (0..c.buckets.len())
+                .filter_map(|i| c.buckets[i].as_ref().map(|s| (c.bucket_at(i), s.samples)))
+                .collect()
+        };
+        let expected = counted(&before);
+        assert_eq!(expected.values().sum::<i64>(), 40);
+
+        // Rollups of every whole bucket written, the mark not moved.
+        write(Tier::FiveMinutes, rollup(&samples, 300)).await;
+        let mid = t
+            .app
+            .endpoint_metrics(&actor, e1, Range::Day)
+            .await
+            .unwrap();
+        assert_eq!(
+            counted(&mid),
+            expected,
+            "rollups above the mark are not counted"
+        );
+
+        // The job writes them again (nothing changes) and claims the windows.
+        let report = t
+            .app
+            .roll_up_metrics(now, &Retention::default())
+            .await
+            .unwrap();
+        assert!(
+            report.written.get(&1).copied().unwrap_or(0) > 0,
+            "{report:?}"
+        );
+        let after = t
+            .app
+            .endpoint_metrics(&actor, e1, Range::Day)
+            .await
+            .unwrap();
+        assert_eq!(counted(&after), expected);
     })
     .await;
 }
