@@ -118,8 +118,8 @@ pub async fn endpoint_samples(
         .collect()
 }
 
-/// Every endpoint's samples of `tier` in `[from, to)`, by endpoint then instant (for tests
-/// and the operator; the rollup job reads with [`for_each_between`]).
+/// Every endpoint's samples of `tier` in `[from, to)`, by endpoint then instant (for tests;
+/// the rollup job reads with [`for_each_between`]).
 pub async fn samples_between(
     c: &mut AnyConnection,
     tier: Tier,

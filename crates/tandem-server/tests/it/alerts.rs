@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tandem_agent_protocol::CHECKIN_PATH;
-use tandem_app::{principal_of, Actor, CheckPolicyInput, Error, RaiseAlert};
+use tandem_app::{principal_of, Actor, CheckPolicyInput, Error, PassReport, RaiseAlert};
 use tandem_domain::authz::Capability;
 use tandem_domain::directory::User;
 use tandem_domain::monitoring::policy::PolicyTarget;
@@ -475,6 +475,13 @@ async fn send_state(
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
+/// One monitoring pass, now.
+async fn pass_now(app: &tandem_app::App) -> PassReport {
+    app.evaluation_pass(tandem_domain::Timestamp::now())
+        .await
+        .expect("pass")
+}
+
 fn check(v: Value) -> Check {
     serde_json::from_value(v).expect("check")
 }
@@ -546,14 +553,7 @@ async fn a_pass_raises_every_fire_once_when_its_fires_fill_more_than_one_write()
         .await;
         with_certificate(&t, a, 200).await;
         with_certificate(&t, b, 200).await;
-        assert_eq!(
-            t.app
-                .evaluation_pass(tandem_domain::Timestamp::now())
-                .await
-                .expect("pass")
-                .fired,
-            0
-        );
+        assert_eq!(pass_now(&t.app).await.fired, 0);
 
         // Both go wrong at once: ten fires in one pass, more than one write's worth.
         send_state(
@@ -576,11 +576,7 @@ async fn a_pass_raises_every_fire_once_when_its_fires_fill_more_than_one_write()
         .await;
         with_certificate(&t, a, 5).await;
         with_certificate(&t, b, 5).await;
-        let r = t
-            .app
-            .evaluation_pass(tandem_domain::Timestamp::now())
-            .await
-            .expect("pass");
+        let r = pass_now(&t.app).await;
         assert_eq!((r.fired, r.cleared), (10, 0), "{r:?}");
         let each = ["admins", "disk", "firewall", "smbd", "tls"];
         let both: Vec<&str> = each.iter().flat_map(|k| [*k, *k]).collect();
@@ -596,11 +592,7 @@ async fn a_pass_raises_every_fire_once_when_its_fires_fill_more_than_one_write()
             assert!(list.items.iter().all(|x| x.endpoint_id == Some(id)));
         }
         // Nothing fires twice.
-        let r = t
-            .app
-            .evaluation_pass(tandem_domain::Timestamp::now())
-            .await
-            .expect("pass");
+        let r = pass_now(&t.app).await;
         assert_eq!(r.fired, 0, "{r:?}");
         assert_eq!(open_keys(&t).await.len(), 10);
     })
@@ -662,11 +654,7 @@ async fn checks_fire_from_check_ins_and_clear_when_the_condition_clears() {
         )
         .await;
         with_certificate(&t, other_id, 200).await;
-        let r = t
-            .app
-            .evaluation_pass(tandem_domain::Timestamp::now())
-            .await
-            .expect("pass");
+        let r = pass_now(&t.app).await;
         assert_eq!(r.endpoints, 2);
         assert_eq!(r.checks, 12);
         assert_eq!(r.fired, 0);
@@ -683,11 +671,7 @@ async fn checks_fire_from_check_ins_and_clear_when_the_condition_clears() {
         )
         .await;
         with_certificate(&t, id, 5).await;
-        let r = t
-            .app
-            .evaluation_pass(tandem_domain::Timestamp::now())
-            .await
-            .expect("pass");
+        let r = pass_now(&t.app).await;
         assert_eq!(r.fired, 5, "{r:?}");
         assert_eq!(
             open_keys(&t).await,
@@ -696,11 +680,7 @@ async fn checks_fire_from_check_ins_and_clear_when_the_condition_clears() {
         // A heartbeat alone writes no facts (each pass reads it from the endpoint's row), and
         // nothing fires twice.
         send_state(&t, id, &key, &mut seq, heartbeat(3), None).await;
-        let r = t
-            .app
-            .evaluation_pass(tandem_domain::Timestamp::now())
-            .await
-            .expect("pass");
+        let r = pass_now(&t.app).await;
         assert_eq!((r.refreshed, r.fired, r.cleared), (0, 0, 0));
         // B's people see none of A's alerts; A's see all five, with the host in the title.
         let list = t
@@ -802,11 +782,7 @@ async fn checks_fire_from_check_ins_and_clear_when_the_condition_clears() {
             t.app.effective_checks(&person(&w.it_b), id).await,
             Err(Error::NotFound(_))
         ));
-        let r = t
-            .app
-            .evaluation_pass(tandem_domain::Timestamp::now())
-            .await
-            .expect("pass");
+        let r = pass_now(&t.app).await;
         assert_eq!(r.cleared, 2, "{r:?}");
         assert_eq!(open_keys(&t).await, ["admins", "smbd", "tls"]);
 
@@ -832,11 +808,7 @@ async fn checks_fire_from_check_ins_and_clear_when_the_condition_clears() {
         )
         .await;
         with_certificate(&t, id, 300).await;
-        let r = t
-            .app
-            .evaluation_pass(tandem_domain::Timestamp::now())
-            .await
-            .expect("pass");
+        let r = pass_now(&t.app).await;
         assert_eq!(r.cleared, 3, "{r:?}");
         assert!(open_keys(&t).await.is_empty());
         let all = t
@@ -887,11 +859,7 @@ async fn checks_fire_from_check_ins_and_clear_when_the_condition_clears() {
         )
         .await;
         with_certificate(&t, other_id, 200).await;
-        let r = t
-            .app
-            .evaluation_pass(tandem_domain::Timestamp::now())
-            .await
-            .expect("pass");
+        let r = pass_now(&t.app).await;
         assert_eq!(r.fired, 0, "the group excludes the service check: {r:?}");
         let why = t
             .app
@@ -909,11 +877,7 @@ async fn checks_fire_from_check_ins_and_clear_when_the_condition_clears() {
         // A heartbeat alone is read by the next pass: B's disk fills up (5 % free, under the
         // provider's 10 %) with no new inventory, and the alert fires from it; room clears it.
         send_state(&t, other_id, &other_key, &mut other_seq, heartbeat(5), None).await;
-        let r = t
-            .app
-            .evaluation_pass(tandem_domain::Timestamp::now())
-            .await
-            .expect("pass");
+        let r = pass_now(&t.app).await;
         assert_eq!((r.refreshed, r.fired), (0, 1), "{r:?}");
         assert_eq!(open_keys(&t).await, ["disk"]);
         let facts = t
@@ -943,11 +907,7 @@ async fn checks_fire_from_check_ins_and_clear_when_the_condition_clears() {
             None,
         )
         .await;
-        let r = t
-            .app
-            .evaluation_pass(tandem_domain::Timestamp::now())
-            .await
-            .expect("pass");
+        let r = pass_now(&t.app).await;
         assert_eq!((r.refreshed, r.cleared), (0, 1), "{r:?}");
         assert!(open_keys(&t).await.is_empty());
     })
@@ -1116,10 +1076,7 @@ async fn the_demo_file_server_alert_is_routed_by_the_agreement_in_force_when_it_
             [a.id]
         );
         // The loop's first pass sees the full disk and keeps the same alert.
-        let r = app
-            .evaluation_pass(tandem_domain::Timestamp::now())
-            .await
-            .expect("pass");
+        let r = pass_now(&app).await;
         assert!(r.endpoints >= 170, "{r:?}");
         let disk = AlertFilter {
             check: Some("disk".into()),

@@ -251,6 +251,14 @@ async fn rows(t: &TestApp, tier: Tier) -> Vec<(EndpointId, Sample)> {
         .unwrap()
 }
 
+/// Writes samples of `tier` straight to the store, in one transaction.
+async fn write_samples(t: &TestApp, tier: Tier, rows: &[(EndpointId, Sample)]) {
+    let mut wr = t.app.store().write().await.unwrap();
+    let refs: Vec<(EndpointId, &Sample)> = rows.iter().map(|(i, s)| (*i, s)).collect();
+    store::insert_samples(&mut wr, tier, &refs).await.unwrap();
+    wr.commit().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollups_are_exact_idempotent_race_free_and_pruned_by_retention() {
     run(|t: Arc<TestApp>| async move {
@@ -265,14 +273,7 @@ async fn rollups_are_exact_idempotent_race_free_and_pruned_by_retention() {
             samples.push((e1, raw(at, (m * 37) % 10_000, 4000 + m)));
             samples.push((e2, raw(at, (m * 91) % 10_000, 2000)));
         }
-        {
-            let mut wr = t.app.store().write().await.unwrap();
-            let refs: Vec<(EndpointId, &Sample)> = samples.iter().map(|(i, s)| (*i, s)).collect();
-            store::insert_samples(&mut wr, Tier::Raw, &refs)
-                .await
-                .unwrap();
-            wr.commit().await.unwrap();
-        }
+        write_samples(&t, Tier::Raw, &samples).await;
         let actor = Actor::person(principal_of(&w.it_a), None);
         let mut before = Vec::new();
         for range in [Range::Day, Range::Week] {
@@ -410,17 +411,15 @@ async fn a_backlog_longer_than_one_run_is_rolled_up_before_it_is_pruned() {
     run(|t: Arc<TestApp>| async move {
         let (e1, _) = t.enrolled_agent(&t.w.site_a, "ws-backlog").await;
         let now = Timestamp::now();
-        let samples: Vec<Sample> = (0..240i64)
-            .map(|i| raw(now.plus_seconds(-70 * 3600 + i * 300 + 11), i % 100, 4000))
+        let samples: Vec<(EndpointId, Sample)> = (0..240i64)
+            .map(|i| {
+                (
+                    e1,
+                    raw(now.plus_seconds(-70 * 3600 + i * 300 + 11), i % 100, 4000),
+                )
+            })
             .collect();
-        {
-            let mut wr = t.app.store().write().await.unwrap();
-            let refs: Vec<(EndpointId, &Sample)> = samples.iter().map(|s| (e1, s)).collect();
-            store::insert_samples(&mut wr, Tier::Raw, &refs)
-                .await
-                .unwrap();
-            wr.commit().await.unwrap();
-        }
+        write_samples(&t, Tier::Raw, &samples).await;
         let retention = Retention::default();
         let first = t.app.roll_up_metrics(now, &retention).await.unwrap();
         assert_eq!(first.written.get(&1), Some(&200), "{first:?}");
@@ -449,16 +448,8 @@ async fn a_window_written_but_not_yet_claimed_is_counted_once() {
         let samples: Vec<Sample> = (0..40i64)
             .map(|m| raw(now.plus_seconds(-(45 - m) * 60), (m * 53) % 10_000, 4000))
             .collect();
-        let write = |tier: Tier, rows: Vec<Sample>| {
-            let t = t.clone();
-            async move {
-                let mut wr = t.app.store().write().await.unwrap();
-                let refs: Vec<(EndpointId, &Sample)> = rows.iter().map(|s| (e1, s)).collect();
-                store::insert_samples(&mut wr, tier, &refs).await.unwrap();
-                wr.commit().await.unwrap();
-            }
-        };
-        write(Tier::Raw, samples.clone()).await;
+        let of_e1 = |rows: Vec<Sample>| rows.into_iter().map(|s| (e1, s)).collect::<Vec<_>>();
+        write_samples(&t, Tier::Raw, &of_e1(samples.clone())).await;
         let actor = Actor::person(principal_of(&t.w.it_a), None);
         let before = t
             .app
@@ -476,7 +467,7 @@ async fn a_window_written_but_not_yet_claimed_is_counted_once() {
         assert_eq!(expected.values().sum::<i64>(), 40);
 
         // Rollups of every whole bucket written, the mark not moved.
-        write(Tier::FiveMinutes, rollup(&samples, 300)).await;
+        write_samples(&t, Tier::FiveMinutes, &of_e1(rollup(&samples, 300))).await;
         let mid = t
             .app
             .endpoint_metrics(&actor, e1, Range::Day)
