@@ -87,11 +87,25 @@ enum Command {
         #[arg(long)]
         server: String,
         /// An enrollment token that allows `count` enrollments.
-        #[arg(long, env = "TANDEM_AGENT_TOKEN", hide_env_values = true)]
-        token: String,
+        #[arg(
+            long,
+            env = "TANDEM_AGENT_TOKEN",
+            hide_env_values = true,
+            required_unless_present = "preloaded"
+        )]
+        token: Option<String>,
+        /// The endpoints are already in the server's database, as `tandem-bench ingest
+        /// --preload` inserts them (ids and keys made from the seed): open their sessions
+        /// and send heartbeats, enroll none.
+        #[arg(long)]
+        preloaded: bool,
         /// How long the run may take, in seconds (at most 3600).
         #[arg(long, default_value_t = 60)]
         duration: u64,
+        /// End the heartbeat phase this many seconds after it starts (default: at the end
+        /// of --duration).
+        #[arg(long, value_name = "SECONDS")]
+        beat_seconds: Option<u64>,
         /// Check-ins in flight at most: connections sending heartbeats (one thread drives
         /// them all), threads (up to 128) while enrolling.
         #[arg(long, default_value_t = 4)]
@@ -209,7 +223,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             count,
             server,
             token,
+            preloaded,
             duration,
+            beat_seconds,
             concurrency,
             heartbeat_seconds,
             compress,
@@ -225,9 +241,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let options = SimulateOptions {
                 server,
                 ca_pem,
-                token,
+                token: token.unwrap_or_default(),
+                preloaded,
                 count,
                 duration: Duration::from_secs(duration),
+                beat_for: beat_seconds.map(Duration::from_secs),
                 concurrency,
                 heartbeat: Duration::from_secs(heartbeat_seconds.max(1)),
                 compression: compress,

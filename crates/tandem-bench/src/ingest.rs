@@ -11,7 +11,10 @@
 //!    (sized so enrolling takes a few seconds) and then sends heartbeats at
 //!    `endpoints × compression / 60` per second for about `--step` seconds (`--fleet N`: each
 //!    step enrolls N endpoints instead, so the rate is spread over a fleet of that size, each
-//!    endpoint heartbeating less often). A step is sustained
+//!    endpoint heartbeating less often; `--fleet N --preload`: the N endpoints are inserted
+//!    into the database once, after the inventory step (see `preload`), and every step's
+//!    simulator speaks for the same N — each opens its session and sends a first heartbeat,
+//!    then the step's heartbeats run for `--step` seconds). A step is sustained
 //!    when the achieved rate is at least 95 % of the offered one, p99 is under 100 ms and
 //!    nothing failed; the ramp stops at the first one that is not, and `--refine` more steps
 //!    halve the gap between the last sustained rate and that one.
@@ -44,6 +47,8 @@ const GOAL_RATE: f64 = 1_000_000.0 / 60.0;
 const ENROLLING_THREADS: u64 = 128;
 /// The real heartbeat interval simulated.
 const HEARTBEAT_SECONDS: f64 = 60.0;
+/// The seed of a preloaded fleet (the steps' own fleets are seeded 1, 2, …).
+const PRELOAD_SEED: u64 = 1_000_000;
 /// How long the inventory step may take.
 const INVENTORY_STEP_SECS: u64 = 40;
 /// Size of the inventory carried in the rows of the update ceiling, KiB (about the
@@ -58,6 +63,8 @@ pub struct Options {
     count: u64,
     /// Endpoints of every heartbeat step, when given (else a few seconds' enrolments).
     fleet: Option<u64>,
+    /// The fleet is inserted into the database once rather than enrolled by every step.
+    preload: bool,
     inventory_count: u64,
     rates: Vec<u64>,
     step: u64,
@@ -68,7 +75,7 @@ pub struct Options {
 
 impl Options {
     pub fn parse(args: &[String]) -> Result<Self> {
-        let f = Flags::parse(args, &[])?;
+        let f = Flags::parse(args, &["preload"])?;
         f.only(&[
             "tandem",
             "agent",
@@ -76,6 +83,7 @@ impl Options {
             "pg-url",
             "count",
             "fleet",
+            "preload",
             "inventory-count",
             "rates",
             "step",
@@ -118,6 +126,10 @@ impl Options {
             // (The verdict counts the heartbeat steps only.)
             bail!("--rates needs at least two: the first is the heartbeats after the inventory step, the others are the ramp's steps");
         }
+        let preload = f.has("preload");
+        if preload && f.get("fleet").is_none() {
+            bail!("--preload needs --fleet N: the number of endpoints to insert");
+        }
         Ok(Options {
             tandem: file("tandem")?,
             agent: file("agent")?,
@@ -128,6 +140,7 @@ impl Options {
                 None => None,
                 Some(_) => Some(f.number("fleet", 0, 100..=1_000_000)?),
             },
+            preload,
             inventory_count: f.number("inventory-count", 1000, 10..=100_000)?,
             rates,
             step: f.number("step", 25, 5..=300)?,
@@ -153,6 +166,8 @@ struct SimLine {
 struct SimReport {
     enroll: SimLine,
     inventory: SimLine,
+    /// A preloaded fleet's first check-ins (session and heartbeat).
+    first: SimLine,
     heartbeat: SimLine,
     inventory_kib: Option<u64>,
     failures: u64,
@@ -185,6 +200,8 @@ fn parse_report(text: &str) -> Result<SimReport> {
         } else if let Some(rest) = l.strip_prefix("inventory check-ins:") {
             r.inventory = parse_line(rest).context("the inventory line")?;
             seen += 1;
+        } else if let Some(rest) = l.strip_prefix("first check-ins (session and heartbeat):") {
+            r.first = parse_line(rest).context("the first check-ins line")?;
         } else if let Some(rest) = l.strip_prefix("heartbeat check-ins:") {
             r.heartbeat = parse_line(rest).context("the heartbeat line")?;
             seen += 1;
@@ -363,6 +380,8 @@ struct BackendRun {
     server_hwm_kib: u64,
     db_bytes: Option<u64>,
     endpoints: u64,
+    /// The fleet inserted after the inventory step (`--preload`).
+    preloaded: Option<crate::preload::Preloaded>,
 }
 
 pub async fn run(o: Options) -> Result<()> {
@@ -499,6 +518,18 @@ async fn bench_backend(
     eprintln!("  {:?}", step.report);
     let pairs_per_s = step.report.inventory.rate.max(1.0);
     steps.push(step);
+    let preloaded = match (o.preload, o.fleet) {
+        (true, Some(n)) => {
+            let url = db_url
+                .clone()
+                .unwrap_or_else(|| server_data.join("tandem.db").display().to_string());
+            eprintln!("preloading {n} endpoints into the database");
+            let p = crate::preload::preload(&url, &secret, n, PRELOAD_SEED).await?;
+            eprintln!("  {} rows in {:.1} s", p.rows, p.secs);
+            Some(p)
+        }
+        _ => None,
+    };
     // 2. Heartbeats at increasing rates (the rates below the first step's are skipped), then
     // `--refine` halvings of the gap between the last sustained rate and the first that was not.
     let first_ok = steps[0].sustained();
@@ -511,6 +542,7 @@ async fn bench_backend(
         stopped = format!("the first rate ({first_rate:.0}/s offered) was not sustained");
     }
     let mut refinements = 0;
+    let mut ramp_stopped = !first_ok;
     loop {
         let rate = if !plan.is_empty() {
             plan.remove(0)
@@ -529,10 +561,12 @@ async fn bench_backend(
             lo = lo.max(rate);
         } else {
             hi = Some(hi.map_or(rate, |h: f64| h.min(rate)));
-            if !plan.is_empty() {
+            // (The ramp's own steps only; the last one counts too.)
+            if refinements == 0 && !ramp_stopped {
                 stopped = format!(
                     "the ramp stopped at the first rate not sustained ({rate:.0}/s offered)"
                 );
+                ramp_stopped = true;
                 plan.clear();
             }
         }
@@ -554,7 +588,8 @@ async fn bench_backend(
         }
         None => dir_size(&server_data),
     };
-    let endpoints = steps.iter().map(|s| s.report.enroll.count).sum();
+    let endpoints =
+        steps.iter().map(|s| s.report.enroll.count).sum::<u64>() + preloaded.map_or(0, |p| p.rows);
     server.stop()?;
     Ok(BackendRun {
         backend: b,
@@ -566,6 +601,7 @@ async fn bench_backend(
         server_hwm_kib: status.vm_hwm_kib,
         db_bytes,
         endpoints,
+        preloaded,
     })
 }
 
@@ -588,7 +624,14 @@ async fn heartbeat_step(
         .unwrap_or_else(|| ((pairs_per_s * 3.0) as u64).clamp(100, o.count));
     let c = o.concurrency.min(n);
     let compress = (rate * HEARTBEAT_SECONDS / n as f64).max(1.0);
-    let enroll_secs = (n as f64 / pairs_per_s * 1.3).ceil() as u64 + 2;
+    // A preloaded fleet's sessions open at a few thousand a second; the heartbeat phase is
+    // then cut to `--step` seconds by the simulator itself.
+    let enroll_secs = if o.preload {
+        (n / 500 + 60).min(3000)
+    } else {
+        (n as f64 / pairs_per_s * 1.3).ceil() as u64 + 2
+    };
+    let seed = if o.preload { PRELOAD_SEED } else { seed };
     eprintln!(
         "heartbeat step: {rate:.0}/s offered by {n} endpoints (×{compress:.0}), {c} connections, {} s",
         enroll_secs + o.step
@@ -662,11 +705,14 @@ async fn simulate(
         &format!("{compress:.3}"),
         "--seed",
         &seed.to_string(),
-    ])
-    .env("TANDEM_AGENT_TOKEN", secret)
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    ]);
+    if o.preload && kind == StepKind::Heartbeat {
+        cmd.args(["--preloaded", "--beat-seconds", &o.step.to_string()]);
+    }
+    cmd.env("TANDEM_AGENT_TOKEN", secret)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let server_pid = server.pid;
     let pg_db = pg_db.map(str::to_string);
     let (out, samples, t0, t1) = tokio::task::spawn_blocking(move || -> Result<_> {
@@ -725,7 +771,10 @@ async fn simulate(
 impl SimReport {
     /// The enrollment phase (enrolments and inventories, slowest worker).
     fn enroll_phase_secs(&self) -> f64 {
-        self.enroll.secs.max(self.inventory.secs)
+        self.enroll
+            .secs
+            .max(self.inventory.secs)
+            .max(self.first.secs)
     }
 }
 
@@ -798,6 +847,35 @@ fn markdown(
                 st.enroll_cpu.others * 100.0,
                 failures(rep)
             );
+        }
+    }
+
+    if runs.iter().any(|r| r.preloaded.is_some()) {
+        s.push_str("\n### Preloaded fleet\n\n");
+        s.push_str("`--preload`: the fleet's endpoints were inserted straight into the database after the inventory step, in transactions of 10,000 rows, with the rows an enrollment writes (not its audit entry, nor the token's use count; no inventory). Every heartbeat step's simulator speaks for the same endpoints: each first opens its check-in session (signed with its key) and sends one heartbeat, over 128 threads; then the step's heartbeats.\n\n");
+        s.push_str("| backend | endpoints inserted | took | rows/s | step | first check-ins (session + heartbeat) | rate | p50 / p99 |\n|---|---|---|---|---|---|---|---|\n");
+        for r in runs {
+            let Some(p) = r.preloaded else { continue };
+            for (i, st) in r.steps.iter().enumerate() {
+                let f = &st.report.first;
+                if f.count == 0 {
+                    continue;
+                }
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {:.1} s | {:.0} | {} | {} in {:.1} s | {:.0}/s | {:.1} / {:.1} ms |",
+                    r.backend.name(),
+                    p.rows,
+                    p.secs,
+                    p.rows as f64 / p.secs.max(1e-9),
+                    i + 1,
+                    f.count,
+                    f.secs,
+                    f.rate,
+                    f.p50_ms,
+                    f.p99_ms
+                );
+            }
         }
     }
 
@@ -922,6 +1000,14 @@ failures: 1\n\
             Some("check-in of sim-1-0000001: 503")
         );
         assert!(parse_report("enroll: nonsense").is_err());
+        let preloaded = "enroll: 0 in 9.0 s = 0.0/s, p50 0.00 ms, p99 0.00 ms\n\
+first check-ins (session and heartbeat): 3000 in 9.0 s = 333.3/s, p50 2.00 ms, p99 7.50 ms\n\
+inventory check-ins: 0 in 9.0 s = 0.0/s, p50 0.00 ms, p99 0.00 ms\n\
+heartbeat check-ins: 40 in 4.5 s = 8.9/s, p50 0.80 ms, p99 2.00 ms\n\
+failures: 0\n";
+        let r = parse_report(preloaded).unwrap();
+        assert_eq!((r.enroll.count, r.first.count), (0, 3000));
+        assert_eq!((r.first.p99_ms, r.enroll_phase_secs()), (7.5, 9.0));
     }
 
     #[test]
@@ -971,5 +1057,8 @@ failures: 1\n\
         let o = Options::parse(&args(&["--rates", "8000,16700", "--fleet", "100000"])).unwrap();
         assert_eq!((o.rates, o.fleet), (vec![8000, 16700], Some(100_000)));
         assert_eq!(Options::parse(&args(&[])).unwrap().fleet, None);
+        assert!(err(&["--preload"]).contains("--preload needs --fleet"));
+        let o = Options::parse(&args(&["--fleet", "1000000", "--preload"])).unwrap();
+        assert_eq!((o.fleet, o.preload), (Some(1_000_000), true));
     }
 }

@@ -34,6 +34,7 @@ mod footprint;
 mod ingest;
 mod machine;
 mod notify; // notification channels (issue #6): alert-to-notification latency
+mod preload; // a large fleet straight into the database (ingest --preload)
 mod proc_tree;
 mod scope;
 mod server;
@@ -61,7 +62,7 @@ usage:
                       [--pg-url postgres://postgres@127.0.0.1:5432] [--count N (1000)]
                       [--inventory-count N (1000)] [--rates 500,1000,2000,4000,8000,16700,25000]
                       [--refine N (1)] [--step SECS (25)] [--concurrency N (1024)]
-                      [--ceiling-secs SECS (3)]
+                      [--ceiling-secs SECS (3)] [--fleet N [--preload]]
   tandem-bench tickets [--tickets N (1000000)] [--clients N (50)] [--samples N (200)]
                        [--creates N (300)] [--backends sqlite,postgres]
                        [--pg-url postgres://postgres@127.0.0.1:5432/postgres]

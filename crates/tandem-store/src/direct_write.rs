@@ -122,6 +122,12 @@ fn open(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
     c.execute_batch(
         "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
     )?;
+    for pragma in crate::checkpoint::TUNING {
+        c.execute_batch(pragma)?;
+    }
+    // The check-in writer revisits the tables' upper pages at every batch: keep them (and
+    // recent leaves) in 32 MiB rather than the default 2 MiB.
+    c.execute_batch("PRAGMA cache_size = -32768")?;
     c.set_prepared_statement_cache_capacity(32);
     Ok(c)
 }

@@ -14,6 +14,7 @@ pub mod alert_paging; // alerts → on-call paging (issue #6)
 pub mod attachments; // ticket attachments (issue #5)
 pub mod audit;
 pub mod auth;
+mod checkpoint;
 pub mod direct_write; // the check-in writer's SQLite transactions (issue #4)
 pub mod directory;
 pub mod endpoints;
@@ -129,6 +130,8 @@ pub struct Store {
     sqlite_path: Option<PathBuf>,
     /// How `pool` connects, for [`Store::with_own_write_connection`].
     connect: AnyConnectOptions,
+    /// SQLite's WAL checkpoints, on a thread of their own ([`checkpoint`]).
+    checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
 
 /// Options for opening a store.
@@ -190,7 +193,10 @@ async fn sqlite_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
         "PRAGMA synchronous = FULL",
         "PRAGMA foreign_keys = ON",
         "PRAGMA busy_timeout = 10000",
-    ] {
+    ]
+    .into_iter()
+    .chain(checkpoint::TUNING)
+    {
         conn.execute(pragma).await?;
     }
     Ok(())
@@ -228,13 +234,23 @@ impl Store {
             opts.max_connections.max(1),
             sqlite_path.clone().filter(|_| opts.direct_reads),
         );
+        let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let checkpointer = match (&sqlite_path, &writer) {
+            (Some(path), Some(lock)) => Some(Arc::new(checkpoint::Checkpointer::start(
+                path.clone(),
+                Arc::clone(lock),
+                checkpoint::RESTART_FRAMES,
+            )?)),
+            _ => None,
+        };
         Ok(Store {
             pool,
             reads: Arc::new(reads),
             backend,
-            writer: (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
+            writer,
             sqlite_path,
             connect,
+            checkpointer,
         })
     }
 
@@ -345,6 +361,9 @@ impl Store {
 
     /// Closes every connection.
     pub async fn close(&self) {
+        if let Some(c) = &self.checkpointer {
+            c.stop();
+        }
         self.reads.close().await;
         self.pool.close().await;
     }

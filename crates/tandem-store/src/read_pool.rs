@@ -189,6 +189,9 @@ fn open_direct(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection>
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     c.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 0;")?;
+    for pragma in crate::checkpoint::TUNING {
+        c.execute_batch(pragma)?;
+    }
     c.set_prepared_statement_cache_capacity(32);
     Ok(c)
 }

@@ -232,6 +232,38 @@ pub struct SyntheticHost {
     ticks: u64,
 }
 
+/// Machine `index` of a fleet made from `seed`, already enrolled: its agent id (a version-4
+/// UUID) and signing key, both derived from the seed and the index, so that a load test can
+/// insert the endpoints straight into the database (`tandem-bench ingest --preload`) and
+/// this simulator can speak for them (`simulate --preloaded`) without a million
+/// enrollments first. Never used for a real agent: its key is anything but secret.
+pub fn preloaded_identity(seed: u64, index: u64) -> (String, ed25519_dalek::SigningKey) {
+    let derive = |purpose: &[u8]| -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"tandem-simulate-preloaded\n");
+        h.update(purpose);
+        h.update(seed.to_be_bytes());
+        h.update(index.to_be_bytes());
+        h.finalize().into()
+    };
+    let mut id = derive(b"id");
+    id[6] = (id[6] & 0x0f) | 0x40;
+    id[8] = (id[8] & 0x3f) | 0x80;
+    let hex = hex::encode(&id[..16]);
+    let agent_id = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    );
+    (
+        agent_id,
+        ed25519_dalek::SigningKey::from_bytes(&derive(b"key")),
+    )
+}
+
 impl SyntheticHost {
     /// The machine number `index` of the fleet made from `seed`.
     pub fn new(seed: u64, index: u64) -> SyntheticHost {
@@ -671,5 +703,25 @@ mod tests {
         }
         assert!(distros.len() >= 4);
         assert!(with_security > 5 && reboot > 5 && firewall_off > 5);
+    }
+
+    #[test]
+    fn preloaded_identities_are_deterministic_distinct_uuids() {
+        let (id, key) = preloaded_identity(3, 41);
+        let (again, same) = preloaded_identity(3, 41);
+        assert_eq!((&id, key.to_bytes()), (&again, same.to_bytes()));
+        let parts: Vec<&str> = id.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(parts[2].starts_with('4'), "version 4: {id}");
+        assert!("89ab".contains(&parts[3][..1]), "RFC 4122 variant: {id}");
+        let mut seen = std::collections::BTreeSet::new();
+        for (seed, index) in [(3, 41), (3, 42), (4, 41), (41, 3)] {
+            let (id, key) = preloaded_identity(seed, index);
+            assert!(seen.insert(id));
+            assert!(seen.insert(hex::encode(key.to_bytes())));
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! `tandem-agent simulate`: a synthetic fleet against a server on this machine.
 //!
 //! N endpoints, each with a deterministic synthetic inventory, enroll and send one full
-//! inventory (threads, with the agent's own client), then heartbeats at the agent's interval
+//! inventory (threads, with the agent's own client) — or, when they were inserted into the
+//! database beforehand (`--preloaded`), open their check-in session and send a first
+//! heartbeat — then heartbeats at the agent's interval
 //! divided by a compression factor, each endpoint on an even schedule, over at most
 //! `concurrency` connections driven by one thread ([`beats`]). A connection that falls
 //! behind sends as fast as the server answers, so the achieved rate shows the server's
@@ -47,12 +49,19 @@ pub struct SimulateOptions {
     pub server: String,
     /// A PEM CA to pin for an https server.
     pub ca_pem: Option<String>,
-    /// An enrollment token valid for `count` enrollments.
+    /// An enrollment token valid for `count` enrollments (unused when `preloaded`).
     pub token: String,
+    /// The endpoints are already enrolled, with the identities
+    /// [`fleet::preloaded_identity`] makes: each opens its session and sends one heartbeat
+    /// instead of enrolling and sending its inventory.
+    pub preloaded: bool,
     /// How many endpoints.
     pub count: u64,
     /// How long the whole run may take.
     pub duration: Duration,
+    /// How long the heartbeat phase may take once every endpoint has enrolled (or opened
+    /// its session), within `duration`.
+    pub beat_for: Option<Duration>,
     /// Check-ins in flight at most: connections in the heartbeat phase, threads (up to
     /// 128) while enrolling.
     pub concurrency: usize,
@@ -71,6 +80,8 @@ pub struct SimulateReport {
     pub enroll: Histogram,
     /// Full-inventory check-in latencies.
     pub inventory: Histogram,
+    /// Preloaded endpoints' first check-ins: a session opened and one heartbeat.
+    pub first: Histogram,
     /// Heartbeat check-in latencies.
     pub heartbeat: Histogram,
     /// Bytes of inventory check-in bodies sent.
@@ -164,13 +175,16 @@ pub fn simulate(options: &SimulateOptions) -> anyhow::Result<SimulateReport> {
         report.merge(part);
         endpoints.extend(enrolled);
     }
+    let beats_deadline = options
+        .beat_for
+        .map_or(deadline, |d| (Instant::now() + d).min(deadline));
     report.merge(beats::run(
         client,
         &server,
         endpoints,
         options.concurrency,
         interval,
-        deadline,
+        beats_deadline,
     )?);
     Ok(report)
 }
@@ -209,9 +223,12 @@ impl<'a> Worker<'a> {
             if Instant::now() >= self.deadline {
                 break;
             }
-            if let Some(endpoint) = self.enroll(index) {
-                endpoints.push(endpoint);
-            }
+            let endpoint = if self.options.preloaded {
+                self.first_checkin(index)
+            } else {
+                self.enroll(index)
+            };
+            endpoints.extend(endpoint);
         }
         self.report.enroll_phase = started.elapsed();
         (self.report, endpoints)
@@ -253,6 +270,27 @@ impl<'a> Worker<'a> {
             self.report.inventory.record(latency);
             self.report.inventory_bytes += bytes;
         }
+        Some(endpoint)
+    }
+
+    /// A preloaded endpoint's first check-in: its session opened, one heartbeat sent.
+    fn first_checkin(&mut self, index: u64) -> Option<Endpoint> {
+        let (agent_id, key) = fleet::preloaded_identity(self.options.seed, index);
+        let mut endpoint = Endpoint {
+            identity: Identity::new(agent_id, key),
+            sessions: Sessions::default(),
+            host: SyntheticHost::new(self.options.seed, index),
+            next_seq: 1,
+        };
+        let body = match endpoint.host.heartbeat() {
+            Ok(heartbeat) => MessageBody::Heartbeat(heartbeat),
+            Err(e) => {
+                self.fail(format!("heartbeat: {e}"));
+                return None;
+            }
+        };
+        let (latency, _) = self.checkin(&mut endpoint, body)?;
+        self.report.first.record(latency);
         Some(endpoint)
     }
 
@@ -301,6 +339,7 @@ impl SimulateReport {
     fn merge(&mut self, other: SimulateReport) {
         self.enroll.merge(&other.enroll);
         self.inventory.merge(&other.inventory);
+        self.first.merge(&other.first);
         self.heartbeat.merge(&other.heartbeat);
         self.inventory_bytes += other.inventory_bytes;
         self.handed_over += other.handed_over;
@@ -316,6 +355,14 @@ impl SimulateReport {
     pub fn render(&self) -> String {
         let mut out = String::new();
         line(&mut out, "enroll", &self.enroll, self.enroll_phase);
+        if self.first.count() > 0 {
+            line(
+                &mut out,
+                "first check-ins (session and heartbeat)",
+                &self.first,
+                self.enroll_phase,
+            );
+        }
         line(
             &mut out,
             "inventory check-ins",
@@ -375,8 +422,10 @@ mod tests {
             server: server.into(),
             ca_pem: None,
             token: "t".into(),
+            preloaded: false,
             count: 1,
             duration: Duration::from_secs(1),
+            beat_for: None,
             concurrency: 1,
             heartbeat: Duration::from_secs(60),
             compression: 60.0,
@@ -432,5 +481,17 @@ mod tests {
         assert_eq!(report.failures, 3);
         assert!(report.first_failure.as_deref().unwrap().contains("enroll"));
         assert!(report.render().contains("failures: 3"));
+        let report = simulate(&SimulateOptions {
+            count: 2,
+            preloaded: true,
+            ..options(&format!("http://127.0.0.1:{port}"))
+        })
+        .unwrap();
+        assert_eq!((report.failures, report.enroll.count()), (2, 0));
+        assert!(report
+            .first_failure
+            .as_deref()
+            .unwrap()
+            .contains("check-in of sim-1-"));
     }
 }
