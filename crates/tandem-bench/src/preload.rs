@@ -108,3 +108,102 @@ pub async fn preload(db_url: &str, secret: &str, count: u64, seed: u64) -> Resul
         secs: started.elapsed().as_secs_f64(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_app::{Actor, App, NewClient, NewSite, NewUser, Policy};
+    use tandem_domain::fleet::EnrollmentToken;
+    use tandem_domain::{EnrollmentTokenId, Role};
+
+    /// The rows preloaded are the ones `simulate --preloaded` speaks for: each endpoint's id
+    /// and public key are those the simulator derives from the same seed and index.
+    #[tokio::test]
+    async fn preloaded_rows_carry_the_simulators_identities() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db").display().to_string();
+        let store = tandem_store::Store::open(&db, Default::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let app = App::new(store.clone(), Policy::default());
+        let sys = Actor::system();
+        let client = app
+            .create_client(&sys, NewClient { name: "C".into() }, false)
+            .await
+            .unwrap();
+        let site = app
+            .create_site(
+                &sys,
+                client.id,
+                NewSite {
+                    name: "S".into(),
+                    time_zone: "UTC".into(),
+                    address: String::new(),
+                },
+            )
+            .await
+            .unwrap();
+        let user = app
+            .create_user(
+                &sys,
+                NewUser {
+                    client_id: None,
+                    username: "preload.test".into(),
+                    email: "preload.test@bench.test".into(),
+                    display_name: "P".into(),
+                    role: Role::ProviderAdmin,
+                    password: "preload test password 123".into(),
+                    time_zone: None,
+                    technician: None,
+                    access_expires_at: None,
+                },
+            )
+            .await
+            .unwrap();
+        let now = Timestamp::now();
+        let token = EnrollmentToken {
+            id: EnrollmentTokenId::new(),
+            client_id: client.id,
+            site_id: site.id,
+            label: "preload".into(),
+            prefix: "tde_test".into(),
+            max_uses: None,
+            uses: 0,
+            created_by: user.id,
+            created_at: now,
+            expires_at: now.plus_seconds(3600),
+            revoked_at: None,
+        };
+        {
+            let mut w = store.write().await.unwrap();
+            let hash = tandem_app::sha256_hex("the secret");
+            tandem_store::endpoints::insert_enrollment_token(&mut w, &token, &hash)
+                .await
+                .unwrap();
+            w.commit().await.unwrap();
+        }
+        // More than one transaction's worth, not a multiple of it.
+        let n = ROWS_PER_TX as u64 + 7;
+        let done = preload(&db, "the secret", n, 5).await.unwrap();
+        assert_eq!(done.rows, n);
+        let mut r = store.read().await.unwrap();
+        for index in [0, 1, ROWS_PER_TX as u64, n - 1] {
+            let (id, key) = preloaded_identity(5, index);
+            let agent = tandem_store::endpoints::agent(&mut r, EndpointId::from_str(&id).unwrap())
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("endpoint {index} ({id}) not preloaded"));
+            assert_eq!(agent.public_key, public_key_base64(&key));
+            assert_eq!(agent.client_id, client.id);
+        }
+        let (beyond, _) = preloaded_identity(5, n);
+        let absent = tandem_store::endpoints::agent(&mut r, EndpointId::from_str(&beyond).unwrap());
+        assert!(absent.await.unwrap().is_none());
+        // A secret no token has is refused before anything is written.
+        let err = preload(&db, "another secret", 1, 6).await.unwrap_err();
+        assert!(format!("{err:#}").contains("not in the database"));
+        drop(r);
+        store.close().await;
+    }
+}
