@@ -24,9 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What every SQLite connection of a store sets besides WAL mode and durability: temporary
-/// data in memory (a batch's statement journal spilled to a file each commit), no automatic
-/// checkpoints (this module's thread does them) and a WAL truncated back to 64 MiB after it
-/// restarts. (Reading pages through a memory map was tried and left out: over a million
+/// data in memory (the check-in writer opened and closed a temporary file at about every
+/// commit, most likely its statements' journal), no automatic checkpoints (this module's
+/// thread does them) and a WAL truncated back to 64 MiB after it restarts. (Reading pages through a memory map was tried and left out: over a million
 /// endpoints every connection remapped the growing file after each commit, and check-ins
 /// cost more CPU, not less.)
 pub(crate) const TUNING: [&str; 3] = [
