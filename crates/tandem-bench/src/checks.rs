@@ -327,13 +327,13 @@ pub async fn run(o: Options) -> Result<()> {
     Ok(())
 }
 
-/// Writes a client, site, token and the endpoints with their facts and states (1,000 per
-/// transaction). Returns how many endpoints.
-async fn seed(
+/// A client, a site, a provider admin and a multi-use enrollment token for that site, stored
+/// under `token_hash` (the SHA-256 hex of its secret, as the server looks it up): what the
+/// benches that write endpoints straight into a store enroll them with.
+pub(crate) async fn bench_enrollment_token(
     app: &App,
-    facts: &[EndpointFacts],
-    state: &HashMap<StateKey, CheckState>,
-) -> Result<usize> {
+    token_hash: &str,
+) -> Result<tandem_domain::fleet::EnrollmentToken> {
     let sys = Actor::system();
     let c = app
         .create_client(
@@ -385,12 +385,23 @@ async fn seed(
         expires_at: now.plus_seconds(3600),
         revoked_at: None,
     };
+    let mut w = app.store().write().await?;
+    tandem_store::endpoints::insert_enrollment_token(&mut w, &token, token_hash).await?;
+    w.commit().await?;
+    Ok(token)
+}
+
+/// Writes a client, site, token and the endpoints with their facts and states (1,000 per
+/// transaction). Returns how many endpoints.
+async fn seed(
+    app: &App,
+    facts: &[EndpointFacts],
+    state: &HashMap<StateKey, CheckState>,
+) -> Result<usize> {
+    let token = bench_enrollment_token(app, "bench-hash").await?;
+    let (client, site) = (token.client_id, token.site_id);
+    let now = Timestamp::now();
     let store = app.store();
-    {
-        let mut w = store.write().await?;
-        tandem_store::endpoints::insert_enrollment_token(&mut w, &token, "bench-hash").await?;
-        w.commit().await?;
-    }
     let by_endpoint: HashMap<EndpointId, Vec<(&StateKey, &CheckState)>> =
         state.iter().fold(HashMap::new(), |mut m, (k, s)| {
             m.entry(k.0).or_default().push((k, s));
@@ -415,14 +426,14 @@ async fn seed(
             )
             .await?;
             let mut f = f.clone();
-            f.client_id = c.id;
-            f.site_id = site.id;
+            f.client_id = client;
+            f.site_id = site;
             tandem_store::monitoring::upsert_facts(&mut w, &f, None).await?;
             if let Some(b) = &f.admin_baseline {
                 tandem_store::monitoring::set_admin_baseline(
                     &mut w,
                     f.endpoint_id,
-                    c.id,
+                    client,
                     b,
                     None,
                     "bench",
@@ -431,7 +442,7 @@ async fn seed(
                 .await?;
             }
             for (k, s) in by_endpoint.get(&f.endpoint_id).into_iter().flatten() {
-                tandem_store::monitoring::put_check_state(&mut w, k, c.id, s).await?;
+                tandem_store::monitoring::put_check_state(&mut w, k, client, s).await?;
             }
         }
         w.commit().await?;

@@ -112,9 +112,7 @@ pub async fn preload(db_url: &str, secret: &str, count: u64, seed: u64) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tandem_app::{Actor, App, NewClient, NewSite, NewUser, Policy};
-    use tandem_domain::fleet::EnrollmentToken;
-    use tandem_domain::{EnrollmentTokenId, Role};
+    use tandem_app::{App, Policy};
 
     /// The rows preloaded are the ones `simulate --preloaded` speaks for: each endpoint's id
     /// and public key are those the simulator derives from the same seed and index.
@@ -127,62 +125,10 @@ mod tests {
             .unwrap();
         store.migrate().await.unwrap();
         let app = App::new(store.clone(), Policy::default());
-        let sys = Actor::system();
-        let client = app
-            .create_client(&sys, NewClient { name: "C".into() }, false)
-            .await
-            .unwrap();
-        let site = app
-            .create_site(
-                &sys,
-                client.id,
-                NewSite {
-                    name: "S".into(),
-                    time_zone: "UTC".into(),
-                    address: String::new(),
-                },
-            )
-            .await
-            .unwrap();
-        let user = app
-            .create_user(
-                &sys,
-                NewUser {
-                    client_id: None,
-                    username: "preload.test".into(),
-                    email: "preload.test@bench.test".into(),
-                    display_name: "P".into(),
-                    role: Role::ProviderAdmin,
-                    password: "preload test password 123".into(),
-                    time_zone: None,
-                    technician: None,
-                    access_expires_at: None,
-                },
-            )
-            .await
-            .unwrap();
-        let now = Timestamp::now();
-        let token = EnrollmentToken {
-            id: EnrollmentTokenId::new(),
-            client_id: client.id,
-            site_id: site.id,
-            label: "preload".into(),
-            prefix: "tde_test".into(),
-            max_uses: None,
-            uses: 0,
-            created_by: user.id,
-            created_at: now,
-            expires_at: now.plus_seconds(3600),
-            revoked_at: None,
-        };
-        {
-            let mut w = store.write().await.unwrap();
-            let hash = tandem_app::sha256_hex("the secret");
-            tandem_store::endpoints::insert_enrollment_token(&mut w, &token, &hash)
+        let token =
+            crate::checks::bench_enrollment_token(&app, &tandem_app::sha256_hex("the secret"))
                 .await
                 .unwrap();
-            w.commit().await.unwrap();
-        }
         // More than one transaction's worth, not a multiple of it.
         let n = ROWS_PER_TX as u64 + 7;
         let done = preload(&db, "the secret", n, 5).await.unwrap();
@@ -195,7 +141,7 @@ mod tests {
                 .unwrap()
                 .unwrap_or_else(|| panic!("endpoint {index} ({id}) not preloaded"));
             assert_eq!(agent.public_key, public_key_base64(&key));
-            assert_eq!(agent.client_id, client.id);
+            assert_eq!(agent.client_id, token.client_id);
         }
         let (beyond, _) = preloaded_identity(5, n);
         let absent = tandem_store::endpoints::agent(&mut r, EndpointId::from_str(&beyond).unwrap());
