@@ -1,7 +1,7 @@
 //! `tandem-bench checks`: one monitoring evaluation pass of 10 checks over the latest facts of
 //! many endpoints (goal: 100,000 endpoints in under one second on one core), and, separately,
 //! loading those facts (with policies, group memberships and check states) from SQLite and
-//! PostgreSQL.
+//! PostgreSQL, and whole passes as the server runs them over those stores.
 //!
 //! The facts are synthetic but shaped like the agents' (three filesystems, forty active units,
 //! two administrators, a certificate); about one endpoint in twenty is in trouble on some
@@ -243,6 +243,7 @@ pub async fn run(o: Options) -> Result<()> {
     for f in facts.iter().step_by(10) {
         groups.insert(f.endpoint_id, vec![group]);
     }
+    let provider_policy = pols[0].clone();
     let set = PolicySet::new(pols);
 
     // The pure pass, one thread: the first from no state, then passes that carry state on.
@@ -298,7 +299,7 @@ pub async fn run(o: Options) -> Result<()> {
         let (store, cleanup) = crate::scope::open_store(url.as_deref()).await?;
         let app = App::new(store.clone(), Policy::default());
         let t0 = Instant::now();
-        let rows = seed(&app, &facts, &state).await?;
+        let (rows, client) = seed(&app, &facts, &state).await?;
         let seeded = t0.elapsed();
         let mut loads = Vec::new();
         let mut loaded = 0;
@@ -320,11 +321,87 @@ pub async fn run(o: Options) -> Result<()> {
             median(loads).as_secs_f64() * 1e3,
             seeded.as_secs_f64()
         );
+        let (first, steady) = whole_passes(&app, &provider_policy, &facts, client, now).await?;
+        println!(
+            "| whole evaluation passes as `tandem serve` runs them (`App::evaluation_pass`: read, evaluate, write) over {rows} endpoints with a heartbeat each, the provider's ten checks, on {name} | first {:.0} ms ({} alerts fired); then median {:.0} ms of {} (1/60 of the facts rewritten before each, as hourly inventories do) | within the 60 s interval |",
+            first.0.as_secs_f64() * 1e3,
+            first.1,
+            median(steady.clone()).as_secs_f64() * 1e3,
+            steady.len(),
+        );
         store.close().await;
         cleanup.await;
     }
     println!();
     Ok(())
+}
+
+/// Passes of [`App::evaluation_pass`] over the seeded store with the provider's policy: the
+/// first (which fires the fleet's alerts), then [`STEADY_PASSES`], each after rewriting the
+/// facts of every 60th endpoint (a different sixtieth each time). Returns the first pass's
+/// time and alerts fired, and the later passes' times.
+async fn whole_passes(
+    app: &App,
+    provider: &MonitoringPolicy,
+    facts: &[EndpointFacts],
+    client: ClientId,
+    now: Timestamp,
+) -> Result<((Duration, usize), Vec<Duration>)> {
+    let store = app.store();
+    let mut w = store.write().await?;
+    tandem_store::monitoring::put_policy(&mut w, provider, now).await?;
+    w.commit().await?;
+    let t0 = Instant::now();
+    let report = app.evaluation_pass(now).await?;
+    let first = (t0.elapsed(), report.fired);
+    anyhow::ensure!(
+        report.endpoints == facts.len(),
+        "the pass saw {} of {} endpoints",
+        report.endpoints,
+        facts.len()
+    );
+    let mut steady = Vec::new();
+    for p in 1..=STEADY_PASSES {
+        let mut w = store.write().await?;
+        for f in facts.iter().skip(p as usize).step_by(60) {
+            let mut f = f.clone();
+            f.client_id = client;
+            tandem_store::monitoring::upsert_facts(&mut w, &f, None).await?;
+        }
+        w.commit().await?;
+        let t0 = Instant::now();
+        let report = black_box(app.evaluation_pass(now.plus_seconds(60 * p)).await?);
+        steady.push(t0.elapsed());
+        anyhow::ensure!(report.endpoints == facts.len(), "a pass lost endpoints");
+    }
+    Ok((first, steady))
+}
+
+/// Whole passes timed after the first.
+const STEADY_PASSES: i64 = 3;
+
+/// An agent's heartbeat for these facts, as the agent sends it (JSON).
+fn heartbeat_of(f: &EndpointFacts) -> String {
+    const TOTAL: u64 = 16_000_000_000;
+    let used = f.memory_percent.unwrap_or(0.0) / 100.0;
+    serde_json::json!({
+        "uptime_seconds": 86_400,
+        "cpu_percent": f.cpu_percent,
+        "memory_total_bytes": TOTAL,
+        "memory_available_bytes": (TOTAL as f64 * (1.0 - used)) as u64,
+        "swap_total_bytes": 0,
+        "swap_free_bytes": 0,
+        "load1": 0.5,
+        "load5": 0.4,
+        "load15": 0.3,
+        "disks": f.disks.iter().map(|d| serde_json::json!({
+            "mount": d.mount,
+            "filesystem": "ext4",
+            "total_bytes": d.total_bytes,
+            "free_bytes": d.free_bytes,
+        })).collect::<Vec<_>>(),
+    })
+    .to_string()
 }
 
 /// A client, a site, a provider admin and a multi-use enrollment token for that site, stored
@@ -392,12 +469,12 @@ pub(crate) async fn bench_enrollment_token(
 }
 
 /// Writes a client, site, token and the endpoints with their facts and states (1,000 per
-/// transaction). Returns how many endpoints.
+/// transaction), each with a heartbeat. Returns how many endpoints, and their client.
 async fn seed(
     app: &App,
     facts: &[EndpointFacts],
     state: &HashMap<StateKey, CheckState>,
-) -> Result<usize> {
+) -> Result<(usize, ClientId)> {
     let token = bench_enrollment_token(app, "bench-hash").await?;
     let (client, site) = (token.client_id, token.site_id);
     let now = Timestamp::now();
@@ -425,6 +502,22 @@ async fn seed(
                 },
             )
             .await?;
+            let update = tandem_store::endpoints::CheckinUpdate {
+                seen_at: f.last_seen_at.unwrap_or(now),
+                last_seq: 1,
+                heartbeat: Some(heartbeat_of(f)),
+                samples: Vec::new(),
+                inventory: None,
+            };
+            let row = tandem_store::endpoints::HeartbeatRow {
+                id: f.endpoint_id,
+                seq: 0,
+                update: &update,
+            };
+            anyhow::ensure!(
+                tandem_store::endpoints::record_heartbeats(&mut w, &[row]).await? == [true],
+                "the seeded heartbeat was not written"
+            );
             let mut f = f.clone();
             f.client_id = client;
             f.site_id = site;
@@ -447,5 +540,5 @@ async fn seed(
         }
         w.commit().await?;
     }
-    Ok(facts.len())
+    Ok((facts.len(), client))
 }
