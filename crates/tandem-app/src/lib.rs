@@ -29,6 +29,7 @@ mod demo_oncall; // on-call (issue #6)
 mod directory;
 mod endpoints;
 mod error;
+mod facts_cache; // facts kept between evaluation passes (issue #4's million)
 mod identity;
 mod ingest;
 // Mail (issue #5).
@@ -167,6 +168,8 @@ pub struct AppParts {
     agreements: scope::CompiledAgreements,
     /// The secret agents' check-in sessions derive from, read on first use.
     agent_sessions: tokio::sync::OnceCell<agent_sessions::SessionKeys>,
+    /// The facts the evaluation pass keeps between passes.
+    kept_facts: tokio::sync::Mutex<facts_cache::FactsCache>,
 }
 
 impl std::ops::Deref for App {
@@ -343,6 +346,7 @@ impl App {
             notify: Default::default(),
             agreements: Default::default(),
             agent_sessions: Default::default(),
+            kept_facts: Default::default(),
         }))
     }
 

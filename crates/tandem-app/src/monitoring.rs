@@ -526,20 +526,60 @@ impl App {
             refreshed: self.refresh_facts().await?,
             ..Default::default()
         };
-        let (policies, groups, facts, states) = {
+        let (policies, groups, states) = {
             let mut r = self.store.read().await?;
             (
                 PolicySet::new(store::all_policies(&mut r).await?),
                 store::all_memberships(&mut r).await?,
-                store::load_facts(&mut r).await?,
                 store::load_check_states(&mut r).await?,
             )
         };
-        let ev = evaluate(&policies, &groups, &facts, &states, now);
-        report.endpoints = facts.len();
+        // The facts: kept from the last pass, brought up to date page by page; decoding and
+        // evaluating run on a blocking thread, off the requests' runtime.
+        let mut kept = self.kept_facts.lock().await;
+        let mut cache = std::mem::take(&mut *kept);
+        cache.begin();
+        let mut after = None;
+        loop {
+            let (page, stored) = {
+                let mut r = self.store.read().await?;
+                let page = store::facts_rows(&mut r, after, FACTS_PAGE).await?;
+                let stale = cache.stale(&page.rows);
+                let stored = if stale.is_empty() {
+                    Vec::new()
+                } else {
+                    store::stored_facts(&mut r, &stale).await?
+                };
+                (page, stored)
+            };
+            let rows = page.rows;
+            cache = blocking(move || {
+                cache.lay_over(rows, stored);
+                cache
+            })
+            .await?;
+            after = page.next;
+            if after.is_none() {
+                break;
+            }
+        }
+        let (cache, ev, endpoints, client_of) = blocking(move || {
+            let mut cache = cache;
+            let facts = cache.seen();
+            let ev = evaluate(&policies, &groups, &facts, &states, now);
+            let endpoints = facts.len();
+            let client_of: std::collections::HashMap<EndpointId, ClientId> = ev
+                .changed
+                .iter()
+                .filter_map(|(k, _)| cache.get(&k.0).map(|f| (k.0, f.client_id)))
+                .collect();
+            (cache, ev, endpoints, client_of)
+        })
+        .await?;
+        *kept = cache;
+        drop(kept);
+        report.endpoints = endpoints;
         report.checks = ev.evaluated;
-        let client_of: std::collections::HashMap<EndpointId, ClientId> =
-            facts.iter().map(|f| (f.endpoint_id, f.client_id)).collect();
         if !ev.changed.is_empty() || !ev.dropped.is_empty() {
             let mut w = self.store.write().await?;
             for (k, s) in &ev.changed {
@@ -622,4 +662,14 @@ impl App {
         }
         self.evaluation_pass(now).await
     }
+}
+
+/// Endpoints per page of the evaluation pass's read of the fleet.
+const FACTS_PAGE: u32 = 2048;
+
+/// Runs CPU-bound work of the evaluation pass on a blocking thread.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Internal(format!("evaluating monitoring checks: {e}")))
 }

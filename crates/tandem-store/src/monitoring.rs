@@ -536,7 +536,9 @@ pub async fn stale_facts(
     if let Some(after) = after {
         q.push(" AND e.id > ").text(after.to_string());
     }
-    q.push(" ORDER BY e.id LIMIT ").int(i64::from(limit));
+    // The limit is written into the statement, not bound: PostgreSQL's generic plan for a
+    // bound limit expects a tenth of the table and joins by hashing the whole of it.
+    q.push(&format!(" ORDER BY e.id LIMIT {limit}"));
     q.fetch_all(c)
         .await?
         .iter()
@@ -586,13 +588,16 @@ pub async fn upsert_facts(
         .push(", ")
         .text(json(f)?)
         .push(") ON CONFLICT (endpoint_id) DO UPDATE SET client_id = excluded.client_id, \
-               seen_at = excluded.seen_at, inventory_at = excluded.inventory_at, facts = excluded.facts")
+               seen_at = excluded.seen_at, inventory_at = excluded.inventory_at, facts = excluded.facts, \
+               revision = endpoint_facts.revision + 1")
         .execute(c)
         .await?;
     Ok(())
 }
 
-/// Every live endpoint's facts with its accepted admin baseline (Tandem's own read).
+/// Every live endpoint's facts with its accepted admin baseline, in one read (Tandem's own; the
+/// evaluation pass reads [`facts_rows`] and [`stored_facts`] instead, and the checks bench
+/// times this read beside it).
 pub async fn load_facts(c: &mut AnyConnection) -> Result<Vec<EndpointFacts>> {
     Sql::new("SELECT f.facts, b.admins, ")
         .push(ROW_NOW)
@@ -607,13 +612,187 @@ pub async fn load_facts(c: &mut AnyConnection) -> Result<Vec<EndpointFacts>> {
         .iter()
         .map(|r| {
             let mut f = facts_now(r)?;
-            f.admin_baseline = opt_text(r, "admins")?
-                .map(|a| serde_json::from_str(&a))
-                .transpose()
-                .map_err(|e| corrupt("baseline", e))?;
+            f.admin_baseline = baseline(r)?;
             Ok(f)
         })
         .collect()
+}
+
+/// Which write of an endpoint's stored facts, and of its accepted administrators (`None`: no
+/// baseline), a read saw: every write adds one to the row's revision (migration 0026).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FactsRevisions {
+    /// The stored facts' revision.
+    pub facts: i64,
+    /// The accepted administrators' revision.
+    pub baseline: Option<i64>,
+}
+
+/// What the evaluation pass reads of every live endpoint each time: where it is, its latest
+/// check-in (laid over the stored facts, see [`EndpointFacts::observe`]) and the revisions of
+/// its stored facts ([`stored_facts`] reads those only where a revision moved).
+#[derive(Clone, Debug)]
+pub struct FactsRow {
+    /// The endpoint.
+    pub endpoint_id: EndpointId,
+    /// The revisions of its stored facts and baseline.
+    pub revisions: FactsRevisions,
+    /// Its client now.
+    pub client_id: ClientId,
+    /// Its site now.
+    pub site_id: SiteId,
+    /// Its name now.
+    pub hostname: String,
+    /// Its last check-in.
+    pub last_seen_at: Option<Timestamp>,
+    /// Its latest heartbeat (JSON).
+    pub heartbeat: Option<String>,
+}
+
+/// One page of [`facts_rows`].
+pub struct FactsPage {
+    /// The live endpoints' rows, in endpoint id order.
+    pub rows: Vec<FactsRow>,
+    /// Where the next page starts; `None` when this was the last.
+    pub next: Option<EndpointId>,
+}
+
+/// The [`FactsRow`]s of the next `limit` endpoints with stored facts after `after`, in
+/// endpoint id order, without the retired ones (Tandem's own read, page by page: each page is
+/// a statement of its own, so no read holds one snapshot through a whole fleet). The page is
+/// walked along the endpoints' primary key (retired ones included, then left out here), so
+/// PostgreSQL starts from the key and looks up each row's facts, and never joins the fleet. On SQLite the page is read on the calling thread
+/// ([`Sql::fetch_rows`]): through sqlx, this read was most of a pass.
+pub async fn facts_rows(
+    c: &mut crate::Read,
+    after: Option<EndpointId>,
+    limit: u32,
+) -> Result<FactsPage> {
+    let mut q = Sql::new(
+        "SELECT e.id AS endpoint_id, f.revision, b.revision AS baseline_revision, e.retired_at, ",
+    );
+    // Every table is walked from `after` on: PostgreSQL merges the three primary keys, and
+    // without a bound of their own the facts' and baselines' keys were walked from the start
+    // each page (a page cost as much as the whole fleet before it).
+    let after = after.map(|a| a.to_string());
+    let from = |q: &mut Sql, column: &str| {
+        if let Some(a) = &after {
+            q.push(" AND ").push(column).push(" > ").text(a.clone());
+        }
+    };
+    q.push(ROW_NOW)
+        .push(" FROM endpoints e JOIN endpoint_facts f ON f.endpoint_id = e.id");
+    from(&mut q, "f.endpoint_id");
+    q.push(" LEFT JOIN admin_baselines b ON b.endpoint_id = e.id");
+    from(&mut q, "b.endpoint_id");
+    q.push(" WHERE 1 = 1");
+    from(&mut q, "e.id");
+    q.push(" ORDER BY e.id LIMIT ").int(i64::from(limit));
+    fn id<T: std::str::FromStr>(what: &str, v: &str) -> Result<T> {
+        v.parse()
+            .map_err(|_| StoreError::Corrupt(format!("{what} {v:?} is not an id")))
+    }
+    let page = q
+        .fetch_rows::<FactsCols>(c, |r| {
+            Ok(FactsCols(
+                text(r, "endpoint_id")?,
+                int(r, "revision")?,
+                opt_int(r, "baseline_revision")?,
+                opt_int(r, "retired_at")?,
+                text(r, "client_id")?,
+                text(r, "site_id")?,
+                text(r, "hostname")?,
+                opt_int(r, "last_seen_at")?,
+                opt_text(r, "heartbeat")?,
+            ))
+        })
+        .await?;
+    let next = match page.last() {
+        Some(last) if page.len() == limit as usize => Some(id("endpoint", &last.0)?),
+        _ => None,
+    };
+    let rows = page
+        .into_iter()
+        .filter(|r| r.3.is_none())
+        .map(|r| {
+            Ok(FactsRow {
+                endpoint_id: id("endpoint", &r.0)?,
+                revisions: FactsRevisions {
+                    facts: r.1,
+                    baseline: r.2,
+                },
+                client_id: id("client", &r.4)?,
+                site_id: id("site", &r.5)?,
+                hostname: r.6,
+                last_seen_at: r.7.map(Timestamp),
+                heartbeat: r.8,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(FactsPage { rows, next })
+}
+
+/// The columns [`facts_rows`] reads, in order.
+#[derive(serde::Deserialize)]
+struct FactsCols(
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+);
+
+fn revisions(r: &AnyRow) -> Result<FactsRevisions> {
+    Ok(FactsRevisions {
+        facts: int(r, "revision")?,
+        baseline: opt_int(r, "baseline_revision")?,
+    })
+}
+
+/// The stored facts of these endpoints, with their accepted administrators and the revisions
+/// read, as stored: nothing of the endpoint's row is laid over them. Endpoints without stored
+/// facts are left out.
+pub async fn stored_facts(
+    c: &mut AnyConnection,
+    ids: &[EndpointId],
+) -> Result<Vec<(FactsRevisions, EndpointFacts)>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(STORED_FACTS_PER_READ) {
+        let mut q = Sql::new(
+            "SELECT f.endpoint_id, f.revision, b.revision AS baseline_revision, f.facts, b.admins \
+             FROM endpoint_facts f LEFT JOIN admin_baselines b ON b.endpoint_id = f.endpoint_id \
+             WHERE f.endpoint_id IN (",
+        );
+        for (i, id) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.text(id.to_string());
+        }
+        q.push(")");
+        for r in q.fetch_all(&mut *c).await? {
+            let mut f: EndpointFacts =
+                serde_json::from_str(&text(&r, "facts")?).map_err(|e| corrupt("facts", e))?;
+            f.endpoint_id = parsed(&r, "endpoint_id")?;
+            f.admin_baseline = baseline(&r)?;
+            out.push((revisions(&r)?, f));
+        }
+    }
+    Ok(out)
+}
+
+/// The most endpoints one [`stored_facts`] statement asks for.
+const STORED_FACTS_PER_READ: usize = 256;
+
+fn baseline(r: &AnyRow) -> Result<Option<Vec<String>>> {
+    opt_text(r, "admins")?
+        .map(|a| serde_json::from_str(&a))
+        .transpose()
+        .map_err(|e| corrupt("baseline", e))
 }
 
 /// One endpoint's facts, if the grant reaches it.
@@ -694,7 +873,7 @@ pub async fn set_admin_baseline(
         .int(at.0)
         .push(") ON CONFLICT (endpoint_id) DO UPDATE SET admins = excluded.admins, \
                accepted_by = excluded.accepted_by, accepted_label = excluded.accepted_label, \
-               accepted_at = excluded.accepted_at")
+               accepted_at = excluded.accepted_at, revision = admin_baselines.revision + 1")
         .execute(c)
         .await?;
     Ok(())

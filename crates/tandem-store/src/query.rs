@@ -545,6 +545,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "raw_samples",
         include_str!("../migrations/0025_raw_samples.sql"),
     ),
+    (
+        26,
+        "facts_revision",
+        include_str!("../migrations/0026_facts_revision.sql"),
+    ),
 ];
 
 /// A migration file whose first lines hold this directive is run, on SQLite, with foreign-key

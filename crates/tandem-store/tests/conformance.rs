@@ -236,6 +236,7 @@ async fn migrations_apply_once_and_again_do_nothing() {
                 "users_by_name",
                 "endpoints_fillfactor",
                 "raw_samples",
+                "facts_revision",
             ]
         );
         assert!(s.migrate().await.unwrap().is_empty());
@@ -297,6 +298,7 @@ async fn concurrent_migrations_from_two_handles_both_succeed() {
                     "auth_epoch",
                     "endpoints",
                     "endpoints_fillfactor",
+                    "facts_revision",
                     "foundation",
                     "ingest",
                     "mail",

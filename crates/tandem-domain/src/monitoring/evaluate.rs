@@ -104,11 +104,12 @@ pub struct Evaluation {
 /// The endpoint groups each endpoint is in, in policy order (by group name).
 pub type Memberships = HashMap<EndpointId, Vec<EndpointGroupId>>;
 
-/// One evaluation pass.
-pub fn evaluate(
+/// One evaluation pass, over facts or references to them (the server keeps the facts between
+/// passes, [`super::KeptFacts`], and evaluates them where they are).
+pub fn evaluate<F: std::borrow::Borrow<EndpointFacts>>(
     policies: &PolicySet,
     groups: &Memberships,
-    facts: &[EndpointFacts],
+    facts: &[F],
     state: &HashMap<StateKey, CheckState>,
     now: Timestamp,
 ) -> Evaluation {
@@ -118,6 +119,7 @@ pub fn evaluate(
     let mut seen: HashSet<&StateKey> = HashSet::new();
     let no_groups = Vec::new();
     for f in facts {
+        let f: &EndpointFacts = f.borrow();
         let member_of = groups.get(&f.endpoint_id).unwrap_or(&no_groups);
         let placement = || Placement {
             client_id: f.client_id,
@@ -153,7 +155,11 @@ pub fn evaluate(
             continue;
         }
         if s.alerting {
-            if let Some(f) = facts.iter().find(|f| f.endpoint_id == key.0) {
+            if let Some(f) = facts
+                .iter()
+                .map(|f| f.borrow())
+                .find(|f| f.endpoint_id == key.0)
+            {
                 out.transitions.push(Transition {
                     endpoint_id: key.0,
                     client_id: f.client_id,

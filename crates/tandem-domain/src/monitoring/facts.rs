@@ -307,3 +307,140 @@ impl EndpointFacts {
         }
     }
 }
+
+/// An endpoint's facts as the evaluation pass keeps them from one pass to the next: the stored
+/// facts with the endpoint's row as it is now laid over them, in place. After
+/// [`KeptFacts::observe`] they are what a fresh copy of the stored facts would be with the same
+/// row laid over it (placement, then [`EndpointFacts::observe`]) — without the copy: only what a
+/// heartbeat replaces of the stored facts is kept aside.
+#[derive(Clone, Debug)]
+pub struct KeptFacts {
+    facts: EndpointFacts,
+    stored_cpu: Option<f64>,
+    stored_memory: Option<f64>,
+    /// The stored disks while a heartbeat's stand in for them.
+    stored_disks: Option<Vec<DiskFact>>,
+}
+
+impl KeptFacts {
+    /// Keeps stored facts (as stored: nothing of the endpoint's row laid over them yet).
+    pub fn new(stored: EndpointFacts) -> Self {
+        KeptFacts {
+            stored_cpu: stored.cpu_percent,
+            stored_memory: stored.memory_percent,
+            stored_disks: None,
+            facts: stored,
+        }
+    }
+
+    /// The facts, with the row last observed laid over them.
+    pub fn facts(&self) -> &EndpointFacts {
+        &self.facts
+    }
+
+    /// Lays the endpoint's row as it is now over the stored facts: its client, site and name,
+    /// when it was last seen and its latest heartbeat.
+    pub fn observe(
+        &mut self,
+        client_id: ClientId,
+        site_id: SiteId,
+        hostname: &str,
+        last_seen_at: Option<Timestamp>,
+        heartbeat: Option<&str>,
+    ) {
+        let f = &mut self.facts;
+        f.client_id = client_id;
+        f.site_id = site_id;
+        if f.hostname != hostname {
+            f.hostname = hostname.to_string();
+        }
+        f.last_seen_at = last_seen_at;
+        let (cpu, memory, disks) = match heartbeat {
+            Some(h) => {
+                let (cpu, memory, disks) = heartbeat_facts(h);
+                (cpu, memory, disks.filter(|d| !d.is_empty()))
+            }
+            None => (self.stored_cpu, self.stored_memory, None),
+        };
+        f.cpu_percent = cpu;
+        f.memory_percent = memory;
+        match disks {
+            Some(d) => {
+                let replaced = std::mem::replace(&mut f.disks, d);
+                // What was there is the stored disks only the first time.
+                if self.stored_disks.is_none() {
+                    self.stored_disks = Some(replaced);
+                }
+            }
+            None => {
+                if let Some(d) = self.stored_disks.take() {
+                    f.disks = d;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn stored() -> EndpointFacts {
+        EndpointFacts {
+            hostname: "stored-name".into(),
+            cpu_percent: Some(11.0),
+            memory_percent: Some(22.0),
+            disks: vec![DiskFact {
+                mount: "/".into(),
+                total_bytes: 100,
+                free_bytes: 40,
+            }],
+            active_units: Some(vec!["smbd.service".into()]),
+            ..Default::default()
+        }
+    }
+
+    /// A heartbeat with these disks' free bytes (none: no disks), or one that does not parse.
+    fn heartbeat(kind: u8, free: u64) -> Option<String> {
+        let disks: Vec<serde_json::Value> = match kind {
+            0 => return None,
+            1 => return Some("{not json".into()),
+            2 => vec![],
+            _ => (0..kind - 2)
+                .map(|i| serde_json::json!({"mount": format!("/m{i}"), "filesystem": "ext4", "total_bytes": 100, "free_bytes": free}))
+                .collect(),
+        };
+        Some(
+            serde_json::json!({"uptime_seconds": 1, "cpu_percent": free as f32, "memory_total_bytes": 100,
+                "memory_available_bytes": free.min(100), "swap_total_bytes": 0, "swap_free_bytes": 0,
+                "load1": 0.0, "load5": 0.0, "load15": 0.0, "disks": disks})
+            .to_string(),
+        )
+    }
+
+    proptest! {
+        /// Whatever rows are laid over kept facts one after another, they end as a fresh copy
+        /// of the stored facts with the last row laid over it.
+        #[test]
+        fn kept_facts_equal_the_stored_facts_with_the_last_row_laid_over_them(
+            rows in proptest::collection::vec((0u8..6, 0u64..100, any::<bool>()), 1..12)
+        ) {
+            let (client, site) = (ClientId::new(), SiteId::new());
+            let stored = stored();
+            let mut kept = KeptFacts::new(stored.clone());
+            for (i, (kind, free, renamed)) in rows.iter().enumerate() {
+                let seen = Some(Timestamp(i as i64));
+                let name = if *renamed { "renamed" } else { "stored-name" };
+                let hb = heartbeat(*kind, *free);
+                kept.observe(client, site, name, seen, hb.as_deref());
+                let mut fresh = stored.clone();
+                fresh.client_id = client;
+                fresh.site_id = site;
+                fresh.hostname = name.into();
+                fresh.observe(seen, hb.as_deref());
+                prop_assert_eq!(kept.facts(), &fresh);
+            }
+        }
+    }
+}

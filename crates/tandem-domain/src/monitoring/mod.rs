@@ -15,7 +15,7 @@ pub mod facts;
 pub mod policy;
 
 pub use evaluate::{evaluate, CheckState, Evaluation, StateKey, Transition, TransitionKind};
-pub use facts::{DiskFact, EndpointFacts, TlsFact};
+pub use facts::{DiskFact, EndpointFacts, KeptFacts, TlsFact};
 
 use crate::helpdesk::{Impact, Urgency};
 use crate::scope::{Party, Window};

@@ -1106,3 +1106,86 @@ async fn the_demo_file_server_alert_is_routed_by_the_agreement_in_force_when_it_
         db.cleanup().await;
     }
 }
+
+/// The pass keeps every endpoint's facts from one pass to the next and reads stored facts again
+/// only where they were written since: an accepted baseline alone, a new inventory, a heartbeat
+/// (laid over the kept facts), a retired endpoint each show in the next pass of the same server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pass_keeps_facts_between_passes_and_follows_every_write() {
+    run(|t: Arc<TestApp>| async move {
+        let w = &t.w;
+        let (id, key) = t.enrolled_agent(&w.site_a, "hp-fs01").await;
+        let (other, other_key) = t.enrolled_agent(&w.site_a, "hp-fs02").await;
+        let (mut seq, mut other_seq) = (1, 1);
+        let checks = CheckPolicyInput {
+            checks: vec![
+                check(json!({"key": "disk", "kind": "disk_free", "min_percent": 10})),
+                check(json!({"key": "admins", "kind": "new_local_admin"})),
+                check(json!({"key": "firewall", "kind": "firewall_disabled"})),
+            ],
+            exclusions: vec![],
+        };
+        t.app
+            .put_check_policy(&person(&w.padmin), PolicyTarget::Provider, checks)
+            .await
+            .expect("policy");
+        let inv = |firewall, admins: &[&str]| Some(inventory(firewall, admins, true));
+        send_state(&t, id, &key, &mut seq, heartbeat(50), inv(true, &["dana"])).await;
+        send_state(
+            &t,
+            other,
+            &other_key,
+            &mut other_seq,
+            heartbeat(50),
+            inv(true, &["lee"]),
+        )
+        .await;
+        let r = pass_now(&t.app).await;
+        assert_eq!((r.endpoints, r.fired), (2, 0), "{r:?}");
+
+        // A new inventory: its facts are stored again (a new revision) and read again.
+        send_state(
+            &t,
+            id,
+            &key,
+            &mut seq,
+            heartbeat(50),
+            inv(false, &["dana", "mallory"]),
+        )
+        .await;
+        let r = pass_now(&t.app).await;
+        assert_eq!(r.fired, 2, "{r:?}");
+        assert_eq!(open_keys(&t).await, ["admins", "firewall"]);
+
+        // The baseline accepted, and nothing else written: the next pass reads it.
+        t.app
+            .accept_admin_baseline(&person(&w.it_a), id)
+            .await
+            .expect("accept");
+        let r = pass_now(&t.app).await;
+        assert_eq!((r.fired, r.cleared), (0, 1), "{r:?}");
+        assert_eq!(open_keys(&t).await, ["firewall"]);
+
+        // Heartbeats only: no facts are written, the kept facts take the latest one.
+        send_state(&t, id, &key, &mut seq, heartbeat(3), None).await;
+        let r = pass_now(&t.app).await;
+        assert_eq!(r.fired, 1, "{r:?}");
+        assert_eq!(open_keys(&t).await, ["disk", "firewall"]);
+        send_state(&t, id, &key, &mut seq, heartbeat(60), None).await;
+        let r = pass_now(&t.app).await;
+        assert_eq!(r.cleared, 1, "{r:?}");
+        assert_eq!(open_keys(&t).await, ["firewall"]);
+
+        // A retired endpoint leaves the pass.
+        assert_eq!(
+            t.sql(&format!(
+                "UPDATE endpoints SET retired_at = 1 WHERE id = '{other}'"
+            ))
+            .await,
+            1
+        );
+        let r = pass_now(&t.app).await;
+        assert_eq!(r.endpoints, 1, "{r:?}");
+    })
+    .await;
+}
