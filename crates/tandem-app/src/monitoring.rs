@@ -466,7 +466,7 @@ impl App {
                 });
             }
         }
-        let derived = tokio::task::spawn_blocking(move || {
+        let derived = blocking(move || {
             stale
                 .into_iter()
                 .zip(inventories)
@@ -487,8 +487,7 @@ impl App {
                 })
                 .collect::<Vec<_>>()
         })
-        .await
-        .map_err(|e| Error::Internal(format!("deriving endpoint facts: {e}")))?;
+        .await?;
         let mut w = self.store.write().await?;
         for (f, inventory_at, new_inventory) in &derived {
             // The first administrators seen become the baseline, accepted by Tandem. They

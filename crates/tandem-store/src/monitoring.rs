@@ -775,14 +775,18 @@ pub async fn stored_facts(
         }
         q.push(")");
         for r in q.fetch_all(&mut *c).await? {
-            let mut f: EndpointFacts =
-                serde_json::from_str(&text(&r, "facts")?).map_err(|e| corrupt("facts", e))?;
+            let mut f = stored(&r)?;
             f.endpoint_id = parsed(&r, "endpoint_id")?;
             f.admin_baseline = baseline(&r)?;
             out.push((revisions(&r)?, f));
         }
     }
     Ok(out)
+}
+
+/// The stored facts of a row's `facts` column, as written.
+fn stored(r: &AnyRow) -> Result<EndpointFacts> {
+    serde_json::from_str(&text(r, "facts")?).map_err(|e| corrupt("facts", e))
 }
 
 /// The most endpoints one [`stored_facts`] statement asks for.
@@ -821,8 +825,7 @@ const ROW_NOW: &str = "e.client_id, e.site_id, e.hostname, e.last_seen_at, e.hea
 /// Stored facts with the endpoint's row as it is now laid over them
 /// ([`EndpointFacts::observe`]).
 fn facts_now(r: &AnyRow) -> Result<EndpointFacts> {
-    let mut f: EndpointFacts =
-        serde_json::from_str(&text(r, "facts")?).map_err(|e| corrupt("facts", e))?;
+    let mut f = stored(r)?;
     f.client_id = parsed(r, "client_id")?;
     f.site_id = parsed(r, "site_id")?;
     f.hostname = text(r, "hostname")?;
