@@ -488,6 +488,18 @@ fn check(v: Value) -> Check {
 
 /// The five checks a file server that goes wrong (see [`inventory`], [`with_certificate`])
 /// fails: disk, firewall, smbd, a new admin, an expiring certificate.
+/// Sets the provider-wide checks, as the provider's admin.
+async fn provider_checks(t: &TestApp, checks: Vec<Check>) {
+    let input = CheckPolicyInput {
+        checks,
+        exclusions: vec![],
+    };
+    t.app
+        .put_check_policy(&person(&t.w.padmin), PolicyTarget::Provider, input)
+        .await
+        .expect("provider checks");
+}
+
 fn file_server_checks() -> Vec<Check> {
     vec![
         check(
@@ -525,14 +537,7 @@ async fn a_pass_raises_every_fire_once_when_its_fires_fill_more_than_one_write()
         let (a, a_key) = t.enrolled_agent(&w.site_a, "hp-fs01").await;
         let (b, b_key) = t.enrolled_agent(&w.site_b, "bw-fs01").await;
         let (mut a_seq, mut b_seq) = (1, 1);
-        let checks = CheckPolicyInput {
-            checks: file_server_checks(),
-            exclusions: vec![],
-        };
-        t.app
-            .put_check_policy(&person(&w.padmin), PolicyTarget::Provider, checks)
-            .await
-            .expect("policy");
+        provider_checks(&t, file_server_checks()).await;
         send_state(
             &t,
             a,
@@ -1117,18 +1122,12 @@ async fn the_pass_keeps_facts_between_passes_and_follows_every_write() {
         let (id, key) = t.enrolled_agent(&w.site_a, "hp-fs01").await;
         let (other, other_key) = t.enrolled_agent(&w.site_a, "hp-fs02").await;
         let (mut seq, mut other_seq) = (1, 1);
-        let checks = CheckPolicyInput {
-            checks: vec![
-                check(json!({"key": "disk", "kind": "disk_free", "min_percent": 10})),
-                check(json!({"key": "admins", "kind": "new_local_admin"})),
-                check(json!({"key": "firewall", "kind": "firewall_disabled"})),
-            ],
-            exclusions: vec![],
-        };
-        t.app
-            .put_check_policy(&person(&w.padmin), PolicyTarget::Provider, checks)
-            .await
-            .expect("policy");
+        let checks = vec![
+            check(json!({"key": "disk", "kind": "disk_free", "min_percent": 10})),
+            check(json!({"key": "admins", "kind": "new_local_admin"})),
+            check(json!({"key": "firewall", "kind": "firewall_disabled"})),
+        ];
+        provider_checks(&t, checks).await;
         let inv = |firewall, admins: &[&str]| Some(inventory(firewall, admins, true));
         send_state(&t, id, &key, &mut seq, heartbeat(50), inv(true, &["dana"])).await;
         send_state(
