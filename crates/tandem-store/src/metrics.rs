@@ -150,7 +150,8 @@ pub async fn for_each_between(
         .push(" m WHERE m.at >= ")
         .int(from.0);
     and_tier(&mut q, tier).push(" AND m.at < ").int(to.0);
-    let mut rows = q.query().fetch(c);
+    let text = q.text_for(c);
+    let mut rows = q.query(&text).fetch(c);
     let mut n = 0;
     while let Some(r) = rows.try_next().await? {
         let (id, s) = sample(&r)?;
