@@ -40,7 +40,7 @@ pub(crate) enum Arg {
 /// [`Sql::text_for`]): sqlx asks SQLite the name of every parameter it binds, and SQLite finds
 /// a name by walking the list of them, so binding a statement of `$n` placeholders is
 /// quadratic in their count — at a million endpoints the metrics rollups' 640-value inserts
-/// kept sqlx's SQLite thread busy a tenth of the time doing only that. Anonymous parameters
+/// took a tenth of a core for that alone (docs/BENCHMARKS.md). Anonymous parameters
 /// have no name to walk to, and are numbered in the order they appear, as `$1`, `$2`, … are.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Sql {
