@@ -486,8 +486,6 @@ fn check(v: Value) -> Check {
     serde_json::from_value(v).expect("check")
 }
 
-/// The five checks a file server that goes wrong (see [`inventory`], [`with_certificate`])
-/// fails: disk, firewall, smbd, a new admin, an expiring certificate.
 /// Sets the provider-wide checks, as the provider's admin.
 async fn provider_checks(t: &TestApp, checks: Vec<Check>) {
     let input = CheckPolicyInput {
@@ -500,6 +498,8 @@ async fn provider_checks(t: &TestApp, checks: Vec<Check>) {
         .expect("provider checks");
 }
 
+/// The five checks a file server that goes wrong (see [`inventory`], [`with_certificate`])
+/// fails: disk, firewall, smbd, a new admin, an expiring certificate.
 fn file_server_checks() -> Vec<Check> {
     vec![
         check(
