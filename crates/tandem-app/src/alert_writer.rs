@@ -97,13 +97,15 @@ impl AlertWriter {
             // (It holds the app weakly: the app holds its channel, which ends the thread when
             // the app goes.)
             let app = std::sync::Arc::downgrade(&app.0);
-            crate::writer_thread::spawn("tandem-alerts", move |_| async move {
-                while let Some(batch) = next_batch(&mut rx).await {
-                    let Some(app) = app.upgrade().map(App) else {
-                        return;
-                    };
-                    write_requests(&app, batch).await;
-                }
+            crate::writer_thread::spawn("tandem-alerts", move |_| {
+                tandem_store::writing_as("alerts", async move {
+                    while let Some(batch) = next_batch(&mut rx).await {
+                        let Some(app) = app.upgrade().map(App) else {
+                            return;
+                        };
+                        write_requests(&app, batch).await;
+                    }
+                })
             });
             return AlertWriter { shards: vec![tx] };
         }
@@ -112,7 +114,7 @@ impl AlertWriter {
         let shards = (0..POSTGRES_WRITERS)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(MAX_REQUESTS * 4);
-                tokio::spawn(writer(app.clone(), rx));
+                tokio::spawn(tandem_store::writing_as("alerts", writer(app.clone(), rx)));
                 tx
             })
             .collect();

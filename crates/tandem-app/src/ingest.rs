@@ -12,7 +12,9 @@
 //! connections, tens of milliseconds per batch in which the CPUs had nothing to write and
 //! the requests nothing to do but wait for it. On SQLite that connection is a plain one run on the writer's thread
 //! ([`tandem_store::DirectWriter`]), not sqlx's, whose every statement is a round trip to a
-//! worker thread of its own.
+//! worker thread of its own. On SQLite it also goes first for the store's one writer lock
+//! ([`tandem_store::writing_first`]): it waits for the holder and at most one other writer
+//! queued before it, not for every background job queued meanwhile.
 
 use crate::{Error, Result};
 use tandem_domain::fleet::Change;
@@ -80,7 +82,9 @@ impl Ingest {
     /// runtime can be had.
     pub(crate) fn start(store: Store) -> Ingest {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
-        crate::writer_thread::spawn("tandem-ingest", move |own| writer(store, rx, own));
+        crate::writer_thread::spawn("tandem-ingest", move |own| {
+            tandem_store::writing_first("check-ins", writer(store, rx, own))
+        });
         Ingest { jobs: tx }
     }
 

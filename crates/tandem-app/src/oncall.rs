@@ -1147,7 +1147,7 @@ impl App {
     /// Starts the on-call worker of `tandem serve`: escalation steps. Safe on every replica.
     pub fn start_oncall_worker(&self) -> tokio::task::JoinHandle<()> {
         let app = self.clone();
-        tokio::spawn(async move {
+        tokio::spawn(tandem_store::writing_as("on-call", async move {
             let mut every = tokio::time::interval(WORKER_TICK);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut tick: u64 = 0;
@@ -1177,7 +1177,7 @@ impl App {
                 }
                 tick = tick.wrapping_add(1);
             }
-        })
+        }))
     }
 }
 

@@ -880,7 +880,7 @@ impl App {
     /// `tandem serve`). A failed pass is logged and retried at the next tick.
     pub fn start_sla_sweeper(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let app = self.clone();
-        tokio::spawn(async move {
+        tokio::spawn(tandem_store::writing_as("sla", async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -891,7 +891,7 @@ impl App {
                     Err(e) => tracing::warn!(error = %e, "SLA sweep failed"),
                 }
             }
-        })
+        }))
     }
 }
 

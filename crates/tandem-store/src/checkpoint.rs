@@ -18,6 +18,7 @@
 //! it gives up, and tries again after [`RESTART_BACKOFF`]: writers wait for it meanwhile).
 //! The thread ends when the store is closed or dropped.
 
+use crate::write_lock::WriteLock;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -58,7 +59,7 @@ impl Checkpointer {
     /// Starts checkpointing the database at `path`; `writer` is the store's one-writer lock.
     pub(crate) fn start(
         path: PathBuf,
-        writer: Arc<tokio::sync::Mutex<()>>,
+        writer: Arc<WriteLock>,
         restart_frames: i64,
     ) -> std::io::Result<Checkpointer> {
         let (stop, stopped) = mpsc::channel::<()>();
@@ -78,12 +79,7 @@ impl Checkpointer {
     }
 }
 
-fn run(
-    path: &Path,
-    writer: &tokio::sync::Mutex<()>,
-    restart_frames: i64,
-    stopped: &mpsc::Receiver<()>,
-) {
+fn run(path: &Path, writer: &WriteLock, restart_frames: i64, stopped: &mpsc::Receiver<()>) {
     let mut conn: Option<rusqlite::Connection> = None;
     let mut next_restart = Instant::now();
     // (Warned once until a checkpoint succeeds again.)
@@ -134,7 +130,7 @@ fn open(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
 /// One `PASSIVE` checkpoint, and a `RESTART` one if the WAL is still long.
 fn checkpoint(
     c: &rusqlite::Connection,
-    writer: &tokio::sync::Mutex<()>,
+    writer: &WriteLock,
     restart_frames: i64,
     next_restart: &mut Instant,
 ) -> rusqlite::Result<()> {
@@ -148,8 +144,7 @@ fn checkpoint(
     if frames >= restart_frames && Instant::now() >= *next_restart {
         // Under the store's writer lock, so no write transaction of the store waits in
         // SQLite's busy handler meanwhile: they queue on the lock instead.
-        let _writing = writer.blocking_lock();
-        let (busy, _) = run("RESTART")?;
+        let (busy, _) = writer.with_blocking_lock("checkpoint", || run("RESTART"))?;
         if busy != 0 {
             *next_restart = Instant::now() + RESTART_BACKOFF;
         }
@@ -195,7 +190,7 @@ mod tests {
         write(0);
         let db_len = || std::fs::metadata(&db).unwrap().len();
         assert!(db_len() < 100_000, "nothing copied back yet");
-        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        let lock = Arc::new(WriteLock::default());
         let thread = Checkpointer::start(db.clone(), Arc::clone(&lock), 300).unwrap();
         wait_for("the passive checkpoint", || db_len() > 200 * 4000);
         // A reader in a transaction holds frames; a RESTART checkpoint waits for it (up to

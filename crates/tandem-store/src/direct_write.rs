@@ -92,7 +92,7 @@ pub(crate) fn from_sqlite(e: rusqlite::Error) -> StoreError {
 pub struct DirectWriter {
     conn: rusqlite::Connection,
     /// The store's one-writer lock.
-    lock: Arc<tokio::sync::Mutex<()>>,
+    lock: Arc<crate::write_lock::WriteLock>,
 }
 
 impl Store {
@@ -135,7 +135,7 @@ fn open(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
 impl DirectWriter {
     /// Starts a write transaction, after the store's one-writer lock.
     pub async fn begin(&mut self) -> Result<DirectTx<'_>> {
-        let guard = Arc::clone(&self.lock).lock_owned().await;
+        let guard = self.lock.lock().await;
         // (A transaction a failed rollback left open would refuse every `BEGIN` after it.)
         if !self.conn.is_autocommit() {
             self.conn.execute_batch("ROLLBACK").map_err(from_sqlite)?;
@@ -156,7 +156,7 @@ impl DirectWriter {
 pub struct DirectTx<'a> {
     conn: &'a mut rusqlite::Connection,
     /// Dropped after the transaction ends (fields drop after `Drop::drop`).
-    _guard: tokio::sync::OwnedMutexGuard<()>,
+    _guard: crate::write_lock::WriteGuard,
     open: bool,
 }
 

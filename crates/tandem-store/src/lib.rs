@@ -40,9 +40,11 @@ pub mod tickets;
 // tickets2: watchers, tags, links, merges, SLA policies and events.
 pub mod ticket_data;
 pub mod ticket_import; // CSV ticket import (issue #5)
+mod write_lock; // the one-writer lock and its accounts (issue #4)
 
 pub use direct_write::{Conn, DirectTx, DirectWriter};
 pub use query::{Page, Paged};
+pub use write_lock::{writing_as, writing_first, HolderStats};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
@@ -126,7 +128,7 @@ pub struct Store {
     backend: Backend,
     /// SQLite allows one writer at a time; taking this before `BEGIN` keeps write
     /// transactions from failing with "database is locked" mid-way. PostgreSQL needs none.
-    writer: Option<Arc<tokio::sync::Mutex<()>>>,
+    writer: Option<Arc<write_lock::WriteLock>>,
     sqlite_path: Option<PathBuf>,
     /// How `pool` connects, for [`Store::with_own_write_connection`].
     connect: AnyConnectOptions,
@@ -234,7 +236,8 @@ impl Store {
             opts.max_connections.max(1),
             sqlite_path.clone().filter(|_| opts.direct_reads),
         );
-        let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let writer =
+            (backend == Backend::Sqlite).then(|| Arc::new(write_lock::WriteLock::default()));
         let checkpointer = match (&sqlite_path, &writer) {
             (Some(path), Some(lock)) => Some(Arc::new(checkpoint::Checkpointer::start(
                 path.clone(),
@@ -298,6 +301,12 @@ impl Store {
         Ok(())
     }
 
+    /// On SQLite, each writer's use of the one-writer lock since the store opened (see
+    /// [`writing_as`]); empty on PostgreSQL, whose writers do not queue on one lock.
+    pub fn write_lock_stats(&self) -> Vec<HolderStats> {
+        self.writer.as_ref().map(|w| w.stats()).unwrap_or_default()
+    }
+
     /// Connections open (reads and writes), and how many of them are idle.
     pub fn pool_stats(&self) -> (u32, usize) {
         let (open, idle) = self.reads.stats();
@@ -312,7 +321,7 @@ impl Store {
     /// A write transaction. Commit it with [`Write::commit`]; dropping it rolls back.
     pub async fn write(&self) -> Result<Write> {
         let guard = match &self.writer {
-            Some(m) => Some(m.clone().lock_owned().await),
+            Some(m) => Some(m.lock().await),
             None => None,
         };
         let tx = self.pool.begin().await?;
@@ -376,7 +385,7 @@ pub struct Write {
     /// Always `Some` until `commit` or `drop` takes it.
     tx: Option<Transaction<'static, Any>>,
     /// SQLite's writer lock: held until the transaction has ended, by commit or by rollback.
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    guard: Option<write_lock::WriteGuard>,
     /// Savepoints open inside the transaction.
     savepoints: u32,
     /// Audit entries of this transaction, linked into the chain when it commits

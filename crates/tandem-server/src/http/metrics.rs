@@ -1,17 +1,24 @@
-//! Prometheus metrics: requests by route and status, latency, and the database pool.
+//! Prometheus metrics: requests by route and status, latency, the database pool, and (on
+//! SQLite) who holds the one-writer lock for how long.
 
 use crate::http::AppState;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use tandem_store::HolderStats;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -25,6 +32,90 @@ struct RouteLabels {
     route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HolderLabels {
+    holder: String,
+}
+
+/// One series of [`WriteLockCollector`]: a counter or a gauge per holder.
+struct Series {
+    name: &'static str,
+    help: &'static str,
+    value: fn(&HolderStats) -> f64,
+    counter: bool,
+}
+
+/// SQLite's one-writer lock, by holder (`Store::write_lock_stats`, read at each scrape).
+#[derive(Debug, Default)]
+struct WriteLockCollector {
+    /// The store's accounts as of this scrape.
+    now: Arc<Mutex<Vec<HolderStats>>>,
+}
+
+impl Collector for WriteLockCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.now.lock().map(|s| s.clone()).unwrap_or_default();
+        if stats.is_empty() {
+            return Ok(());
+        }
+        let labels: Vec<_> = stats
+            .iter()
+            .map(|s| HolderLabels {
+                holder: s.holder.to_string(),
+            })
+            .collect();
+        let series = [
+            Series {
+                name: "store_write_lock_taken",
+                help: "Times each writer took SQLite's one-writer lock",
+                value: |s| s.taken as f64,
+                counter: true,
+            },
+            Series {
+                name: "store_write_lock_wait_seconds",
+                help: "Time each writer waited for SQLite's one-writer lock",
+                value: |s| s.waited.as_secs_f64(),
+                counter: true,
+            },
+            Series {
+                name: "store_write_lock_held_seconds",
+                help: "Time each writer held SQLite's one-writer lock (every other writer waits meanwhile)",
+                value: |s| s.held.as_secs_f64(),
+                counter: true,
+            },
+            Series {
+                name: "store_write_lock_longest_hold_seconds",
+                help: "Each writer's longest single hold of SQLite's one-writer lock",
+                value: |s| s.longest_hold.as_secs_f64(),
+                counter: false,
+            },
+        ];
+        for Series {
+            name,
+            help,
+            value,
+            counter,
+        } in series
+        {
+            let kind = if counter {
+                ConstCounter::new(0.0).metric_type()
+            } else {
+                ConstGauge::new(0.0).metric_type()
+            };
+            let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+            for (s, l) in stats.iter().zip(&labels) {
+                let family = metric.encode_family(l)?;
+                if counter {
+                    ConstCounter::new(value(s)).encode(family)?;
+                } else {
+                    ConstGauge::new(value(s)).encode(family)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The server's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -32,6 +123,7 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram>,
     pool_size: Gauge,
     pool_idle: Gauge,
+    write_lock: Arc<Mutex<Vec<HolderStats>>>,
 }
 
 impl Default for Metrics {
@@ -65,12 +157,16 @@ impl Default for Metrics {
             "Idle database connections in the pool",
             pool_idle.clone(),
         );
+        let write_lock = WriteLockCollector::default();
+        let write_lock_now = Arc::clone(&write_lock.now);
+        registry.register_collector(Box::new(write_lock));
         Metrics {
             registry,
             requests,
             latency,
             pool_size,
             pool_idle,
+            write_lock: write_lock_now,
         }
     }
 }
@@ -115,6 +211,9 @@ pub async fn scrape(State(st): State<AppState>, req: Request) -> Response {
     let (size, idle) = st.app.store().pool_stats();
     st.metrics.pool_size.set(size as i64);
     st.metrics.pool_idle.set(idle as i64);
+    if let Ok(mut now) = st.metrics.write_lock.lock() {
+        *now = st.app.store().write_lock_stats();
+    }
     let mut out = String::new();
     if prometheus_client::encoding::text::encode(&mut out, &st.metrics.registry).is_err() {
         return (

@@ -48,11 +48,11 @@ pub async fn serve(app: App, listener: TcpListener, hostname: String, limits: Li
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let (app, host, limits) = (app.clone(), hostname.clone(), limits.clone());
-                tokio::spawn(async move {
+                tokio::spawn(tandem_store::writing_as("mail", async move {
                     if let Err(e) = session(app, stream, &host, &limits).await {
                         tracing::debug!(%peer, error = %e, "mail: connection ended");
                     }
-                });
+                }));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "mail: accept failed");

@@ -521,3 +521,51 @@ async fn a_session_bought_with_a_signature_carries_check_ins_until_the_endpoint_
     })
     .await;
 }
+
+/// The value of the series `name` (with its labels) in a Prometheus text scrape.
+fn series(scrape: &str, name: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_who_holds_sqlites_one_writer_lock() {
+    run(|t: Arc<TestApp>| async move {
+        let (id, key) = t.enrolled_agent(&t.w.site_a, "ws-lock").await;
+        let batch = json!({"protocol": 1, "messages": [message(1, heartbeat())]});
+        assert_eq!(checkin(&t, id, &key, &batch, None).await.status, 200);
+        let r = t.send(t.req(Method::GET, "/metrics", &Cred::None)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        if t.backend == tandem_store::Backend::Postgres {
+            // PostgreSQL's writers do not queue on one lock: nothing to show.
+            assert!(!r.text.contains("tandem_store_write_lock"), "{}", r.text);
+            return;
+        }
+        // The check-in went through the check-in writer; the world was seeded (and the
+        // agent enrolled) by writes outside any background job, counted as requests.
+        let taken = |holder: &str| {
+            series(
+                &r.text,
+                &format!("tandem_store_write_lock_taken_total{{holder=\"{holder}\"}}"),
+            )
+        };
+        assert!(taken("check-ins").is_some_and(|n| n >= 1.0), "{}", r.text);
+        assert!(taken("requests").is_some_and(|n| n >= 1.0), "{}", r.text);
+        let held = series(
+            &r.text,
+            "tandem_store_write_lock_held_seconds_total{holder=\"check-ins\"}",
+        );
+        assert!(held.is_some_and(|s| s > 0.0), "{}", r.text);
+        let longest = series(
+            &r.text,
+            "tandem_store_write_lock_longest_hold_seconds{holder=\"check-ins\"}",
+        );
+        assert!(
+            longest.is_some_and(|s| s > 0.0 && s <= held.unwrap_or(0.0)),
+            "{}",
+            r.text
+        );
+    })
+    .await;
+}
