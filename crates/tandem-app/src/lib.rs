@@ -52,7 +52,7 @@ mod ticket_search;
 pub use ticket_search::SEARCH_CANDIDATES;
 mod ticket_views;
 mod tokens;
-mod writer_thread; // the check-in and alert writers' own threads
+mod writer_thread; // the check-in and alert writers' own threads, and the jobs'
 
 pub use attachments::{AttachTarget, AttachmentLimits, Upload};
 pub use audit_log::AuditQuery;
@@ -68,6 +68,7 @@ pub use mail::{
     MAX_ATTEMPTS, SIGNIN_LINK_SECONDS,
 };
 pub use tandem_store::endpoints::Agent;
+pub use writer_thread::Jobs;
 // on-call (issue #6)
 pub use metrics::{RollupReport, ROLLUP_GRACE_SECONDS};
 pub use oncall::{

@@ -111,23 +111,28 @@ pub async fn run(
     let addr = listener.local_addr()?;
     announce(cfg, addr, tls.as_ref());
     let store = app.store().clone();
+    // The background jobs below: on SQLite on a thread of their own (see `Jobs`).
+    let jobs = tandem_app::Jobs::start(store.backend());
     // tickets2: the SLA sweeper records warnings and breaches while serving.
-    let sla_sweeper = app.start_sla_sweeper(Duration::from_secs(cfg.sla_sweep_secs));
+    let sla_sweeper = jobs.run(|| app.start_sla_sweeper(Duration::from_secs(cfg.sla_sweep_secs)));
     // Mail (issue #5): the outbox sender and the SMTP receiver, when configured.
-    let mail_tasks = start_mail(&app, cfg).await?;
+    let mail_tasks = start_mail(&app, cfg, &jobs).await?;
     // alerts (issue #6): the monitoring evaluation loop.
     let evaluation = (cfg.evaluation_secs > 0).then(|| {
-        tokio::spawn(crate::monitoring::evaluate_periodically(
-            app.clone(),
-            cfg.evaluation_secs,
+        jobs.spawn(tandem_store::writing_as(
+            "monitoring",
+            crate::monitoring::evaluate_periodically(app.clone(), cfg.evaluation_secs),
         ))
     });
     // on-call (issue #6): escalation steps, on every replica (steps are claimed).
-    let oncall_worker = app.start_oncall_worker();
+    let oncall_worker = jobs.run(|| app.start_oncall_worker());
     // Notification channels (issue #6): the deliveries sender, on every replica (claimed).
-    let notifier = start_notify(&app, cfg)?;
+    let notifier = jobs.run(|| start_notify(&app, cfg))?;
     // Agent metrics history (issue #6): rollups and pruning, on every server (replica-safe).
-    let housekeeping = tokio::spawn(app.clone().metrics_housekeeping(cfg.metrics_retention));
+    let housekeeping = jobs.spawn(tandem_store::writing_as(
+        "metrics rollups",
+        app.clone().metrics_housekeeping(cfg.metrics_retention),
+    ));
     let router = http::app(state(app, cfg, tls.as_ref()))
         .into_make_service_with_connect_info::<SocketAddr>();
     on_ready(&Listening {
@@ -167,6 +172,7 @@ pub async fn run(
     sla_sweeper.abort();
     oncall_worker.abort();
     notifier.abort();
+    drop(jobs);
     store.close().await;
     Ok(())
 }
@@ -183,11 +189,9 @@ pub fn start_notify(app: &App, cfg: &Resolved) -> anyhow::Result<tokio::task::Jo
     });
     let sender = crate::notify::Sender::new(cfg.notify_allow_private)?;
     let worker = format!("notify-{}", uuid::Uuid::now_v7());
-    Ok(tokio::spawn(crate::notify::run(
-        app.clone(),
-        sender,
-        worker,
-        Duration::from_millis(100),
+    Ok(tokio::spawn(tandem_store::writing_as(
+        "notifications",
+        crate::notify::run(app.clone(), sender, worker, Duration::from_millis(100)),
     )))
 }
 
@@ -196,6 +200,7 @@ pub fn start_notify(app: &App, cfg: &Resolved) -> anyhow::Result<tokio::task::Jo
 pub async fn start_mail(
     app: &App,
     cfg: &Resolved,
+    jobs: &tandem_app::Jobs,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let Some(m) = &cfg.mail else {
         return Ok(Vec::new());
@@ -211,11 +216,9 @@ pub async fn start_mail(
             let out = crate::mail::sender::Outbound::new(url, &m.from)?;
             let worker = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7());
             tracing::info!(support_domain = %domain, "mail: sending the outbox through the configured SMTP server");
-            tasks.push(tokio::spawn(crate::mail::sender::run(
-                app.clone(),
-                out,
-                worker,
-                Duration::from_secs(2),
+            tasks.push(jobs.spawn(tandem_store::writing_as(
+                "mail",
+                crate::mail::sender::run(app.clone(), out, worker, Duration::from_secs(2)),
             )));
         }
         None => {
