@@ -24,6 +24,9 @@ use tandem_store::monitoring as store;
 /// which the check-in writer waits for — is held only briefly.
 const FACTS_PER_WRITE: usize = 64;
 
+/// Check states stored (or deleted) per write transaction, for the same reason.
+const STATES_PER_WRITE: usize = 256;
+
 /// The most fire transitions of one evaluation pass raised in one transaction. One at a time,
 /// each raise held SQLite's writer lock for a transaction of its own, ~11 ms under load (a
 /// fleet of 30,000 just enrolled: 17 a second, a fifth of the writer's time, and the agent
@@ -579,15 +582,21 @@ impl App {
         drop(kept);
         report.endpoints = endpoints;
         report.checks = ev.evaluated;
-        if !ev.changed.is_empty() || !ev.dropped.is_empty() {
+        // The states, a few at a time: in one transaction, those of the first pass over a
+        // million endpoints (some 134,000) held SQLite's one writer lock — and every agent
+        // check-in behind it — for 9.4 s.
+        let puts = ev
+            .changed
+            .iter()
+            .filter_map(|(k, s)| client_of.get(&k.0).map(|c| (k, Some((*c, s)))));
+        let writes: Vec<_> = puts.chain(ev.dropped.iter().map(|k| (k, None))).collect();
+        for chunk in writes.chunks(STATES_PER_WRITE) {
             let mut w = self.store.write().await?;
-            for (k, s) in &ev.changed {
-                if let Some(c) = client_of.get(&k.0) {
-                    store::put_check_state(&mut w, k, *c, s).await?;
+            for (k, put) in chunk {
+                match put {
+                    Some((c, s)) => store::put_check_state(&mut w, k, *c, s).await?,
+                    None => store::delete_check_state(&mut w, k).await?,
                 }
-            }
-            for k in &ev.dropped {
-                store::delete_check_state(&mut w, k).await?;
             }
             w.commit().await?;
         }
