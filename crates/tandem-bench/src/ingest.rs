@@ -143,7 +143,7 @@ impl Options {
             preload,
             inventory_count: f.number("inventory-count", 1000, 10..=100_000)?,
             rates,
-            step: f.number("step", 25, 5..=300)?,
+            step: f.number("step", 25, 5..=900)?,
             concurrency: f.number("concurrency", 1024, 1..=4096)?,
             ceiling_secs: f.number("ceiling-secs", 3, 1..=60)?,
             refine: f.number("refine", 1, 0..=5)?,
