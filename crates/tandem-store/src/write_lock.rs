@@ -16,7 +16,8 @@
 //! one of them at a time queues for the lock itself, so the check-in writer waits at most
 //! for the holder and one writer queued before it — not for every writer that queued
 //! meanwhile. Measured with a million endpoints (docs/BENCHMARKS.md), the lock was held
-//! 97 % of the time, and the check-in writer spent a third of its time in that queue.
+//! 97 % of the time and the check-in writer waited for it 42 % of its own; going first
+//! raised the check-ins written from about 10,300 to 14,000–14,300 a second.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
